@@ -1,0 +1,1 @@
+"""Scene composition and the Ray dataset build (issues 4 and 5). Nothing public yet."""

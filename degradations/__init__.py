@@ -1,0 +1,1 @@
+"""Real-ESRGAN second-order degradations on basicsr (issue 3). Nothing public yet."""

@@ -1,0 +1,17 @@
+"""Layered thin-lens ray tracer: the HQ bokeh ground truth of bokehgen (see DESIGN.md, "Renderer contract")."""
+
+from .layers import Layer, from_linear, to_linear
+from .render import Aperture, Highlights, Quality, composite, defocus_map, render_bokeh, visible_disparity
+
+__all__ = [
+    "Aperture",
+    "Highlights",
+    "Layer",
+    "Quality",
+    "composite",
+    "defocus_map",
+    "from_linear",
+    "render_bokeh",
+    "to_linear",
+    "visible_disparity",
+]

@@ -1,0 +1,319 @@
+"""Public rendering functions: the pinhole composite, the thin-lens bokeh render and their companion maps.
+
+Colour: layers carry sRGB-encoded straight colour; every function composites premultiplied colour in linear
+light (decoded with ``gamma``: a power law, 1.0 = already linear, or ``"srgb"`` for the exact sRGB curve) and
+returns encoded values again, H×W×3 float32 in [0, 1], composited over black where no layer covers a pixel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from . import kernels
+from .layers import GEOM_GENERAL, GEOM_NAMES, Layer, check_gamma, check_layers, from_linear, to_linear
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aperture:
+    """Shape of the lens aperture, in units of the circle of confusion r = K·|d − d_f|.
+
+    blades: 0 for a circle of radius r; N ≥ 3 for a regular N-gon inscribed in that circle (vertices at r).
+    rotation_deg: rotation of the polygon, degrees.
+    roundness: 0 = straight blades … 1 = circle (boundary radius blended linearly).
+    cateye: mechanical vignetting in [0, 1]: the exit pupil, a disk of radius r shifted toward the frame centre
+        by 2·cateye·r·v (v = the pixel's offset from the centre over the half diagonal), clips the aperture into
+        a cat's eye toward the corners. Light that it blocks is lost (natural light falloff toward the corners),
+        unless ``falloff=False``.
+    """
+
+    blades: int = 0
+    rotation_deg: float = 0.0
+    roundness: float = 0.0
+    cateye: float = 0.0
+    falloff: bool = True
+
+    def __post_init__(self):
+        if self.blades != 0 and self.blades < 3:
+            raise ValueError(f"aperture.blades: 0 (circle) or at least 3, got {self.blades}")
+        if not 0.0 <= self.roundness <= 1.0:
+            raise ValueError(f"aperture.roundness: must lie in [0, 1], got {self.roundness}")
+        if not 0.0 <= self.cateye <= 1.0:
+            raise ValueError(f"aperture.cateye: must lie in [0, 1], got {self.cateye}")
+
+
+APERTURES = {
+    "circle": Aperture(),
+    "hexagon": Aperture(blades=6),
+    "polygon": Aperture(blades=6),
+    "cateye": Aperture(cateye=0.5),
+}
+
+
+def _aperture(aperture) -> Aperture:
+    if isinstance(aperture, Aperture):
+        return aperture
+    if isinstance(aperture, str) and aperture in APERTURES:
+        return APERTURES[aperture]
+    if isinstance(aperture, dict):
+        return Aperture(**aperture)
+    raise ValueError(f"aperture: expected one of {sorted(APERTURES)}, an Aperture or a dict, got {aperture!r}")
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Sampling knobs of :func:`render_bokeh`. The defaults are production quality (see benchmarks/renderer.py).
+
+    cell_px: side, in pixels, of the patch of the most blurred layer that one aperture sample stands for;
+        a pixel whose largest circle of confusion has radius r gets N = ⌈π·r² / cell_px²⌉ samples. Smaller is
+        slower and closer to the exact aperture integral.
+    min_samples / max_samples: bounds on N for blurred pixels (a pixel with r = 0 everywhere takes 1 sample).
+    prefilter: each sample reads the box-filtered layer over its patch (True) or a bilinear point (False).
+    pattern: "adaptive" (per-pixel rotated Vogel spiral, N from the CoC) or "grid" (one fixed grid_n × grid_n
+        grid inside the disk shared by all pixels: the fixed-pattern approach of MPIB, for comparison).
+    grid_n: grid size for pattern="grid".
+    """
+
+    cell_px: float = 2.0
+    min_samples: int = 8
+    max_samples: int = 1024
+    prefilter: bool = True
+    pattern: str = "adaptive"
+    grid_n: int = 51
+
+    def __post_init__(self):
+        if not self.cell_px > 0:
+            raise ValueError(f"quality.cell_px: must be > 0, got {self.cell_px}")
+        if not 1 <= self.min_samples <= self.max_samples:
+            raise ValueError(f"quality: need 1 <= min_samples <= max_samples, got {self.min_samples}, {self.max_samples}")
+        if self.pattern not in ("adaptive", "grid"):
+            raise ValueError(f"quality.pattern: 'adaptive' or 'grid', got {self.pattern!r}")
+        if self.grid_n < 1:
+            raise ValueError(f"quality.grid_n: must be >= 1, got {self.grid_n}")
+
+
+def _quality(quality: dict) -> Quality:
+    known = {f.name for f in fields(Quality)}
+    unknown = sorted(set(quality) - known)
+    if unknown:
+        raise TypeError(f"render_bokeh: unknown quality option(s) {unknown}; known: {sorted(known)}")
+    return Quality(**quality)
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """Inverse tone mapping of clipped highlights, so that bokeh balls of light sources stay bright.
+
+    A pixel whose brightest encoded channel m exceeds ``threshold`` is taken to be clipped; its linear colour is
+    multiplied by 1 + (gain − 1)·smoothstep((m − threshold) / (1 − threshold)), i.e. up to ``gain``× at m = 1.
+    After the aperture integral the linear image is clipped at 1, as a sensor saturates.
+    """
+
+    threshold: float = 0.9
+    gain: float = 4.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"highlights.threshold: must lie in [0, 1), got {self.threshold}")
+        if not self.gain >= 1.0:
+            raise ValueError(f"highlights.gain: must be >= 1, got {self.gain}")
+
+    def boost(self, encoded: np.ndarray) -> np.ndarray:
+        """H×W gain factors from H×W×3 encoded colour in [0, 1]."""
+        t = np.clip((encoded.max(axis=-1).astype(np.float64) - self.threshold) / (1.0 - self.threshold), 0.0, 1.0)
+        return 1.0 + (self.gain - 1.0) * t * t * (3.0 - 2.0 * t)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scene preparation: padded premultiplied linear textures, summed-area tables, geometry arrays
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Scene:
+    tex: np.ndarray  # L×Hp×Wp×4 float64, premultiplied linear colour + alpha
+    dtex: np.ndarray  # L×Hp×Wp float64 disparity
+    kinds: np.ndarray  # L int64
+    gparam: np.ndarray  # L×3 float64
+    drange: np.ndarray  # L×2 float64
+    pad: int
+
+
+def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None) -> _Scene:
+    tex, dtex = [], []
+    for layer in layers:
+        lin = to_linear(layer.rgb, gamma)
+        if highlights is not None:
+            lin = lin * highlights.boost(layer.rgb)[..., None]
+        a = layer.alpha.astype(np.float64)
+        rgba = np.concatenate([lin * a[..., None], a[..., None]], axis=-1)
+        tex.append(np.pad(rgba, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
+        dtex.append(np.pad(layer.disparity.astype(np.float64), pad, mode="edge"))
+    return _Scene(
+        tex=np.ascontiguousarray(np.stack(tex)),
+        dtex=np.ascontiguousarray(np.stack(dtex)),
+        kinds=np.array([layer.geometry[0] for layer in layers], dtype=np.int64),
+        gparam=np.array([layer.geometry[1] for layer in layers], dtype=np.float64),
+        drange=np.array([layer.geometry[2] for layer in layers], dtype=np.float64),
+        pad=pad,
+    )
+
+
+def _summed_area_tables(tex: np.ndarray) -> np.ndarray:
+    """L×Hp×Wp×C -> L×(Hp+1)×(Wp+1)×C, S[y, x] = sum of tex[:y, :x]."""
+    L, h, w, c = tex.shape
+    sat = np.zeros((L, h + 1, w + 1, c), dtype=np.float64)
+    np.cumsum(tex, axis=1, out=sat[:, 1:, 1:])
+    np.cumsum(sat[:, 1:, 1:], axis=2, out=sat[:, 1:, 1:])
+    return sat
+
+
+def _check_scalar(name: str, value, lo: float, hi: float | None = None) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < lo or (hi is not None and v > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name}: must be finite and {rng}, got {value!r}")
+    return v
+
+
+def _pinhole(layers: list[Layer], gamma):
+    scene = _prepare(layers, gamma, 1, None)
+    h, w = layers[0].shape
+    rgb = np.empty((h, w, 3))
+    disp = np.empty((h, w))
+    cover = np.empty((h, w))
+    kernels.pinhole_kernel(scene.tex, scene.dtex, scene.kinds, scene.gparam, scene.pad, rgb, disp, cover)
+    return rgb, disp, cover
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------------------
+
+def composite(layers, *, gamma=2.2) -> np.ndarray:
+    """Pinhole image (K = 0) of the layers.
+
+    Args:
+        layers: non-empty sequence of :class:`Layer` of one size H×W, in any order; at each pixel they are
+            sorted nearest first by their disparity there (ties: list order) and composited with "over".
+        gamma: transfer of the layers' encoding (see module docstring); compositing happens in linear light.
+
+    Returns:
+        H×W×3 float32 in [0, 1], encoded like the input, composited over black.
+    """
+    layers = check_layers(layers)
+    gamma = check_gamma(gamma)
+    rgb, _, _ = _pinhole(layers, gamma)
+    return from_linear(rgb, gamma).astype(np.float32)
+
+
+def visible_disparity(layers) -> np.ndarray:
+    """Disparity of the visible surface of the pinhole view, H×W float32 in [0, 1].
+
+    Each layer's disparity is composited with the same front-to-back "over" weights as the colour in
+    :func:`composite` and normalised by the total coverage; 0 where no layer covers the pixel.
+    """
+    layers = check_layers(layers)
+    _, disp, _ = _pinhole(layers, 1.0)
+    return np.clip(disp, 0.0, 1.0).astype(np.float32)
+
+
+def defocus_map(layers, K: float, focus_disparity: float) -> np.ndarray:
+    """Signed defocus map K·(d − d_f) in pixels of the visible surface (d from :func:`visible_disparity`),
+    H×W float32: its absolute value is the circle-of-confusion radius; positive = nearer than focus."""
+    K = _check_scalar("K", K, 0.0)
+    df = _check_scalar("focus_disparity", focus_disparity, 0.0, 1.0)
+    return (K * (visible_disparity(layers).astype(np.float64) - df)).astype(np.float32)
+
+
+def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, aperture="circle", seed: int = 0,
+                 highlights: Highlights | dict | None = None, return_info: bool = False, **quality):
+    """Render the thin-lens image of a layered scene by tracing rays through the aperture.
+
+    Args:
+        layers: non-empty sequence of :class:`Layer` of one size H×W (sRGB-encoded straight colour, alpha,
+            disparity in [0, 1] with larger = nearer), in any order.
+        K: blur strength ≥ 0; a point at disparity d images as a disk of radius K·|d − d_f| pixels.
+        focus_disparity: d_f in [0, 1].
+        gamma: transfer function of the encoding: a power (2.2 default; 1.0 = linear input) or ``"srgb"``.
+        aperture: "circle", "hexagon"/"polygon", "cateye", an :class:`Aperture`, or a dict of its fields.
+        seed: seeds the per-pixel rotation of the sampling pattern (results are deterministic for a seed,
+            independent of the number of threads).
+        highlights: None (off) or a :class:`Highlights` (or dict) for inverse tone mapping of clipped highlights.
+        return_info: also return a dict reporting the parameters used and the sampling statistics.
+        **quality: fields of :class:`Quality` (cell_px, min_samples, max_samples, prefilter, pattern, grid_n).
+
+    Returns:
+        H×W×3 float32 in [0, 1], encoded like the input; with ``return_info`` a tuple (image, info).
+        K = 0 gives exactly :func:`composite`.
+    """
+    t0 = time.perf_counter()
+    layers = check_layers(layers)
+    K = _check_scalar("K", K, 0.0)
+    df = _check_scalar("focus_disparity", focus_disparity, 0.0, 1.0)
+    gamma = check_gamma(gamma)
+    ap = _aperture(aperture)
+    q = _quality(quality)
+    if isinstance(highlights, dict):
+        highlights = Highlights(**highlights)
+    if highlights is not None and not isinstance(highlights, Highlights):
+        raise TypeError(f"highlights: expected None, a Highlights or a dict, got {type(highlights).__name__}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+
+    drange = np.array([layer.geometry[2] for layer in layers])
+    r_max = K * float(np.max(np.abs(drange - df)))
+    pad = int(math.ceil(r_max)) + 2
+    scene = _prepare(layers, gamma, pad, highlights)
+    sat = _summed_area_tables(scene.tex)
+
+    if q.pattern == "grid":
+        mode = kernels.MODE_GRID
+        g = (np.arange(q.grid_n) + 0.5) / q.grid_n * 2.0 - 1.0
+        gx, gy = np.meshgrid(g, g)
+        inside = gx**2 + gy**2 <= 1.0
+        grid = np.ascontiguousarray(np.stack([gx[inside], gy[inside]], axis=1))
+    else:
+        mode = kernels.MODE_ADAPTIVE
+        grid = np.zeros((1, 2))
+
+    h, w = layers[0].shape
+    out = np.empty((h, w, 3))
+    spp = np.empty((h, w), dtype=np.int32)
+    kernels.render_kernel(
+        scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
+        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), grid, bool(q.prefilter),
+        int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
+        int(seed), out, spp,
+    )
+    clipped = float(np.mean(out.max(axis=-1) > 1.0)) if highlights is not None else 0.0
+    image = from_linear(np.minimum(out, 1.0), gamma).astype(np.float32)
+    if not return_info:
+        return image
+    rays = int(spp.sum(dtype=np.int64))
+    seconds = time.perf_counter() - t0
+    info = {
+        "K": K,
+        "focus_disparity": df,
+        "gamma": gamma,
+        "seed": int(seed),
+        "aperture": asdict(ap),
+        "highlights": None if highlights is None else {**asdict(highlights), "clipped_fraction": clipped},
+        "quality": asdict(q),
+        "layers": [{"name": layer.name, "geometry": GEOM_NAMES[layer.geometry[0]],
+                    "disparity_range": list(layer.geometry[2])} for layer in layers],
+        "max_coc_radius_px": r_max,
+        "mean_spp": rays / spp.size,
+        "max_spp": int(spp.max()),
+        "rays": rays,
+        "seconds": seconds,
+        "rays_per_second": rays / seconds if seconds > 0 else float("nan"),
+        "general_layers": int(np.sum(scene.kinds == GEOM_GENERAL)),
+    }
+    return image, info
