@@ -11,13 +11,19 @@ Each layer is met where d = D_l(x(d)); along the ray the layers met are composit
 
 and the pixel is the aperture average  I(p) = ∫ C(p, s) ds / ∫ ds.
 
-Sampling. A pixel gets N aperture samples on a Vogel (golden-angle) spiral, rotated by a per-pixel hash of
-(seed, row, column) so that no two neighbouring pixels share a pattern; N grows with the area of the largest
-circle of confusion that can reach the pixel (N ≈ π·r_max² / cell_px²). Each sample stands for a cell of
-area π/N of the aperture, whose footprint on layer l is a patch of side h = |r_l|·√(π/N): the sample reads the
-layer's premultiplied colour and alpha averaged over that patch (a box filter from a summed-area table), so
-the pixel sums patches that tile the disk instead of N point samples. With h → 0 the box lookup becomes the
-bilinear lookup of the path-traced references (box(1) ∗ nearest = bilinear), so in-focus layers stay exact.
+Sampling. A pixel whose largest circle of confusion (over the layers whose coverage can reach it) has radius
+r_max cuts the aperture into a square grid of N ≈ π·r_max²/cell_px² cells of side δ = √(π/N), shifted per pixel
+by a low-discrepancy offset of (seed, row, column), so no two neighbouring pixels share a pattern. Each cell is
+one ray through its centre that stands for the whole cell: on layer l the cell's footprint is a square of side
+h = |r_l|·δ, and the ray reads that layer's premultiplied colour and alpha box-filtered over it (a summed-area
+table). Cells tile the aperture, so their footprints tile each layer's disk: the pixel integrates the disk
+instead of summing point samples, without noise or ghost copies of highlights. Two places where one box read is
+not enough are refined into refine × refine sub-cells: cells cut by the aperture's edge (each sub-cell weighted
+by its coverage, which keeps the disk's rim sharp) and cells whose footprint straddles an occlusion edge (a
+partly covered patch with layers behind it, where the product of box means is not the mean of the product).
+With h < 1 px a read is bilinear, exactly as the path-traced references read textures, so in-focus layers are
+exact. A general (RGBD) surface whose circle of confusion varies by more than half a pixel across a patch (a
+fold) is read at the hit point and the cell refined.
 
 Pixel coordinates: the centre of pixel (row i, column j) is (x, y) = (j + 0.5, i + 0.5). Textures are padded
 by P texels (edge replicated, i.e. clamp to edge); tilted planes continue beyond the frame.
@@ -31,16 +37,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
-
-GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
+from numba import get_thread_id, njit, prange
 
 # Sampling modes.
-MODE_ADAPTIVE = 0  # Vogel spiral, per-pixel rotation, N scaled to the circle of confusion
+MODE_ADAPTIVE = 0  # per-pixel shifted grid of box-filtered cells, N scaled to the circle of confusion
 MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid inside the disk)
 
 # Transmittance below which a ray stops looking further back.
 T_EPS = 1e-7
+# Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
+GENERAL_CELL_DIVISOR = 2.5
+# Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
+FOCUS_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -58,11 +66,23 @@ def hash_unit(seed, i, j):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(cache=True)
+def pixel_shift(seed, i, j, axis):
+    """Sub-cell shift in [0, 1) of pixel (i, j)'s aperture grid along ``axis`` (0 or 1): a Kronecker lattice
+    over the pixel grid with the R2 (plastic number) ratios, offset by a hash of the seed, so that neighbouring
+    pixels cover the shifts evenly (no shared pattern, blue-noise-like error) and every seed gives another set."""
+    a1 = 0.7548776662466927
+    a2 = 0.5698402909980532
+    if axis == 0:
+        return (hash_unit(seed, 0, 0) + i * a1 + j * a2) % 1.0
+    return (hash_unit(seed, 1, 1) + i * a2 + j * a1) % 1.0
+
+
 # --------------------------------------------------------------------------------------------------------
 # Texture reads
 # --------------------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def bilinear4(tex, layer, x, y, pad):
     """Bilinear read of the 4 channels of padded texture ``tex[layer]`` at image position (x, y)."""
     hp = tex.shape[1]
@@ -130,7 +150,24 @@ def box_sum(sat, layer, x0, y0, x1, y1, pad, c):
             - sat_corner(sat, layer, X1, Y0, c) + sat_corner(sat, layer, X0, Y0, c))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _sat_rows(s, i0, fy, j0, fx, j1, gx):
+    """Bilinear reads of SAT ``s`` along one row pair at two columns: (value at j0+fx) − (value at j1+gx)."""
+    a = 1.0 - fx
+    b = 1.0 - gx
+    c = 1.0 - fy
+    out0 = (s[i0, j0, 0] * a + s[i0, j0 + 1, 0] * fx - s[i0, j1, 0] * b - s[i0, j1 + 1, 0] * gx) * c + (
+        s[i0 + 1, j0, 0] * a + s[i0 + 1, j0 + 1, 0] * fx - s[i0 + 1, j1, 0] * b - s[i0 + 1, j1 + 1, 0] * gx) * fy
+    out1 = (s[i0, j0, 1] * a + s[i0, j0 + 1, 1] * fx - s[i0, j1, 1] * b - s[i0, j1 + 1, 1] * gx) * c + (
+        s[i0 + 1, j0, 1] * a + s[i0 + 1, j0 + 1, 1] * fx - s[i0 + 1, j1, 1] * b - s[i0 + 1, j1 + 1, 1] * gx) * fy
+    out2 = (s[i0, j0, 2] * a + s[i0, j0 + 1, 2] * fx - s[i0, j1, 2] * b - s[i0, j1 + 1, 2] * gx) * c + (
+        s[i0 + 1, j0, 2] * a + s[i0 + 1, j0 + 1, 2] * fx - s[i0 + 1, j1, 2] * b - s[i0 + 1, j1 + 1, 2] * gx) * fy
+    out3 = (s[i0, j0, 3] * a + s[i0, j0 + 1, 3] * fx - s[i0, j1, 3] * b - s[i0, j1 + 1, 3] * gx) * c + (
+        s[i0 + 1, j0, 3] * a + s[i0 + 1, j0 + 1, 3] * fx - s[i0 + 1, j1, 3] * b - s[i0 + 1, j1 + 1, 3] * gx) * fy
+    return out0, out1, out2, out3
+
+
+@njit(cache=True, inline="always")
 def box4(sat, layer, x, y, side, pad):
     """Mean of the 4 channels over the axis-aligned square of the given side centred at (x, y)."""
     wmax = sat.shape[2] - 1.0
@@ -143,37 +180,23 @@ def box4(sat, layer, x, y, side, pad):
     area = (X1 - X0) * (Y1 - Y0)
     if area <= 1e-12:  # a box squeezed to nothing at the padded border (never hit with pad >= r_max)
         return 0.0, 0.0, 0.0, 0.0
+    # S(X1, Y) − S(X0, Y) at Y = Y1 and Y = Y0, each bilinear between table entries
+    j1 = min(int(X1), sat.shape[2] - 2)
+    j0 = min(int(X0), sat.shape[2] - 2)
+    i1 = min(int(Y1), sat.shape[1] - 2)
+    i0 = min(int(Y0), sat.shape[1] - 2)
+    s = sat[layer]
+    u0, u1, u2, u3 = _sat_rows(s, i1, Y1 - i1, j1, X1 - j1, j0, X0 - j0)
+    v0, v1, v2, v3 = _sat_rows(s, i0, Y0 - i0, j1, X1 - j1, j0, X0 - j0)
     inv = 1.0 / area
-    out0 = 0.0
-    out1 = 0.0
-    out2 = 0.0
-    out3 = 0.0
-    # Four corners, each a bilinear read of 4 channels; weights +1, -1, -1, +1.
-    for corner in range(4):
-        X = X1 if (corner == 0 or corner == 2) else X0
-        Y = Y1 if corner < 2 else Y0
-        sign = 1.0 if (corner == 0 or corner == 3) else -1.0
-        j0 = min(int(X), sat.shape[2] - 2)
-        i0 = min(int(Y), sat.shape[1] - 2)
-        fx = X - j0
-        fy = Y - i0
-        w00 = sign * (1.0 - fx) * (1.0 - fy)
-        w01 = sign * fx * (1.0 - fy)
-        w10 = sign * (1.0 - fx) * fy
-        w11 = sign * fx * fy
-        s = sat[layer]
-        out0 += s[i0, j0, 0] * w00 + s[i0, j0 + 1, 0] * w01 + s[i0 + 1, j0, 0] * w10 + s[i0 + 1, j0 + 1, 0] * w11
-        out1 += s[i0, j0, 1] * w00 + s[i0, j0 + 1, 1] * w01 + s[i0 + 1, j0, 1] * w10 + s[i0 + 1, j0 + 1, 1] * w11
-        out2 += s[i0, j0, 2] * w00 + s[i0, j0 + 1, 2] * w01 + s[i0 + 1, j0, 2] * w10 + s[i0 + 1, j0 + 1, 2] * w11
-        out3 += s[i0, j0, 3] * w00 + s[i0, j0 + 1, 3] * w01 + s[i0 + 1, j0, 3] * w10 + s[i0 + 1, j0 + 1, 3] * w11
-    return out0 * inv, out1 * inv, out2 * inv, out3 * inv
+    return (u0 - v0) * inv, (u1 - v1) * inv, (u2 - v2) * inv, (u3 - v3) * inv
 
 
 # --------------------------------------------------------------------------------------------------------
 # Ray / layer intersection
 # --------------------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def intersect(layer, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df):
     """Disparity d at which the ray x(d) = p + (d − d_f)·o meets the layer (o = K·s).
 
@@ -231,11 +254,13 @@ def disparity_at_pixel(layer, kinds, gparam, dtex, pad, px, py):
 # --------------------------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def aperture_radius(phi, blades, rotation, roundness):
-    """Boundary radius of the aperture in direction phi: 1 for a circle; a regular polygon with ``blades``
-    sides inscribed in the unit circle (vertices at radius 1), blended toward the circle by ``roundness``."""
+def aperture_radius(y, x, blades, rotation, roundness):
+    """Boundary radius of the aperture in the direction of (x, y): 1 for a circle; a regular polygon with
+    ``blades`` sides inscribed in the unit circle (vertices at radius 1), blended toward the circle by
+    ``roundness``."""
     if blades < 3:
         return 1.0
+    phi = math.atan2(y, x)
     sector = 2.0 * math.pi / blades
     a = (phi - rotation) % sector
     r_poly = math.cos(math.pi / blades) / math.cos(a - 0.5 * sector)
@@ -246,111 +271,282 @@ def aperture_radius(phi, blades, rotation, roundness):
 # The renderer
 # --------------------------------------------------------------------------------------------------------
 
+@njit(cache=True, inline="always")
+def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, sx, sy,
+              cell, prefilter):
+    """Premultiplied linear colour gathered by the ray through aperture point s: "over" front to back.
+
+    The ray stands for the square aperture cell of side ``cell`` around s (aperture units). Each layer is read
+    box-filtered over the patch of side h = |r|·cell it subtends, or bilinearly when h < 1 px (box(1) ∗ nearest
+    is bilinear, so in-focus layers are read exactly as the path-traced references read them). Also returns
+    whether a box read saw a partly covered patch with more layers behind it (an occlusion edge in the cell).
+    """
+    ox = K * sx
+    oy = K * sy
+    # ---- where the ray meets each layer that can reach the pixel, nearest first (stable insertion sort) ----
+    nl = 0
+    for l in range(kinds.shape[0]):
+        if not relevant[l]:
+            continue
+        dl[l] = intersect(l, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df)
+        m = nl
+        while m > 0 and dl[order[m - 1]] < dl[l]:
+            order[m] = order[m - 1]
+            m -= 1
+        order[m] = l
+        nl += 1
+    # ---- front-to-back "over" ----
+    T = 1.0  # transmittance of everything nearer
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    mixed = False  # a box read saw a partly covered patch with more layers behind it
+    for q in range(nl):
+        l = order[q]
+        dd = dl[l] - df
+        if abs(dd) < FOCUS_EPS:  # in focus to float32 precision: read exactly at p
+            dd = 0.0
+        r = K * dd
+        x = px + r * sx
+        y = py + r * sy
+        h = abs(r) * cell if prefilter else 0.0
+        if h >= 1.0 and kinds[l] == 2:
+            # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more
+            # than half a pixel across the patch, read the hit point and have the cell refined
+            hh = 0.5 * h
+            lo = min(bilinear1(dtex, l, x - hh, y - hh, pad), bilinear1(dtex, l, x + hh, y - hh, pad),
+                     bilinear1(dtex, l, x - hh, y + hh, pad), bilinear1(dtex, l, x + hh, y + hh, pad))
+            hi = max(bilinear1(dtex, l, x - hh, y - hh, pad), bilinear1(dtex, l, x + hh, y - hh, pad),
+                     bilinear1(dtex, l, x - hh, y + hh, pad), bilinear1(dtex, l, x + hh, y + hh, pad))
+            if K * max(hi - dl[l], dl[l] - lo) > 0.5:
+                h = 0.0
+                mixed = True
+        if h < 1.0:
+            t0, t1, t2, t3 = bilinear4(tex, l, x, y, pad)
+        else:
+            t0, t1, t2, t3 = box4(sat, l, x, y, h, pad)
+            if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
+                mixed = True
+        c0 += T * t0
+        c1 += T * t1
+        c2 += T * t2
+        T *= 1.0 - t3
+        if T < T_EPS:
+            break
+    return c0, c1, c2, mixed
+
+
+@njit(cache=True)
+def square_in_region(sx, sy, half, blades, rotation, roundness):
+    """Coverage of the square [sx ± half] × [sy ± half] by the aperture region centred at 0 (circle or polygon
+    of boundary radius R(φ) ≤ 1): exactly 1 when its farthest corner is inside, exactly 0 when its nearest point
+    is outside, otherwise a linear-ramp estimate strictly inside (0, 1) (the caller refines such cells)."""
+    ax = abs(sx)
+    ay = abs(sy)
+    fx = ax + half
+    fy = ay + half
+    far = math.sqrt(fx * fx + fy * fy)
+    if far <= aperture_radius(math.copysign(fy, sy), math.copysign(fx, sx), blades, rotation, roundness):
+        return 1.0
+    nx = max(ax - half, 0.0)
+    ny = max(ay - half, 0.0)
+    near = math.sqrt(nx * nx + ny * ny)
+    if near > 0.0 and near >= aperture_radius(math.copysign(ny, sy), math.copysign(nx, sx), blades, rotation,
+                                              roundness):
+        return 0.0
+    rho = math.sqrt(ax * ax + ay * ay)
+    if rho == 0.0:
+        return 1.0 - 1e-9
+    R = aperture_radius(sy, sx, blades, rotation, roundness)
+    w = 0.5 - (rho - R) / (2.0 * half * (ax + ay) / rho)
+    return min(max(w, 1e-9), 1.0 - 1e-9)
+
+
+@njit(cache=True)
+def cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy):
+    """Coverage of the square aperture cell of side ``size`` centred at s: (by the aperture, by the aperture
+    and the vignetting exit pupil, a unit disk centred at (cx, cy) when cateye > 0)."""
+    w_ap = square_in_region(sx, sy, 0.5 * size, blades, rotation, roundness)
+    w = w_ap
+    if cateye > 0.0 and w > 0.0:
+        w *= square_in_region(sx - cx, sy - cy, 0.5 * size, 0, 0.0, 0.0)
+    return w_ap, w
+
+
+@njit(cache=True)
+def push_cell(q, n, sx, sy, size, blades, rotation, roundness, cateye, cx, cy, level):
+    """Append aperture cell (centre s, side ``size``) to queue ``q`` (rows: sx, sy, size, w, w_ap, level) with
+    its coverage; returns (new length, aperture weight of a cell that the exit pupil blocks entirely)."""
+    w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
+    if w_ap <= 0.0:
+        return n, 0.0
+    if w <= 0.0:
+        return n, w_ap
+    q[n, 0] = sx
+    q[n, 1] = sy
+    q[n, 2] = size
+    q[n, 3] = w
+    q[n, 4] = w_ap
+    q[n, 5] = level
+    return n + 1, 0.0
+
+
+@njit(cache=True)
+def push_split(q, n, sx, sy, size, refine, scale, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of a cell (level 1: never split again), their weights scaled by
+    ``scale``; returns (new length, blocked aperture weight)."""
+    sub = size / refine
+    blocked = 0.0
+    for u in range(refine):
+        for v in range(refine):
+            tx = sx + (u + 0.5 - 0.5 * refine) * sub
+            ty = sy + (v + 0.5 - 0.5 * refine) * sub
+            m, b = push_cell(q, n, tx, ty, sub, blades, rotation, roundness, cateye, cx, cy, 1.0)
+            if m > n:
+                q[n, 3] *= scale
+                q[n, 4] *= scale
+            n = m
+            blocked += b * scale
+    return n, blocked
+
+
+def queue_capacity(max_n, refine, grid_size):
+    """Rows of the per-pixel cell queue: every cell of the bounding square of the aperture grid, each possibly
+    split into refine² sub-cells, or the fixed grid."""
+    side = 2 * (int(math.ceil(1.0 / math.sqrt(math.pi / max_n))) + 1)
+    return max(side * side * (1 + refine * refine), grid_size, 1)
+
+
 @njit(parallel=True, cache=True)
 def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
-                  mode, cell_px, min_n, max_n, grid, prefilter,
-                  blades, rotation, roundness, cateye, falloff, seed, out, spp):
-    """Render the layered scene into ``out`` (H×W×3 linear light) and the samples used into ``spp`` (H×W).
+                  mode, cell_px, min_n, max_n, refine, grid, prefilter,
+                  blades, rotation, roundness, cateye, falloff, seed, queues, out, spp):
+    """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W).
 
     tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels.
     sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``.
     dtex: L×Hp×Wp float64 padded disparity (read only for general layers).
     kinds, gparam, drange: per-layer geometry (renderer/layers.py).
     grid: G×2 aperture points shared by every pixel (MODE_GRID only).
+    queues: T×Q×6 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
+
+    Per pixel, the aperture cells to trace go into a queue (cells cut by the aperture's edge already split);
+    a traced cell whose footprint straddles an occlusion edge appends its sub-cells instead of counting.
     """
     H = out.shape[0]
     W = out.shape[1]
     L = tex.shape[0]
+    half_diag = 0.5 * math.sqrt(W * W + H * H)
+    # Farthest a ray's box reaches from p, in units of r: cell centre ≤ 1 + 0.71δ, plus the half box.
+    reach = 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == 0 else 1.0
+    grid_cell = math.sqrt(math.pi / grid.shape[0])
     for i in prange(H):
-        # ---- per-row scratch: per-layer hit disparity and the nearest-first order of one ray ----
+        # ---- per-row scratch: relevance, hit disparities and order of one ray, the cell queue ----
         dl = np.empty(L)
         order = np.empty(L, dtype=np.int64)
+        relevant = np.empty(L, dtype=np.bool_)
+        q = queues[get_thread_id()]
         py = i + 0.5
         for j in range(W):
             px = j + 0.5
-            # ---- 1. largest circle of confusion of any layer with coverage near this pixel ----
+            # ---- 1. layers whose coverage can reach this pixel, and their largest circle of confusion ----
+            # A layer with no alpha within r·reach of p contributes nothing and is skipped by every ray.
             rmax = 0.0
+            cell_here = cell_px
             for l in range(L):
                 if kinds[l] == 2:
                     r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
                 else:
                     r = K * abs(disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py) - df)
-                if r > rmax:
-                    half = r + 1.0
-                    if box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3) > 1e-9:
-                        rmax = r
-            # ---- 2. samples for this pixel ----
-            if mode == 1:
-                n = grid.shape[0]
-            elif rmax <= 0.0:
-                n = 1
-            else:
-                n = int(math.ceil(math.pi * rmax * rmax / (cell_px * cell_px)))
-                n = min(max(n, min_n), max_n)
-            spp[i, j] = n
-            theta = 2.0 * math.pi * hash_unit(seed, i, j)
-            cell = math.sqrt(math.pi / n)  # side of one sample's share of the unit disk
+                half = r * reach + 1.5
+                relevant[l] = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3) > 1e-12
+                if relevant[l] and r > rmax:
+                    rmax = r
+                if relevant[l] and kinds[l] == 2:
+                    # a general surface occludes itself where it folds, which no box read can average over
+                    cell_here = cell_px / GENERAL_CELL_DIVISOR
             # cat-eye: the exit pupil, a unit disk shifted toward the frame centre, clips the aperture
-            vx = (px - 0.5 * W) / (0.5 * math.sqrt(W * W + H * H))
-            vy = (py - 0.5 * H) / (0.5 * math.sqrt(W * W + H * H))
-            cx = -2.0 * cateye * vx
-            cy = -2.0 * cateye * vy
+            cx = -2.0 * cateye * (px - 0.5 * W) / half_diag
+            cy = -2.0 * cateye * (py - 0.5 * H) / half_diag
+            # ---- 2. the cells of the aperture ----
+            nq = 0
+            wtot = 0.0  # weight of the whole aperture (for light falloff)
+            if mode == 1:
+                # one fixed pattern for every pixel, point rays
+                for k in range(grid.shape[0]):
+                    inside = cateye <= 0.0 or (grid[k, 0] - cx) ** 2 + (grid[k, 1] - cy) ** 2 <= 1.0
+                    wtot += 1.0
+                    if inside:
+                        q[nq, 0] = grid[k, 0]
+                        q[nq, 1] = grid[k, 1]
+                        q[nq, 2] = grid_cell
+                        q[nq, 3] = 1.0
+                        q[nq, 4] = 0.0  # counted in wtot already
+                        q[nq, 5] = 1.0
+                        nq += 1
+            elif rmax <= 0.0 and cateye <= 0.0:
+                # every layer that reaches the pixel is in focus: one ray
+                q[0, 0] = 0.0
+                q[0, 1] = 0.0
+                q[0, 2] = 1.0
+                q[0, 3] = 1.0
+                q[0, 4] = 1.0
+                q[0, 5] = 1.0
+                nq = 1
+            else:
+                # jittered square grid of N ≈ π·r_max²/cell_px² cells; cells on the aperture's edge split
+                n = int(math.ceil(math.pi * rmax * rmax / (cell_here * cell_here)))
+                n = min(max(n, min_n), max_n)
+                delta = math.sqrt(math.pi / n)
+                ou = pixel_shift(seed, i, j, 0)
+                ov = pixel_shift(seed, i, j, 1)
+                m = int(math.ceil(1.0 / delta)) + 1
+                for a in range(-m, m):
+                    sx = (a + ou) * delta
+                    if abs(sx) > 1.0 + delta:
+                        continue
+                    for b in range(-m, m):
+                        sy = (b + ov) * delta
+                        w_ap, w = cell_coverage(sx, sy, delta, blades, rotation, roundness, cateye, cx, cy)
+                        if w_ap <= 0.0:
+                            continue
+                        if refine > 1 and (w_ap < 1.0 or w < w_ap):
+                            nq, blocked = push_split(q, nq, sx, sy, delta, refine, 1.0 / (refine * refine),
+                                                     blades, rotation, roundness, cateye, cx, cy)
+                        else:
+                            nq, blocked = push_cell(q, nq, sx, sy, delta, blades, rotation, roundness, cateye,
+                                                    cx, cy, 0.0)
+                        wtot += blocked
+            # ---- 3. trace the queue; a cell across an occlusion edge is replaced by its sub-cells ----
             acc0 = 0.0
             acc1 = 0.0
             acc2 = 0.0
-            wsum = 0.0
-            wtot = 0.0
-            for k in range(n):
-                # ---- 3. aperture point s and its weight (cell area) ----
-                if mode == 1:
-                    sx = grid[k, 0]
-                    sy = grid[k, 1]
-                    R = 1.0
-                else:
-                    rho = math.sqrt((k + 0.5) / n)
-                    phi = theta + k * GOLDEN_ANGLE
-                    R = aperture_radius(phi, blades, rotation, roundness)
-                    sx = rho * R * math.cos(phi)
-                    sy = rho * R * math.sin(phi)
-                w = R * R
-                wtot += w
-                if cateye > 0.0 and (sx - cx) * (sx - cx) + (sy - cy) * (sy - cy) > 1.0:
+            wsum = 0.0  # weight of the rays that pass
+            rays = 0
+            head = 0
+            while head < nq:
+                sx = q[head, 0]
+                sy = q[head, 1]
+                size = q[head, 2]
+                w = q[head, 3]
+                w_ap = q[head, 4]
+                level = q[head, 5]
+                head += 1
+                c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
+                                              order, px, py, sx, sy, size, prefilter)
+                rays += 1
+                if mixed and level == 0.0 and refine > 1:
+                    # the product of box means is not the mean of the product: trace sub-cells instead
+                    nq, blocked = push_split(q, nq, sx, sy, size, refine, 1.0 / (refine * refine),
+                                             blades, rotation, roundness, cateye, cx, cy)
+                    wtot += blocked
                     continue
-                wsum += w
-                ox = K * sx
-                oy = K * sy
-                # ---- 4. where the ray meets each layer, nearest first (stable insertion sort) ----
-                for l in range(L):
-                    dl[l] = intersect(l, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df)
-                    m = l
-                    while m > 0 and dl[order[m - 1]] < dl[l]:
-                        order[m] = order[m - 1]
-                        m -= 1
-                    order[m] = l
-                # ---- 5. front-to-back "over" along the ray ----
-                T = 1.0  # transmittance of everything nearer
-                c0 = 0.0
-                c1 = 0.0
-                c2 = 0.0
-                for q in range(L):
-                    l = order[q]
-                    r = K * (dl[l] - df)
-                    x = px + r * sx
-                    y = py + r * sy
-                    h = abs(r) * cell * R if prefilter else 0.0
-                    if h < 1e-3:
-                        t0, t1, t2, t3 = bilinear4(tex, l, x, y, pad)
-                    else:
-                        t0, t1, t2, t3 = box4(sat, l, x, y, math.sqrt(h * h + 1.0), pad)
-                    c0 += T * t0
-                    c1 += T * t1
-                    c2 += T * t2
-                    T *= 1.0 - t3
-                    if T < T_EPS:
-                        break
                 acc0 += w * c0
                 acc1 += w * c1
                 acc2 += w * c2
+                wsum += w
+                wtot += w_ap
+            spp[i, j] = rays
             norm = wtot if falloff else wsum
             if norm > 0.0:
                 out[i, j, 0] = acc0 / norm

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny generated scenes and the path-traced references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def textured(h: int, w: int, seed: int) -> np.ndarray:
+    """H×W×3 float32 in [0, 1]: smooth colour gradients plus sharp random blobs (edges at many scales)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.5 + 0.4 * np.sin(6 * xs + c + 3 * ys * c) for c in range(3)], axis=-1)
+    for _ in range(12):
+        cy, cx, r = rng.random() * h, rng.random() * w, 2 + rng.random() * h / 6
+        mask = (np.mgrid[0:h, 0:w][0] - cy) ** 2 + (np.mgrid[0:h, 0:w][1] - cx) ** 2 < r * r
+        img[mask] = rng.random(3)
+    return img.astype(np.float32)
+
+
+def disk_alpha(h: int, w: int, cy: float, cx: float, r: float, soft: float = 1.5) -> np.ndarray:
+    """H×W float32 alpha of a disk with a soft (linear ramp) edge."""
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    dist = np.hypot(ys - cy, xs - cx)
+    return np.clip((r - dist) / soft + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def oracle_scenes():
+    """name -> (layers, K, focus_disparity, reference linear H×W×3, index entry)."""
+    from renderer import Layer
+
+    index = {e["name"]: e for e in json.loads((DATA / "oracle" / "index.json").read_text())}
+    scenes = {}
+    for name, entry in index.items():
+        z = np.load(DATA / "oracle" / f"{name}.npz")
+        layers = [Layer(z["rgb"][i] / np.float32(255), z["alpha"][i] / np.float32(255), z["disparity"][i],
+                        name=f"{name}[{i}]") for i in range(z["rgb"].shape[0])]
+        ref = np.load(DATA / "oracle" / f"{name}.ref.npy")
+        scenes[name] = (layers, float(z["K"]), float(z["focus_disparity"]), ref, entry)
+    return scenes
