@@ -1,0 +1,145 @@
+"""Real-ESRGAN second-order degradation: determinism, ranges, frequencies, stages, equality, bad input."""
+
+import math
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from degradations import DegradationConfig, KernelDraw, degrade, draw
+from degradations.pipeline import apply, to_tensor
+from degradations.reference import reference_apply
+
+
+@pytest.fixture(scope="module")
+def hq():
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:228, 150:278])  # 128×128 real photo
+
+
+def test_same_seed_same_bits_and_no_global_rng_leak(hq):
+    torch.manual_seed(123)
+    np.random.seed(5)
+    before = (torch.get_rng_state().clone(), np.random.get_state()[1].copy())
+    lq1, rec1 = degrade(hq, 7)
+    lq2, rec2 = degrade(hq, 7)
+    assert np.array_equal(lq1, lq2) and rec1 == rec2
+    assert torch.equal(torch.get_rng_state(), before[0]) and np.array_equal(np.random.get_state()[1], before[1])
+    assert not np.array_equal(lq1, degrade(hq, 8)[0])
+
+
+def test_output_size_dtype_and_float_input(hq):
+    lq, _ = degrade(hq, 1)
+    assert lq.shape == (32, 32, 3) and lq.dtype == np.uint8
+    lq_f, _ = degrade(hq.astype(np.float32) / 255.0, 1)
+    assert np.array_equal(lq, lq_f)
+
+
+def test_draws_within_ranges_and_frequencies_match_probabilities():
+    cfg = DegradationConfig()
+    recs = [draw(s, cfg) for s in range(3000)]
+    k1 = Counter(r.kernel1.type for r in recs)
+    n = len(recs)
+    assert k1["sinc"] / n == pytest.approx(0.1, abs=0.02)
+    for t, p in zip(cfg.kernel_list, cfg.kernel_prob):
+        assert k1[t] / n == pytest.approx(0.9 * p, abs=0.025), t
+    assert Counter(r.stage1.noise for r in recs)["gaussian"] / n == pytest.approx(0.5, abs=0.03)
+    assert np.mean([r.stage1.noise_gray for r in recs]) == pytest.approx(0.4, abs=0.03)
+    assert np.mean([r.blur2 for r in recs]) == pytest.approx(0.8, abs=0.03)
+    assert np.mean([r.final_sinc for r in recs]) == pytest.approx(0.8, abs=0.03)
+    assert Counter(r.stage1.resize for r in recs)["down"] / n == pytest.approx(0.7, abs=0.03)
+    assert Counter(r.stage2.resize for r in recs)["keep"] / n == pytest.approx(0.3, abs=0.03)
+    for r in recs:
+        for k, sig in ((r.kernel1, cfg.blur_sigma), (r.kernel2, cfg.blur_sigma2)):
+            assert k.size in cfg.kernel_range
+            if k.type == "sinc":
+                assert math.pi / 5 <= k.omega_c <= math.pi
+            else:
+                assert sig[0] <= k.sigma_x <= sig[1] and sig[0] <= k.sigma_y <= sig[1]
+                assert -math.pi <= k.theta <= math.pi
+        assert cfg.resize_range[0] <= r.stage1.resize_scale <= cfg.resize_range[1]
+        assert cfg.resize_range2[0] <= r.stage2.resize_scale <= cfg.resize_range2[1]
+        if r.stage1.noise == "gaussian":
+            assert cfg.noise_range[0] <= r.stage1.noise_sigma <= cfg.noise_range[1]
+        else:
+            assert cfg.poisson_scale_range[0] <= r.stage1.noise_scale <= cfg.poisson_scale_range[1]
+        assert cfg.jpeg_range[0] <= r.stage1.jpeg_quality <= cfg.jpeg_range[1]
+        assert cfg.jpeg_range2[0] <= r.stage2.jpeg_quality <= cfg.jpeg_range2[1]
+
+
+def _forced(seed, **cfg_values):
+    return draw(seed, DegradationConfig(**cfg_values))
+
+
+def test_each_stage_observable_when_forced(hq):
+    x = to_tensor(hq, DegradationConfig())
+    base = _forced(0, gaussian_noise_prob=1.0, gaussian_noise_prob2=1.0)
+    quiet = replace(base, stage1=replace(base.stage1, noise_sigma=1e-6), stage2=replace(base.stage2, noise_sigma=1e-6))
+    loud = replace(quiet, stage1=replace(quiet.stage1, noise_sigma=30.0))
+    assert (apply(x, loud, 4) - apply(x, quiet, 4)).abs().mean() > 1e-3  # stage-1 noise shows
+    sinc = _forced(0, sinc_prob=1.0)
+    assert sinc.kernel1.type == "sinc"
+    strong = KernelDraw("iso", 21, 1.5, 1.5, 0.0)
+    no_blur2 = replace(quiet, blur2=False, kernel2=strong)
+    assert not torch.equal(apply(x, no_blur2, 4), apply(x, replace(no_blur2, blur2=True), 4))
+    no_final = replace(quiet, final_sinc=False)
+    assert not torch.equal(apply(x, no_final, 4), apply(x, quiet, 4))
+    poisson = _forced(0, gaussian_noise_prob=0.0)
+    assert poisson.stage1.noise == "poisson"
+
+
+def test_equals_plain_basicsr_sequence_for_fixed_draws(hq):
+    x = to_tensor(hq, DegradationConfig())
+    for seed in range(6):
+        rec = draw(seed, DegradationConfig())
+        assert torch.equal(apply(x, rec, 4), reference_apply(x, rec, 4)), seed
+
+
+def test_opencv_blur_backend_matches_up_to_rounding(hq):
+    x = to_tensor(hq, DegradationConfig())
+    exact = 0
+    for seed in range(6):
+        rec = draw(seed, DegradationConfig())
+        diff = (apply(x, rec, 4, "opencv") - reference_apply(x, rec, 4)).abs() * 255
+        exact += int(diff.max() == 0)
+    assert exact >= 4
+
+
+def test_usm_option_sharpens_before_the_blur(hq):
+    rec = draw(3, DegradationConfig())
+    x = to_tensor(hq, DegradationConfig())
+    assert not torch.equal(apply(x, replace(rec, usm=True), 4), apply(x, rec, 4))
+
+
+@pytest.mark.parametrize(
+    "bad, err, match",
+    [
+        (np.zeros((128, 128), np.uint8), ValueError, "H×W×3"),
+        (np.zeros((128, 128, 3), np.int32), TypeError, "uint8 or float"),
+        (np.full((128, 128, 3), np.nan, np.float32), ValueError, "non-finite"),
+        (np.full((128, 128, 3), 2.0, np.float32), ValueError, r"\[0, 1\]"),
+        (np.zeros((64, 64, 3), np.uint8), ValueError, "smaller than 84 px"),
+        (np.zeros((130, 128, 3), np.uint8), ValueError, "not divisible by the scale"),
+    ],
+)
+def test_bad_input_is_rejected_clearly(bad, err, match):
+    with pytest.raises(err, match=match):
+        degrade(bad, 0)
+
+
+def test_config_yaml_presets_and_overrides(tmp_path):
+    assert DegradationConfig.preset("realesrgan_x4plus") == DegradationConfig()
+    mild = DegradationConfig.preset("mild")
+    assert mild.noise_range[1] < DegradationConfig().noise_range[1]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scale: 4\nnoise_rnage: [1, 2]\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['noise_rnage'\]"):
+        DegradationConfig.from_yaml(bad)
+    assert DegradationConfig().override(["sinc_prob=0.5"]).sinc_prob == 0.5
+    with pytest.raises(ValueError, match="unknown key"):
+        DegradationConfig().override(["sincprob=0.5"])
+    with pytest.raises(ValueError, match="probabilities"):
+        DegradationConfig(kernel_prob=[0.5, 0.5, 0, 0, 0, 0.5])
