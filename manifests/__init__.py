@@ -1,1 +1,5 @@
-"""Parquet schemas of assets and samples (issues 4 and 5). Nothing public yet."""
+"""Parquet schemas and manifest I/O of bokehgen (DESIGN.md, "Manifests")."""
+
+from .schemas import degradation_schema, pairs_schema, skipped_schema, write_table
+
+__all__ = ["degradation_schema", "pairs_schema", "skipped_schema", "write_table"]

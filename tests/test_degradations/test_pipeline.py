@@ -85,8 +85,11 @@ def test_each_stage_observable_when_forced(hq):
     strong = KernelDraw("iso", 21, 1.5, 1.5, 0.0)
     no_blur2 = replace(quiet, blur2=False, kernel2=strong)
     assert not torch.equal(apply(x, no_blur2, 4), apply(x, replace(no_blur2, blur2=True), 4))
-    no_final = replace(quiet, final_sinc=False)
-    assert not torch.equal(apply(x, no_final, 4), apply(x, quiet, 4))
+    with_sinc = replace(quiet, final_sinc=True, final_kernel=KernelDraw("sinc", 21, omega_c=1.0))
+    assert not torch.equal(apply(x, replace(with_sinc, final_sinc=False), 4), apply(x, with_sinc, 4))
+    jpeg_hi = replace(quiet, stage1=replace(quiet.stage1, jpeg_quality=95.0))
+    assert not torch.equal(apply(x, replace(jpeg_hi, stage1=replace(jpeg_hi.stage1, jpeg_quality=30.0)), 4),
+                           apply(x, jpeg_hi, 4))
     poisson = _forced(0, gaussian_noise_prob=0.0)
     assert poisson.stage1.noise == "poisson"
 

@@ -1,0 +1,101 @@
+"""Degrade a folder of images into HQ/LQ pairs, with a Parquet file of every draw.
+
+    python -m degradations.cli --input PHOTOS --out PAIRS [--preset mild | --config FILE] [--set key=value ...]
+
+Each image is loaded with its EXIF orientation applied and converted to RGB, centre-cropped to a multiple of the
+scale, and degraded with the seed derived from (--seed, its index in sorted order). Writes PAIRS/hq/NAME.png,
+PAIRS/lq/NAME.png, PAIRS/pairs.parquet (schema: manifests.pairs_schema) and PAIRS/skipped.parquet (file and reason
+for every image that could not be used; one bad file never stops the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from manifests import pairs_schema, skipped_schema, write_table
+
+from .config import DegradationConfig
+from .pipeline import degrade
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of image ``index``: from (run seed, index) only (DESIGN.md "Seeds")."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """H×W×3 uint8 RGB with EXIF orientation applied; raises ValueError naming the file and the problem."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.round(arr / max(arr.max(), 1.0) * 255.0).astype(np.uint8)
+                return np.stack([arr] * 3, axis=-1)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"{path}: unreadable image ({e})") from e
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", type=Path, required=True, help="folder of images (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--preset", default="realesrgan_x4plus", help="shipped config: realesrgan_x4plus or mild")
+    p.add_argument("--config", type=Path, help="YAML config file (overrides --preset)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="run seed; image i uses a seed derived from (seed, i)")
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    cfg = DegradationConfig.from_yaml(args.config) if args.config else DegradationConfig.preset(args.preset)
+    cfg = cfg.override(args.overrides)
+    files = sorted(p for p in args.input.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise SystemExit(f"{args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    (args.out / "hq").mkdir(parents=True, exist_ok=True)
+    (args.out / "lq").mkdir(parents=True, exist_ok=True)
+    rows, skipped = [], []
+    for index, path in enumerate(tqdm(files, desc="degrading", unit="img")):
+        try:
+            rgb = load_rgb(path)
+            h, w = (s - s % cfg.scale for s in rgb.shape[:2])
+            top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
+            hq = np.ascontiguousarray(rgb[top:top + h, left:left + w])
+            lq, rec = degrade(hq, sample_seed(args.seed, index), cfg)
+        except ValueError as e:
+            skipped.append({"source": str(path), "reason": str(e)})
+            continue
+        name = path.relative_to(args.input).with_suffix("").as_posix().replace("/", "__")
+        Image.fromarray(hq).save(args.out / "hq" / f"{name}.png")
+        Image.fromarray(lq).save(args.out / "lq" / f"{name}.png")
+        rows.append({"name": name, "source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                     "hq": f"hq/{name}.png", "lq": f"lq/{name}.png", "hq_height": h, "hq_width": w, "index": index,
+                     **rec.columns()})
+    write_table(rows, pairs_schema(), args.out / "pairs.parquet")
+    write_table(skipped, skipped_schema(), args.out / "skipped.parquet")
+    print(f"wrote {len(rows)} HQ/LQ pairs to {args.out.resolve()} ({len(skipped)} skipped: see skipped.parquet)")
+    return rows, skipped
+
+
+def cli() -> None:
+    main(parse_args())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,57 @@
+"""Parquet schemas of bokehgen. Every table the project writes is declared here."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_PA = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def _flat_fields(cls, prefix: str = "") -> list[pa.Field]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            out.extend(_flat_fields(t, f"{prefix}{f.name}_"))
+        else:
+            out.append(pa.field(f"{prefix}{f.name}", _PA[t]))
+    return out
+
+
+def degradation_schema() -> pa.Schema:
+    """Columns of one degradation record (degradations.DegradationRecord.columns())."""
+    from degradations.pipeline import DegradationRecord
+
+    return pa.schema(_flat_fields(DegradationRecord))
+
+
+def pairs_schema() -> pa.Schema:
+    """degradations.cli output: one row per HQ/LQ pair, then every degradation draw."""
+    base = [
+        pa.field("name", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("source_sha256", pa.string()),
+        pa.field("hq", pa.string()),
+        pa.field("lq", pa.string()),
+        pa.field("hq_height", pa.int64()),
+        pa.field("hq_width", pa.int64()),
+        pa.field("index", pa.int64()),
+    ]
+    return pa.schema(base + list(degradation_schema()))
+
+
+def skipped_schema() -> pa.Schema:
+    return pa.schema([pa.field("source", pa.string()), pa.field("reason", pa.string())])
+
+
+def write_table(rows: list[dict], schema: pa.Schema, path) -> None:
+    """Write rows (dicts keyed by the schema's column names) to a Parquet file, checked against the schema."""
+    missing = [name for name in schema.names if rows and name not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: rows lack column(s) {missing}")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
