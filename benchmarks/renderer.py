@@ -124,7 +124,7 @@ def curves(args, df):
     ref, _, _ = run(layers, K, df, **REFERENCE)
     series = {"adaptive (cell_px/refine)": [], "fixed grid (n)": []}
     print(f"\ncurves at {size}×{size}, K = {K:g}")
-    for cell, refine in ((6.0, 2), (4.0, 2), (6.0, 3), (5.0, 3), (4.0, 3), (3.0, 3), (2.0, 3)):
+    for cell, refine in ((10.0, 2), (8.0, 2), (6.0, 2), (8.0, 3), (5.0, 3), (3.0, 3)):
         img, t, info = run(layers, K, df, cell_px=cell, refine=refine)
         series["adaptive (cell_px/refine)"].append((t, psnr(img, ref), f"{cell:g}/{refine}"))
         print(f"  adaptive cell_px={cell:<3g} refine={refine} {t:7.2f} s  {info['mean_spp']:7.1f} spp  "

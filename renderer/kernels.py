@@ -18,9 +18,11 @@ one ray through its centre that stands for the whole cell: on layer l the cell's
 h = |r_l|·δ, and the ray reads that layer's premultiplied colour and alpha box-filtered over it (a summed-area
 table). Cells tile the aperture, so their footprints tile each layer's disk: the pixel integrates the disk
 instead of summing point samples, without noise or ghost copies of highlights. Two places where one box read is
-not enough are refined into refine × refine sub-cells: cells cut by the aperture's edge (each sub-cell weighted
-by its coverage, which keeps the disk's rim sharp) and cells whose footprint straddles an occlusion edge (a
-partly covered patch with layers behind it, where the product of box means is not the mean of the product).
+not enough are refined into refine × refine sub-cells: cells cut by the aperture's edge and cells whose
+footprint straddles an occlusion edge (a partly covered patch with layers behind it, where the product of box
+means is not the mean of the product). A sub-cell cut by the edge is weighted by its exact coverage under the
+edge's tangent and shrinks to the part inside, so the box reads only what the aperture lets through and the
+rim of a bokeh disk stays sharp.
 With h < 1 px a read is bilinear, exactly as the path-traced references read textures, so in-focus layers are
 exact. A general (RGBD) surface whose circle of confusion varies by more than half a pixel across a patch (a
 fold) is read at the hit point and the cell refined.
@@ -168,15 +170,14 @@ def _sat_rows(s, i0, fy, j0, fx, j1, gx):
 
 
 @njit(cache=True, inline="always")
-def box4(sat, layer, x, y, side, pad):
-    """Mean of the 4 channels over the axis-aligned square of the given side centred at (x, y)."""
+def box4(sat, layer, x, y, side_x, side_y, pad):
+    """Mean of the 4 channels over the axis-aligned box of sides (side_x, side_y) centred at (x, y)."""
     wmax = sat.shape[2] - 1.0
     hmax = sat.shape[1] - 1.0
-    half = 0.5 * side
-    X0 = min(max(x - half + pad, 0.0), wmax)
-    X1 = min(max(x + half + pad, 0.0), wmax)
-    Y0 = min(max(y - half + pad, 0.0), hmax)
-    Y1 = min(max(y + half + pad, 0.0), hmax)
+    X0 = min(max(x - 0.5 * side_x + pad, 0.0), wmax)
+    X1 = min(max(x + 0.5 * side_x + pad, 0.0), wmax)
+    Y0 = min(max(y - 0.5 * side_y + pad, 0.0), hmax)
+    Y1 = min(max(y + 0.5 * side_y + pad, 0.0), hmax)
     area = (X1 - X0) * (Y1 - Y0)
     if area <= 1e-12:  # a box squeezed to nothing at the padded border (never hit with pad >= r_max)
         return 0.0, 0.0, 0.0, 0.0
@@ -273,11 +274,11 @@ def aperture_radius(y, x, blades, rotation, roundness):
 
 @njit(cache=True, inline="always")
 def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, sx, sy,
-              cell, prefilter):
+              cell_x, cell_y, prefilter):
     """Premultiplied linear colour gathered by the ray through aperture point s: "over" front to back.
 
-    The ray stands for the square aperture cell of side ``cell`` around s (aperture units). Each layer is read
-    box-filtered over the patch of side h = |r|·cell it subtends, or bilinearly when h < 1 px (box(1) ∗ nearest
+    The ray stands for the aperture cell of sides (cell_x, cell_y) around s (aperture units). Each layer is read
+    box-filtered over the patch of sides |r|·cell it subtends, or bilinearly when both are under 1 px (box(1) ∗ nearest
     is bilinear, so in-focus layers are read exactly as the path-traced references read them). Also returns
     whether a box read saw a partly covered patch with more layers behind it (an occlusion edge in the cell).
     """
@@ -309,22 +310,25 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
         r = K * dd
         x = px + r * sx
         y = py + r * sy
-        h = abs(r) * cell if prefilter else 0.0
-        if h >= 1.0 and kinds[l] == 2:
+        hx = abs(r) * cell_x if prefilter else 0.0
+        hy = abs(r) * cell_y if prefilter else 0.0
+        if max(hx, hy) >= 1.0 and kinds[l] == 2:
             # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more
             # than half a pixel across the patch, read the hit point and have the cell refined
-            hh = 0.5 * h
-            lo = min(bilinear1(dtex, l, x - hh, y - hh, pad), bilinear1(dtex, l, x + hh, y - hh, pad),
-                     bilinear1(dtex, l, x - hh, y + hh, pad), bilinear1(dtex, l, x + hh, y + hh, pad))
-            hi = max(bilinear1(dtex, l, x - hh, y - hh, pad), bilinear1(dtex, l, x + hh, y - hh, pad),
-                     bilinear1(dtex, l, x - hh, y + hh, pad), bilinear1(dtex, l, x + hh, y + hh, pad))
+            ax = 0.5 * hx
+            ay = 0.5 * hy
+            lo = min(bilinear1(dtex, l, x - ax, y - ay, pad), bilinear1(dtex, l, x + ax, y - ay, pad),
+                     bilinear1(dtex, l, x - ax, y + ay, pad), bilinear1(dtex, l, x + ax, y + ay, pad))
+            hi = max(bilinear1(dtex, l, x - ax, y - ay, pad), bilinear1(dtex, l, x + ax, y - ay, pad),
+                     bilinear1(dtex, l, x - ax, y + ay, pad), bilinear1(dtex, l, x + ax, y + ay, pad))
             if K * max(hi - dl[l], dl[l] - lo) > 0.5:
-                h = 0.0
+                hx = 0.0
+                hy = 0.0
                 mixed = True
-        if h < 1.0:
+        if hx < 1.0 and hy < 1.0:
             t0, t1, t2, t3 = bilinear4(tex, l, x, y, pad)
         else:
-            t0, t1, t2, t3 = box4(sat, l, x, y, h, pad)
+            t0, t1, t2, t3 = box4(sat, l, x, y, max(hx, 1.0), max(hy, 1.0), pad)
             if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
                 mixed = True
         c0 += T * t0
@@ -340,7 +344,8 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
 def square_in_region(sx, sy, half, blades, rotation, roundness):
     """Coverage of the square [sx ± half] × [sy ± half] by the aperture region centred at 0 (circle or polygon
     of boundary radius R(φ) ≤ 1): exactly 1 when its farthest corner is inside, exactly 0 when its nearest point
-    is outside, otherwise a linear-ramp estimate strictly inside (0, 1) (the caller refines such cells)."""
+    is outside, otherwise the exact fraction under the boundary's tangent line, kept strictly inside (0, 1) (the
+    caller refines such cells)."""
     ax = abs(sx)
     ay = abs(sy)
     fx = ax + half
@@ -358,8 +363,27 @@ def square_in_region(sx, sy, half, blades, rotation, roundness):
     if rho == 0.0:
         return 1.0 - 1e-9
     R = aperture_radius(sy, sx, blades, rotation, roundness)
-    w = 0.5 - (rho - R) / (2.0 * half * (ax + ay) / rho)
+    w = square_under_line(half, ax / rho, ay / rho, R - rho)
     return min(max(w, 1e-9), 1.0 - 1e-9)
+
+
+@njit(cache=True)
+def square_under_line(a, p, q, c):
+    """Fraction of the square [−a, a]² on the side n·x ≤ c of a straight line with unit normal n = (±p, ±q)
+    (the boundary, locally straight, at distance c from the square's centre along n)."""
+    if p < q:
+        p, q = q, p
+    lo = a * (p - q)
+    hi = a * (p + q)
+    if c <= -hi:
+        return 0.0
+    if c >= hi:
+        return 1.0
+    if q < 1e-9 or -lo <= c <= lo:
+        return (c + a * p) / (2.0 * a * p)
+    if c < -lo:
+        return (c + hi) * (c + hi) / (2.0 * p * q) / (4.0 * a * a)
+    return 1.0 - (hi - c) * (hi - c) / (2.0 * p * q) / (4.0 * a * a)
 
 
 @njit(cache=True)
@@ -375,19 +399,33 @@ def cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy):
 
 @njit(cache=True)
 def push_cell(q, n, sx, sy, size, blades, rotation, roundness, cateye, cx, cy, level):
-    """Append aperture cell (centre s, side ``size``) to queue ``q`` (rows: sx, sy, size, w, w_ap, level) with
-    its coverage; returns (new length, aperture weight of a cell that the exit pupil blocks entirely)."""
+    """Append aperture cell (centre s, side ``size``) to queue ``q`` (rows: sx, sy, size_x, w, w_ap, level,
+    size_y) with its coverage; returns (new length, aperture weight of a cell the exit pupil blocks entirely).
+
+    A cell cut by the aperture's edge shrinks, along the axis nearer the edge's normal, to the fraction of it
+    inside (its coverage), and its ray moves to the middle of that part: its box then reads (nearly) only what
+    the aperture lets through."""
     w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
     if w_ap <= 0.0:
         return n, 0.0
     if w <= 0.0:
         return n, w_ap
+    size_x = size
+    size_y = size
+    if w_ap < 1.0:
+        if abs(sx) >= abs(sy):
+            size_x = w_ap * size
+            sx -= math.copysign(0.5 * (size - size_x), sx)
+        else:
+            size_y = w_ap * size
+            sy -= math.copysign(0.5 * (size - size_y), sy)
     q[n, 0] = sx
     q[n, 1] = sy
-    q[n, 2] = size
+    q[n, 2] = size_x
     q[n, 3] = w
     q[n, 4] = w_ap
     q[n, 5] = level
+    q[n, 6] = size_y
     return n + 1, 0.0
 
 
@@ -428,7 +466,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
     dtex: L×Hp×Wp float64 padded disparity (read only for general layers).
     kinds, gparam, drange: per-layer geometry (renderer/layers.py).
     grid: G×2 aperture points shared by every pixel (MODE_GRID only).
-    queues: T×Q×6 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
+    queues: T×Q×7 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
     Per pixel, the aperture cells to trace go into a queue (cells cut by the aperture's edge already split);
     a traced cell whose footprint straddles an occlusion edge appends its sub-cells instead of counting.
@@ -483,6 +521,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                         q[nq, 3] = 1.0
                         q[nq, 4] = 0.0  # counted in wtot already
                         q[nq, 5] = 1.0
+                        q[nq, 6] = grid_cell
                         nq += 1
             elif rmax <= 0.0 and cateye <= 0.0:
                 # every layer that reaches the pixel is in focus: one ray
@@ -492,6 +531,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 q[0, 3] = 1.0
                 q[0, 4] = 1.0
                 q[0, 5] = 1.0
+                q[0, 6] = 1.0
                 nq = 1
             else:
                 # jittered square grid of N ≈ π·r_max²/cell_px² cells; cells on the aperture's edge split
@@ -528,12 +568,13 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 sx = q[head, 0]
                 sy = q[head, 1]
                 size = q[head, 2]
+                size_y = q[head, 6]
                 w = q[head, 3]
                 w_ap = q[head, 4]
                 level = q[head, 5]
                 head += 1
                 c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
-                                              order, px, py, sx, sy, size, prefilter)
+                                              order, px, py, sx, sy, size, size_y, prefilter)
                 rays += 1
                 if mixed and level == 0.0 and refine > 1:
                     # the product of box means is not the mean of the product: trace sub-cells instead
