@@ -1,6 +1,6 @@
 """Degrade a folder of images into HQ/LQ pairs, with a Parquet file of every draw.
 
-    python -m degradations.cli --input PHOTOS --out PAIRS [--preset mild | --config FILE] [--set key=value ...]
+    python -m degradations.cli --input PHOTOS --out PAIRS [--preset s3diff | --config FILE] [--set key=value ...]
 
 Each image is loaded with its EXIF orientation applied and converted to RGB, centre-cropped to a multiple of the
 scale, and degraded with the seed derived from (--seed, its index in sorted order). Writes PAIRS/hq/NAME.png,
@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", type=Path, required=True, help="folder of images (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--preset", default="realesrgan_x4plus", help="shipped config: realesrgan_x4plus or mild")
+    p.add_argument("--preset", default="realesrgan_x4plus", help="shipped config: realesrgan_x4plus or s3diff")
     p.add_argument("--config", type=Path, help="YAML config file (overrides --preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable)")

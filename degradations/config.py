@@ -109,7 +109,7 @@ class DegradationConfig:
 
     @classmethod
     def preset(cls, name: str) -> "DegradationConfig":
-        """A shipped config: "realesrgan_x4plus" (default) or "mild"."""
+        """A shipped config: "realesrgan_x4plus" (default) or "s3diff"."""
         path = CONFIG_DIR / f"{name}.yaml"
         if not path.exists():
             raise ValueError(f"unknown preset {name!r}; shipped: {sorted(p.stem for p in CONFIG_DIR.glob('*.yaml'))}")

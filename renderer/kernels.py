@@ -85,16 +85,20 @@ def pixel_shift(seed, i, j, axis):
 # --------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def bilinear4(tex, layer, x, y, pad):
-    """Bilinear read of the 4 channels of padded texture ``tex[layer]`` at image position (x, y)."""
-    hp = tex.shape[1]
-    wp = tex.shape[2]
+def texel_cell(hp, wp, x, y, pad):
+    """Top-left texel (i0, j0) and fractions (fy, fx) of image position (x, y) in a padded texture of hp × wp
+    texels (texel centres at +0.5; clamp to edge)."""
     u = min(max(x - 0.5 + pad, 0.0), wp - 1.0)
     v = min(max(y - 0.5 + pad, 0.0), hp - 1.0)
     j0 = min(int(u), wp - 2)
     i0 = min(int(v), hp - 2)
-    fx = u - j0
-    fy = v - i0
+    return i0, j0, v - i0, u - j0
+
+
+@njit(cache=True, inline="always")
+def bilinear4(tex, layer, x, y, pad):
+    """Bilinear read of the 4 channels of padded texture ``tex[layer]`` at image position (x, y)."""
+    i0, j0, fy, fx = texel_cell(tex.shape[1], tex.shape[2], x, y, pad)
     w00 = (1.0 - fx) * (1.0 - fy)
     w01 = fx * (1.0 - fy)
     w10 = (1.0 - fx) * fy
@@ -110,14 +114,7 @@ def bilinear4(tex, layer, x, y, pad):
 @njit(cache=True)
 def bilinear1(tex, layer, x, y, pad):
     """Bilinear read of single-channel padded texture ``tex[layer]`` at image position (x, y)."""
-    hp = tex.shape[1]
-    wp = tex.shape[2]
-    u = min(max(x - 0.5 + pad, 0.0), wp - 1.0)
-    v = min(max(y - 0.5 + pad, 0.0), hp - 1.0)
-    j0 = min(int(u), wp - 2)
-    i0 = min(int(v), hp - 2)
-    fx = u - j0
-    fy = v - i0
+    i0, j0, fy, fx = texel_cell(tex.shape[1], tex.shape[2], x, y, pad)
     t = tex[layer]
     return ((t[i0, j0] * (1.0 - fx) + t[i0, j0 + 1] * fx) * (1.0 - fy)
             + (t[i0 + 1, j0] * (1.0 - fx) + t[i0 + 1, j0 + 1] * fx) * fy)
@@ -448,11 +445,11 @@ def push_split(q, n, sx, sy, size, refine, scale, blades, rotation, roundness, c
     return n, blocked
 
 
-def queue_capacity(max_n, refine, grid_size):
+def queue_capacity(max_n, refine):
     """Rows of the per-pixel cell queue: every cell of the bounding square of the aperture grid, each possibly
-    split into refine² sub-cells, or the fixed grid."""
+    split into refine² sub-cells."""
     side = 2 * (int(math.ceil(1.0 / math.sqrt(math.pi / max_n))) + 1)
-    return max(side * side * (1 + refine * refine), grid_size, 1)
+    return side * side * (1 + refine * refine)
 
 
 @njit(parallel=True, cache=True)
@@ -510,19 +507,8 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             nq = 0
             wtot = 0.0  # weight of the whole aperture (for light falloff)
             if mode == 1:
-                # one fixed pattern for every pixel, point rays
-                for k in range(grid.shape[0]):
-                    inside = cateye <= 0.0 or (grid[k, 0] - cx) ** 2 + (grid[k, 1] - cy) ** 2 <= 1.0
-                    wtot += 1.0
-                    if inside:
-                        q[nq, 0] = grid[k, 0]
-                        q[nq, 1] = grid[k, 1]
-                        q[nq, 2] = grid_cell
-                        q[nq, 3] = 1.0
-                        q[nq, 4] = 0.0  # counted in wtot already
-                        q[nq, 5] = 1.0
-                        q[nq, 6] = grid_cell
-                        nq += 1
+                # one fixed pattern for every pixel, point rays: read straight from ``grid`` below
+                nq = grid.shape[0]
             elif rmax <= 0.0 and cateye <= 0.0:
                 # every layer that reaches the pixel is in focus: one ray
                 q[0, 0] = 0.0
@@ -565,14 +551,27 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             rays = 0
             head = 0
             while head < nq:
-                sx = q[head, 0]
-                sy = q[head, 1]
-                size = q[head, 2]
-                size_y = q[head, 6]
-                w = q[head, 3]
-                w_ap = q[head, 4]
-                level = q[head, 5]
-                head += 1
+                if mode == 1:
+                    sx = grid[head, 0]
+                    sy = grid[head, 1]
+                    size = grid_cell
+                    size_y = grid_cell
+                    w = 1.0
+                    w_ap = 1.0
+                    level = 1.0
+                    head += 1
+                    if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
+                        wtot += 1.0
+                        continue
+                else:
+                    sx = q[head, 0]
+                    sy = q[head, 1]
+                    size = q[head, 2]
+                    size_y = q[head, 6]
+                    w = q[head, 3]
+                    w_ap = q[head, 4]
+                    level = q[head, 5]
+                    head += 1
                 c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
                                               order, px, py, sx, sy, size, size_y, prefilter)
                 rays += 1

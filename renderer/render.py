@@ -303,7 +303,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
             scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
             mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), grid, bool(q.prefilter),
             int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
-            int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine, grid.shape[0]), 7)),
+            int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), 7)),
             out, spp,
         )
     finally:

@@ -135,8 +135,8 @@ def test_bad_input_is_rejected_clearly(bad, err, match):
 
 def test_config_yaml_presets_and_overrides(tmp_path):
     assert DegradationConfig.preset("realesrgan_x4plus") == DegradationConfig()
-    mild = DegradationConfig.preset("mild")
-    assert mild.noise_range[1] < DegradationConfig().noise_range[1]
+    s3d = DegradationConfig.preset("s3diff")
+    assert s3d.noise_range[1] < DegradationConfig().noise_range[1]
     bad = tmp_path / "bad.yaml"
     bad.write_text("scale: 4\nnoise_rnage: [1, 2]\n")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['noise_rnage'\]"):
