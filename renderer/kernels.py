@@ -314,11 +314,12 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
             # than half a pixel across the patch, read the hit point and have the cell refined
             ax = 0.5 * hx
             ay = 0.5 * hy
-            lo = min(bilinear1(dtex, l, x - ax, y - ay, pad), bilinear1(dtex, l, x + ax, y - ay, pad),
-                     bilinear1(dtex, l, x - ax, y + ay, pad), bilinear1(dtex, l, x + ax, y + ay, pad))
-            hi = max(bilinear1(dtex, l, x - ax, y - ay, pad), bilinear1(dtex, l, x + ax, y - ay, pad),
-                     bilinear1(dtex, l, x - ax, y + ay, pad), bilinear1(dtex, l, x + ax, y + ay, pad))
-            if K * max(hi - dl[l], dl[l] - lo) > 0.5:
+            d00 = bilinear1(dtex, l, x - ax, y - ay, pad)
+            d01 = bilinear1(dtex, l, x + ax, y - ay, pad)
+            d10 = bilinear1(dtex, l, x - ax, y + ay, pad)
+            d11 = bilinear1(dtex, l, x + ax, y + ay, pad)
+            spread = max(max(d00, d01, d10, d11) - dl[l], dl[l] - min(d00, d01, d10, d11))
+            if K * spread > 0.5:
                 hx = 0.0
                 hy = 0.0
                 mixed = True
