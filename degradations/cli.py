@@ -15,16 +15,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
+from datagen.images import IMAGE_SUFFIXES, load_image, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
 
 from .config import DegradationConfig
 from .pipeline import degrade
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def sample_seed(seed: int, index: int) -> int:
     """The seed of image ``index``: from (run seed, index) only (DESIGN.md "Seeds")."""
@@ -32,22 +30,12 @@ def sample_seed(seed: int, index: int) -> int:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """H×W×3 uint8 RGB with EXIF orientation applied; raises ValueError naming the file and the problem."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                arr = np.round(arr / max(arr.max(), 1.0) * 255.0).astype(np.uint8)
-                return np.stack([arr] * 3, axis=-1)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"{path}: unreadable image ({e})") from e
+    """H×W×3 uint8 RGB with EXIF orientation applied (transparent images over white); raises ValueError naming the
+    file and the problem."""
+    rgb, alpha = load_image(path)
+    if alpha is not None:
+        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+    return to_uint8(rgb)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -23,6 +23,13 @@ def _flat_fields(cls, prefix: str = "") -> list[pa.Field]:
     return out
 
 
+def assets_schema() -> pa.Schema:
+    """assets.parquet: one row per foreground/background file found, skipped ones included (ok = False)."""
+    from datagen.assets import Asset
+
+    return pa.schema(_flat_fields(Asset))
+
+
 def degradation_schema() -> pa.Schema:
     """Columns of one degradation record (degradations.DegradationRecord.columns())."""
     from degradations.pipeline import DegradationRecord

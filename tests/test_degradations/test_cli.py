@@ -29,7 +29,7 @@ def test_cli_degrades_folder_into_pairs_and_records_bad_files(tmp_path):
     reasons = {p.split("/")[-1]: r for p, r in
                zip(pq.read_table(tmp_path / "pairs" / "skipped.parquet")["source"].to_pylist(),
                    pq.read_table(tmp_path / "pairs" / "skipped.parquet")["reason"].to_pylist())}
-    assert "unreadable image" in reasons["broken.png"] and "broken.png" in reasons["broken.png"]
+    assert "unreadable or truncated image" in reasons["broken.png"] and "broken.png" in reasons["broken.png"]
     assert "smaller than 84 px" in reasons["tiny.png"]
     # the same run again gives the same LQ bytes
     main(parse_args(["--input", str(src), "--out", str(tmp_path / "again"), "--seed", "3",

@@ -1,0 +1,190 @@
+"""Find and vet the assets of a dataset: matted foregrounds and background photographs.
+
+Adapters for the layouts of the public matting sets:
+
+* ``photomatte85``: a folder of RGBA PNGs (the alpha channel is the matte);
+* ``pairs`` (AIM-500: ``original/`` + ``mask/``; RWP-636 and others: ``image/`` + ``mask/`` by default): an image
+  folder and a matte folder whose files match by stem;
+* ``generic``: one folder of RGBA images and/or image + matte pairs matched by stem (``NAME.jpg`` with
+  ``NAME_alpha.png``, ``NAME_mask.png`` or ``NAME_matte.png``);
+* ``backgrounds``: any images (landscapes in the paper).
+
+Every file is opened and checked once: unreadable or truncated files, image/matte size mismatches, empty or
+all-opaque mattes and images smaller than ``min_size`` are kept in the manifest as skipped rows with the reason; a
+scan never stops on one file. An asset's id is the SHA-256 of its bytes (image, then matte), so the same picture
+found twice gets the same id, and its split (train/val) is a function of the id alone: validation samples never
+reuse a training asset, whatever the order or the machine of the scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from manifests import assets_schema, write_table
+
+from .images import IMAGE_SUFFIXES, load_alpha, load_image
+
+MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
+
+
+@dataclass
+class Asset:
+    """One row of assets.parquet (schema: manifests.assets_schema)."""
+
+    id: str
+    uri: str
+    alpha_uri: str  # "" when the matte is the image's own alpha channel (or a background)
+    kind: str  # "foreground" | "background"
+    source: str  # adapter / dataset name
+    width: int
+    height: int
+    has_alpha: bool
+    sha256: str
+    split: str  # "train" | "val" | "" for skipped rows
+    ok: bool
+    reason: str  # why the file was skipped; "" when ok
+
+
+def split_of(asset_id: str, val_fraction: float) -> str:
+    """"val" for a fixed, id-determined fraction of assets: the id's first 8 hex digits as a number in [0, 1)."""
+    return "val" if int(asset_id[:8], 16) / 16**8 < val_fraction else "train"
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float) -> Asset:
+    """Open and check one asset; returns an ok row or a skipped row naming the problem."""
+    uri, alpha_uri = str(image), str(matte) if matte else ""
+    try:
+        sha = _digest(image, matte) if matte else _digest(image)
+    except OSError as e:
+        return Asset("", uri, alpha_uri, kind, source, 0, 0, False, "", "", False, f"{image}: cannot read ({e})")
+    asset_id = sha[:16]
+    try:
+        rgb, alpha = load_image(image)
+        if matte is not None:
+            alpha = load_alpha(matte)
+            if alpha.shape != rgb.shape[:2]:
+                raise ValueError(f"{matte}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
+                                 f"{image} ({rgb.shape[1]}×{rgb.shape[0]})")
+        h, w = rgb.shape[:2]
+        if min(h, w) < min_size:
+            raise ValueError(f"{image}: too small ({w}×{h}, need at least {min_size} px on each side)")
+        if kind == "foreground":
+            if alpha is None:
+                raise ValueError(f"{image}: a foreground needs a matte (alpha channel or matte file)")
+            if float(alpha.max()) < 1.0 / 255.0:
+                raise ValueError(f"{matte or image}: empty matte (alpha is 0 everywhere)")
+            if float(alpha.min()) > 1.0 - 1.0 / 255.0:
+                raise ValueError(f"{matte or image}: all-opaque matte (alpha is 1 everywhere): not a cut-out")
+    except ValueError as e:
+        return Asset(asset_id, uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, str(e))
+    return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
+                 split_of(asset_id, val_fraction), True, "")
+
+
+def photomatte85(root: Path) -> list[tuple[Path, Path | None]]:
+    """A folder of RGBA images."""
+    return [(p, None) for p in _images(root)]
+
+
+def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, Path | None]], list[Asset]]:
+    """image_dir/NAME.* with matte_dir/NAME.*; images without a matte are reported."""
+    mattes = {p.relative_to(root / matte_dir).with_suffix("").as_posix(): p for p in _images(root / matte_dir)}
+    found, missing = [], []
+    for img in _images(root / image_dir):
+        stem = img.relative_to(root / image_dir).with_suffix("").as_posix()
+        if stem in mattes:
+            found.append((img, mattes[stem]))
+        else:
+            missing.append(img)
+    return found, missing
+
+
+def generic(root: Path) -> list[tuple[Path, Path | None]]:
+    """RGBA images, and images with a NAME_alpha / NAME_mask / NAME_matte file beside them."""
+    files = _images(root)
+    by_stem = {p.with_suffix(""): p for p in files}
+    mattes = {p for p in files if p.stem.endswith(MATTE_SUFFIXES)}
+    out = []
+    for p in files:
+        if p in mattes:
+            continue
+        matte = next((by_stem[p.with_suffix("").with_name(p.stem + s)] for s in MATTE_SUFFIXES
+                      if p.with_suffix("").with_name(p.stem + s) in by_stem), None)
+        out.append((p, matte))
+    return out
+
+
+LAYOUTS = {
+    "photomatte85": dict(kind="foreground"),
+    "aim500": dict(kind="foreground", image_dir="original", matte_dir="mask"),
+    "rwp636": dict(kind="foreground", image_dir="image", matte_dir="mask"),
+    "pairs": dict(kind="foreground", image_dir="image", matte_dir="mask"),
+    "generic": dict(kind="foreground"),
+    "backgrounds": dict(kind="background"),
+}
+
+
+def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: int = 256,
+         val_fraction: float = 0.05, progress: bool = True) -> list[Asset]:
+    """Scan (layout, folder) pairs into asset rows; write them to ``out`` (assets.parquet) when given.
+
+    Layouts: photomatte85, aim500, rwp636, pairs, generic, backgrounds (see the module docstring).
+    Rows are sorted by (kind, uri), so the manifest is the same for the same files.
+    """
+    jobs, rows = [], []
+    for layout, root in sources:
+        root = Path(root)
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown asset layout {layout!r}; known: {sorted(LAYOUTS)}")
+        if not root.is_dir():
+            raise ValueError(f"{root}: asset folder for layout {layout!r} does not exist")
+        spec = LAYOUTS[layout]
+        if "image_dir" in spec:
+            found, missing = pairs(root, spec["image_dir"], spec["matte_dir"])
+            rows += [Asset("", str(p), "", spec["kind"], layout, 0, 0, False, "", "", False,
+                           f"{p}: no matte with the same name in {root / spec['matte_dir']}") for p in missing]
+        elif layout == "generic":
+            found = generic(root)
+        else:
+            found = photomatte85(root)
+        jobs += [(img, matte, spec["kind"], layout) for img, matte in found]
+    for img, matte, kind, layout in tqdm(jobs, desc="scanning assets", unit="file", disable=not progress):
+        rows.append(vet(img, matte, kind, layout, min_size=min_size, val_fraction=val_fraction))
+    rows.sort(key=lambda a: (a.kind, a.uri))
+    if out is not None:
+        write_table([asdict(a) for a in rows], assets_schema(), out)
+    return rows
+
+
+def usable(rows: list[Asset], kind: str, split: str) -> list[Asset]:
+    """The ok assets of one kind and split, without duplicates (same id)."""
+    seen, out = set(), []
+    for a in rows:
+        if a.ok and a.kind == kind and a.split == split and a.id not in seen:
+            seen.add(a.id)
+            out.append(a)
+    return out
+
+
+def load_asset(asset: Asset) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb, alpha) of a scanned asset, as :func:`datagen.images.load_image` returns them."""
+    rgb, alpha = load_image(asset.uri)
+    if asset.alpha_uri:
+        alpha = load_alpha(asset.alpha_uri)
+    return rgb, alpha

@@ -1,0 +1,82 @@
+"""Image files in, float arrays out: EXIF orientation applied, every PIL mode converted explicitly.
+
+Colour comes back as H×W×3 float32 sRGB in [0, 1] (RGB order) and alpha, where the file has one, as H×W float32 in
+[0, 1]. Errors are ``ValueError``s that name the file and the problem; callers that scan folders record them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()  # decode now: truncated files fail here, not later
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable or truncated image ({e})") from e
+    return ImageOps.exif_transpose(im)
+
+
+def _channel(im: Image.Image) -> np.ndarray:
+    """A single-channel image (L, I;16*, I, F, 1) as float32 in [0, 1]."""
+    if im.mode == "1" or im.mode == "L":
+        return np.asarray(im.convert("L"), np.float32) / 255.0
+    if im.mode in _SIXTEEN_BIT:
+        return np.asarray(im, np.float32) / 65535.0
+    if im.mode == "I":
+        arr = np.asarray(im, np.float32)
+        return arr / (65535.0 if arr.max() > 255 else 255.0)
+    if im.mode == "F":
+        return np.clip(np.asarray(im, np.float32), 0.0, 1.0)
+    raise ValueError(f"not a single-channel mode: {im.mode}")
+
+
+def load_image(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb, alpha) of an image file: rgb H×W×3 float32 sRGB in [0, 1]; alpha H×W float32 or None.
+
+    Modes: L / 1 / I;16 / I / F (grey, replicated to RGB), LA, P (with or without transparency), RGB, RGBA,
+    CMYK and YCbCr (converted by PIL to RGB).
+    """
+    path = Path(path)
+    im = _open(path)
+    mode = im.mode
+    if mode in ("1", "L", "I", "F") or mode in _SIXTEEN_BIT:
+        grey = _channel(im)
+        return np.repeat(grey[..., None], 3, axis=2), None
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("LA", "PA", "La"):
+        im = im.convert("RGBA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode not in ("RGB", "RGBA"):
+        raise ValueError(f"{path}: unsupported image mode {mode}")
+    arr = np.asarray(im, np.float32) / 255.0
+    if im.mode == "RGBA":
+        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
+    return arr, None
+
+
+def load_alpha(path) -> np.ndarray:
+    """A matte file as H×W float32 in [0, 1]: grey modes directly, colour mattes by their first channel,
+    RGBA mattes by their alpha channel."""
+    path = Path(path)
+    im = _open(path)
+    if im.mode in ("1", "L", "I", "F") or im.mode in _SIXTEEN_BIT:
+        return _channel(im)
+    rgb, alpha = load_image(path)
+    return alpha if alpha is not None else rgb[..., 0]
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 float in [0, 1] -> uint8 (rounded)."""
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)

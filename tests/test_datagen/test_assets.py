@@ -1,0 +1,133 @@
+"""Asset scanning: the public matting layouts, every image mode, broken files, stable leak-free splits."""
+
+import hashlib
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from datagen.assets import scan, split_of, usable
+from datagen.images import load_alpha, load_image
+from manifests import assets_schema
+
+
+def _photo(seed, size=64):
+    rng = np.random.default_rng(seed)
+    return (rng.random((size, size, 3)) * 255).astype(np.uint8)
+
+
+def _matte(size=64, soft=True):
+    ys, xs = np.mgrid[0:size, 0:size]
+    d = np.hypot(ys - size / 2, xs - size / 2)
+    a = np.clip((size * 0.35 - d) / (4.0 if soft else 1e-3), 0, 1)
+    return (a * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def sets(tmp_path):
+    """Tiny folders laid out like PhotoMatte85, AIM-500, a generic folder and backgrounds, broken files included."""
+    pm = tmp_path / "PhotoMatte85"
+    pm.mkdir()
+    for i in range(3):
+        Image.fromarray(np.dstack([_photo(i), _matte()])).save(pm / f"p{i}.png")
+    Image.fromarray(np.dstack([_photo(9), np.full((64, 64), 255, np.uint8)])).save(pm / "opaque.png")
+    Image.fromarray(np.dstack([_photo(9), np.zeros((64, 64), np.uint8)])).save(pm / "empty.png")
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([_photo(5), _matte()])).save(buf, format="PNG")
+    (pm / "truncated.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    aim = tmp_path / "AIM-500"
+    (aim / "original").mkdir(parents=True)
+    (aim / "mask").mkdir()
+    Image.fromarray(_photo(10)).save(aim / "original" / "a.jpg", quality=95)
+    Image.fromarray(_matte()).save(aim / "mask" / "a.png")
+    Image.fromarray(_photo(11)).save(aim / "original" / "b.jpg")
+    Image.fromarray(_matte(32)).save(aim / "mask" / "b.png")  # size mismatch
+    Image.fromarray(_photo(12)).save(aim / "original" / "c.jpg")  # no matte
+    gen = tmp_path / "generic"
+    gen.mkdir()
+    Image.fromarray(_photo(20)).save(gen / "dog.jpg")
+    Image.fromarray(_matte()).save(gen / "dog_alpha.png")
+    Image.fromarray(np.dstack([_photo(0), _matte()])).save(gen / "cutout.png")  # an RGBA cut-out without a pair
+    bg = tmp_path / "backgrounds"
+    bg.mkdir()
+    Image.fromarray(_photo(30, 80)).save(bg / "land.jpg")
+    Image.fromarray(_photo(31, 16)).save(bg / "tiny.jpg")
+    return tmp_path
+
+
+def test_scan_layouts_and_records_every_skip_with_its_reason(sets, tmp_path):
+    rows = scan([("photomatte85", sets / "PhotoMatte85"), ("aim500", sets / "AIM-500"), ("generic", sets / "generic"),
+                 ("backgrounds", sets / "backgrounds")], tmp_path / "assets.parquet", min_size=32, progress=False)
+    ok = {r.uri.split("/")[-1] for r in rows if r.ok}
+    assert ok == {"p0.png", "p1.png", "p2.png", "a.jpg", "dog.jpg", "cutout.png", "land.jpg"}
+    reasons = {r.uri.split("/")[-1]: r.reason for r in rows if not r.ok}
+    assert "all-opaque matte" in reasons["opaque.png"]
+    assert "empty matte" in reasons["empty.png"]
+    assert "unreadable or truncated" in reasons["truncated.png"] and "truncated.png" in reasons["truncated.png"]
+    assert "does not match" in reasons["b.jpg"]
+    assert "no matte" in reasons["c.jpg"]
+    assert "too small" in reasons["tiny.jpg"]
+    dog = next(r for r in rows if r.uri.endswith("dog.jpg"))
+    assert dog.alpha_uri.endswith("dog_alpha.png") and dog.has_alpha and (dog.width, dog.height) == (64, 64)
+    table = pq.read_table(tmp_path / "assets.parquet")
+    assert table.schema.equals(assets_schema()) and table.num_rows == len(rows)
+
+
+def test_split_is_stable_and_leak_free(sets):
+    first = scan([("photomatte85", sets / "PhotoMatte85")], min_size=32, val_fraction=0.5, progress=False)
+    again = scan([("photomatte85", sets / "PhotoMatte85")], min_size=32, val_fraction=0.5, progress=False)
+    assert [(a.id, a.split) for a in first] == [(a.id, a.split) for a in again]
+    # the same picture found twice (another folder, another name) gets the same id and the same split
+    dup = sets / "dup"
+    dup.mkdir()
+    (dup / "renamed.png").write_bytes((sets / "PhotoMatte85" / "p1.png").read_bytes())
+    both = scan([("photomatte85", sets / "PhotoMatte85"), ("generic", dup)], min_size=32, val_fraction=0.5,
+                progress=False)
+    p1 = [a for a in both if a.uri.endswith(("p1.png", "renamed.png"))]
+    assert p1[0].id == p1[1].id and p1[0].split == p1[1].split
+    train, val = usable(both, "foreground", "train"), usable(both, "foreground", "val")
+    assert not {a.id for a in train} & {a.id for a in val}
+    # the split is a function of the id alone, with the requested fraction
+    ids = [hashlib.sha256(str(i).encode()).hexdigest()[:16] for i in range(4000)]
+    assert np.mean([split_of(i, 0.05) == "val" for i in ids]) == pytest.approx(0.05, abs=0.015)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "CMYK", "1"])
+def test_every_mode_is_converted_explicitly(tmp_path, mode):
+    base = Image.fromarray(np.dstack([_photo(1), _matte()]))
+    if mode == "I;16":
+        im = Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16))
+    elif mode == "P":
+        im = base.convert("RGB").convert("P")
+    elif mode == "PA":
+        im = base.convert("P")  # keeps a transparency entry
+        im.info["transparency"] = 0
+    else:
+        im = base.convert(mode)
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
+    im.save(path)
+    rgb, alpha = load_image(path)
+    assert rgb.shape == (64, 64, 3) and rgb.dtype == np.float32 and 0.0 <= rgb.min() and rgb.max() <= 1.0
+    assert (alpha is not None) == (mode in ("LA", "RGBA", "PA"))
+    if mode == "I;16":
+        assert rgb.max() == pytest.approx(4095 * 16 / 65535, abs=1e-6)  # 16-bit scaled, not clipped
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :20] = 255  # left half white, 40 wide × 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    Image.fromarray(img).save(tmp_path / "o.jpg", exif=exif, quality=100)
+    rgb, _ = load_image(tmp_path / "o.jpg")
+    assert rgb.shape[:2] == (40, 20)  # displayed upright: 20 wide × 40 high
+    assert rgb[:20].mean() > 0.9 and rgb[20:].mean() < 0.1  # the white half is now on top
+
+
+def test_sixteen_bit_matte(tmp_path):
+    a = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "m.png")
+    m = load_alpha(tmp_path / "m.png")
+    assert m.dtype == np.float32 and m.max() == pytest.approx(1.0) and m.min() == 0.0
