@@ -1,0 +1,198 @@
+"""Random scenes composed as MagicBokeh composes its training data, and one complete sample from a scene.
+
+A scene is two matted foregrounds over one background photograph at the output size. Each foreground sits on its
+own fronto-parallel plane, nearer than every point of the background; the background is a tilted plane (random
+depth variation); K ~ U(K range); the focus is a random point on one of the three layers. Every draw comes from
+``numpy.random.default_rng(SeedSequence([seed, index]))`` into a :class:`SceneSpec`, which serialises to JSON and
+rebuilds the identical sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from degradations import DegradationConfig, degrade
+from renderer import Layer, composite, render_bokeh, visible_disparity
+
+from .assets import Asset, load_asset
+from .images import to_uint8
+
+
+@dataclass
+class SceneConfig:
+    """Ranges of the random scene draws."""
+
+    size: int = 512
+    k_range: tuple = (0.0, 32.0)
+    bg_disparity_range: tuple = (0.0, 0.3)  # disparity at the background's centre
+    bg_tilt_range: tuple = (0.0, 0.2)  # disparity change across the frame
+    fg_margin: float = 0.05  # a foreground is at least this much nearer than the nearest background point
+    fg_scale_range: tuple = (0.4, 0.8)  # foreground's longer side / output size
+    fg_center_range: tuple = (0.3, 0.7)  # foreground centre / output size
+    bg_crop_range: tuple = (0.6, 1.0)  # side of the background crop / shorter side of the photo
+
+
+@dataclass
+class ForegroundSpec:
+    asset_id: str
+    disparity: float
+    scale: float  # longer side / output size
+    center: tuple  # (x, y) / output size
+    flip: bool
+
+
+@dataclass
+class SceneSpec:
+    """Every parameter of one sample."""
+
+    seed: int
+    index: int
+    size: int
+    background_id: str
+    bg_crop: tuple  # (x0, y0, side) as fractions of the photo's width, height, shorter side
+    bg_flip: bool
+    bg_plane: tuple  # (a, gx, gy): disparity = a + gx·x + gy·y, pixel centres at (j + 0.5, i + 0.5)
+    foregrounds: list = field(default_factory=list)
+    K: float = 0.0
+    focus_target: str = "background"  # "fg0" | "fg1" | "background"
+    focus_u: tuple = (0.0, 0.0)  # uniform numbers that pick the focus point on the target (resolve_focus)
+    degradation_seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SceneSpec":
+        d = json.loads(text)
+        d["foregrounds"] = [ForegroundSpec(**{**f, "center": tuple(f["center"])}) for f in d["foregrounds"]]
+        for key in ("bg_crop", "bg_plane", "focus_u"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The sample's generator: from (run seed, sample index) only (DESIGN.md "Seeds")."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def _u(rng, lo_hi) -> float:
+    return float(rng.uniform(lo_hi[0], lo_hi[1]))
+
+
+def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: list[Asset],
+               cfg: SceneConfig | None = None) -> SceneSpec:
+    """Draw one scene from the given (already split-filtered) assets."""
+    cfg = cfg or SceneConfig()
+    if len(foregrounds) < 1 or not backgrounds:
+        raise ValueError("draw_scene: needs at least one foreground and one background asset")
+    rng = sample_rng(seed, index)
+    s = cfg.size
+    bg = backgrounds[int(rng.integers(len(backgrounds)))]
+    side = _u(rng, cfg.bg_crop_range)
+    crop = (float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.width)),
+            float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.height)), side)
+    # background: centre disparity c, tilt of total change t across the frame in direction phi
+    c, t, phi = _u(rng, cfg.bg_disparity_range), _u(rng, cfg.bg_tilt_range), float(rng.uniform(0, 2 * math.pi))
+    gx, gy = t * math.cos(phi) / s, t * math.sin(phi) / s
+    a = c - gx * s / 2 - gy * s / 2
+    corners = [a + gx * x + gy * y for x in (0.5, s - 0.5) for y in (0.5, s - 0.5)]
+    lo = min(corners)
+    if lo < 0:  # keep the whole frame in [0, 1] (with a margin for rounding)
+        a -= lo - 1e-9
+    bg_max = max(corners) - min(lo, 0.0)
+    fgs = []
+    for _ in range(2):
+        asset = foregrounds[int(rng.integers(len(foregrounds)))]
+        fgs.append(ForegroundSpec(asset.id, _u(rng, (min(bg_max + cfg.fg_margin, 1.0), 1.0)),
+                                  _u(rng, cfg.fg_scale_range), (_u(rng, cfg.fg_center_range), _u(rng, cfg.fg_center_range)),
+                                  bool(rng.integers(2))))
+    K = _u(rng, cfg.k_range)
+    target = ("fg0", "fg1", "background")[int(rng.integers(3))]
+    focus_u = (float(rng.random()), float(rng.random()))
+    return SceneSpec(int(seed), int(index), s, bg.id, crop, bool(rng.integers(2)), (a, gx, gy), fgs, K, target,
+                     focus_u, int(rng.integers(2**62)))
+
+
+def _place(rgb, alpha, fg: ForegroundSpec, size: int):
+    """The foreground scaled and placed on a size×size canvas: premultiplied resampling, straight colour back."""
+    h, w = alpha.shape
+    scale = fg.scale * size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    pm = np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=-1)
+    pm = cv2.resize(pm, (nw, nh), interpolation=interp)
+    if fg.flip:
+        pm = pm[:, ::-1]
+    canvas = np.zeros((size, size, 4), np.float32)
+    x0 = round(fg.center[0] * size - nw / 2)
+    y0 = round(fg.center[1] * size - nh / 2)
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    dx0, dy0 = max(0, x0), max(0, y0)
+    cw, ch = min(nw - sx0, size - dx0), min(nh - sy0, size - dy0)
+    if cw > 0 and ch > 0:
+        canvas[dy0:dy0 + ch, dx0:dx0 + cw] = pm[sy0:sy0 + ch, sx0:sx0 + cw]
+    a = np.clip(canvas[..., 3], 0.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        straight = np.where(a[..., None] > 1e-6, canvas[..., :3] / a[..., None], 0.0)
+    return np.clip(straight, 0.0, 1.0).astype(np.float32), a.astype(np.float32)
+
+
+def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
+    """The scene's layers (foregrounds first, background last), size × size, from the assets by id."""
+    s = spec.size
+    bg = assets[spec.background_id]
+    rgb, _ = load_asset(bg)
+    h, w = rgb.shape[:2]
+    side = spec.bg_crop[2] * min(h, w)
+    x0, y0 = spec.bg_crop[0] * w, spec.bg_crop[1] * h
+    crop = rgb[int(y0):int(y0 + side), int(x0):int(x0 + side)]
+    crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if crop.shape[0] > s else cv2.INTER_LINEAR)
+    if spec.bg_flip:
+        crop = crop[:, ::-1]
+    ys, xs = np.mgrid[0:s, 0:s] + 0.5
+    a, gx, gy = spec.bg_plane
+    bg_disp = np.clip(a + gx * xs + gy * ys, 0.0, 1.0).astype(np.float32)
+    layers = []
+    for i, fg in enumerate(spec.foregrounds):
+        frgb, falpha = load_asset(assets[fg.asset_id])
+        prgb, palpha = _place(frgb, falpha, fg, s)
+        layers.append(Layer(prgb, palpha, np.full((s, s), fg.disparity, np.float32), name=f"fg{i}"))
+    layers.append(Layer(np.clip(np.ascontiguousarray(crop), 0, 1).astype(np.float32), np.ones((s, s), np.float32),
+                        bg_disp, name="background"))
+    return layers
+
+
+def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, float]:
+    """(target, (x, y), focus disparity): the point of the target picked by ``spec.focus_u``, among the pixels
+    where the target is solid (alpha > 0.5); a foreground that left the frame hands the focus to the background."""
+    target = spec.focus_target
+    layer = layers[int(target[2])] if target.startswith("fg") else layers[-1]
+    ys, xs = np.nonzero(layer.alpha > 0.5)
+    if len(ys) == 0:
+        target, layer = "background", layers[-1]
+        ys, xs = np.nonzero(layer.alpha > 0.5)
+    k = min(int(spec.focus_u[0] * len(ys)), len(ys) - 1)
+    i, j = int(ys[k]), int(xs[k])
+    return target, (j + 0.5, i + 0.5), float(layer.disparity[i, j])
+
+
+def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: DegradationConfig | None = None,
+                **render_options) -> dict:
+    """Every member of one sample (DESIGN.md "Samples"): aif, bokeh, lq (uint8 H×W×3 sRGB), disp (float32 H×W,
+    full precision, nearest visible surface), json (the spec, the degradation draws, the renderer report)."""
+    layers = build_layers(spec, assets)
+    target, xy, focus_disparity = resolve_focus(spec, layers)
+    aif = to_uint8(composite(layers))
+    bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=spec.seed, return_info=True, **render_options)
+    lq, rec = degrade(aif, spec.degradation_seed, degradation)
+    disp = visible_disparity(layers)
+    meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
+            "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
+            "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp")},
+            "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold"}
+    return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}
