@@ -1,0 +1,32 @@
+"""Contact sheet of samples: one row each — LQ (upsampled), all-in-focus, disparity, defocus map, bokeh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+from PIL import Image
+
+
+def contact_sheet(samples: list[dict], path, max_k: float = 32.0) -> Path:
+    """Write a PNG with one row per sample (dicts as make_sample returns them); returns the path.
+
+    Disparity is colour-mapped with turbo over [0, 1]; the defocus map r = K·|d − d_f| with magma over [0, max_k]
+    px, so rows are comparable.
+    """
+    turbo, magma = matplotlib.colormaps["turbo"], matplotlib.colormaps["magma"]
+    rows = []
+    for s in samples:
+        h, w = s["aif"].shape[:2]
+        lq = cv2.resize(s["lq"], (w, h), interpolation=cv2.INTER_CUBIC)
+        disp = (turbo(np.clip(s["disp"], 0, 1))[..., :3] * 255).astype(np.uint8)
+        focus = s["json"]["focus"]["disparity"]
+        K = s["json"]["render"]["K"]
+        r = np.clip(K * np.abs(s["disp"] - focus) / max_k, 0, 1)
+        defocus = (magma(r)[..., :3] * 255).astype(np.uint8)
+        rows.append(np.concatenate([lq, s["aif"], disp, defocus, s["bokeh"]], axis=1))
+    path = Path(path)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    return path
