@@ -66,6 +66,24 @@ class SceneSpec:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def columns(self) -> dict:
+        """Flat, typed manifest columns (schema: manifests.scene_schema): tuples split into _0, _1, …; the two
+        foregrounds as fg0_*, fg1_*."""
+        flat = {}
+        for key, value in asdict(self).items():
+            if key == "foregrounds":
+                for i, fg in enumerate(value):
+                    for k, v in fg.items():
+                        if isinstance(v, (list, tuple)):
+                            flat.update({f"fg{i}_{k}_{n}": float(x) for n, x in enumerate(v)})
+                        else:
+                            flat[f"fg{i}_{k}"] = v
+            elif isinstance(value, (list, tuple)):
+                flat.update({f"{key}_{n}": float(x) for n, x in enumerate(value)})
+            else:
+                flat[key] = value
+        return flat
+
     @classmethod
     def from_json(cls, text: str) -> "SceneSpec":
         d = json.loads(text)

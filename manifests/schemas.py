@@ -30,6 +30,21 @@ def assets_schema() -> pa.Schema:
     return pa.schema(_flat_fields(Asset))
 
 
+def scene_schema() -> pa.Schema:
+    """Columns of one scene (datagen.SceneSpec.columns()): two foregrounds, tuples split into _0, _1, …"""
+    f = [pa.field(n, t) for n, t in (("seed", pa.int64()), ("index", pa.int64()), ("size", pa.int64()),
+                                     ("background_id", pa.string()))]
+    f += [pa.field(f"bg_crop_{i}", pa.float64()) for i in range(3)] + [pa.field("bg_flip", pa.bool_())]
+    f += [pa.field(f"bg_plane_{i}", pa.float64()) for i in range(3)]
+    for k in range(2):
+        f += [pa.field(f"fg{k}_asset_id", pa.string()), pa.field(f"fg{k}_disparity", pa.float64()),
+              pa.field(f"fg{k}_scale", pa.float64()), pa.field(f"fg{k}_center_0", pa.float64()),
+              pa.field(f"fg{k}_center_1", pa.float64()), pa.field(f"fg{k}_flip", pa.bool_())]
+    f += [pa.field("K", pa.float64()), pa.field("focus_target", pa.string()), pa.field("focus_u_0", pa.float64()),
+          pa.field("focus_u_1", pa.float64()), pa.field("degradation_seed", pa.int64())]
+    return pa.schema(f)
+
+
 def degradation_schema() -> pa.Schema:
     """Columns of one degradation record (degradations.DegradationRecord.columns())."""
     from degradations.pipeline import DegradationRecord

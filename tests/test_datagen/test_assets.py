@@ -45,6 +45,11 @@ def sets(tmp_path):
     Image.fromarray(_photo(11)).save(aim / "original" / "b.jpg")
     Image.fromarray(_matte(32)).save(aim / "mask" / "b.png")  # size mismatch
     Image.fromarray(_photo(12)).save(aim / "original" / "c.jpg")  # no matte
+    rwp = tmp_path / "RWP-636"
+    (rwp / "image").mkdir(parents=True)
+    (rwp / "mask").mkdir()
+    Image.fromarray(_photo(13)).save(rwp / "image" / "r.jpg")
+    Image.fromarray(_matte()).save(rwp / "mask" / "r.png")
     gen = tmp_path / "generic"
     gen.mkdir()
     Image.fromarray(_photo(20)).save(gen / "dog.jpg")
@@ -58,10 +63,11 @@ def sets(tmp_path):
 
 
 def test_scan_layouts_and_records_every_skip_with_its_reason(sets, tmp_path):
-    rows = scan([("photomatte85", sets / "PhotoMatte85"), ("aim500", sets / "AIM-500"), ("generic", sets / "generic"),
+    rows = scan([("photomatte85", sets / "PhotoMatte85"), ("aim500", sets / "AIM-500"), ("rwp636", sets / "RWP-636"),
+                 ("generic", sets / "generic"),
                  ("backgrounds", sets / "backgrounds")], tmp_path / "assets.parquet", min_size=32, progress=False)
     ok = {r.uri.split("/")[-1] for r in rows if r.ok}
-    assert ok == {"p0.png", "p1.png", "p2.png", "a.jpg", "dog.jpg", "cutout.png", "land.jpg"}
+    assert ok == {"p0.png", "p1.png", "p2.png", "a.jpg", "r.jpg", "dog.jpg", "cutout.png", "land.jpg"}
     reasons = {r.uri.split("/")[-1]: r.reason for r in rows if not r.ok}
     assert "all-opaque matte" in reasons["opaque.png"]
     assert "empty matte" in reasons["empty.png"]

@@ -1,11 +1,13 @@
 """Random scenes: draws in range, JSON round trip rebuilds the same sample, focus behaves physically."""
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from datagen.assets import scan, usable
 from datagen.scenes import SceneConfig, SceneSpec, build_layers, draw_scene, make_sample, resolve_focus
+from manifests import scene_schema, write_table
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +44,23 @@ def test_draws_stay_in_their_ranges(assets):
             assert max(corners) < fg.disparity <= 1.0  # nearer than every background point
             assert cfg.fg_scale_range[0] <= fg.scale <= cfg.fg_scale_range[1]
         assert cfg.k_range[0] <= spec.K <= cfg.k_range[1]
+        x0, y0, side = spec.bg_crop
+        assert cfg.bg_crop_range[0] <= side <= cfg.bg_crop_range[1] and 0 <= x0 <= 1 and 0 <= y0 <= 1
+        assert all(cfg.fg_center_range[0] <= c <= cfg.fg_center_range[1] for fg in spec.foregrounds for c in fg.center)
         assert spec.focus_target in ("fg0", "fg1", "background")
     targets = [draw_scene(7, i, fgs, bgs, cfg).focus_target for i in range(300)]
     assert min(targets.count(t) for t in ("fg0", "fg1", "background")) > 60
 
 
-def test_spec_round_trip_rebuilds_a_byte_identical_sample(assets):
+def test_spec_round_trip_rebuilds_a_byte_identical_sample(assets, tmp_path):
     fgs, bgs, by_id = _pools(assets)
     spec = draw_scene(3, 5, fgs, bgs, SceneConfig(size=128))
     assert draw_scene(3, 5, fgs, bgs, SceneConfig(size=128)) == spec  # same (seed, index) ⇒ same draws
     again = SceneSpec.from_json(spec.to_json())
     assert again == spec
+    write_table([spec.columns()], scene_schema(), tmp_path / "scenes.parquet")
+    row = pq.read_table(tmp_path / "scenes.parquet").to_pylist()[0]
+    assert row == spec.columns() and pq.read_schema(tmp_path / "scenes.parquet").equals(scene_schema())
     a, b = make_sample(spec, by_id), make_sample(again, by_id)
     for key in ("aif", "bokeh", "lq", "disp"):
         assert a[key].tobytes() == b[key].tobytes(), key
