@@ -33,7 +33,7 @@ class SceneConfig:
     bg_tilt_range: tuple = (0.0, 0.2)  # disparity change across the frame
     fg_margin: float = 0.05  # a foreground is at least this much nearer than the nearest background point
     fg_scale_range: tuple = (0.4, 0.8)  # foreground's longer side / output size
-    fg_center_range: tuple = (0.3, 0.7)  # foreground centre / output size
+    fg_center_range: tuple = (0.2, 0.8)  # foreground centre / output size, narrowed so that the subject fits
     bg_crop_range: tuple = (0.6, 1.0)  # side of the background crop / shorter side of the photo
 
 
@@ -126,9 +126,14 @@ def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: lis
     fgs = []
     for _ in range(2):
         asset = foregrounds[int(rng.integers(len(foregrounds)))]
-        fgs.append(ForegroundSpec(asset.id, _u(rng, (min(bg_max + cfg.fg_margin, 1.0), 1.0)),
-                                  _u(rng, cfg.fg_scale_range), (_u(rng, cfg.fg_center_range), _u(rng, cfg.fg_center_range)),
-                                  bool(rng.integers(2))))
+        disparity = _u(rng, (min(bg_max + cfg.fg_margin, 1.0), 1.0))
+        scale = _u(rng, cfg.fg_scale_range)
+        # the centre stays within the configured range and far enough from the border for the subject to fit
+        lo_c, hi_c = max(cfg.fg_center_range[0], scale / 2), min(cfg.fg_center_range[1], 1 - scale / 2)
+        if lo_c > hi_c:
+            lo_c = hi_c = 0.5
+        center = (_u(rng, (lo_c, hi_c)), _u(rng, (lo_c, hi_c)))
+        fgs.append(ForegroundSpec(asset.id, disparity, scale, center, bool(rng.integers(2))))
     K = _u(rng, cfg.k_range)
     target = ("fg0", "fg1", "background")[int(rng.integers(3))]
     focus_u = (float(rng.random()), float(rng.random()))

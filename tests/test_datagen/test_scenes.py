@@ -46,7 +46,9 @@ def test_draws_stay_in_their_ranges(assets):
         assert cfg.k_range[0] <= spec.K <= cfg.k_range[1]
         x0, y0, side = spec.bg_crop
         assert cfg.bg_crop_range[0] <= side <= cfg.bg_crop_range[1] and 0 <= x0 <= 1 and 0 <= y0 <= 1
-        assert all(cfg.fg_center_range[0] <= c <= cfg.fg_center_range[1] for fg in spec.foregrounds for c in fg.center)
+        for fg in spec.foregrounds:  # inside the configured range, and the whole subject inside the frame
+            assert all(cfg.fg_center_range[0] <= c <= cfg.fg_center_range[1] for c in fg.center)
+            assert all(fg.scale / 2 <= c <= 1 - fg.scale / 2 for c in fg.center)
         assert spec.focus_target in ("fg0", "fg1", "background")
     targets = [draw_scene(7, i, fgs, bgs, cfg).focus_target for i in range(300)]
     assert min(targets.count(t) for t in ("fg0", "fg1", "background")) > 60
