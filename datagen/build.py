@@ -1,0 +1,240 @@
+"""Build a bokeh dataset on Ray: WebDataset shards of (all-in-focus, bokeh, LQ, disparity, json) with manifests.
+
+    python datagen/build.py                       # demo dataset from the bundled assets, local Ray
+    python datagen/build.py --config FILE --out DIR [--set key=value ...] [--address auto]
+
+One Ray task per shard. A shard is written atomically and its manifest (``train-000000.parquet``) after it marks it
+complete: a rerun skips complete shards and redoes the others; ``--overwrite`` starts over; a different config in the
+same output directory is refused (its hash is in ``dataset.json``). Every sample's randomness comes from
+(seed, sample index) only, so the bytes do not depend on the number of workers or the order of completion.
+This file is a thin entry point for ``ray submit``: the work is in the installed ``datagen`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class BuildConfig:
+    """Everything that determines the dataset's bytes (its hash guards the output directory)."""
+
+    assets: list = field(default_factory=list)  # ["layout:path", ...]; empty = bundled demo assets
+    num_samples: int = 16  # training samples
+    val_samples: int = 4  # built only from validation assets, when there are any
+    samples_per_shard: int = 8
+    seed: int = 0
+    size: int = 512
+    min_asset_size: int = 256
+    val_fraction: float = 0.05
+    max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
+    k_range: list = field(default_factory=lambda: [0.0, 32.0])
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
+        values = {}
+        if path is not None:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(values, dict):
+                raise ValueError(f"{path}: expected a mapping of options")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r}: expected key=value")
+            values[key] = yaml.safe_load(raw)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path or 'overrides'}: unknown key(s) {unknown}; known: {sorted(known)}")
+        cfg = cls(**values)
+        if cfg.size % 4 or cfg.size < 96:
+            raise ValueError(f"size: a multiple of 4, at least 96 (the degradation's smallest input), got {cfg.size}")
+        if cfg.samples_per_shard < 1 or cfg.num_samples < 0 or cfg.val_samples < 0:
+            raise ValueError("num_samples, val_samples >= 0 and samples_per_shard >= 1 required")
+        return cfg
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(cfg: BuildConfig) -> list[tuple[str, int, list[int]]]:
+    """(split, shard index, sample indices) for every shard; validation indices continue after training's."""
+    shards = []
+    for split, start, count in (("train", 0, cfg.num_samples), ("val", cfg.num_samples, cfg.val_samples)):
+        for s, first in enumerate(range(start, start + count, cfg.samples_per_shard)):
+            shards.append((split, s, list(range(first, min(first + cfg.samples_per_shard, start + count)))))
+    return shards
+
+
+def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str) -> dict:
+    """Render, degrade and write one shard and its manifest; returns counts and timings."""
+    import pyarrow as pa
+
+    from datagen.assets import usable
+    from datagen.scenes import SceneConfig, draw_scene, make_sample
+    from datagen.shards import encode_sample, member_columns, write_parquet_atomic, write_shard
+    from manifests import scene_schema
+
+    t0 = time.perf_counter()
+    fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
+    by_id = {a.id: a for a in rows}
+    scfg = SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range))
+    written, records, failures = [], [], []
+    for index in indices:
+        key = f"{shard:06d}_{index:06d}"
+        try:
+            spec = draw_scene(cfg.seed, index, fgs, bgs, scfg)
+            members = encode_sample(make_sample(spec, by_id))
+        except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
+            failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
+            continue
+        written.append((key, members))
+        records.append({"key": key, "shard": f"{split}-{shard:06d}.tar", "split": split, **spec.columns(),
+                        **member_columns(members)})
+    if len(failures) > cfg.max_failure_rate * len(indices):
+        raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
+    name = f"{split}-{shard:06d}"
+    write_shard(Path(out) / f"{name}.tar", written)
+    schema = pa.schema([pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
+                       + list(scene_schema())
+                       + [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in ("aif.png", "bokeh.png", "lq.png",
+                                                                              "disp.npy", "json")
+                          for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))])
+    table = pa.Table.from_pylist(records, schema=schema)
+    table = table.replace_schema_metadata({"failures": json.dumps(failures)})
+    write_parquet_atomic(table, Path(out) / f"{name}.parquet")
+    return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="YAML BuildConfig")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("bokeh_dataset"), help="output folder")
+    p.add_argument("--workers", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
+    p.add_argument("--address", default=None, help="connect to an existing Ray cluster (e.g. auto)")
+    p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> dict:
+    import ray
+
+    from datagen.assets import scan
+    from datagen.demo_assets import make_demo_assets
+
+    cfg = BuildConfig.load(args.config, args.overrides)
+    out = args.out
+    if args.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "dataset.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("config_hash") != cfg.digest():
+            raise SystemExit(f"{out}: holds a dataset of another config (hash {old.get('config_hash')} vs "
+                             f"{cfg.digest()}); use another --out or --overwrite")
+    meta_path.write_text(json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
+                                     "complete": False}, indent=2, sort_keys=True))
+    sources = [tuple(s.split(":", 1)) for s in cfg.assets]
+    if not sources:
+        root = make_demo_assets()
+        sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
+    rows = scan(sources, out / "assets.parquet", min_size=min(cfg.min_asset_size, cfg.size),
+                val_fraction=cfg.val_fraction)
+    todo = [s for s in plan(cfg) if not (out / f"{s[0]}-{s[1]:06d}.parquet").exists()]
+    has_val = any(a.ok and a.split == "val" for a in rows if a.kind == "foreground") and \
+        any(a.ok and a.split == "val" for a in rows if a.kind == "background")
+    skipped_val = [s for s in todo if s[0] == "val" and not has_val]
+    todo = [s for s in todo if s not in skipped_val]
+    if not ray.is_initialized():
+        ray.init(address=args.address, num_cpus=None if args.address else args.workers,
+                 include_dashboard=False, log_to_driver=False)
+    task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
+    rows_ref = ray.put(rows)
+    pending = [task.remote(cfg, rows_ref, split, shard, idx, str(out)) for split, shard, idx in todo]
+    results, t0 = [], time.perf_counter()
+    total = sum(len(s[2]) for s in todo)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        results.append(ray.get(done[0]))
+        n = sum(r["samples"] for r in results)
+        rate = n / max(time.perf_counter() - t0, 1e-9)
+        print(f"\r{len(results)}/{len(todo)} shards, {n}/{total} samples, {rate:.2f} samples/s, "
+              f"ETA {(total - n) / rate if rate else 0:.0f} s", end="", flush=True)
+    print()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p) for p in sorted(out.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"))]
+    merged = pa.concat_tables(tables) if tables else None
+    if merged is not None:
+        pq.write_table(merged.replace_schema_metadata(None), out / "samples.parquet")
+    skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
+    summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "complete": True,
+               "samples": 0 if merged is None else merged.num_rows,
+               "shards": sorted(p.name for p in out.glob("*.tar")), "skipped_assets": skipped_assets,
+               "val_skipped": "no validation assets" if skipped_val else "",
+               "versions": _versions()}
+    meta_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    sheet = preview(out, out / "preview.png")
+    print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {out.resolve()}")
+    if sheet:
+        print(f"look at them: {sheet} (rows: LQ, all-in-focus, disparity, defocus map, bokeh); "
+              f"read them with webdataset.WebDataset('{out}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
+    return summary
+
+
+def preview(out: Path, path: Path, count: int = 4) -> Path | None:
+    """Contact sheet of the first ``count`` samples of the first training shard."""
+    import io
+
+    import numpy as np
+    import webdataset as wds
+    from PIL import Image
+
+    from datagen.preview import contact_sheet
+    from datagen.shards import decode_disp
+
+    first = out / "train-000000.tar"
+    if not first.exists():
+        return None
+    samples = []
+    for s in wds.WebDataset(str(first), shardshuffle=False):
+        png = {k: np.asarray(Image.open(io.BytesIO(s[f"{k}.png"])).convert("RGB")) for k in ("aif", "bokeh", "lq")}
+        samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
+        if len(samples) == count:
+            break
+    return contact_sheet(samples, path)
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("bokehgen", "numpy", "numba", "torch", "basicsr", "ray", "webdataset", "pyarrow", "pillow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    out["python"] = sys.version.split()[0]
+    return out
+
+
+def cli() -> None:
+    main(parse_args())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,74 @@
+"""Deterministic WebDataset shards: encoding, atomic writing, and the per-shard manifest that marks completion.
+
+A shard is written under a temporary name, flushed, fsynced and renamed; its manifest (``NAME.parquet``), written
+after the shard, marks it complete. Tar metadata is fixed (mtime 0, owner "bokehgen", mode 0444) and members are
+encoded deterministically, so the same samples give the same bytes on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+from webdataset import TarWriter
+
+MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+
+
+def encode_sample(sample: dict) -> dict[str, bytes]:
+    """Sample arrays -> member bytes: PNGs (8-bit sRGB, fixed zlib settings), disparity as float32 .npy, sorted
+    JSON."""
+    out = {}
+    for name in ("aif", "bokeh", "lq"):
+        buf = io.BytesIO()
+        Image.fromarray(sample[name]).save(buf, format="PNG", compress_level=6)
+        out[f"{name}.png"] = buf.getvalue()
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)
+    out["disp.npy"] = buf.getvalue()
+    out["json"] = json.dumps(sample["json"], sort_keys=True, allow_nan=True).encode()
+    return out
+
+
+def decode_disp(data: bytes) -> np.ndarray:
+    """The ``disp.npy`` member back to H×W float32 (full precision)."""
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def write_shard(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> None:
+    """Write (key, members) pairs to ``path`` atomically (temporary name, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        writer = TarWriter(f, user="bokehgen", group="bokehgen", mode=0o444, encoder=False, mtime=0.0)
+        for key, members in samples:
+            writer.write({"__key__": key, **members})
+        writer.close()
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def member_columns(members: dict[str, bytes]) -> dict:
+    """sha256 and size of every member, as manifest columns."""
+    cols = {}
+    for name in MEMBERS:
+        col = name.replace(".", "_")
+        cols[f"{col}_sha256"] = hashlib.sha256(members[name]).hexdigest()
+        cols[f"{col}_bytes"] = len(members[name])
+    return cols
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
