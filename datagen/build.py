@@ -139,6 +139,8 @@ def main(args: argparse.Namespace) -> dict:
     if args.overwrite and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):  # half-written files of an interrupted run
+        stale.unlink()
     meta_path = out / "dataset.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())

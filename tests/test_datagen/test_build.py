@@ -37,9 +37,11 @@ def test_build_is_deterministic_resumable_and_guarded(tmp_path, local_ray):
     # a lost shard (and its manifest) is rebuilt identically; complete shards are skipped
     (a / "train-000001.tar").unlink()
     (a / "train-000001.parquet").unlink()
+    (a / ".train-000001.tar.tmp-999").write_bytes(b"half a shard from a killed run")
     mtime = (a / "train-000000.tar").stat().st_mtime_ns
     main(parse_args(ARGS + ["--out", str(a)]))
     assert _bytes(a) == first and (a / "train-000000.tar").stat().st_mtime_ns == mtime
+    assert not list(a.glob(".*.tmp-*"))
     # another config in the same folder is refused
     with pytest.raises(SystemExit, match="another config"):
         main(parse_args(ARGS[:-2] + ["--set", "val_samples=1", "--out", str(a)]))
