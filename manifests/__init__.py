@@ -1,5 +1,6 @@
 """Parquet schemas and manifest I/O of bokehgen (DESIGN.md, "Manifests")."""
 
+from .verify import verify
 from .schemas import assets_schema, degradation_schema, pairs_schema, scene_schema, skipped_schema, write_table
 
-__all__ = ["assets_schema", "degradation_schema", "pairs_schema", "scene_schema", "skipped_schema", "write_table"]
+__all__ = ["assets_schema", "degradation_schema", "pairs_schema", "scene_schema", "skipped_schema", "verify", "write_table"]

@@ -46,6 +46,15 @@ def test_build_is_deterministic_resumable_and_guarded(tmp_path, local_ray):
     with pytest.raises(SystemExit, match="another config"):
         main(parse_args(ARGS[:-2] + ["--set", "val_samples=1", "--out", str(a)]))
     assert json.loads((a / "dataset.json").read_text())["complete"]
+    # manifests.verify: intact, then a corrupted member is named
+    from manifests import verify
+
+    assert verify(a) == []
+    data = bytearray((a / "train-000000.tar").read_bytes())
+    data[4096] ^= 0xFF  # inside the first member's bytes (after its PAX and tar headers)
+    (a / "train-000000.tar").write_bytes(bytes(data))
+    problems = verify(a)
+    assert problems and "train-000000.tar" in problems[0] and "checksum" in problems[0]
 
 
 @pytest.mark.slow
