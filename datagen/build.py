@@ -122,6 +122,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable)")
     p.add_argument("--out", type=Path, default=Path("bokeh_dataset"), help="output folder")
+    p.add_argument("--assets", action="append", metavar="LAYOUT:PATH",
+                   help="asset folder (repeatable): photomatte85, aim500, rwp636, pairs, generic or backgrounds")
+    p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
+    p.add_argument("--samples-per-shard", type=int, help="samples per shard (config samples_per_shard)")
+    p.add_argument("--seed", type=int, help="run seed (config seed)")
+    p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
     p.add_argument("--workers", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
     p.add_argument("--address", default=None, help="connect to an existing Ray cluster (e.g. auto)")
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
@@ -134,7 +140,10 @@ def main(args: argparse.Namespace) -> dict:
     from datagen.assets import scan
     from datagen.demo_assets import make_demo_assets
 
-    cfg = BuildConfig.load(args.config, args.overrides)
+    flags = {"assets": args.assets, "num_samples": args.num_samples, "samples_per_shard": args.samples_per_shard,
+             "seed": args.seed, "size": args.size}
+    cfg = BuildConfig.load(args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items()
+                                                          if v is not None])
     out = args.out
     if args.overwrite and out.exists():
         shutil.rmtree(out)

@@ -8,7 +8,7 @@ import pytest
 from datagen.build import main, parse_args
 from datagen.shards import decode_disp
 
-ARGS = ["--set", "size=96", "--set", "num_samples=4", "--set", "samples_per_shard=2", "--set", "min_asset_size=96",
+ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
         "--set", "val_samples=0"]
 
 
