@@ -83,7 +83,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     from datagen.assets import usable
     from datagen.scenes import SceneConfig, draw_scene, make_sample
     from datagen.shards import encode_sample, member_columns, write_parquet_atomic, write_shard
-    from manifests import scene_schema
+    from manifests import samples_schema
 
     t0 = time.perf_counter()
     fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
@@ -94,23 +94,23 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
         key = f"{shard:06d}_{index:06d}"
         try:
             spec = draw_scene(cfg.seed, index, fgs, bgs, scfg)
-            members = encode_sample(make_sample(spec, by_id))
+            sample = make_sample(spec, by_id)
+            members = encode_sample(sample)
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
             failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
             continue
         written.append((key, members))
+        focus = sample["json"]["focus"]
         records.append({"key": key, "shard": f"{split}-{shard:06d}.tar", "split": split, **spec.columns(),
+                        "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
+                        "focus_disparity": focus["disparity"],
+                        **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
                         **member_columns(members)})
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     write_shard(Path(out) / f"{name}.tar", written)
-    schema = pa.schema([pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
-                       + list(scene_schema())
-                       + [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in ("aif.png", "bokeh.png", "lq.png",
-                                                                              "disp.npy", "json")
-                          for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))])
-    table = pa.Table.from_pylist(records, schema=schema)
+    table = pa.Table.from_pylist(records, schema=samples_schema())
     table = table.replace_schema_metadata({"failures": json.dumps(failures)})
     write_parquet_atomic(table, Path(out) / f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0}
@@ -199,10 +199,18 @@ def main(args: argparse.Namespace) -> dict:
                "val_skipped": "no validation assets" if skipped_val else "",
                "versions": _versions()}
     meta_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    log_path = out / "build_log.json"  # timings: the one output that is not deterministic
+    log = json.loads(log_path.read_text()) if log_path.exists() else []
+    log.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),
+                "seconds": time.perf_counter() - t0, "shards": results})
+    log_path.write_text(json.dumps(log, indent=2))
     sheet = preview(out, out / "preview.png")
+    from datagen.report import write_report
+
+    write_report(out, sheet)
     print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {out.resolve()}")
     if sheet:
-        print(f"look at them: {sheet} (rows: LQ, all-in-focus, disparity, defocus map, bokeh); "
+        print(f"look at them: {sheet} (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and {out / 'report.html'}; "
               f"read them with webdataset.WebDataset('{out}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
     return summary
 

@@ -52,6 +52,18 @@ def degradation_schema() -> pa.Schema:
     return pa.schema(_flat_fields(DegradationRecord))
 
 
+def samples_schema() -> pa.Schema:
+    """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
+    every degradation draw (deg_*), sha256 and size of every member."""
+    base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
+    focus = [pa.field("focus_target_used", pa.string()), pa.field("focus_x", pa.float64()),
+             pa.field("focus_y", pa.float64()), pa.field("focus_disparity", pa.float64())]
+    deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
+    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+               for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
+    return pa.schema(base + list(scene_schema()) + focus + deg + members)
+
+
 def pairs_schema() -> pa.Schema:
     """degradations.cli output: one row per HQ/LQ pair, then every degradation draw."""
     base = [

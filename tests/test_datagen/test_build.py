@@ -46,6 +46,14 @@ def test_build_is_deterministic_resumable_and_guarded(tmp_path, local_ray):
     with pytest.raises(SystemExit, match="another config"):
         main(parse_args(ARGS[:-2] + ["--set", "val_samples=1", "--out", str(a)]))
     assert json.loads((a / "dataset.json").read_text())["complete"]
+    # report and stats
+    from manifests import stats
+
+    st = stats(a)
+    assert st["samples"] == 4 and st["splits"] == {"train": 4} and len(st["shards"]) == 2
+    assert 0.0 <= st["columns"]["K"]["min"] <= st["columns"]["K"]["max"] <= 32.0
+    page = (a / "report.html").read_text()
+    assert page.count("data:image/png;base64") >= 10 and "train-000001.tar" in page
     # manifests.verify: intact, then a corrupted member is named
     from manifests import verify
 

@@ -1,0 +1,72 @@
+"""report.html of a built dataset: the contact sheet, histograms of every sampled parameter, per-shard counts,
+failures and timings. One self-contained file (figures embedded as PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+import pyarrow.parquet as pq
+
+from manifests import stats
+
+HISTOGRAMS = ["K", "fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
+              "bg_crop_2", "deg_stage1_noise_sigma", "deg_stage1_noise_scale", "deg_stage1_jpeg_quality",
+              "deg_stage2_jpeg_quality", "deg_kernel1_sigma_x", "deg_stage1_resize_scale"]
+CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order"]
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    matplotlib.pyplot.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def write_report(folder, sheet: Path | None = None) -> Path:
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    table = pq.read_table(folder / "samples.parquet")
+    figs = []
+    for name in HISTOGRAMS + CATEGORIES:
+        if name not in table.column_names:
+            continue
+        values = [v for v in table[name].to_pylist() if v is not None and v == v]
+        fig, ax = plt.subplots(figsize=(3.2, 2.2))
+        if name in CATEGORIES:
+            labels = sorted(set(map(str, values)))
+            ax.bar(labels, [sum(1 for v in values if str(v) == lab) for lab in labels])
+            ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        else:
+            ax.hist(values, bins=20)
+        ax.set_title(name, fontsize=9)
+        figs.append(_png(fig))
+    st = stats(folder)
+    log_path = folder / "build_log.json"
+    timings = {}
+    if log_path.exists():
+        for run in json.loads(log_path.read_text()):
+            for shard in run["shards"]:
+                timings[shard["shard"] + ".tar"] = shard["seconds"]
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{info['samples']}</td><td>{len(info['failures'])}</td>"
+                   f"<td>{timings.get(name, float('nan')):.1f}</td></tr>" for name, info in st["shards"].items())
+    sheet_html = ""
+    if sheet is not None and Path(sheet).exists():
+        sheet_html = f'<h2>Samples</h2><p>LQ · all-in-focus · disparity · defocus · bokeh</p>' \
+                     f'<img src="data:image/png;base64,{base64.b64encode(Path(sheet).read_bytes()).decode()}" width="100%">'
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bokehgen dataset report</title>
+<style>body{{font-family:sans-serif;margin:2em}} img.h{{margin:4px}} td,th{{padding:2px 8px;text-align:right}}</style>
+</head><body><h1>bokehgen dataset: {st['samples']} samples</h1>
+<p>splits: {html.escape(json.dumps(st['splits']))}</p>{sheet_html}
+<h2>Sampled parameters</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
+<h2>Shards</h2><table><tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
+</body></html>"""
+    path = folder / "report.html"
+    path.write_text(page)
+    return path
