@@ -192,6 +192,7 @@ def main(args: argparse.Namespace) -> dict:
     merged = pa.concat_tables(tables) if tables else None
     if merged is not None:
         pq.write_table(merged.replace_schema_metadata(None), out / "samples.parquet")
+    write_wids_indexes(out)
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
     summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "complete": True,
                "samples": 0 if merged is None else merged.num_rows,
@@ -213,6 +214,23 @@ def main(args: argparse.Namespace) -> dict:
         print(f"look at them: {sheet} (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and {out / 'report.html'}; "
               f"read them with webdataset.WebDataset('{out}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
     return summary
+
+
+def write_wids_indexes(out: Path) -> list[Path]:
+    """``{split}.wids.json``: the shard list with sample counts, for ``wids.ShardListDataset`` (random access)."""
+    import pyarrow.parquet as pq
+
+    written = []
+    for split in ("train", "val"):
+        manifests = sorted(out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"))
+        if not manifests:
+            continue
+        shardlist = [{"url": m.with_suffix(".tar").name, "nsamples": pq.read_metadata(m).num_rows} for m in manifests]
+        index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split, "shardlist": shardlist}
+        path = out / f"{split}.wids.json"
+        path.write_text(json.dumps(index, indent=1))
+        written.append(path)
+    return written
 
 
 def preview(out: Path, path: Path, count: int = 4) -> Path | None:
