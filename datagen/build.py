@@ -86,6 +86,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     from manifests import samples_schema
 
     t0 = time.perf_counter()
+    _pin_threads()
     fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
     by_id = {a.id: a for a in rows}
     scfg = SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range))
@@ -114,6 +115,23 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     table = table.replace_schema_metadata({"failures": json.dumps(failures)})
     write_parquet_atomic(table, Path(out) / f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0}
+
+
+def _pin_threads() -> None:
+    """Inside a Ray task, let numba and torch use the CPUs Ray assigned to it (1 by default), not every core."""
+    try:
+        import ray
+
+        if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+            return
+        cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)) or 1
+    except Exception:
+        return
+    import numba
+    import torch
+
+    numba.set_num_threads(min(cpus, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(cpus)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
