@@ -155,7 +155,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> dict:
     import ray
 
-    from datagen.assets import scan
+    from datagen.assets import scan, usable
     from datagen.demo_assets import make_demo_assets
 
     flags = {"assets": args.assets, "num_samples": args.num_samples, "samples_per_shard": args.samples_per_shard,
@@ -169,22 +169,25 @@ def main(args: argparse.Namespace) -> dict:
     for stale in out.glob(".*.tmp-*"):  # half-written files of an interrupted run
         stale.unlink()
     meta_path = out / "dataset.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if old.get("config_hash") != cfg.digest():
-            raise SystemExit(f"{out}: holds a dataset of another config (hash {old.get('config_hash')} vs "
-                             f"{cfg.digest()}); use another --out or --overwrite")
-    meta_path.write_text(json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
-                                     "complete": False}, indent=2, sort_keys=True))
+    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if old_meta and old_meta.get("config_hash") != cfg.digest():
+        raise SystemExit(f"{out}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
+                         f"{cfg.digest()}); use another --out or --overwrite")
     sources = [tuple(s.split(":", 1)) for s in cfg.assets]
     if not sources:
         root = make_demo_assets()
         sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
     rows = scan(sources, out / "assets.parquet", min_size=min(cfg.min_asset_size, cfg.size),
                 val_fraction=cfg.val_fraction)
+    # the assets decide the bytes as much as the config: a resumed build must see the same ones
+    assets_hash = hashlib.sha256(json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows)).encode()).hexdigest()[:16]
+    if old_meta.get("assets_hash", assets_hash) != assets_hash:
+        raise SystemExit(f"{out}: was built from other assets (hash {old_meta['assets_hash']} vs {assets_hash}); "
+                         f"use another --out or --overwrite")
+    meta_path.write_text(json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
+                                     "assets_hash": assets_hash, "complete": False}, indent=2, sort_keys=True))
     todo = [s for s in plan(cfg) if not (out / f"{s[0]}-{s[1]:06d}.parquet").exists()]
-    has_val = any(a.ok and a.split == "val" for a in rows if a.kind == "foreground") and \
-        any(a.ok and a.split == "val" for a in rows if a.kind == "background")
+    has_val = bool(usable(rows, "foreground", "val")) and bool(usable(rows, "background", "val"))
     skipped_val = [s for s in todo if s[0] == "val" and not has_val]
     todo = [s for s in todo if s not in skipped_val]
     if not ray.is_initialized():
@@ -212,7 +215,8 @@ def main(args: argparse.Namespace) -> dict:
         pq.write_table(merged.replace_schema_metadata(None), out / "samples.parquet")
     write_wids_indexes(out)
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
-    summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "complete": True,
+    summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
+               "complete": True,
                "samples": 0 if merged is None else merged.num_rows,
                "shards": sorted(p.name for p in out.glob("*.tar")), "skipped_assets": skipped_assets,
                "val_skipped": "no validation assets" if skipped_val else "",

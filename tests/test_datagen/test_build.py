@@ -96,3 +96,23 @@ def test_shards_read_back_with_webdataset_at_full_precision(tmp_path, local_ray)
     rows = ray.data.read_webdataset(sorted(str(p) for p in out.glob("*.tar")), decoder=None).take_all()
     got = {r["__key__"]: {k: r[k] for k in ref["000000_000000"]} for r in rows}
     assert got == ref
+
+
+@pytest.mark.slow
+def test_changed_asset_folder_is_refused_on_resume(tmp_path, local_ray):
+    import shutil
+
+    from datagen.demo_assets import make_demo_assets
+
+    demo = make_demo_assets(tmp_path / "demo")
+    fg, bg = tmp_path / "fg", tmp_path / "bg"
+    shutil.copytree(demo / "fg", fg)
+    shutil.copytree(demo / "bg", bg)
+    args = ARGS + ["--assets", f"generic:{fg}", "--assets", f"backgrounds:{bg}", "--out", str(tmp_path / "ds")]
+    main(parse_args(args))
+    shutil.copy(demo / "bg" / "rocket.png", bg / "rocket_copy_flipped.png")
+    from PIL import Image
+
+    Image.open(bg / "rocket_copy_flipped.png").transpose(Image.FLIP_LEFT_RIGHT).save(bg / "rocket_copy_flipped.png")
+    with pytest.raises(SystemExit, match="other assets"):
+        main(parse_args(args))
