@@ -428,10 +428,11 @@ def push_cell(q, n, sx, sy, size, blades, rotation, roundness, cateye, cx, cy, l
 
 
 @njit(cache=True)
-def push_split(q, n, sx, sy, size, refine, scale, blades, rotation, roundness, cateye, cx, cy):
-    """Append the refine × refine sub-cells of a cell (level 1: never split again), their weights scaled by
-    ``scale``; returns (new length, blocked aperture weight)."""
+def push_split(q, n, sx, sy, size, refine, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of a cell (level 1: never split again), each weighing 1/refine² of
+    it; returns (new length, blocked aperture weight)."""
     sub = size / refine
+    scale = 1.0 / (refine * refine)
     blocked = 0.0
     for u in range(refine):
         for v in range(refine):
@@ -538,8 +539,8 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                         if w_ap <= 0.0:
                             continue
                         if refine > 1 and (w_ap < 1.0 or w < w_ap):
-                            nq, blocked = push_split(q, nq, sx, sy, delta, refine, 1.0 / (refine * refine),
-                                                     blades, rotation, roundness, cateye, cx, cy)
+                            nq, blocked = push_split(q, nq, sx, sy, delta, refine, blades, rotation, roundness,
+                                                     cateye, cx, cy)
                         else:
                             nq, blocked = push_cell(q, nq, sx, sy, delta, blades, rotation, roundness, cateye,
                                                     cx, cy, 0.0)
@@ -578,8 +579,8 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 rays += 1
                 if mixed and level == 0.0 and refine > 1:
                     # the product of box means is not the mean of the product: trace sub-cells instead
-                    nq, blocked = push_split(q, nq, sx, sy, size, refine, 1.0 / (refine * refine),
-                                             blades, rotation, roundness, cateye, cx, cy)
+                    nq, blocked = push_split(q, nq, sx, sy, size, refine, blades, rotation, roundness, cateye,
+                                             cx, cy)
                     wtot += blocked
                     continue
                 acc0 += w * c0
