@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from manifests import assets_schema, write_table
 
-from .images import IMAGE_SUFFIXES, load_alpha, load_image
+from .images import list_images, load_alpha, load_image
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -60,10 +60,6 @@ def _digest(*paths: Path) -> str:
     for p in paths:
         h.update(p.read_bytes())
     return h.hexdigest()
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float) -> Asset:
@@ -99,14 +95,14 @@ def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: in
 
 def photomatte85(root: Path) -> list[tuple[Path, Path | None]]:
     """A folder of RGBA images."""
-    return [(p, None) for p in _images(root)]
+    return [(p, None) for p in list_images(root)]
 
 
 def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, Path | None]], list[Asset]]:
     """image_dir/NAME.* with matte_dir/NAME.*; images without a matte are reported."""
-    mattes = {p.relative_to(root / matte_dir).with_suffix("").as_posix(): p for p in _images(root / matte_dir)}
+    mattes = {p.relative_to(root / matte_dir).with_suffix("").as_posix(): p for p in list_images(root / matte_dir)}
     found, missing = [], []
-    for img in _images(root / image_dir):
+    for img in list_images(root / image_dir):
         stem = img.relative_to(root / image_dir).with_suffix("").as_posix()
         if stem in mattes:
             found.append((img, mattes[stem]))
@@ -117,7 +113,7 @@ def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, 
 
 def generic(root: Path) -> list[tuple[Path, Path | None]]:
     """RGBA images, and images with a NAME_alpha / NAME_mask / NAME_matte file beside them."""
-    files = _images(root)
+    files = list_images(root)
     by_stem = {p.with_suffix(""): p for p in files}
     mattes = {p for p in files if p.stem.endswith(MATTE_SUFFIXES)}
     out = []

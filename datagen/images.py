@@ -15,6 +15,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
+def list_images(folder) -> list[Path]:
+    """Image files below ``folder`` (recursively), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _open(path: Path) -> Image.Image:
     try:
         im = Image.open(path)

@@ -18,7 +18,7 @@ import pyarrow as pa
 from PIL import Image
 from webdataset import TarWriter
 
-MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+from manifests.schemas import MEMBERS
 
 
 def encode_sample(sample: dict) -> dict[str, bytes]:

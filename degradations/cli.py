@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from datagen.images import IMAGE_SUFFIXES, load_image, to_uint8
+from datagen.images import IMAGE_SUFFIXES, list_images, load_image, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
 
 from .config import DegradationConfig
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     cfg = DegradationConfig.from_yaml(args.config) if args.config else DegradationConfig.preset(args.preset)
     cfg = cfg.override(args.overrides)
-    files = sorted(p for p in args.input.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = list_images(args.input)
     if not files:
         raise SystemExit(f"{args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     (args.out / "hq").mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,9 @@ import pyarrow.parquet as pq
 
 _PA = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 
+# The members of every sample in a shard (DESIGN.md "Samples"), in the order the manifests list them.
+MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+
 
 def _flat_fields(cls, prefix: str = "") -> list[pa.Field]:
     hints = typing.get_type_hints(cls)
@@ -59,7 +62,7 @@ def samples_schema() -> pa.Schema:
     focus = [pa.field("focus_target_used", pa.string()), pa.field("focus_x", pa.float64()),
              pa.field("focus_y", pa.float64()), pa.field("focus_disparity", pa.float64())]
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
-    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in MEMBERS
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
     return pa.schema(base + list(scene_schema()) + focus + deg + members)
 

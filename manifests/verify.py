@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+from .schemas import MEMBERS
 
 
 def verify(folder) -> list[str]:
