@@ -8,36 +8,29 @@ import torch
 from torch.nn import functional as F
 
 from .compat import basicsr_modules
-from .pipeline import DegradationRecord, _jpeger, build_kernel
+from .pipeline import DegradationRecord, _add_noise, _jpeger, build_kernel
 
 
 def reference_apply(hq: torch.Tensor, rec: DegradationRecord, scale: int) -> torch.Tensor:
-    deg, ipu, _ = basicsr_modules()
+    _, ipu, _ = basicsr_modules()
     jpeger = _jpeger()
     k1 = torch.from_numpy(build_kernel(rec.kernel1, pad_to=21))[None]
     k2 = torch.from_numpy(build_kernel(rec.kernel2, pad_to=21))[None]
     sinc = torch.from_numpy(build_kernel(rec.final_kernel, pad_to=21))[None]
-
-    def noise(out, st):
-        gray = 1.0 if st.noise_gray else 0.0
-        if st.noise == "gaussian":
-            return deg.add_gaussian_noise_pt(out, sigma=st.noise_sigma, clip=True, rounds=False, gray_noise=gray)
-        return deg.add_poisson_noise_pt(out, scale=st.noise_scale, gray_noise=gray, clip=True, rounds=False)
-
     ori_h, ori_w = hq.shape[2:]
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(rec.noise_seed)
         gt = ipu.USMSharp()(hq) if rec.usm else hq
         out = ipu.filter2D(gt, k1)
         out = F.interpolate(out, scale_factor=rec.stage1.resize_scale, mode=rec.stage1.resize_interp)
-        out = noise(out, rec.stage1)
+        out = _add_noise(out, rec.stage1)
         out = torch.clamp(out, 0, 1)
         out = jpeger(out, quality=out.new_tensor([rec.stage1.jpeg_quality]))
         if rec.blur2:
             out = ipu.filter2D(out, k2)
         out = F.interpolate(out, size=(int(ori_h / scale * rec.stage2.resize_scale),
                                        int(ori_w / scale * rec.stage2.resize_scale)), mode=rec.stage2.resize_interp)
-        out = noise(out, rec.stage2)
+        out = _add_noise(out, rec.stage2)
         if rec.final_order == "resize_sinc_jpeg":
             out = F.interpolate(out, size=(ori_h // scale, ori_w // scale), mode=rec.final_interp)
             out = ipu.filter2D(out, sinc)
