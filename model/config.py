@@ -1,0 +1,65 @@
+"""Typed configuration of the MagicBokeh model (which weights, which sizes), loadable from YAML with checked
+overrides. ``base=None`` means the tiny random configuration of the same code (tests, CPU experiments)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEPTH_SIZES = ("tiny", "small", "base", "large")
+
+
+@dataclass
+class ModelConfig:
+    # local diffusers-format Stable Diffusion 2.1-base folder (unet/, vae/, scheduler/); None = tiny random model
+    base: str | None = None
+    # local Depth Anything V2 folder in transformers format; None = random weights of ``depth_size``
+    depth: str | None = None
+    depth_size: str = "tiny"
+    depth_input: int = 518  # short side fed to the depth network, rounded to a multiple of 14
+    resolution: int = 512  # tile size at inference (pixels of the HQ image)
+    k_max: float = 32.0  # the defocus map r = K·|d − d_f| is divided by this
+    focus_radius: float = 1.0  # px: a pixel whose blur radius is at most this belongs to the in-focus region
+    timestep: int = 999
+    lora_rank_vae: int = 16
+    lora_rank_sr: int = 16
+    lora_rank_bokeh: int = 16
+    seed: int = 0  # initialisation of the random (tiny) weights, LoRA and ControlNet
+
+    def __post_init__(self):
+        if self.depth_size not in DEPTH_SIZES:
+            raise ValueError(f"depth_size: one of {DEPTH_SIZES}, got {self.depth_size!r}")
+        if self.resolution % 8 or self.resolution < 64:
+            raise ValueError(f"resolution: a multiple of 8 and >= 64, got {self.resolution}")
+        if not 0 < self.timestep < 1000:
+            raise ValueError(f"timestep: in (0, 1000), got {self.timestep}")
+        if self.k_max <= 0:
+            raise ValueError(f"k_max: must be > 0, got {self.k_max}")
+        for name in ("lora_rank_vae", "lora_rank_sr", "lora_rank_bokeh"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown model key(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path) -> "ModelConfig":
+        path = Path(path)
+        if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
+            path = CONFIG_DIR / f"{path}.yaml"
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a mapping of model keys expected")
+        return cls.from_dict(data.get("model", data), source=str(path))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

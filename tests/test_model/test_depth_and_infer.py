@@ -1,0 +1,115 @@
+"""Depth Anything V2 wrapper, tiling, and the inference CLI end to end on a bundled photo."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from model.depth import DepthEstimator, input_shape, load_depth_model
+from model.infer import main, run_tiled
+
+
+def test_depth_tiny_forward_range_and_sizes():
+    est = DepthEstimator(load_depth_model("tiny"), input_size=70).eval()
+    rgb = torch.rand(2, 3, 45, 80)
+    with torch.no_grad():
+        d = est(rgb)
+    assert d.shape == (2, 1, 45, 80)
+    for i in range(2):
+        assert d[i].min() == 0 and d[i].max() == 1
+    assert all(s % 14 == 0 for s in input_shape(45, 80, 70)) and input_shape(45, 80, 70)[0] == 70
+
+
+def test_depth_small_matches_the_published_size():
+    """Depth Anything V2 Small has 24.8M parameters: our config reproduces the architecture, not just the API."""
+    n = sum(p.numel() for p in load_depth_model("small").parameters())
+    assert abs(n / 1e6 - 24.8) < 0.1
+
+
+def test_depth_weights_folder_round_trip(tmp_path):
+    m = load_depth_model("tiny", seed=3)
+    m.save_pretrained(tmp_path / "da")
+    m2 = load_depth_model("tiny", weights=tmp_path / "da")
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        load_depth_model("small", weights=tmp_path / "missing")
+
+
+def test_tiles_blend_to_the_whole():
+    """An identity model through overlapping tiles gives back the image exactly; a pointwise model too."""
+    img = torch.rand(1, 3, 150, 230) * 2 - 1
+    defocus = torch.rand(1, 1, 150, 230)
+    out = run_tiled(lambda x, d, m: x, img, defocus, None, tile=64, overlap=16)
+    assert out.shape == img.shape and torch.allclose(out, img, atol=1e-6)
+    out = run_tiled(lambda x, d, m: x * (1 - d), img, defocus, None, tile=64, overlap=16)
+    assert torch.allclose(out, img * (1 - defocus), atol=1e-6)
+    small = torch.rand(1, 3, 30, 45) * 2 - 1  # smaller than a tile and not a multiple of 8: padded, cropped
+    out = run_tiled(lambda x, d, m: x, small, torch.zeros(1, 1, 30, 45), None, tile=64)
+    assert torch.allclose(out, small)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """scikit-image's Middlebury motorcycle (left view) at 1/4 size with its real disparity."""
+    left, _, disp = data.stereo_motorcycle()
+    left = np.asarray(Image.fromarray(left).resize((185, 125), Image.BILINEAR))
+    disp = np.nan_to_num(disp, nan=0.0, posinf=0.0)
+    disp = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((185, 125), Image.NEAREST))
+    folder = tmp_path_factory.mktemp("photo")
+    Image.fromarray(left).save(folder / "moto.png")
+    np.save(folder / "moto_disp.npy", disp)
+    return folder
+
+
+def test_infer_cli_untrained_says_so_and_writes_the_image(photo, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "12"]) == 0
+    text = capsys.readouterr().out
+    assert "UNTRAINED" in text and "random weights" in text and "time: depth" in text
+    assert Image.open(out).size == (185, 125)
+    disp = np.asarray(Image.open(tmp_path / "out_disparity.png"))
+    assert disp.dtype == np.uint16 and disp.shape == (125, 185)
+
+
+def test_infer_cli_with_saved_weights(photo, tmp_path, capsys):
+    from model.config import ModelConfig
+    from model.network import MagicBokeh
+
+    MagicBokeh(ModelConfig.from_yaml("tiny")).save_weights(tmp_path / "w")
+    out = tmp_path / "w_out.png"
+    main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "8",
+          "--weights", str(tmp_path / "w"), "--disparity", str(photo / "moto_disp.npy"), "--upscale", "2"])
+    text = capsys.readouterr().out
+    assert "UNTRAINED" not in text and "(370×250)" in text
+    assert Image.open(out).size == (370, 250)
+
+
+def test_infer_cli_classical_keeps_the_focused_surface_sharp(photo, tmp_path):
+    out = tmp_path / "c.png"
+    main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "16",
+          "--classical", "--disparity", str(photo / "moto_disp.npy")])
+    src = np.asarray(Image.open(photo / "moto.png"), np.float32)
+    res = np.asarray(Image.open(out), np.float32)
+    disp = np.load(photo / "moto_disp.npy")
+    disp = (disp - disp.min()) / (disp.max() - disp.min())
+    d_f = float(np.median(disp[56:65, 86:95]))
+    r = 16 * np.abs(disp - d_f)
+    sharp, blurred = r < 0.05, r > 4
+    assert sharp.sum() > 50 and blurred.sum() > 1000
+    err = np.abs(res - src).mean(axis=2)
+    assert err[sharp].mean() < 0.5 * err[blurred].mean()  # in focus stays, out of focus changes
+
+
+def test_infer_cli_errors_name_the_problem(photo, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(Exception, match="bad.png"):
+        main(["--image", str(bad), "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
+              "--classical"])
+    with pytest.raises(ValueError, match="outside"):
+        main(["--image", str(photo / "moto.png"), "--out", str(tmp_path / "o.png"), "--focus", "500,10",
+              "--K", "4", "--classical", "--disparity", str(photo / "moto_disp.npy")])
+    with pytest.raises(SystemExit):
+        main(["--image", str(photo / "moto.png"), "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5",
+              "--K", "40", "--classical"])
