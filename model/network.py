@@ -35,6 +35,11 @@ SD21_UNET = dict(
     attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024, use_linear_projection=True, norm_num_groups=32,
     flip_sin_to_cos=True, freq_shift=0,
 )
+SD21_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
+    sample_size=512, scaling_factor=0.18215,
+)
 SD21_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                       prediction_type="epsilon", clip_sample=False, steps_offset=1)
 SD21_CONTROLNET_EMBEDDING = (16, 32, 96, 256)
