@@ -44,17 +44,20 @@ SD21_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.0
                       prediction_type="epsilon", clip_sample=False, steps_offset=1)
 SD21_CONTROLNET_EMBEDDING = (16, 32, 96, 256)
 
-# The tiny random configuration: the same block types, widths a CPU can train.
+# The tiny random configuration: the same block types, widths a CPU can train. Its VAE downsamples 4× into 8
+# latent channels (SD: 8× into 4): a VAE this small, fitted on a few images for a minute, cannot reconstruct
+# through SD's 48× compression better than the LQ input already is, and the tiny model must learn something
+# measurable on a CPU.
 TINY_UNET = dict(
-    sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+    sample_size=16, in_channels=8, out_channels=8, layers_per_block=1, block_out_channels=(32, 64, 64),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     attention_head_dim=(2, 4, 4), cross_attention_dim=32, use_linear_projection=True, norm_num_groups=16,
     flip_sin_to_cos=True, freq_shift=0,
 )
 TINY_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(16, 32, 32, 32),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=8,
+    in_channels=3, out_channels=3, latent_channels=8, layers_per_block=1, block_out_channels=(16, 32, 32),
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
     sample_size=128, scaling_factor=0.18215,
 )
 TINY_CONTROLNET_EMBEDDING = (8, 16, 16, 32)
@@ -132,11 +135,16 @@ def load_components(base: str | Path | None, seed: int = 0):
     return unet, vae, scheduler
 
 
-def build_controlnet(unet: UNet2DConditionModel, embedding_channels=None) -> ControlNetModel:
-    """A ControlNet for the 1-channel defocus map with a plain mid-block, its encoder copied from ``unet``."""
+def build_controlnet(unet: UNet2DConditionModel, embedding_channels=None, vae_factor: int = 8) -> ControlNetModel:
+    """A ControlNet for the 1-channel defocus map with a plain mid-block, its encoder copied from ``unet``; its
+    conditioning embedding downsamples the full-size map by ``vae_factor`` (one stride-2 stage per factor 2)."""
     cfg = unet.config
     if embedding_channels is None:
         embedding_channels = SD21_CONTROLNET_EMBEDDING if cfg.block_out_channels[0] >= 256 else TINY_CONTROLNET_EMBEDDING
+        stages = int(math.log2(vae_factor))
+        if 2 ** stages != vae_factor or not 1 <= stages < len(embedding_channels):
+            raise ValueError(f"vae_factor: a power of 2 up to {2 ** (len(embedding_channels) - 1)}, got {vae_factor}")
+        embedding_channels = embedding_channels[-(stages + 1):]
     controlnet = ControlNetModel(
         in_channels=cfg.in_channels, conditioning_channels=1, flip_sin_to_cos=cfg.flip_sin_to_cos,
         freq_shift=cfg.freq_shift, down_block_types=cfg.down_block_types, only_cross_attention=cfg.only_cross_attention,
@@ -169,7 +177,8 @@ class MagicBokeh(torch.nn.Module):
         self.cfg = cfg
         unet, vae, scheduler = load_components(cfg.base, cfg.seed)
         torch.manual_seed(cfg.seed + 1)
-        self.controlnet = build_controlnet(unet)
+        self.vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.controlnet = build_controlnet(unet, vae_factor=self.vae_factor)
         self.unet, self.vae = unet, vae
         self.vae.add_adapter(_lora(cfg.lora_rank_vae, VAE_LORA_TARGETS), adapter_name="vae")
         self.unet.add_adapter(_lora(cfg.lora_rank_sr, SR_LORA_TARGETS), adapter_name="sr")

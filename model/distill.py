@@ -1,0 +1,210 @@
+"""Degradation-aware depth: distil Depth Anything V2 so that degraded inputs give the depth clear ones give.
+
+    python -m model.distill --config tiny --shards 'DIR/train-{000000..000002}.tar' --val 'DIR/train-000003.tar' \
+        --out runs/depth
+
+Teacher: the depth network on the HQ all-in-focus image (frozen). Student: the same initialisation on the LQ
+image upsampled to the HQ size. Loss: MSE between the student's and the teacher's encoder features (the
+backbone layers the DPT head taps) + λ·L1 between their normalised outputs. Evaluation against the exact
+disparity our renderer wrote: AbsRel and δ1 (max(p/g, g/p) < 1.25) after a per-image least-squares scale and
+shift (the network predicts relative disparity), on clear and on degraded inputs, before and after.
+The tiny configuration's random teacher is first fitted to the synthetic ground truth (``teacher_fit_steps``),
+standing in for the pretrained weights the real configuration loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from .config import CONFIG_DIR, ModelConfig
+from .data import StreamConfig, expand_urls, loader, val_batches
+from .depth import DepthEstimator, load_depth_model, normalise
+
+
+@dataclass
+class DistillConfig:
+    steps: int = 2000
+    batch_size: int = 8
+    lr: float = 5e-6
+    feature_weight: float = 1.0
+    output_weight: float = 1.0
+    teacher_fit_steps: int = 0  # tiny random configuration only (see module doc)
+    teacher_fit_lr: float = 1e-3
+    log_every: int = 50
+    seed: int = 0
+
+
+def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:
+    path = Path(path)
+    if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
+        path = CONFIG_DIR / f"{path}.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    model, dcfg = dict(data.get("model") or {}), dict(data.get("distill") or {})
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or section not in ("model", "distill"):
+            raise ValueError(f"override {item!r}: expected model.KEY=VALUE or distill.KEY=VALUE")
+        (model if section == "model" else dcfg)[name] = yaml.safe_load(raw)
+    bad = sorted(set(dcfg) - {f.name for f in fields(DistillConfig)})
+    if bad:
+        raise ValueError(f"{path}: unknown distill key(s) {bad}")
+    return ModelConfig.from_dict(model, str(path)), DistillConfig(**dcfg)
+
+
+def _01(t: torch.Tensor) -> torch.Tensor:
+    return (t + 1) / 2
+
+
+def aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per image least-squares scale and shift of ``pred`` onto ``gt`` (both (B, 1, H, W))."""
+    p, g = pred.flatten(1), gt.flatten(1)
+    pm, gm = p.mean(1, keepdim=True), g.mean(1, keepdim=True)
+    scale = ((p - pm) * (g - gm)).sum(1, keepdim=True) / ((p - pm) ** 2).sum(1, keepdim=True).clamp_min(1e-12)
+    return (scale * (p - pm) + gm).view_as(pred)
+
+
+def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, min_gt: float = 0.05) -> tuple[list[float], list[float]]:
+    """AbsRel and δ1 per image after alignment, over pixels with ground-truth disparity above ``min_gt``."""
+    p = aligned(pred, gt).clamp_min(1e-3)
+    absrel, delta1 = [], []
+    for pi, gi in zip(p, gt):
+        valid = gi > min_gt
+        if valid.sum() == 0:
+            continue
+        a, b = pi[valid], gi[valid]
+        absrel.append(float(((a - b).abs() / b).mean()))
+        delta1.append(float((torch.maximum(a / b, b / a) < 1.25).float().mean()))
+    return absrel, delta1
+
+
+@torch.no_grad()
+def evaluate(student: DepthEstimator, teacher: DepthEstimator, urls, scfg: StreamConfig) -> dict:
+    acc = {k: [] for k in ("teacher_clear", "teacher_degraded", "student_clear", "student_degraded")}
+    d1 = {k: [] for k in acc}
+    for b in val_batches(urls, scfg):
+        clear, degraded = _01(b["aif"]), _01(b["lq"])
+        for name, net, x in (("teacher_clear", teacher, clear), ("teacher_degraded", teacher, degraded),
+                             ("student_clear", student, clear), ("student_degraded", student, degraded)):
+            a, d = depth_metrics(net(x), b["disp"])
+            acc[name] += a
+            d1[name] += d
+    out = {}
+    for k in acc:
+        out[f"absrel_{k}"] = round(float(np.mean(acc[k])), 5)
+        out[f"delta1_{k}"] = round(float(np.mean(d1[k])), 5)
+    return out
+
+
+def _features(out, layers) -> list[torch.Tensor]:
+    return [out.hidden_states[i] for i in layers]
+
+
+def fit_teacher(teacher: DepthEstimator, data, steps: int, lr: float, log=print) -> None:
+    """Supervised fit on the synthetic ground truth (tiny configuration's stand-in for pretrained weights)."""
+    opt = torch.optim.Adam(teacher.parameters(), lr=lr)
+    teacher.train()
+    for step in range(steps):
+        b = next(data)
+        pred = teacher(_01(b["aif"]))
+        loss = F.l1_loss(pred, b["disp"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % max(1, steps // 5) == 0:
+            log(f"teacher fit {step + 1}/{steps}: L1 {loss.item():.4f}")
+    teacher.eval()
+
+
+def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(dcfg.seed)
+    urls, val_urls = expand_urls(shards), expand_urls(val)
+    scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
+    data = iter(loader(urls, scfg))
+    teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
+    if dcfg.teacher_fit_steps:
+        if mcfg.depth is not None:
+            raise ValueError("teacher_fit_steps is for a random (tiny) depth network only")
+        fit_teacher(teacher, data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr, log)
+    teacher.eval().requires_grad_(False)
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    layers = list(teacher.model.config.backbone_config.out_indices)
+    before = evaluate(student, teacher, val_urls, scfg)
+    log(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
+        f"{before['absrel_student_clear']:.4f}")
+    opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
+    student.train()
+    t0 = time.perf_counter()
+    for step in range(dcfg.steps):
+        b = next(data)
+        with torch.no_grad():
+            t_out = teacher.raw(_01(b["aif"]), output_hidden_states=True)
+        s_out = student.raw(_01(b["lq"]), output_hidden_states=True)
+        feat = sum(F.mse_loss(s, t) for s, t in zip(_features(s_out, layers), _features(t_out, layers))) / len(layers)
+        outl = F.l1_loss(normalise(s_out.predicted_depth[:, None]), normalise(t_out.predicted_depth[:, None]))
+        loss = dcfg.feature_weight * feat + dcfg.output_weight * outl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % dcfg.log_every == 0 or step + 1 == dcfg.steps:
+            log(f"distill {step + 1}/{dcfg.steps}: features {feat.item():.4f}, output {outl.item():.4f} "
+                f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)")
+    student.eval()
+    after = evaluate(student, teacher, val_urls, scfg)
+    rows = [{"when": "before", **before}, {"when": "after", **after}]
+    with open(out / "depth_eval.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    student.model.save_pretrained(out / "student")
+    _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
+    log(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
+        f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
+        f"student -> {out / 'student'}, table -> {out / 'depth_eval.csv'}")
+    return {"before": before, "after": after}
+
+
+@torch.no_grad()
+def _examples(teacher, student, urls, scfg, path: Path, n: int = 4) -> None:
+    from .train import example_grid
+
+    rows = []
+    for b in val_batches(urls, scfg):
+        clear, degraded = _01(b["aif"]), _01(b["lq"])
+        t_c, t_d, s_d = teacher(clear), teacher(degraded), student(degraded)
+        for i in range(len(b["key"])):
+            if len(rows) < n:
+                rows.append([b["aif"][i], b["lq"][i], b["disp"][i], t_c[i], t_d[i], s_d[i]])
+    example_grid(rows, path)  # columns: HQ, LQ, ground truth, teacher(HQ), teacher(LQ), student(LQ)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model.distill", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--val", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = p.parse_args(argv)
+    mcfg, dcfg = load_configs(args.config, args.overrides)
+    distill(mcfg, dcfg, args.shards, args.val, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

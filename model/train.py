@@ -1,0 +1,387 @@
+"""Alternating SR/bokeh training of MagicBokeh from bokehgen's shards.
+
+    python -m model.train --config model/configs/tiny.yaml --shards 'DIR/train-{000000..000003}.tar' \
+        --val 'DIR/val-*.tar' --out runs/tiny [--set train.total_steps=600]
+
+Stage 1 ("isr1", ``isr1_steps``): VAE-encoder LoRA + SR LoRA on LQ -> HQ all-in-focus (defocus 0, M = 0). Then
+phases alternate: "bokeh" (``bokeh_steps``: ControlNet + bokeh LoRA, LQ -> HQ bokeh, conditioned on the defocus
+map with the focus mask, lr 5e-5) and "isr" (``isr_steps``: SR LoRA only, lr 5e-6). Loss: L2 + λ·LPIPS.
+The run folder holds checkpoints (trained weights only + optimizer state), train_log.csv, val.csv, curves.png
+and val_examples_*.png; rerunning the same command resumes from the last checkpoint.
+
+The tiny configuration's U-Net and VAE are random: ``prior_fit_steps`` first fits them (all weights) on the same
+data, as the stand-in for the pretrained Stable Diffusion weights the real configuration starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from .config import CONFIG_DIR, ModelConfig
+from .data import StreamConfig, expand_urls, loader, val_batches
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 4
+    num_workers: int = 0
+    shuffle_buffer: int = 256
+    crop: int | None = None  # train on random crops of this size (on the LQ grid); None: whole samples
+    total_steps: int = 20000
+    isr1_steps: int = 2000
+    bokeh_steps: int = 500
+    isr_steps: int = 100
+    lr_isr1: float = 5e-5
+    lr_bokeh: float = 5e-5
+    lr_isr: float = 5e-6
+    weight_decay: float = 1e-2
+    lpips_weight: float = 1.0
+    lpips_net: str = "vgg"
+    lpips_backbone: str | None = None  # torchvision ImageNet state dict of the LPIPS backbone (local file)
+    prior_vae_steps: int = 0  # tiny configuration only: fit the random VAE first (see module doc) ...
+    prior_fit_steps: int = 0  # ... then the random U-Net
+    prior_lr: float = 1e-3
+    log_every: int = 10
+    val_every: int = 500
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.isr1_steps < 0 or self.bokeh_steps < 0 or self.isr_steps < 0 or self.bokeh_steps + self.isr_steps == 0:
+            raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
+
+    def phase(self, step: int) -> str:
+        if step < self.isr1_steps:
+            return "isr1"
+        k = (step - self.isr1_steps) % (self.bokeh_steps + self.isr_steps)
+        return "bokeh" if k < self.bokeh_steps else "isr"
+
+
+def load_configs(path, overrides=()) -> tuple[ModelConfig, TrainConfig]:
+    path = Path(path)
+    if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
+        path = CONFIG_DIR / f"{path}.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - {"model", "train", "distill"})
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train (and distill)")
+    data = {"model": dict(data.get("model") or {}), "train": dict(data.get("train") or {})}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in data:
+            raise ValueError(f"override {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        data[section][name] = yaml.safe_load(raw)
+    known = {f.name for f in fields(TrainConfig)}
+    bad = sorted(set(data["train"]) - known)
+    if bad:
+        raise ValueError(f"{path}: unknown train key(s) {bad}; known: {sorted(known)}")
+    return ModelConfig.from_dict(data["model"], str(path)), TrainConfig(**data["train"])
+
+
+# ---------------------------------------------------------------- metrics and images
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image, inputs in [-1, 1], measured in [0, 1]."""
+    mse = (((pred.clamp(-1, 1) - target) / 2) ** 2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
+    from skimage.metrics import structural_similarity
+
+    a = ((pred.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
+    b = ((target + 1) / 2).permute(0, 2, 3, 1).numpy()
+    return [float(structural_similarity(x, y, channel_axis=2, data_range=1.0)) for x, y in zip(a, b)]
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().float()
+    if t.shape[0] == 1:
+        t = t.repeat(3, 1, 1) * 2 - 1
+    return ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def example_grid(rows: list[list[torch.Tensor]], path: Path) -> None:
+    from PIL import Image
+
+    grid = np.concatenate([np.concatenate([_img(t) for t in row], axis=1) for row in rows], axis=0)
+    Image.fromarray(grid).save(path)
+
+
+# ---------------------------------------------------------------- the tiny prior
+def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=print) -> Path:
+    """Fit the tiny random VAE (autoencoder on HQ and LQ images) and then the whole pruned U-Net (one step,
+    LQ -> all-in-focus) on the training shards; save them in SD layout under ``out``."""
+    from .network import SD21_SCHEDULER, load_components, save_tiny_sd
+
+    if mcfg.base is not None:
+        raise ValueError("prior_fit_steps is for the tiny random configuration (model.base: null) only")
+    if (out / "unet" / "config.json").is_file():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_tiny_sd(tmp, mcfg.seed)
+    unet, vae, scheduler = load_components(None, mcfg.seed)
+    data = iter(loader(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
+                                          mcfg.focus_radius, tcfg.crop)))
+    n = tcfg.prior_vae_steps
+    opt = torch.optim.Adam(vae.parameters(), lr=tcfg.prior_lr)
+    for step in range(n):
+        b = next(data)
+        x = torch.cat([b["aif"], b["bokeh"], b["lq"]])
+        loss = F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % max(1, n // 5) == 0:
+            log(f"prior: VAE autoencoder step {step + 1}/{n}  L2 {loss.item():.4f}")
+    vae.requires_grad_(False)
+    ab = scheduler.alphas_cumprod[mcfg.timestep].item()
+    sf = vae.config.scaling_factor
+    t = torch.tensor([mcfg.timestep])
+    n = tcfg.prior_fit_steps
+    opt = torch.optim.Adam(unet.parameters(), lr=tcfg.prior_lr)
+    for step in range(n):
+        b = next(data)
+        z = vae.encode(b["lq"]).latent_dist.mode() * sf
+        eps = unet(z, t.expand(len(z)), encoder_hidden_states=None).sample
+        pred = vae.decode((z - (1 - ab) ** 0.5 * eps) / ab ** 0.5 / sf).sample
+        loss = F.mse_loss(pred, b["aif"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % max(1, n // 5) == 0:
+            log(f"prior: U-Net single step step {step + 1}/{n}  L2 {loss.item():.4f}")
+    unet.save_pretrained(tmp / "unet")
+    vae.save_pretrained(tmp / "vae")
+    tmp.rename(out)
+    return out
+
+
+# ---------------------------------------------------------------- checkpoints
+def _checkpoints(run: Path) -> list[Path]:
+    return sorted(p for p in (run / "checkpoints").glob("step-*") if (p / "state.json").is_file())
+
+
+def save_checkpoint(run: Path, step: int, model, optimizers: dict, keep: int) -> Path:
+    final = run / "checkpoints" / f"step-{step:07d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_weights(tmp)
+    torch.save({k: o.state_dict() for k, o in optimizers.items()}, tmp / "optimizers.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "torch_rng": torch.get_rng_state().tolist()}))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in _checkpoints(run)[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def _trim_csv(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.is_file():
+        return
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+# ---------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: Path, max_examples: int = 4) -> dict:
+    model.eval()
+    scfg = StreamConfig(tcfg.batch_size, 1, tcfg.seed, mcfg.k_max, mcfg.focus_radius, None)  # whole samples
+    acc = {k: [] for k in ("psnr_bokeh", "ssim_bokeh", "psnr_aif", "ssim_aif", "psnr_bokeh_identity",
+                           "psnr_aif_identity")}
+    rows = []
+    for b in val_batches(urls, scfg):
+        bokeh = model(b["lq"], b["defocus"], b["mask"])
+        aif = model(b["lq"])
+        acc["psnr_bokeh"] += psnr(bokeh, b["bokeh"]).tolist()
+        acc["ssim_bokeh"] += ssim(bokeh, b["bokeh"])
+        acc["psnr_aif"] += psnr(aif, b["aif"]).tolist()
+        acc["ssim_aif"] += ssim(aif, b["aif"])
+        acc["psnr_bokeh_identity"] += psnr(b["lq"], b["bokeh"]).tolist()
+        acc["psnr_aif_identity"] += psnr(b["lq"], b["aif"]).tolist()
+        for i in range(len(b["key"])):
+            if len(rows) < max_examples:
+                rows.append([b["lq"][i], aif[i], b["aif"][i], b["defocus"][i] * 2 - 1, bokeh[i], b["bokeh"][i]])
+    model.train()
+    if not acc["psnr_bokeh"]:
+        raise ValueError(f"validation shards {urls!r} hold no samples")
+    example_grid(rows, run / f"val_examples_{step:07d}.png")
+    return {"step": step, "n": len(acc["psnr_bokeh"]), **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}}
+
+
+def plot(run: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    if (run / "train_log.csv").is_file():
+        with open(run / "train_log.csv") as f:
+            rows = list(csv.DictReader(f))
+        for phase in ("isr1", "bokeh", "isr"):
+            pts = [(int(r["step"]), float(r["loss"])) for r in rows if r["phase"] == phase]
+            if pts:
+                axes[0].plot(*zip(*pts), ".", ms=3, label=phase)
+        axes[0].set(xlabel="step", ylabel="loss (L2 + λ·LPIPS)", yscale="log", title="training loss")
+        axes[0].legend()
+    if (run / "val.csv").is_file():
+        with open(run / "val.csv") as f:
+            rows = list(csv.DictReader(f))
+        steps = [int(r["step"]) for r in rows]
+        for key, style in (("psnr_bokeh", "-o"), ("psnr_bokeh_identity", "--"), ("psnr_aif", "-s"),
+                           ("psnr_aif_identity", ":")):
+            axes[1].plot(steps, [float(r[key]) for r in rows], style, label=key)
+        axes[1].set(xlabel="step", ylabel="PSNR dB", title="validation")
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run / "curves.png", dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- training
+def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None, log=print,
+          stop_after: int | None = None) -> dict:
+    """Train (or resume) into ``run``; returns the last validation row (or {}). ``stop_after`` ends this call
+    after that many steps (tests: a run interrupted and resumed)."""
+    from .network import MagicBokeh
+
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    urls = expand_urls(shards)
+    val_urls = expand_urls(val) if val else None
+    torch.manual_seed(tcfg.seed)
+    record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
+    cfg_file = run / "config.json"
+    if cfg_file.is_file() and json.loads(cfg_file.read_text()) != record:
+        raise ValueError(f"{run}: holds a run with a different configuration (see {cfg_file}); use another --out")
+    cfg_file.write_text(json.dumps(record, indent=2))
+
+    if tcfg.prior_fit_steps or tcfg.prior_vae_steps:
+        t0 = time.perf_counter()
+        base = fit_tiny_prior(mcfg, tcfg, urls, run / "base", log)
+        mcfg = dataclasses.replace(mcfg, base=str(base.resolve()))
+        log(f"prior ready in {run / 'base'} ({time.perf_counter() - t0:.1f} s)")
+    model = MagicBokeh(mcfg)
+    if perceptual is None:
+        from .perceptual import make_lpips
+
+        perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone)
+    perceptual.requires_grad_(False)
+
+    lrs = {"isr1": tcfg.lr_isr1, "bokeh": tcfg.lr_bokeh, "isr": tcfg.lr_isr}
+    optimizers = {}
+    for phase, lr in lrs.items():
+        model.set_phase(phase)
+        optimizers[phase] = torch.optim.AdamW(model.trainable_parameters(), lr=lr, weight_decay=tcfg.weight_decay)
+    start = 0
+    ckpts = _checkpoints(run)
+    if ckpts:
+        state = json.loads((ckpts[-1] / "state.json").read_text())
+        start = state["step"]
+        model.load_weights(ckpts[-1])
+        for k, sd in torch.load(ckpts[-1] / "optimizers.pt", weights_only=True).items():
+            optimizers[k].load_state_dict(sd)
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        for name in ("train_log.csv", "val.csv"):
+            _trim_csv(run / name, start)
+        log(f"resuming from {ckpts[-1]} (step {start})")
+    model.set_phase(None)
+    model.train()
+
+    data = iter(loader(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed, mcfg.k_max,
+                                          mcfg.focus_radius, tcfg.crop), skip_batches=start,
+                       num_workers=tcfg.num_workers))
+    end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
+    last_val = {}
+    t_start = time.perf_counter()
+    for step in range(start, end):
+        phase = tcfg.phase(step)
+        if model.phase != phase:
+            model.set_phase(phase)
+        b = next(data)
+        if phase == "bokeh":
+            pred, target = model(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
+        else:
+            pred, target = model(b["lq"]), b["aif"]
+        l2 = F.mse_loss(pred, target)
+        lp = perceptual(pred, target).mean()
+        loss = l2 + tcfg.lpips_weight * lp
+        opt = optimizers[phase]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss.item():.6f}",
+                                        "l2": f"{l2.item():.6f}", "lpips": f"{lp.item():.6f}",
+                                        "lr": opt.param_groups[0]["lr"]})
+        if done % tcfg.log_every == 0 or done == end:
+            rate = (time.perf_counter() - t_start) / (done - start)
+            log(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss.item():.4f} (L2 {l2.item():.4f}, "
+                f"LPIPS {lp.item():.4f})  {rate:.2f} s/step, ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
+        if val_urls and (done % tcfg.val_every == 0 or done == tcfg.total_steps):
+            last_val = validate(model, val_urls, mcfg, tcfg, done, run)
+            _append(run / "val.csv", last_val)
+            log(f"val @ {done}: bokeh PSNR {last_val['psnr_bokeh']:.2f} dB (identity "
+                f"{last_val['psnr_bokeh_identity']:.2f}), all-in-focus {last_val['psnr_aif']:.2f} dB (identity "
+                f"{last_val['psnr_aif_identity']:.2f})")
+            plot(run)
+        if done % tcfg.ckpt_every == 0 or done == end:
+            save_checkpoint(run, done, model, optimizers, tcfg.keep_checkpoints)
+    if end == tcfg.total_steps:
+        final = run / "weights"
+        shutil.rmtree(final, ignore_errors=True)
+        model.save_weights(final)
+        plot(run)
+        log(f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: {run / 'curves.png'}")
+    return last_val
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tiny", help="YAML with model: and train: sections (or tiny / sd21)")
+    p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma list")
+    p.add_argument("--val", help="validation shards")
+    p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = p.parse_args(argv)
+    mcfg, tcfg = load_configs(args.config, args.overrides)
+    train(mcfg, tcfg, args.shards, args.out, args.val)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
