@@ -13,6 +13,19 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 DEPTH_SIZES = ("tiny", "small", "base", "large")
 
 
+def coerce_numbers(obj) -> None:
+    """YAML reads ``2e-4`` (no dot) as a string: turn such values of float/int fields into numbers, or fail
+    naming the field."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if isinstance(value, str) and kind.split(" ")[0] in ("float", "int"):
+            try:
+                setattr(obj, f.name, float(value) if kind.startswith("float") else int(value))
+            except ValueError:
+                raise ValueError(f"{f.name}: a number expected, got {value!r}") from None
+
+
 @dataclass
 class ModelConfig:
     # local diffusers-format Stable Diffusion 2.1-base folder (unet/, vae/, scheduler/); None = tiny random model
@@ -31,6 +44,7 @@ class ModelConfig:
     seed: int = 0  # initialisation of the random (tiny) weights, LoRA and ControlNet
 
     def __post_init__(self):
+        coerce_numbers(self)
         if self.depth_size not in DEPTH_SIZES:
             raise ValueError(f"depth_size: one of {DEPTH_SIZES}, got {self.depth_size!r}")
         if self.resolution % 8 or self.resolution < 64:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from .config import CONFIG_DIR, ModelConfig
+from .config import CONFIG_DIR, ModelConfig, coerce_numbers
 from .data import StreamConfig, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
@@ -44,6 +44,9 @@ class DistillConfig:
     teacher_fit_lr: float = 1e-3
     log_every: int = 50
     seed: int = 0
+
+    def __post_init__(self):
+        coerce_numbers(self)
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from .config import CONFIG_DIR, ModelConfig
+from .config import CONFIG_DIR, ModelConfig, coerce_numbers
 from .data import StreamConfig, expand_urls, loader, val_batches
 
 
@@ -61,6 +61,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        coerce_numbers(self)
         for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
