@@ -300,7 +300,8 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
         from .perceptual import make_lpips
 
         perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone)
-    perceptual.requires_grad_(False)
+    if isinstance(perceptual, torch.nn.Module):
+        perceptual.requires_grad_(False)
 
     lrs = {"isr1": tcfg.lr_isr1, "bokeh": tcfg.lr_bokeh, "isr": tcfg.lr_isr}
     optimizers = {}

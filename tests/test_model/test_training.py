@@ -55,7 +55,7 @@ def test_tiny_training_learns_bokeh(shards, tmp_path):
 
 def test_resumed_run_continues_exactly(shards, tmp_path):
     mcfg, tcfg = load_configs("tiny", ["train.total_steps=10", "train.isr1_steps=3", "train.bokeh_steps=3",
-                                       "train.isr_steps=1", "train.prior_fit_steps=4", "train.ckpt_every=4",
+                                       "train.isr_steps=1", "train.prior_fit_steps=4", "train.prior_vae_steps=4", "train.ckpt_every=4",
                                        "train.log_every=5", "train.batch_size=2"])
     quiet = lambda *a: None  # noqa: E731
     perceptual = lambda a, b: (a - b).abs().mean((1, 2, 3))  # noqa: E731  (an injected perceptual distance)
