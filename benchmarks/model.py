@@ -132,7 +132,7 @@ def main(argv=None) -> None:
               f"{lat_s}")
     ours = "ours: pruned U-Net + ControlNet"
     multi = 2 * args.steps * macs[base]
-    print(f"\nwhere a speed-up comes from (U-Net MACs per image):")
+    print("\nwhere a speed-up comes from (U-Net MACs per image):")
     print(f"  SD2.1 sampling, {args.steps} steps × 2 (classifier-free guidance): {multi / 1e12:.1f} TMACs")
     print(f"  ours, one step with ControlNet:                     {macs[ours] / 1e12:.3f} TMACs "
           f"({multi / macs[ours]:.0f}× fewer)")

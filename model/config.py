@@ -67,9 +67,7 @@ class ModelConfig:
 
     @classmethod
     def from_yaml(cls, path) -> "ModelConfig":
-        path = Path(path)
-        if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
-            path = CONFIG_DIR / f"{path}.yaml"
+        path = config_path(path)
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a mapping of model keys expected")
@@ -77,3 +75,36 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+SECTIONS = ("model", "train", "distill")
+
+
+def config_path(path) -> Path:
+    """A YAML file, or the name of a shipped config (``tiny``, ``sd21``)."""
+    path = Path(path)
+    if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
+        path = CONFIG_DIR / f"{path}.yaml"
+    return path
+
+
+def load_section(path, overrides, section: str, cls):
+    """(ModelConfig, ``cls``) from the ``model:`` and ``section:`` parts of a YAML config, with checked
+    ``model.KEY=VALUE`` / ``section.KEY=VALUE`` overrides."""
+    path = config_path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; expected {', '.join(SECTIONS)}")
+    parts = {"model": dict(data.get("model") or {}), section: dict(data.get(section) or {})}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        name, dot, field_name = key.partition(".")
+        if not sep or not dot or name not in parts:
+            raise ValueError(f"override {item!r}: expected model.KEY=VALUE or {section}.KEY=VALUE")
+        parts[name][field_name] = yaml.safe_load(raw)
+    known = {f.name for f in fields(cls)}
+    bad = sorted(set(parts[section]) - known)
+    if bad:
+        raise ValueError(f"{path}: unknown {section} key(s) {bad}; known: {sorted(known)}")
+    return ModelConfig.from_dict(parts["model"], str(path)), cls(**parts[section])

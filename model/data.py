@@ -63,7 +63,7 @@ def to_tensors(sample: dict, k_max: float = 32.0, focus_radius: float = 1.0, cro
     h, w = aif.shape[:2]
     if crop is not None and (h > crop or w > crop):
         rng = random.Random(f"{seed}:{key}")
-        s = lq.shape[0] and h // lq.shape[0]  # LQ scale: crop on the LQ grid so LQ and HQ stay aligned
+        s = h // lq.shape[0]  # LQ scale: crop on the LQ grid so LQ and HQ stay aligned
         y, x = rng.randrange(0, (h - crop) // s + 1) * s, rng.randrange(0, (w - crop) // s + 1) * s
         aif, bokeh, disp = aif[y:y + crop, x:x + crop], bokeh[y:y + crop, x:x + crop], disp[y:y + crop, x:x + crop]
         lq = lq[y // s:(y + crop) // s, x // s:(x + crop) // s]
@@ -82,6 +82,18 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
+def batches(samples, cfg: "StreamConfig", partial: bool):
+    """Raw samples -> collated batches of ``cfg.batch_size`` (a smaller last one when ``partial``)."""
+    batch = []
+    for sample in samples:
+        batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
+        if len(batch) == cfg.batch_size:
+            yield collate(batch)
+            batch = []
+    if batch and partial:
+        yield collate(batch)
+
+
 @dataclass
 class StreamConfig:
     batch_size: int = 4
@@ -96,12 +108,11 @@ class ShardStream(torch.utils.data.IterableDataset):
     """Endless batches from the shards (see module doc); ``skip_batches`` resumes after that many batches of
     the same stream (same shards, config and number of workers)."""
 
-    def __init__(self, urls, cfg: StreamConfig, skip_batches: int = 0, num_workers: int = 0):
+    def __init__(self, urls, cfg: StreamConfig, skip_batches: int = 0):
         super().__init__()
         self.urls = expand_urls(urls)
         self.cfg = cfg
         self.skip_batches = skip_batches
-        self.num_workers = max(1, num_workers)
 
     def _split(self, epoch: int, worker: int, workers: int) -> list[str]:
         urls = list(self.urls)
@@ -129,17 +140,11 @@ class ShardStream(torch.utils.data.IterableDataset):
         stream = self.raw(worker, workers)
         for _ in range(done * self.cfg.batch_size):
             next(stream)
-        c = self.cfg
-        batch = []
-        for sample in stream:
-            batch.append(to_tensors(sample, c.k_max, c.focus_radius, c.crop, c.seed))
-            if len(batch) == c.batch_size:
-                yield collate(batch)
-                batch = []
+        yield from batches(stream, self.cfg, partial=False)
 
 
 def loader(urls, cfg: StreamConfig, skip_batches: int = 0, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    ds = ShardStream(urls, cfg, skip_batches, num_workers)
+    ds = ShardStream(urls, cfg, skip_batches)
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
                                        persistent_workers=False, prefetch_factor=2 if num_workers else None)
 
@@ -147,11 +152,4 @@ def loader(urls, cfg: StreamConfig, skip_batches: int = 0, num_workers: int = 0)
 def val_batches(urls, cfg: StreamConfig):
     """Every validation sample once, in shard order, in batches (the last may be smaller)."""
     samples = wds.tarfile_to_samples()(iter({"url": u} for u in expand_urls(urls)))
-    batch = []
-    for s in samples:
-        batch.append(to_tensors(s, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
-        if len(batch) == cfg.batch_size:
-            yield collate(batch)
-            batch = []
-    if batch:
-        yield collate(batch)
+    yield from batches(samples, cfg, partial=True)

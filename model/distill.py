@@ -17,18 +17,16 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import dataclasses
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-from .config import CONFIG_DIR, ModelConfig, coerce_numbers
+from .config import ModelConfig, coerce_numbers, load_section
 from .data import StreamConfig, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
@@ -50,21 +48,7 @@ class DistillConfig:
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:
-    path = Path(path)
-    if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
-        path = CONFIG_DIR / f"{path}.yaml"
-    data = yaml.safe_load(path.read_text()) or {}
-    model, dcfg = dict(data.get("model") or {}), dict(data.get("distill") or {})
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or section not in ("model", "distill"):
-            raise ValueError(f"override {item!r}: expected model.KEY=VALUE or distill.KEY=VALUE")
-        (model if section == "model" else dcfg)[name] = yaml.safe_load(raw)
-    bad = sorted(set(dcfg) - {f.name for f in fields(DistillConfig)})
-    if bad:
-        raise ValueError(f"{path}: unknown distill key(s) {bad}")
-    return ModelConfig.from_dict(model, str(path)), DistillConfig(**dcfg)
+    return load_section(path, overrides, "distill", DistillConfig)
 
 
 def _01(t: torch.Tensor) -> torch.Tensor:

@@ -51,14 +51,10 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
 @torch.no_grad()
 def run_tiled(model, lq: torch.Tensor, defocus: torch.Tensor, mask: torch.Tensor | None, tile: int,
               overlap: int = 64) -> torch.Tensor:
-    """``model`` over (1, 3, H, W) in [-1, 1] in ``tile``² tiles with ``overlap`` px blended; any H, W (padded
-    by reflection to multiples of 8 when smaller than a tile)."""
+    """``model`` over (1, 3, H, W) in [-1, 1] in ``tile``² tiles with ``overlap`` px blended; any H, W (a side
+    smaller than a tile is padded by edge replication to a multiple of 8)."""
     _, _, h, w = lq.shape
     ph, pw = max(h, min(tile, -(-h // 8) * 8)), max(w, min(tile, -(-w // 8) * 8))
-    if h > tile:
-        ph = h
-    if w > tile:
-        pw = w
     pad = (0, pw - w, 0, ph - h)
     if any(pad):
         lq = F.pad(lq, pad, mode="replicate")

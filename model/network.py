@@ -78,8 +78,12 @@ def _tiny_sd(seed: int):
 def save_tiny_sd(folder, seed: int = 0) -> Path:
     """Write a tiny random Stable Diffusion (full U-Net with mid-block and cross-attention, VAE, scheduler) in
     SD2.1-base's diffusers folder layout — what :func:`load_components` reads for the real model."""
+    return save_sd_folder(folder, *_tiny_sd(seed))
+
+
+def save_sd_folder(folder, unet: UNet2DConditionModel, vae: AutoencoderKL) -> Path:
+    """``unet``, ``vae`` and SD2.1's scheduler in SD2.1-base's diffusers folder layout."""
     folder = Path(folder)
-    unet, vae = _tiny_sd(seed)
     unet.save_pretrained(folder / "unet")
     vae.save_pretrained(folder / "vae")
     DDPMScheduler(**SD21_SCHEDULER).save_pretrained(folder / "scheduler")

@@ -22,15 +22,14 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-from .config import CONFIG_DIR, ModelConfig, coerce_numbers
+from .config import ModelConfig, coerce_numbers, load_section
 from .data import StreamConfig, expand_urls, loader, val_batches
 
 
@@ -76,25 +75,7 @@ class TrainConfig:
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, TrainConfig]:
-    path = Path(path)
-    if not path.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
-        path = CONFIG_DIR / f"{path}.yaml"
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"model", "train", "distill"})
-    if unknown:
-        raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train (and distill)")
-    data = {"model": dict(data.get("model") or {}), "train": dict(data.get("train") or {})}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in data:
-            raise ValueError(f"override {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
-        data[section][name] = yaml.safe_load(raw)
-    known = {f.name for f in fields(TrainConfig)}
-    bad = sorted(set(data["train"]) - known)
-    if bad:
-        raise ValueError(f"{path}: unknown train key(s) {bad}; known: {sorted(known)}")
-    return ModelConfig.from_dict(data["model"], str(path)), TrainConfig(**data["train"])
+    return load_section(path, overrides, "train", TrainConfig)
 
 
 # ---------------------------------------------------------------- metrics and images
@@ -130,7 +111,7 @@ def example_grid(rows: list[list[torch.Tensor]], path: Path) -> None:
 def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=print) -> Path:
     """Fit the tiny random VAE (autoencoder on HQ and LQ images) and then the whole pruned U-Net (one step,
     LQ -> all-in-focus) on the training shards; save them in SD layout under ``out``."""
-    from .network import SD21_SCHEDULER, load_components, save_tiny_sd
+    from .network import load_components, save_sd_folder
 
     if mcfg.base is not None:
         raise ValueError("prior_fit_steps is for the tiny random configuration (model.base: null) only")
@@ -138,7 +119,6 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
         return out
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_tiny_sd(tmp, mcfg.seed)
     unet, vae, scheduler = load_components(None, mcfg.seed)
     data = iter(loader(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
                                           mcfg.focus_radius, tcfg.crop)))
@@ -170,8 +150,7 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
         opt.step()
         if (step + 1) % max(1, n // 5) == 0:
             log(f"prior: U-Net single step step {step + 1}/{n}  L2 {loss.item():.4f}")
-    unet.save_pretrained(tmp / "unet")
-    vae.save_pretrained(tmp / "vae")
+    save_sd_folder(tmp, unet, vae)
     tmp.rename(out)
     return out
 
