@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -82,8 +81,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
 
     from datagen.assets import usable
     from datagen.scenes import SceneConfig, draw_scene, make_sample
-    from datagen.shards import encode_sample, member_columns, write_parquet_atomic, write_shard
-    from manifests import samples_schema
+    from datagen.shards import encode_sample, member_columns, write_shard
+    from manifests import Store, samples_schema
 
     t0 = time.perf_counter()
     _pin_threads()
@@ -110,10 +109,11 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
-    write_shard(Path(out) / f"{name}.tar", written)
+    store = Store(out)
+    write_shard(store, f"{name}.tar", written)
     table = pa.Table.from_pylist(records, schema=samples_schema())
     table = table.replace_schema_metadata({"failures": json.dumps(failures)})
-    write_parquet_atomic(table, Path(out) / f"{name}.parquet")
+    store.write_table(table, f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0}
 
 
@@ -139,7 +139,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, help="YAML BuildConfig")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("bokeh_dataset"), help="output folder")
+    p.add_argument("--out", default="bokeh_dataset",
+                   help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI (s3://, gs://, ...)")
     p.add_argument("--assets", action="append", metavar="LAYOUT:PATH",
                    help="asset folder (repeatable): photomatte85, aim500, rwp636, pairs, generic or backgrounds")
     p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
@@ -153,40 +154,44 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> dict:
+    import pyarrow as pa
     import ray
 
     from datagen.assets import scan, usable
     from datagen.demo_assets import make_demo_assets
+    from datagen.report import write_report
+    from manifests import SHARD_MANIFESTS, Store, assets_schema, checked_table
 
     flags = {"assets": args.assets, "num_samples": args.num_samples, "samples_per_shard": args.samples_per_shard,
              "seed": args.seed, "size": args.size}
     cfg = BuildConfig.load(args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items()
                                                           if v is not None])
-    out = args.out
-    if args.overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp-*"):  # half-written files of an interrupted run
-        stale.unlink()
-    meta_path = out / "dataset.json"
-    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    store = Store(args.out)
+    where = store.display()
+    if args.overwrite:
+        store.clear()
+    store.makedirs()
+    store.clean_partial()  # half-written files of an interrupted run
+    old_meta = json.loads(store.read_text("dataset.json")) if store.exists("dataset.json") else {}
     if old_meta and old_meta.get("config_hash") != cfg.digest():
-        raise SystemExit(f"{out}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
+        raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
                          f"{cfg.digest()}); use another --out or --overwrite")
     sources = [tuple(s.split(":", 1)) for s in cfg.assets]
     if not sources:
         root = make_demo_assets()
         sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
-    rows = scan(sources, out / "assets.parquet", min_size=min(cfg.min_asset_size, cfg.size),
-                val_fraction=cfg.val_fraction)
+    rows = scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction)
+    store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
+                      "assets.parquet")
     # the assets decide the bytes as much as the config: a resumed build must see the same ones
     assets_hash = hashlib.sha256(json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows)).encode()).hexdigest()[:16]
     if old_meta.get("assets_hash", assets_hash) != assets_hash:
-        raise SystemExit(f"{out}: was built from other assets (hash {old_meta['assets_hash']} vs {assets_hash}); "
+        raise SystemExit(f"{where}: was built from other assets (hash {old_meta['assets_hash']} vs {assets_hash}); "
                          f"use another --out or --overwrite")
-    meta_path.write_text(json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
-                                     "assets_hash": assets_hash, "complete": False}, indent=2, sort_keys=True))
-    todo = [s for s in plan(cfg) if not (out / f"{s[0]}-{s[1]:06d}.parquet").exists()]
+    store.write_text("dataset.json", json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
+                                                 "assets_hash": assets_hash, "complete": False}, indent=2, sort_keys=True))
+    complete = set(store.names(SHARD_MANIFESTS))
+    todo = [s for s in plan(cfg) if f"{s[0]}-{s[1]:06d}.parquet" not in complete]
     has_val = bool(usable(rows, "foreground", "val")) and bool(usable(rows, "background", "val"))
     skipped_val = [s for s in todo if s[0] == "val" and not has_val]
     todo = [s for s in todo if s not in skipped_val]
@@ -195,7 +200,7 @@ def main(args: argparse.Namespace) -> dict:
                  include_dashboard=False, log_to_driver=False)
     task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
     rows_ref = ray.put(rows)
-    pending = [task.remote(cfg, rows_ref, split, shard, idx, str(out)) for split, shard, idx in todo]
+    pending = [task.remote(cfg, rows_ref, split, shard, idx, store.location) for split, shard, idx in todo]
     results, t0 = [], time.perf_counter()
     total = sum(len(s[2]) for s in todo)
     while pending:
@@ -206,76 +211,71 @@ def main(args: argparse.Namespace) -> dict:
         print(f"\r{len(results)}/{len(todo)} shards, {n}/{total} samples, {rate:.2f} samples/s, "
               f"ETA {(total - n) / rate if rate else 0:.0f} s", end="", flush=True)
     print()
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = [pq.read_table(p) for p in sorted(out.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"))]
+    tables = [store.read_table(name) for name in store.names(SHARD_MANIFESTS)]
     merged = pa.concat_tables(tables) if tables else None
     if merged is not None:
-        pq.write_table(merged.replace_schema_metadata(None), out / "samples.parquet")
-    write_wids_indexes(out)
+        store.write_table(merged.replace_schema_metadata(None), "samples.parquet")
+    write_wids_indexes(store)
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
     summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
                "complete": True,
                "samples": 0 if merged is None else merged.num_rows,
-               "shards": sorted(p.name for p in out.glob("*.tar")), "skipped_assets": skipped_assets,
+               "shards": store.names("*.tar"), "skipped_assets": skipped_assets,
                "val_skipped": "no validation assets" if skipped_val else "",
                "versions": _versions()}
-    meta_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    log_path = out / "build_log.json"  # timings: the one output that is not deterministic
-    log = json.loads(log_path.read_text()) if log_path.exists() else []
+    store.write_text("dataset.json", json.dumps(summary, indent=2, sort_keys=True))
+    # timings: the one output that is not deterministic
+    log = json.loads(store.read_text("build_log.json")) if store.exists("build_log.json") else []
     log.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),
                 "seconds": time.perf_counter() - t0, "shards": results})
-    log_path.write_text(json.dumps(log, indent=2))
-    sheet = preview(out, out / "preview.png")
-    from datagen.report import write_report
-
-    write_report(out, sheet)
-    print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {out.resolve()}")
+    store.write_text("build_log.json", json.dumps(log, indent=2))
+    sheet = preview(store)
     if sheet:
-        print(f"look at them: {sheet} (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and {out / 'report.html'}; "
-              f"read them with webdataset.WebDataset('{out}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
+        store.write_bytes("preview.png", sheet)
+    write_report(store, sheet)
+    print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {where}")
+    if sheet:
+        print(f"look at them: {where}/preview.png (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and "
+              f"{where}/report.html; read them with webdataset.WebDataset('{where}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
     return summary
 
 
-def write_wids_indexes(out: Path) -> list[Path]:
+def write_wids_indexes(store) -> list[str]:
     """``{split}.wids.json``: the shard list with sample counts, for ``wids.ShardListDataset`` (random access)."""
-    import pyarrow.parquet as pq
-
     written = []
     for split in ("train", "val"):
-        manifests = sorted(out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"))
+        manifests = store.names(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
         if not manifests:
             continue
-        shardlist = [{"url": m.with_suffix(".tar").name, "nsamples": pq.read_metadata(m).num_rows} for m in manifests]
+        shardlist = [{"url": m.removesuffix(".parquet") + ".tar", "nsamples": store.read_metadata(m).num_rows}
+                     for m in manifests]
         index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split, "shardlist": shardlist}
-        path = out / f"{split}.wids.json"
-        path.write_text(json.dumps(index, indent=1))
-        written.append(path)
+        store.write_text(f"{split}.wids.json", json.dumps(index, indent=1))
+        written.append(f"{split}.wids.json")
     return written
 
 
-def preview(out: Path, path: Path, count: int = 4) -> Path | None:
-    """Contact sheet of the first ``count`` samples of the first training shard."""
+def preview(store, count: int = 4) -> bytes | None:
+    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard."""
     import io
 
     import numpy as np
-    import webdataset as wds
     from PIL import Image
+    from webdataset.tariterators import group_by_keys, tar_file_expander
 
-    from datagen.preview import contact_sheet
+    from datagen.preview import contact_sheet_png
     from datagen.shards import decode_disp
 
-    first = out / "train-000000.tar"
-    if not first.exists():
+    if not store.exists("train-000000.tar"):
         return None
     samples = []
-    for s in wds.WebDataset(str(first), shardshuffle=False):
-        png = {k: np.asarray(Image.open(io.BytesIO(s[f"{k}.png"])).convert("RGB")) for k in ("aif", "bokeh", "lq")}
-        samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
-        if len(samples) == count:
-            break
-    return contact_sheet(samples, path)
+    with store.open_input("train-000000.tar") as f:
+        for s in group_by_keys(tar_file_expander([{"stream": f, "url": "train-000000.tar"}])):
+            png = {k: np.asarray(Image.open(io.BytesIO(s[f"{k}.png"])).convert("RGB")) for k in ("aif", "bokeh", "lq")}
+            samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
+            if len(samples) == count:
+                break
+    return contact_sheet_png(samples)
 
 
 def _versions() -> dict:

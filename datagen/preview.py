@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,15 @@ from PIL import Image
 
 
 def contact_sheet(samples: list[dict], path, max_k: float = 32.0) -> Path:
-    """Write a PNG with one row per sample (dicts as make_sample returns them); returns the path.
+    """Write :func:`contact_sheet_png` to ``path``; returns the path."""
+    path = Path(path)
+    path.write_bytes(contact_sheet_png(samples, max_k))
+    return path
+
+
+def contact_sheet_png(samples: list[dict], max_k: float = 32.0) -> bytes:
+    """A PNG with one row per sample (dicts as make_sample returns them): LQ (upsampled), all-in-focus, disparity,
+    defocus map, bokeh.
 
     Disparity is colour-mapped with turbo over [0, 1]; the defocus map r = K·|d − d_f| with magma over [0, max_k]
     px, so rows are comparable.
@@ -27,6 +36,6 @@ def contact_sheet(samples: list[dict], path, max_k: float = 32.0) -> Path:
         r = np.clip(K * np.abs(s["disp"] - focus) / max_k, 0, 1)
         defocus = (magma(r)[..., :3] * 255).astype(np.uint8)
         rows.append(np.concatenate([lq, s["aif"], disp, defocus, s["bokeh"]], axis=1))
-    path = Path(path)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-    return path
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -7,12 +7,10 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 
 import matplotlib
-import pyarrow.parquet as pq
 
-from manifests import stats
+from manifests import Store, stats
 
 HISTOGRAMS = ["K", "fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
               "bg_crop_2", "deg_stage1_noise_sigma", "deg_stage1_noise_scale", "deg_stage1_jpeg_quality",
@@ -27,12 +25,14 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_report(folder, sheet: Path | None = None) -> Path:
+def write_report(folder, sheet: bytes | None = None) -> str:
+    """Write report.html into ``folder`` (a path, a ``pyarrow.fs`` URI or a Store); ``sheet``: the contact
+    sheet's PNG bytes. Returns the report's location."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
-    table = pq.read_table(folder / "samples.parquet")
+    store = folder if isinstance(folder, Store) else Store(folder)
+    table = store.read_table("samples.parquet")
     figs = []
     for name in HISTOGRAMS + CATEGORIES:
         if name not in table.column_names:
@@ -47,19 +47,18 @@ def write_report(folder, sheet: Path | None = None) -> Path:
             ax.hist(values, bins=20)
         ax.set_title(name, fontsize=9)
         figs.append(_png(fig))
-    st = stats(folder)
-    log_path = folder / "build_log.json"
+    st = stats(store)
     timings = {}
-    if log_path.exists():
-        for run in json.loads(log_path.read_text()):
+    if store.exists("build_log.json"):
+        for run in json.loads(store.read_text("build_log.json")):
             for shard in run["shards"]:
                 timings[shard["shard"] + ".tar"] = shard["seconds"]
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{info['samples']}</td><td>{len(info['failures'])}</td>"
                    f"<td>{timings.get(name, float('nan')):.1f}</td></tr>" for name, info in st["shards"].items())
     sheet_html = ""
-    if sheet is not None and Path(sheet).exists():
+    if sheet:
         sheet_html = f'<h2>Samples</h2><p>LQ · all-in-focus · disparity · defocus · bokeh</p>' \
-                     f'<img src="data:image/png;base64,{base64.b64encode(Path(sheet).read_bytes()).decode()}" width="100%">'
+                     f'<img src="data:image/png;base64,{base64.b64encode(sheet).decode()}" width="100%">'
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bokehgen dataset report</title>
 <style>body{{font-family:sans-serif;margin:2em}} img.h{{margin:4px}} td,th{{padding:2px 8px;text-align:right}}</style>
 </head><body><h1>bokehgen dataset: {st['samples']} samples</h1>
@@ -67,6 +66,5 @@ def write_report(folder, sheet: Path | None = None) -> Path:
 <h2>Sampled parameters</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
 <h2>Shards</h2><table><tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
 </body></html>"""
-    path = folder / "report.html"
-    path.write_text(page)
-    return path
+    store.write_text("report.html", page)
+    return store.path("report.html")

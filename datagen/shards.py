@@ -1,7 +1,8 @@
 """Deterministic WebDataset shards: encoding, atomic writing, and the per-shard manifest that marks completion.
 
-A shard is written under a temporary name, flushed, fsynced and renamed; its manifest (``NAME.parquet``), written
-after the shard, marks it complete. Tar metadata is fixed (mtime 0, owner "bokehgen", mode 0444) and members are
+A shard is written under a temporary name and moved into place (``manifests.storage.Store.open_atomic``: fsync and
+rename on a disk, one server-side copy on object storage); its manifest (``NAME.parquet``), written after the shard,
+marks it complete. Tar metadata is fixed (mtime 0, owner "bokehgen", mode 0444) and members are
 encoded deterministically, so the same samples give the same bytes on any machine.
 """
 
@@ -10,11 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 from webdataset import TarWriter
 
@@ -41,18 +39,13 @@ def decode_disp(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def write_shard(path: Path, samples: list[tuple[str, dict[str, bytes]]]) -> None:
-    """Write (key, members) pairs to ``path`` atomically (temporary name, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+def write_shard(store, name: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
+    """Write (key, members) pairs to the shard ``name`` of ``store`` (a ``manifests.storage.Store``) atomically."""
+    with store.open_atomic(name) as f:
         writer = TarWriter(f, user="bokehgen", group="bokehgen", mode=0o444, encoder=False, mtime=0.0)
         for key, members in samples:
             writer.write({"__key__": key, **members})
         writer.close()
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def member_columns(members: dict[str, bytes]) -> dict:
@@ -63,12 +56,3 @@ def member_columns(members: dict[str, bytes]) -> dict:
         cols[f"{col}_sha256"] = hashlib.sha256(members[name]).hexdigest()
         cols[f"{col}_bytes"] = len(members[name])
     return cols
-
-
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)

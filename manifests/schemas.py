@@ -86,9 +86,15 @@ def skipped_schema() -> pa.Schema:
     return pa.schema([pa.field("source", pa.string()), pa.field("reason", pa.string())])
 
 
-def write_table(rows: list[dict], schema: pa.Schema, path) -> None:
-    """Write rows (dicts keyed by the schema's column names) to a Parquet file, checked against the schema."""
+def checked_table(rows: list[dict], schema: pa.Schema, source="rows") -> pa.Table:
+    """Rows (dicts keyed by the schema's column names) as a table of ``schema``; a missing column is an error
+    naming ``source``."""
     missing = [name for name in schema.names if rows and name not in rows[0]]
     if missing:
-        raise ValueError(f"{path}: rows lack column(s) {missing}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+        raise ValueError(f"{source}: rows lack column(s) {missing}")
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_table(rows: list[dict], schema: pa.Schema, path) -> None:
+    """Write rows to a Parquet file, checked against the schema."""
+    pq.write_table(checked_table(rows, schema, path), path)
