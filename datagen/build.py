@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -114,7 +115,18 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     table = pa.Table.from_pylist(records, schema=samples_schema())
     table = table.replace_schema_metadata({"failures": json.dumps(failures)})
     store.write_table(table, f"{name}.parquet")
-    return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0}
+    return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0,
+            "node": _node_id()}
+
+
+def _node_id() -> str | None:
+    """The Ray node this runs on (recorded per shard in build_log.json), None outside Ray."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None
 
 
 def _pin_threads() -> None:
@@ -196,7 +208,10 @@ def main(args: argparse.Namespace) -> dict:
     skipped_val = [s for s in todo if s[0] == "val" and not has_val]
     todo = [s for s in todo if s not in skipped_val]
     if not ray.is_initialized():
-        ray.init(address=args.address, num_cpus=None if args.address else args.workers,
+        # --address (or RAY_ADDRESS, set inside `ray job submit`) joins a cluster; otherwise a new local instance,
+        # even when a cluster started with `ray start` runs on this machine
+        joining = bool(args.address or os.environ.get("RAY_ADDRESS"))
+        ray.init(address=args.address if joining else "local", num_cpus=None if joining else args.workers,
                  include_dashboard=False, log_to_driver=False)
     task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
     rows_ref = ray.put(rows)

@@ -1,0 +1,95 @@
+"""datagen/build.py on a real two-node Ray cluster on this machine (``ray start --head`` plus a second
+``ray start --address``): a worker node killed mid-build, and ``ray job submit``. Every Ray process here is a
+subprocess; the test process never joins this cluster."""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "datagen" / "build.py"
+ARGS = ["--size", "96", "--num-samples", "8", "--samples-per-shard", "1", "--set", "min_asset_size=96",
+        "--set", "val_samples=0"]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".tar", ".parquet")
+            and p.name != "assets.parquet"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head node (1 CPU, dashboard for the job API) and a worker node (1 CPU) in its own process group, all
+    with one generated auth token (Ray >= 2.59 requires one for a cluster started with ``ray start``)."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    port, dash = _free_port(), _free_port()
+    store = ["--object-store-memory", str(200 * 2**20)]
+    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=true",
+                    f"--dashboard-port={dash}", "--disable-usage-stats", *store], env=env, check=True,
+                   capture_output=True, timeout=120)
+    log = open(tmp_path_factory.mktemp("ray") / "worker.log", "wb")
+    worker = subprocess.Popen(["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--block", *store],
+                              env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    check = "import ray; ray.init(address='{a}'); print(len([n for n in ray.nodes() if n['Alive']]))".format(a=address)
+    for _ in range(60):
+        out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60)
+        if out.stdout.strip() == "2":
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"the worker node did not join: {out.stderr[-2000:]}")
+    yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "env": env, "worker": worker}
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+    subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    log.close()
+
+
+def test_worker_node_killed_mid_build_gives_the_same_bytes(cluster, tmp_path):
+    out = tmp_path / "two_nodes"
+    proc = subprocess.Popen([sys.executable, str(BUILD), "--out", str(out), "--address", cluster["address"], *ARGS],
+                            env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 240 and len(list(out.glob("train-*.parquet"))) < 3 and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(cluster["worker"].pid, signal.SIGKILL)  # the worker node's raylet, its workers and `ray start`
+    cluster["worker"].wait()
+    done_at_kill = len(list(out.glob("train-*.parquet")))
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log.decode()[-3000:]
+    assert 3 <= done_at_kill < 8, "the node must die mid-build"
+    # both nodes built shards (build_log.json records each shard's node)
+    nodes = {s["node"] for s in json.loads((out / "build_log.json").read_text())[0]["shards"]}
+    assert len(nodes) == 2, nodes
+    clean = tmp_path / "clean"
+    assert subprocess.run([sys.executable, str(BUILD), "--out", str(clean), "--workers", "1", *ARGS],
+                          capture_output=True, timeout=300).returncode == 0
+    assert _bytes(out) == _bytes(clean)
+
+
+def test_ray_job_submit(cluster, tmp_path):
+    out = tmp_path / "job"
+    res = subprocess.run(["ray", "job", "submit", "--address", cluster["dashboard"], "--",
+                          sys.executable, str(BUILD), "--out", str(out), *ARGS[:3], "2", *ARGS[4:]],
+                         env=cluster["env"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "succeeded" in res.stdout and "wrote 2 samples" in res.stdout
+    assert json.loads((out / "dataset.json").read_text())["complete"]
