@@ -134,6 +134,10 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
         if (step + 1) % max(1, n // 5) == 0:
             log(f"prior: VAE autoencoder step {step + 1}/{n}  L2 {loss.item():.4f}")
     vae.requires_grad_(False)
+    # start the single step near the identity: ε̂ = 0 gives x0 = z/√ᾱ (a random conv_out gives noise, which a few
+    # hundred steps do not undo at t = 999, where x0 amplifies ε̂'s error 15×)
+    torch.nn.init.zeros_(unet.conv_out.weight)
+    torch.nn.init.zeros_(unet.conv_out.bias)
     ab = scheduler.alphas_cumprod[mcfg.timestep].item()
     sf = vae.config.scaling_factor
     t = torch.tensor([mcfg.timestep])
