@@ -160,7 +160,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="run seed (config seed)")
     p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
     p.add_argument("--workers", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
-    p.add_argument("--address", default=None, help="connect to an existing Ray cluster (e.g. auto)")
+    p.add_argument("--address", default=None,
+                   help="join an existing Ray cluster (auto, or HEAD:6379); default: RAY_ADDRESS, else a new local instance")
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
     return p.parse_args(argv)
 

@@ -58,12 +58,17 @@ class TrainConfig:
     ckpt_every: int = 500
     keep_checkpoints: int = 2
     seed: int = 0
+    device: str = "auto"  # "auto" (cuda when there is one), "cpu", "cuda", "cuda:1", ...
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast; weights and optimizer state stay fp32)
+    gradient_checkpointing: bool = False  # recompute U-Net/ControlNet activations in backward (less memory)
 
     def __post_init__(self):
         coerce_numbers(self)
         for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"train.precision: fp32 or bf16, got {self.precision!r}")
         if self.isr1_steps < 0 or self.bokeh_steps < 0 or self.isr_steps < 0 or self.bokeh_steps + self.isr_steps == 0:
             raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
 
@@ -76,6 +81,24 @@ class TrainConfig:
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, TrainConfig]:
     return load_section(path, overrides, "train", TrainConfig)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: {name!r} requested but torch sees no CUDA device")
+    return device
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on ``device`` when ``precision == "bf16"``; a no-op context for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 # ---------------------------------------------------------------- metrics and images
@@ -206,9 +229,11 @@ def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: 
     acc = {k: [] for k in ("psnr_bokeh", "ssim_bokeh", "psnr_aif", "ssim_aif", "psnr_bokeh_identity",
                            "psnr_aif_identity")}
     rows = []
+    device = next(model.parameters()).device
     for b in val_batches(urls, scfg):
-        bokeh = model(b["lq"], b["defocus"], b["mask"])
-        aif = model(b["lq"])
+        with autocast(device, tcfg.precision):
+            bokeh = model(*(b[k].to(device) for k in ("lq", "defocus", "mask"))).float().cpu()
+            aif = model(b["lq"].to(device)).float().cpu()
         acc["psnr_bokeh"] += psnr(bokeh, b["bokeh"]).tolist()
         acc["ssim_bokeh"] += ssim(bokeh, b["bokeh"])
         acc["psnr_aif"] += psnr(aif, b["aif"]).tolist()
@@ -278,13 +303,17 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
         base = fit_tiny_prior(mcfg, tcfg, urls, run / "base", log)
         mcfg = dataclasses.replace(mcfg, base=str(base.resolve()))
         log(f"prior ready in {run / 'base'} ({time.perf_counter() - t0:.1f} s)")
-    model = MagicBokeh(mcfg)
+    device = resolve_device(tcfg.device)
+    model = MagicBokeh(mcfg).to(device)
+    if tcfg.gradient_checkpointing:
+        for module in (model.unet, model.controlnet, model.vae):
+            module.enable_gradient_checkpointing()
     if perceptual is None:
         from .perceptual import make_lpips
 
         perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone)
     if isinstance(perceptual, torch.nn.Module):
-        perceptual.requires_grad_(False)
+        perceptual.requires_grad_(False).to(device)
 
     lrs = {"isr1": tcfg.lr_isr1, "bokeh": tcfg.lr_bokeh, "isr": tcfg.lr_isr}
     optimizers = {}
@@ -316,13 +345,16 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
         phase = tcfg.phase(step)
         if model.phase != phase:
             model.set_phase(phase)
-        b = next(data)
-        if phase == "bokeh":
-            pred, target = model(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
-        else:
-            pred, target = model(b["lq"]), b["aif"]
+        b = to_device(next(data), device)
+        with autocast(device, tcfg.precision):
+            if phase == "bokeh":
+                pred, target = model(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
+            else:
+                pred, target = model(b["lq"]), b["aif"]
+            lp = perceptual(pred, target).mean()
+        pred = pred.float()
         l2 = F.mse_loss(pred, target)
-        lp = perceptual(pred, target).mean()
+        lp = lp.float()
         loss = l2 + tcfg.lpips_weight * lp
         opt = optimizers[phase]
         opt.zero_grad(set_to_none=True)

@@ -170,3 +170,39 @@ def test_adapters_save_load_round_trip_and_fuse(tmp_path):
     with torch.no_grad():
         fused = m2(lq, defocus, mask)
     assert torch.allclose(fused, ref, atol=1e-4)
+
+
+def _phase_grads(m: MagicBokeh, phase: str) -> dict:
+    m.set_phase(phase)
+    m.train()
+    m.zero_grad(set_to_none=True)
+    m(*_batch(seed=3)).square().mean().backward()
+    return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = MagicBokeh(TINY)
+    _randomise_zero_inits(plain)
+    ckpt = MagicBokeh(TINY)
+    ckpt.load_state_dict(plain.state_dict())
+    for module in (ckpt.unet, ckpt.controlnet, ckpt.vae):
+        module.enable_gradient_checkpointing()
+    assert ckpt.unet.is_gradient_checkpointing and ckpt.controlnet.is_gradient_checkpointing
+    for phase in ("bokeh", "isr1"):
+        a, b = _phase_grads(plain, phase), _phase_grads(ckpt, phase)
+        assert a.keys() == b.keys() and a
+        assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-4) for k in a), phase
+
+
+def test_bf16_autocast_stays_close_to_fp32(model):
+    from model.train import autocast
+
+    lq, defocus, mask = _batch()
+    model.eval()
+    with torch.no_grad():
+        ref = model(lq, defocus, mask)
+        with autocast(torch.device("cpu"), "bf16"):
+            low = model(lq, defocus, mask)
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
+    assert (low.float() - ref).abs().mean() < 0.02, (low.float() - ref).abs().mean()

