@@ -95,10 +95,20 @@ def test_each_stage_observable_when_forced(hq):
 
 
 def test_equals_plain_basicsr_sequence_for_fixed_draws(hq):
+    """Bit-identical to the plain sequence, including kernels with denormal taps (which apply flushes to zero for
+    speed) and the depthwise form of basicsr.filter2D; the flush is off again afterwards."""
+    from degradations.pipeline import build_kernel
+
     x = to_tensor(hq, DegradationConfig())
-    for seed in range(6):
+    tiny = np.finfo(np.float32).tiny
+    with_denormals = 0
+    for seed in range(40):
         rec = draw(seed, DegradationConfig())
+        kernel = build_kernel(rec.kernel1)
+        with_denormals += int(((kernel > 0) & (kernel < tiny)).any())
         assert torch.equal(apply(x, rec, 4), reference_apply(x, rec, 4)), seed
+    assert with_denormals >= 3, with_denormals
+    assert torch.tensor([1e-39]).mul(1.0).item() != 0.0  # denormals are back for the caller
 
 
 def test_opencv_blur_backend_matches_up_to_rounding(hq):
