@@ -1,8 +1,11 @@
 """Samples per second per core of the full recipe (compose, render, degrade, encode, write) at 512×512:
-a single-process loop vs datagen/build.py on Ray with 1 and 2 workers, side by side in one run, and the time split
-by stage in the single-process loop.
+a single-process loop on one core vs datagen/build.py on Ray with 1 and 2 workers (1 CPU each), side by side in one
+run, and the time split by stage in the single-process loop.
 
-    python benchmarks/datagen.py [--samples 8] [--size 512]
+    python benchmarks/datagen.py [--samples 16] [--size 512]
+
+Ray's wall time includes what a build does once (asset scan, starting worker processes, merging manifests, the
+preview and report.html); "in tasks" sums the shard tasks' own time from build_log.json, the steady-state cost.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
     from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
     from datagen.shards import encode_sample, write_shard
     from degradations import degrade
+    from manifests import Store
     from renderer import composite, render_bokeh, visible_disparity
 
+    from datagen.build import BuildConfig
+
+    cfg = BuildConfig()  # the same assets and splits as the Ray builds below, so the same scenes
     root = make_demo_assets()
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=256, val_fraction=0.0,
-                progress=False)
+    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=min(cfg.min_asset_size, size),
+                val_fraction=cfg.val_fraction, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     stages = {"compose": 0.0, "render": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
     written = []
@@ -56,12 +63,15 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
         stages["encode"] += time.perf_counter() - t
         written.append((f"000000_{i:06d}", members))
     t = time.perf_counter()
-    write_shard(out / "train-000000.tar", written)
+    write_shard(Store(out), "train-000000.tar", written)
     stages["write"] += time.perf_counter() - t
     return time.perf_counter() - t_all, stages
 
 
-def ray_build(n: int, size: int, workers: int, out: Path) -> float:
+def ray_build(n: int, size: int, workers: int, out: Path) -> tuple[float, float]:
+    """(wall seconds of the build, seconds spent inside its shard tasks)."""
+    import json
+
     import ray
 
     from datagen.build import main, parse_args
@@ -69,36 +79,42 @@ def ray_build(n: int, size: int, workers: int, out: Path) -> float:
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         t = time.perf_counter()
-        main(parse_args(["--out", str(out), "--num-samples", str(n), "--samples-per-shard", str(max(1, n // 4)),
+        main(parse_args(["--out", str(out), "--num-samples", str(n), "--samples-per-shard", str(max(1, n // 8)),
                          "--size", str(size), "--set", "val_samples=0"]))
-        return time.perf_counter() - t
+        wall = time.perf_counter() - t
     finally:
         ray.shutdown()
+    in_tasks = sum(s["seconds"] for s in json.loads((out / "build_log.json").read_text())[-1]["shards"])
+    return wall, in_tasks
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=8, help="samples per configuration")
+    p.add_argument("--samples", type=int, default=16, help="samples per configuration")
     p.add_argument("--size", type=int, default=512, help="output size")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bokehgen-bench-"))
     try:
+        import torch
+
+        numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU
+        torch.set_num_threads(1)
         single_process(1, 128, tmp)  # compile / warm caches
-        cores = numba.get_num_threads()
         t_single, stages = single_process(args.samples, args.size, tmp)
-        rows = [("single process", cores, t_single)]
+        rows = [("single process", 1, t_single, t_single)]
         for workers in (1, 2):
-            rows.append((f"Ray, {workers} worker(s)", workers, ray_build(args.samples, args.size, workers,
-                                                                        tmp / f"ray{workers}")))
-        print(f"{args.samples} samples at {args.size}×{args.size} on {os.cpu_count()} CPUs")
-        print(f"{'method':<22} {'cores':>5} {'s total':>8} {'samples/s':>10} {'per core':>9}")
-        for name, c, t in rows:
-            print(f"{name:<22} {c:>5} {t:>8.1f} {args.samples / t:>10.3f} {args.samples / t / c:>9.3f}")
-        base = rows[0][2] * cores  # core-seconds of the single-process loop
-        print(f"core-seconds relative to the single-process loop: Ray 1 worker {rows[1][2] * 1 / base:.2f}×, "
-              f"Ray 2 workers {rows[2][2] * 2 / base:.2f}× (Ray timings include asset scan, manifests, preview, report)")
+            wall, in_tasks = ray_build(args.samples, args.size, workers, tmp / f"ray{workers}")
+            rows.append((f"Ray, {workers} worker(s)", workers, wall, in_tasks))
+        n = args.samples
+        print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker")
+        print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} {'per core (tasks)':>17}")
+        for name, c, wall, busy in rows:
+            print(f"{name:<20} {c:>5} {wall:>7.1f} {n / wall / c:>15.3f} {busy:>11.1f} {n / busy:>17.3f}")
+        (_, _, w1, b1), (_, _, w2, _) = rows[1], rows[2]
+        print(f"Ray overhead vs the single-process loop: {w1 / t_single - 1:+.1%} wall (1 worker), "
+              f"{b1 / t_single - 1:+.1%} inside tasks; scaling 1 -> 2 workers: {w1 / (2 * w2):.0%} efficiency (wall)")
         total = sum(stages.values())
-        print("single-process time by stage: " + ", ".join(f"{k} {v / total:.0%} ({v / args.samples:.2f} s/sample)"
+        print("single-process time by stage: " + ", ".join(f"{k} {v / total:.0%} ({v / n:.2f} s/sample)"
                                                          for k, v in stages.items()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
