@@ -41,10 +41,10 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
                 val_fraction=cfg.val_fraction, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     stages = {"compose": 0.0, "render": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
-    written = []
+    written, per_sample = [], []
     t_all = time.perf_counter()
     for i in range(n):
-        t = time.perf_counter()
+        t_sample = t = time.perf_counter()
         spec = draw_scene(0, i, fgs, bgs, SceneConfig(size=size))
         layers = build_layers(spec, by_id)
         target, xy, d_f = resolve_focus(spec, layers)
@@ -62,14 +62,19 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
                                  "json": {"scene": spec.to_json(), "degradation": rec.columns()}})
         stages["encode"] += time.perf_counter() - t
         written.append((f"000000_{i:06d}", members))
+        per_sample.append(time.perf_counter() - t_sample)
     t = time.perf_counter()
     write_shard(Store(out), "train-000000.tar", written)
     stages["write"] += time.perf_counter() - t
-    return time.perf_counter() - t_all, stages
+    return time.perf_counter() - t_all, stages, per_sample
 
 
-def ray_build(n: int, size: int, workers: int, out: Path) -> tuple[float, float]:
-    """(wall seconds of the build, seconds spent inside its shard tasks)."""
+def spp(n: int) -> int:
+    return max(1, n // 8)
+
+
+def ray_build(n: int, size: int, workers: int, out: Path) -> tuple[float, list[dict]]:
+    """(wall seconds of the build, the shard tasks' records from build_log.json)."""
     import json
 
     import ray
@@ -79,13 +84,25 @@ def ray_build(n: int, size: int, workers: int, out: Path) -> tuple[float, float]
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         t = time.perf_counter()
-        main(parse_args(["--out", str(out), "--num-samples", str(n), "--samples-per-shard", str(max(1, n // 8)),
+        main(parse_args(["--out", str(out), "--num-samples", str(n), "--samples-per-shard", str(spp(n)),
                          "--size", str(size), "--set", "val_samples=0"]))
         wall = time.perf_counter() - t
     finally:
         ray.shutdown()
-    in_tasks = sum(s["seconds"] for s in json.loads((out / "build_log.json").read_text())[-1]["shards"])
-    return wall, in_tasks
+    return wall, json.loads((out / "build_log.json").read_text())[-1]["shards"]
+
+
+def steady_overhead(shards: list[dict], per_sample: list[float], spp: int) -> float:
+    """Task time over the single loop's time for the same samples, leaving out each worker process's first shard
+    (imports and numba cache loads, once per process)."""
+    seen, task, loop = set(), 0.0, 0.0
+    for s in sorted(shards, key=lambda s: int(s["shard"][-6:])):
+        if s["pid"] in seen:
+            first = int(s["shard"][-6:]) * spp
+            task += s["seconds"]
+            loop += sum(per_sample[first:first + s["samples"]])
+        seen.add(s["pid"])
+    return task / loop - 1 if loop else float("nan")
 
 
 def main(argv=None):
@@ -100,11 +117,13 @@ def main(argv=None):
         numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU
         torch.set_num_threads(1)
         single_process(1, 128, tmp)  # compile / warm caches
-        t_single, stages = single_process(args.samples, args.size, tmp)
+        t_single, stages, per_sample = single_process(args.samples, args.size, tmp)
         rows = [("single process", 1, t_single, t_single)]
+        steady = []
         for workers in (1, 2):
-            wall, in_tasks = ray_build(args.samples, args.size, workers, tmp / f"ray{workers}")
-            rows.append((f"Ray, {workers} worker(s)", workers, wall, in_tasks))
+            wall, shards = ray_build(args.samples, args.size, workers, tmp / f"ray{workers}")
+            rows.append((f"Ray, {workers} worker(s)", workers, wall, sum(s["seconds"] for s in shards)))
+            steady.append(steady_overhead(shards, per_sample, spp(args.samples)))
         n = args.samples
         print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker")
         print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} {'per core (tasks)':>17}")
@@ -113,6 +132,8 @@ def main(argv=None):
         (_, _, w1, b1), (_, _, w2, _) = rows[1], rows[2]
         print(f"Ray overhead vs the single-process loop: {w1 / t_single - 1:+.1%} wall (1 worker), "
               f"{b1 / t_single - 1:+.1%} inside tasks; scaling 1 -> 2 workers: {w1 / (2 * w2):.0%} efficiency (wall)")
+        print(f"steady state (each worker's first shard left out), task time vs the loop on the same samples: "
+              f"{steady[0]:+.1%} (1 worker), {steady[1]:+.1%} (2 workers)")
         total = sum(stages.values())
         print("single-process time by stage: " + ", ".join(f"{k} {v / total:.0%} ({v / n:.2f} s/sample)"
                                                          for k, v in stages.items()))

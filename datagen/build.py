@@ -116,7 +116,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     table = table.replace_schema_metadata({"failures": json.dumps(failures)})
     store.write_table(table, f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0,
-            "node": _node_id()}
+            "node": _node_id(), "pid": os.getpid()}
 
 
 def _node_id() -> str | None:
