@@ -126,7 +126,8 @@ def main(argv=None):
             steady.append(steady_overhead(shards, per_sample, spp(args.samples)))
         n = args.samples
         print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker")
-        print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} {'per core (tasks)':>17}")
+        print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} "
+              f"{'per core (tasks)':>17}")
         for name, c, wall, busy in rows:
             print(f"{name:<20} {c:>5} {wall:>7.1f} {n / wall / c:>15.3f} {busy:>11.1f} {n / busy:>17.3f}")
         (_, _, w1, b1), (_, _, w2, _) = rows[1], rows[2]

@@ -152,7 +152,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable)")
     p.add_argument("--out", default="bokeh_dataset",
-                   help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI (s3://, gs://, ...)")
+                   help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI "
+                        "(s3://, gs://, ...)")
     p.add_argument("--assets", action="append", metavar="LAYOUT:PATH",
                    help="asset folder (repeatable): photomatte85, aim500, rwp636, pairs, generic or backgrounds")
     p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
@@ -161,7 +162,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
     p.add_argument("--workers", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
     p.add_argument("--address", default=None,
-                   help="join an existing Ray cluster (auto, or HEAD:6379); default: RAY_ADDRESS, else a new local instance")
+                   help="join an existing Ray cluster (auto, or HEAD:6379); default: RAY_ADDRESS, else a new local "
+                        "instance")
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
     return p.parse_args(argv)
 
@@ -197,12 +199,14 @@ def main(args: argparse.Namespace) -> dict:
     store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
                       "assets.parquet")
     # the assets decide the bytes as much as the config: a resumed build must see the same ones
-    assets_hash = hashlib.sha256(json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows)).encode()).hexdigest()[:16]
+    listing = json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows))
+    assets_hash = hashlib.sha256(listing.encode()).hexdigest()[:16]
     if old_meta.get("assets_hash", assets_hash) != assets_hash:
         raise SystemExit(f"{where}: was built from other assets (hash {old_meta['assets_hash']} vs {assets_hash}); "
                          f"use another --out or --overwrite")
-    store.write_text("dataset.json", json.dumps({"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(),
-                                                 "assets_hash": assets_hash, "complete": False}, indent=2, sort_keys=True))
+    started = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
+               "complete": False}
+    store.write_text("dataset.json", json.dumps(started, indent=2, sort_keys=True))
     complete = set(store.names(SHARD_MANIFESTS))
     todo = [s for s in plan(cfg) if f"{s[0]}-{s[1]:06d}.parquet" not in complete]
     has_val = bool(usable(rows, "foreground", "val")) and bool(usable(rows, "background", "val"))
@@ -251,8 +255,9 @@ def main(args: argparse.Namespace) -> dict:
     write_report(store, sheet)
     print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {where}")
     if sheet:
+        last = len(summary["shards"]) - 1
         print(f"look at them: {where}/preview.png (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and "
-              f"{where}/report.html; read them with webdataset.WebDataset('{where}/train-{{000000..{len(summary['shards']) - 1:06d}}}.tar')")
+              f"{where}/report.html; read them with webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar')")
     return summary
 
 

@@ -69,7 +69,8 @@ class Store:
         if info.type == pafs.FileType.NotFound:
             return []
         found = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
-        return sorted(i.base_name for i in found if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern))
+        return sorted(i.base_name for i in found
+                      if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern))
 
     def read_bytes(self, name: str) -> bytes:
         with self.fs.open_input_stream(self.path(name)) as f:

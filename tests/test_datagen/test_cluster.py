@@ -1,5 +1,5 @@
-"""datagen/build.py on a real two-node Ray cluster on this machine (``ray start --head`` plus a second
-``ray start --address``): a worker node killed mid-build, and ``ray job submit``. Every Ray process here is a
+"""datagen/build.py on a real multi-node Ray cluster on this machine (``ray start --head`` plus worker nodes started
+with ``ray start --address``): a worker node killed mid-build, and ``ray job submit``. Every Ray process here is a
 subprocess; the test process never joins this cluster."""
 
 import json
@@ -33,50 +33,68 @@ def _bytes(folder):
             and p.name != "assets.parquet"}
 
 
+def _start_worker_node(cluster, log) -> subprocess.Popen:
+    """``ray start --address`` with 2 CPUs in its own process group (so it can be killed as a node); returns once the
+    cluster counts it."""
+    alive = len(cluster["workers"]) - sum(w.poll() is not None for w in cluster["workers"]) + 1  # head + live workers
+    worker = subprocess.Popen(["ray", "start", f"--address={cluster['address']}", "--num-cpus=2", "--block",
+                               *cluster["store"]], env=cluster["env"], start_new_session=True, stdout=log,
+                              stderr=subprocess.STDOUT)
+    cluster["workers"].append(worker)
+    check = f"import ray; ray.init(address='{cluster['address']}'); print(len([n for n in ray.nodes() if n['Alive']]))"
+    for _ in range(60):
+        out = subprocess.run([sys.executable, "-c", check], env=cluster["env"], capture_output=True, text=True,
+                             timeout=60)
+        if out.stdout.strip() == str(alive + 1):
+            return worker
+        time.sleep(1)
+    pytest.fail(f"the worker node did not join: {out.stderr[-2000:]}")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node (1 CPU, dashboard for the job API) and a worker node (1 CPU) in its own process group, all
-    with one generated auth token (Ray >= 2.59 requires one for a cluster started with ``ray start``)."""
+    """A head node without CPUs (it runs the driver and, with its dashboard, the job API) and a worker node with
+    2 CPUs in its own process group, all with one generated auth token (Ray >= 2.59 requires one for a cluster
+    started with ``ray start``)."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
     port, dash = _free_port(), _free_port()
     store = ["--object-store-memory", str(200 * 2**20)]
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=true",
+    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=true",
                     f"--dashboard-port={dash}", "--disable-usage-stats", *store], env=env, check=True,
                    capture_output=True, timeout=120)
-    log = open(tmp_path_factory.mktemp("ray") / "worker.log", "wb")
-    worker = subprocess.Popen(["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--block", *store],
-                              env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    check = "import ray; ray.init(address='{a}'); print(len([n for n in ray.nodes() if n['Alive']]))".format(a=address)
-    for _ in range(60):
-        out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60)
-        if out.stdout.strip() == "2":
-            break
-        time.sleep(1)
-    else:
-        pytest.fail(f"the worker node did not join: {out.stderr[-2000:]}")
-    yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "env": env, "worker": worker}
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-    subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
-    log.close()
+    log = open(tmp_path_factory.mktemp("ray") / "workers.log", "wb")
+    cluster = {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "env": env, "store": store,
+               "workers": [], "log": log}
+    try:
+        _start_worker_node(cluster, log)
+        yield cluster
+    finally:
+        for worker in cluster["workers"]:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        log.close()
 
 
 def test_worker_node_killed_mid_build_gives_the_same_bytes(cluster, tmp_path):
+    """The only worker node dies (SIGKILL: raylet, workers, `ray start`) with some shards done; a replacement node
+    joins and the build finishes there, byte-identical to a clean local build."""
     out = tmp_path / "two_nodes"
     proc = subprocess.Popen([sys.executable, str(BUILD), "--out", str(out), "--address", cluster["address"], *ARGS],
                             env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     t0 = time.time()
-    while time.time() - t0 < 240 and len(list(out.glob("train-*.parquet"))) < 3 and proc.poll() is None:
+    while time.time() - t0 < 240 and len(list(out.glob("train-*.parquet"))) < 2 and proc.poll() is None:
         time.sleep(0.1)
-    os.killpg(cluster["worker"].pid, signal.SIGKILL)  # the worker node's raylet, its workers and `ray start`
-    cluster["worker"].wait()
+    doomed = cluster["workers"][-1]
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait()
     done_at_kill = len(list(out.glob("train-*.parquet")))
+    assert 2 <= done_at_kill < 8, "the node must die mid-build"
+    _start_worker_node(cluster, cluster["log"])
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log.decode()[-3000:]
-    assert 3 <= done_at_kill < 8, "the node must die mid-build"
-    # both nodes built shards (build_log.json records each shard's node)
+    # shards came from both nodes: the killed one before, the replacement after (build_log.json records the node)
     nodes = {s["node"] for s in json.loads((out / "build_log.json").read_text())[0]["shards"]}
     assert len(nodes) == 2, nodes
     clean = tmp_path / "clean"
