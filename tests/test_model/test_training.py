@@ -80,11 +80,11 @@ def test_distillation_lowers_the_students_error_on_degraded_inputs(shards, tmp_p
     res = distill_mod.distill(mcfg, dcfg, shards[0], shards[1], tmp_path / "depth", log=lambda *a: None)
     before, after = res["before"], res["after"]
     # before distillation the student is the teacher; degradation costs it accuracy. Measured here (held-out AbsRel):
-    # teacher clear 0.487, degraded 0.507; student on degraded after 150 steps 0.505 (δ1 0.381 -> 0.392)
+    # teacher clear 0.478, degraded 0.506; student on degraded after 150 steps 0.474 (δ1 0.360 -> 0.405)
     assert before["absrel_student_degraded"] == before["absrel_teacher_degraded"]
     assert before["absrel_teacher_degraded"] > before["absrel_teacher_clear"]
-    assert after["absrel_student_degraded"] < before["absrel_student_degraded"]
-    assert after["delta1_student_degraded"] > before["delta1_student_degraded"]
+    assert after["absrel_student_degraded"] < before["absrel_student_degraded"] - 0.01
+    assert after["delta1_student_degraded"] > before["delta1_student_degraded"] + 0.01
     assert (tmp_path / "depth" / "depth_eval.csv").is_file() and (tmp_path / "depth" / "student").is_dir()
 
 
