@@ -31,7 +31,7 @@ def write_report(folder, sheet: bytes | None = None) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    store = folder if isinstance(folder, Store) else Store(folder)
+    store = Store.of(folder)
     table = store.read_table("samples.parquet")
     figs = []
     for name in HISTOGRAMS + CATEGORIES:

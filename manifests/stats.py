@@ -13,7 +13,7 @@ from .storage import SHARD_MANIFESTS, Store
 def stats(folder) -> dict:
     """Counts per split and shard, failures per shard (from the shard manifests), and min/mean/max of every numeric
     column of samples.parquet. ``folder``: a path, a ``pyarrow.fs`` URI or a :class:`~manifests.storage.Store`."""
-    store = folder if isinstance(folder, Store) else Store(folder)
+    store = Store.of(folder)
     table = store.read_table("samples.parquet")
     out = {"samples": table.num_rows, "splits": {}, "shards": {}, "columns": {}}
     for split in set(table["split"].to_pylist()):

@@ -43,6 +43,11 @@ class Store:
         self.root = root.rstrip("/")
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
 
+    @classmethod
+    def of(cls, folder) -> "Store":
+        """``folder`` itself when it is a Store, else the Store at that path or URI."""
+        return folder if isinstance(folder, cls) else cls(folder)
+
     def __repr__(self) -> str:
         return f"Store({self.display()!r})"
 
@@ -65,10 +70,7 @@ class Store:
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names of the files directly in the folder that match the glob ``pattern``."""
-        info = self.fs.get_file_info(self.root)
-        if info.type == pafs.FileType.NotFound:
-            return []
-        found = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+        found = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         return sorted(i.base_name for i in found
                       if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern))
 
@@ -135,5 +137,4 @@ class Store:
 
     def clear(self) -> None:
         """Delete everything in the folder (``--overwrite``)."""
-        if self.fs.get_file_info(self.root).type != pafs.FileType.NotFound:
-            self.fs.delete_dir_contents(self.root)
+        self.fs.delete_dir_contents(self.root, missing_dir_ok=True)

@@ -13,7 +13,7 @@ from .storage import Store
 def verify(folder) -> list[str]:
     """Problems found (empty when the dataset is intact), each naming the shard and the key. ``folder``: a path,
     a ``pyarrow.fs`` URI or a :class:`~manifests.storage.Store`."""
-    store = folder if isinstance(folder, Store) else Store(folder)
+    store = Store.of(folder)
     rows = store.read_table("samples.parquet").to_pylist()
     by_shard: dict[str, dict[str, dict]] = {}
     for row in rows:

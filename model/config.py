@@ -3,6 +3,7 @@ overrides. ``base=None`` means the tiny random configuration of the same code (t
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -59,11 +60,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown model key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return from_section(cls, data, source, "model")
 
     @classmethod
     def from_yaml(cls, path) -> "ModelConfig":
@@ -103,8 +100,24 @@ def load_section(path, overrides, section: str, cls):
         if not sep or not dot or name not in parts:
             raise ValueError(f"override {item!r}: expected model.KEY=VALUE or {section}.KEY=VALUE")
         parts[name][field_name] = yaml.safe_load(raw)
+    return ModelConfig.from_dict(parts["model"], str(path)), from_section(cls, parts[section], str(path), section)
+
+
+def from_section(cls, data: dict, source: str, section: str):
+    """``cls(**data)`` after checking that every key is one of its fields (the error names ``source``)."""
     known = {f.name for f in fields(cls)}
-    bad = sorted(set(parts[section]) - known)
-    if bad:
-        raise ValueError(f"{path}: unknown {section} key(s) {bad}; known: {sorted(known)}")
-    return ModelConfig.from_dict(parts["model"], str(path)), cls(**parts[section])
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown {section} key(s) {unknown}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str):
+    """The command line shared by ``model.train`` and ``model.distill``."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tiny", help=f"YAML with model: and {section}: sections (or tiny / sd21)")
+    p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma list")
+    p.add_argument("--val", required=val_required, help="validation shards")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    return p.parse_args(argv)

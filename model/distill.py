@@ -14,7 +14,6 @@ standing in for the pretrained weights the real configuration loads.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, coerce_numbers, load_section
+from .config import ModelConfig, coerce_numbers, load_section, parse_run_args
 from .data import StreamConfig, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
@@ -180,14 +179,8 @@ def _examples(teacher, student, urls, scfg, path: Path, n: int = 4) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.distill", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="tiny")
-    p.add_argument("--shards", required=True)
-    p.add_argument("--val", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    args = p.parse_args(argv)
+    args = parse_run_args(argv, "python -m model.distill", __doc__, "distill", val_required=True,
+                          out_help="output folder (student weights, depth_eval.csv, depth_examples.png)")
     mcfg, dcfg = load_configs(args.config, args.overrides)
     distill(mcfg, dcfg, args.shards, args.val, args.out)
     return 0

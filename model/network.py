@@ -202,6 +202,11 @@ class MagicBokeh(torch.nn.Module):
         self.set_phase(None)
 
     # ---- training phases ----
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the U-Net's, ControlNet's and VAE's activations in backward instead of keeping them."""
+        for module in (self.unet, self.controlnet, self.vae):
+            module.enable_gradient_checkpointing()
+
     def set_phase(self, phase: str | None) -> list[str]:
         """Freeze everything, then make trainable what ``phase`` ("isr1", "bokeh", "isr"; None: nothing) trains.
         Returns the trainable parameter names. (peft marks every active adapter trainable: this undoes it.)"""

@@ -15,7 +15,6 @@ data, as the stand-in for the pretrained Stable Diffusion weights the real confi
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, coerce_numbers, load_section
+from .config import ModelConfig, coerce_numbers, load_section, parse_run_args
 from .data import StreamConfig, expand_urls, loader, val_batches
 
 
@@ -231,9 +230,10 @@ def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: 
     rows = []
     device = next(model.parameters()).device
     for b in val_batches(urls, scfg):
+        d = to_device(b, device)
         with autocast(device, tcfg.precision):
-            bokeh = model(*(b[k].to(device) for k in ("lq", "defocus", "mask"))).float().cpu()
-            aif = model(b["lq"].to(device)).float().cpu()
+            bokeh = model(d["lq"], d["defocus"], d["mask"]).float().cpu()
+            aif = model(d["lq"]).float().cpu()
         acc["psnr_bokeh"] += psnr(bokeh, b["bokeh"]).tolist()
         acc["ssim_bokeh"] += ssim(bokeh, b["bokeh"])
         acc["psnr_aif"] += psnr(aif, b["aif"]).tolist()
@@ -306,8 +306,7 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
     device = resolve_device(tcfg.device)
     model = MagicBokeh(mcfg).to(device)
     if tcfg.gradient_checkpointing:
-        for module in (model.unet, model.controlnet, model.vae):
-            module.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing()
     if perceptual is None:
         from .perceptual import make_lpips
 
@@ -387,14 +386,8 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="tiny", help="YAML with model: and train: sections (or tiny / sd21)")
-    p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma list")
-    p.add_argument("--val", help="validation shards")
-    p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    args = p.parse_args(argv)
+    args = parse_run_args(argv, "python -m model.train", __doc__, "train", val_required=False,
+                          out_help="run folder (rerun the same command to resume)")
     mcfg, tcfg = load_configs(args.config, args.overrides)
     train(mcfg, tcfg, args.shards, args.out, args.val)
     return 0

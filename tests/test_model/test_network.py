@@ -186,8 +186,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     _randomise_zero_inits(plain)
     ckpt = MagicBokeh(TINY)
     ckpt.load_state_dict(plain.state_dict())
-    for module in (ckpt.unet, ckpt.controlnet, ckpt.vae):
-        module.enable_gradient_checkpointing()
+    ckpt.enable_gradient_checkpointing()
     assert ckpt.unet.is_gradient_checkpointing and ckpt.controlnet.is_gradient_checkpointing
     for phase in ("bokeh", "isr1"):
         a, b = _phase_grads(plain, phase), _phase_grads(ckpt, phase)
