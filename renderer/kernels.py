@@ -49,6 +49,8 @@ MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid i
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
 GENERAL_CELL_DIVISOR = 2.5
+# Side of the square tiles of pixels that the render kernel's threads take in turn.
+TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
 FOCUS_EPS = 1e-6
 
@@ -395,68 +397,152 @@ def cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy):
     return w_ap, w
 
 
-@njit(cache=True)
-def push_cell(q, n, sx, sy, size, blades, rotation, roundness, cateye, cx, cy, level):
-    """Append aperture cell (centre s, side ``size``) to queue ``q`` (rows: sx, sy, size_x, w, w_ap, level,
-    size_y) with its coverage; returns (new length, aperture weight of a cell the exit pupil blocks entirely).
+@njit(cache=True, inline="always")
+def _segment_moments(u0, v0, u1, v1):
+    """Green's-theorem terms of the directed segment (u0, v0) → (u1, v1): twice the signed area, and the
+    integrands of ∫u, ∫v, ∫u², ∫v² over the region it bounds (times 6, 6, 12, 12)."""
+    cr = u0 * v1 - u1 * v0
+    return cr, (u0 + u1) * cr, (v0 + v1) * cr, (u0 * u0 + u0 * u1 + u1 * u1) * cr, (v0 * v0 + v0 * v1 + v1 * v1) * cr
 
-    A cell cut by the aperture's edge shrinks, along the axis nearer the edge's normal, to the fraction of it
-    inside (its coverage), and its ray moves to the middle of that part: its box then reads (nearly) only what
-    the aperture lets through."""
+
+@njit(cache=True)
+def clipped_square_moments(h, nx, ny, c):
+    """The part of the square [−h, h]² where nx·u + ny·v ≤ c: (area, centroid u, centroid v, variance of u,
+    variance of v). The boundary is walked counter-clockwise (the square's edges clipped to the inside, closed
+    along the line) and the moments summed with Green's theorem, without building the polygon."""
+    a2 = 0.0
+    su = 0.0
+    sv = 0.0
+    suu = 0.0
+    svv = 0.0
+    eu = 0.0  # where the boundary leaves the region (onto the line) and where it comes back
+    ev = 0.0
+    iu = 0.0
+    iv = 0.0
+    cut = False
+    for e in range(4):
+        # corners counter-clockwise: (−h, −h), (h, −h), (h, h), (−h, h)
+        u0 = -h if e == 0 or e == 3 else h
+        v0 = -h if e <= 1 else h
+        u1 = -h if e == 2 or e == 3 else h
+        v1 = -h if e == 0 or e == 3 else h
+        f0 = nx * u0 + ny * v0 - c
+        f1 = nx * u1 + ny * v1 - c
+        if f0 > 0.0 and f1 > 0.0:
+            continue
+        if f0 > 0.0 or f1 > 0.0:
+            t = f0 / (f0 - f1)
+            xu = u0 + t * (u1 - u0)
+            xv = v0 + t * (v1 - v0)
+            cut = True
+            if f0 <= 0.0:
+                u1 = xu
+                v1 = xv
+                eu = xu
+                ev = xv
+            else:
+                u0 = xu
+                v0 = xv
+                iu = xu
+                iv = xv
+        d0, d1, d2, d3, d4 = _segment_moments(u0, v0, u1, v1)
+        a2 += d0
+        su += d1
+        sv += d2
+        suu += d3
+        svv += d4
+    if cut:
+        d0, d1, d2, d3, d4 = _segment_moments(eu, ev, iu, iv)
+        a2 += d0
+        su += d1
+        sv += d2
+        suu += d3
+        svv += d4
+    area = 0.5 * a2
+    if area <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    mu = su / (6.0 * area)
+    mv = sv / (6.0 * area)
+    return area, mu, mv, max(suu / (12.0 * area) - mu * mu, 0.0), max(svv / (12.0 * area) - mv * mv, 0.0)
+
+
+# Columns of a row of the per-pixel cell queue.
+Q_SX, Q_SY, Q_SIZE_X, Q_W, Q_W_AP, Q_LEVEL, Q_SIZE_Y, Q_SX0, Q_SY0, Q_SIZE, Q_SCALE, Q_EDGE = range(12)
+Q_COLUMNS = 12
+
+
+@njit(cache=True)
+def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cateye, cx, cy):
+    """Append aperture cell (centre s, side ``size``, area weight ``scale``) to queue ``q`` with its coverage;
+    returns (new length, aperture weight of a cell the exit pupil blocks entirely).
+
+    A cell cut by the aperture's edge (under the edge's tangent line) reads a box with the centroid and the
+    second moments of the part of it inside: the box's mean then matches the mean over that part for any
+    texture that varies linearly or quadratically across it."""
     w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
     if w_ap <= 0.0:
         return n, 0.0
     if w <= 0.0:
-        return n, w_ap
+        return n, w_ap * scale
+    sx0 = sx
+    sy0 = sy
     size_x = size
     size_y = size
     if w_ap < 1.0:
-        if abs(sx) >= abs(sy):
-            size_x = w_ap * size
-            sx -= math.copysign(0.5 * (size - size_x), sx)
-        else:
-            size_y = w_ap * size
-            sy -= math.copysign(0.5 * (size - size_y), sy)
-    q[n, 0] = sx
-    q[n, 1] = sy
-    q[n, 2] = size_x
-    q[n, 3] = w
-    q[n, 4] = w_ap
-    q[n, 5] = level
-    q[n, 6] = size_y
+        rho = math.sqrt(sx * sx + sy * sy)
+        if rho > 0.0:
+            R = aperture_radius(sy, sx, blades, rotation, roundness)
+            a, mx, my, vx, vy = clipped_square_moments(0.5 * size, sx / rho, sy / rho, R - rho)
+            if a > 1e-12 * size * size:
+                sx += mx
+                sy += my
+                size_x = math.sqrt(12.0 * vx)
+                size_y = math.sqrt(12.0 * vy)
+    q[n, Q_SX] = sx
+    q[n, Q_SY] = sy
+    q[n, Q_SIZE_X] = size_x
+    q[n, Q_SIZE_Y] = size_y
+    q[n, Q_W] = w * scale
+    q[n, Q_W_AP] = w_ap * scale
+    q[n, Q_LEVEL] = level
+    q[n, Q_SX0] = sx0
+    q[n, Q_SY0] = sy0
+    q[n, Q_SIZE] = size
+    q[n, Q_SCALE] = scale
+    q[n, Q_EDGE] = 1.0 if (w_ap < 1.0 or w < w_ap) else 0.0
     return n + 1, 0.0
 
 
 @njit(cache=True)
-def push_split(q, n, sx, sy, size, refine, blades, rotation, roundness, cateye, cx, cy):
-    """Append the refine × refine sub-cells of a cell (level 1: never split again), each weighing 1/refine² of
-    it; returns (new length, blocked aperture weight)."""
+def push_split(q, n, row, refine, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of queue row ``row`` one level down, each weighing 1/refine² of it;
+    returns (new length, blocked aperture weight)."""
+    size = q[row, Q_SIZE]
     sub = size / refine
-    scale = 1.0 / (refine * refine)
+    scale = q[row, Q_SCALE] / (refine * refine)
+    level = q[row, Q_LEVEL] + 1.0
+    sx = q[row, Q_SX0]
+    sy = q[row, Q_SY0]
     blocked = 0.0
     for u in range(refine):
         for v in range(refine):
             tx = sx + (u + 0.5 - 0.5 * refine) * sub
             ty = sy + (v + 0.5 - 0.5 * refine) * sub
-            m, b = push_cell(q, n, tx, ty, sub, blades, rotation, roundness, cateye, cx, cy, 1.0)
-            if m > n:
-                q[n, 3] *= scale
-                q[n, 4] *= scale
-            n = m
-            blocked += b * scale
+            n, b = push_cell(q, n, tx, ty, sub, scale, level, blades, rotation, roundness, cateye, cx, cy)
+            blocked += b
     return n, blocked
 
 
 def queue_capacity(max_n, refine):
-    """Rows of the per-pixel cell queue: every cell of the bounding square of the aperture grid, each possibly
-    split into refine² sub-cells."""
+    """Rows of the per-pixel cell queue: every cell of the bounding square of the finest aperture grid, each
+    possibly split into refine² sub-cells, plus the coarser cells above them (at most a third as many)."""
     side = 2 * (int(math.ceil(1.0 / math.sqrt(math.pi / max_n))) + 1)
-    return side * side * (1 + refine * refine)
+    return side * side * (2 + refine * refine)
 
 
 @njit(parallel=True, cache=True)
 def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
-                  mode, cell_px, min_n, max_n, refine, grid, prefilter,
+                  mode, cell_px, min_n, max_n, refine, edge_px, grid, prefilter,
                   blades, rotation, roundness, cateye, falloff, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W).
 
@@ -465,7 +551,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
     dtex: L×Hp×Wp float64 padded disparity (read only for general layers).
     kinds, gparam, drange: per-layer geometry (renderer/layers.py).
     grid: G×2 aperture points shared by every pixel (MODE_GRID only).
-    queues: T×Q×7 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
+    queues: T×Q×10 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
     Per pixel, the aperture cells to trace go into a queue (cells cut by the aperture's edge already split);
     a traced cell whose footprint straddles an occlusion edge appends its sub-cells instead of counting.
@@ -477,14 +563,25 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
     # Farthest a ray's box reaches from p, in units of r: cell centre ≤ 1 + 0.71δ, plus the half box.
     reach = 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == 0 else 1.0
     grid_cell = math.sqrt(math.pi / grid.shape[0])
-    for i in prange(H):
-        # ---- per-row scratch: relevance, hit disparities and order of one ray, the cell queue ----
+    # Square tiles of pixels (not rows): the rays of nearby pixels read the same patches of the tables, so a
+    # tile's reads stay in cache.
+    tiles_x = (W + TILE - 1) // TILE
+    for t in prange(tiles_x * ((H + TILE - 1) // TILE)):
+        # ---- per-tile scratch: relevance, hit disparities and order of one ray, the cell queue ----
         dl = np.empty(L)
         order = np.empty(L, dtype=np.int64)
         relevant = np.empty(L, dtype=np.bool_)
+        opaque = np.empty(L, dtype=np.bool_)
+        dlo = np.empty(L)
+        dhi = np.empty(L)
+        rl = np.empty(L)
         q = queues[get_thread_id()]
-        py = i + 0.5
-        for j in range(W):
+        for k in range(TILE * TILE):
+            i = (t // tiles_x) * TILE + k // TILE
+            j = (t % tiles_x) * TILE + k % TILE
+            if i >= H or j >= W:
+                continue
+            py = i + 0.5
             px = j + 0.5
             # ---- 1. layers whose coverage can reach this pixel, and their largest circle of confusion ----
             # A layer with no alpha within r·reach of p contributes nothing and is skipped by every ray.
@@ -496,9 +593,46 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 else:
                     r = K * abs(disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py) - df)
                 half = r * reach + 1.5
-                relevant[l] = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3) > 1e-12
-                if relevant[l] and r > rmax:
-                    rmax = r
+                cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
+                relevant[l] = cover > 1e-12
+                # disparities at which a ray can meet the layer (a plane: its range over the box)
+                if kinds[l] == 1:
+                    dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
+                    dspread = (abs(gparam[l, 1]) + abs(gparam[l, 2])) * half
+                    dlo[l] = dc - dspread
+                    dhi[l] = dc + dspread
+                elif kinds[l] == 0:
+                    dlo[l] = gparam[l, 0]
+                    dhi[l] = gparam[l, 0]
+                else:
+                    dlo[l] = drange[l, 0]
+                    dhi[l] = drange[l, 1]
+                # opaque over the whole box: no ray gets past it (to ~1e-5 of transmittance at worst)
+                opaque[l] = cover >= (1.0 - 1e-9) * 4.0 * half * half
+                rl[l] = r
+            # ---- 1b. a layer nearer than every other along every ray and opaque wherever a ray meets it hides
+            # the rest: only it is traced (in focus, that is a single ray) ----
+            front = -1
+            for l in range(L):
+                if not (relevant[l] and opaque[l]):
+                    continue
+                nearest = True
+                for m in range(L):
+                    if m != l and relevant[m] and dhi[m] >= dlo[l]:
+                        nearest = False
+                        break
+                if nearest:
+                    front = l
+                    break
+            for l in range(L):
+                if relevant[l] and rl[l] > rmax:
+                    rmax = rl[l]
+            if front >= 0:
+                for l in range(L):
+                    relevant[l] = l == front
+                if rl[front] <= 0.0:
+                    rmax = 0.0
+            for l in range(L):
                 if relevant[l] and kinds[l] == 2:
                     # a general surface occludes itself where it folds, which no box read can average over
                     cell_here = cell_px / GENERAL_CELL_DIVISOR
@@ -508,44 +642,54 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             # ---- 2. the cells of the aperture ----
             nq = 0
             wtot = 0.0  # weight of the whole aperture (for light falloff)
+            kf = 0  # level of the finest cells (coarser cells above it are split where needed)
+            split_edge = False
             if mode == 1:
                 # one fixed pattern for every pixel, point rays: read straight from ``grid`` below
                 nq = grid.shape[0]
             elif rmax <= 0.0 and cateye <= 0.0:
                 # every layer that reaches the pixel is in focus: one ray
-                q[0, 0] = 0.0
-                q[0, 1] = 0.0
-                q[0, 2] = 1.0
-                q[0, 3] = 1.0
-                q[0, 4] = 1.0
-                q[0, 5] = 1.0
-                q[0, 6] = 1.0
+                for c in range(Q_COLUMNS):
+                    q[0, c] = 0.0
+                q[0, Q_SIZE_X] = 1.0
+                q[0, Q_SIZE_Y] = 1.0
+                q[0, Q_SIZE] = 1.0
+                q[0, Q_W] = 1.0
+                q[0, Q_W_AP] = 1.0
+                q[0, Q_SCALE] = 1.0
+                q[0, Q_LEVEL] = 1.0
                 nq = 1
             else:
-                # jittered square grid of N ≈ π·r_max²/cell_px² cells; cells on the aperture's edge split
+                # N ≈ π·r_max²/cell_px² cells of side δ (at least min_n); where N is larger than min_n the grid
+                # starts refine^kf times coarser (about min_n cells) and only cells on the aperture's edge or
+                # across an occlusion edge are split down to δ: interior cells of a single surface are exact
+                # at any size.
                 n = int(math.ceil(math.pi * rmax * rmax / (cell_here * cell_here)))
                 n = min(max(n, min_n), max_n)
                 delta = math.sqrt(math.pi / n)
+                if refine > 1:
+                    coarsest = math.sqrt(math.pi / min_n)
+                    while delta * refine ** (kf + 1) <= coarsest * (1.0 + 1e-9):
+                        kf += 1
+                split_edge = refine > 1 and rmax * delta > edge_px
+                d0 = delta * refine ** kf
                 ou = pixel_shift(seed, i, j, 0)
                 ov = pixel_shift(seed, i, j, 1)
-                m = int(math.ceil(1.0 / delta)) + 1
+                m = int(math.ceil(1.0 / d0)) + 1
+                lvl0 = float(-kf)
                 for a in range(-m, m):
-                    sx = (a + ou) * delta
-                    if abs(sx) > 1.0 + delta:
+                    sx = (a + ou) * d0
+                    # rows of this column whose cell can reach the unit disk (the aperture lies inside it)
+                    nx = max(abs(sx) - 0.5 * d0, 0.0)
+                    if nx >= 1.0:
                         continue
-                    for b in range(-m, m):
-                        sy = (b + ov) * delta
-                        w_ap, w = cell_coverage(sx, sy, delta, blades, rotation, roundness, cateye, cx, cy)
-                        if w_ap <= 0.0:
-                            continue
-                        if refine > 1 and (w_ap < 1.0 or w < w_ap):
-                            nq, blocked = push_split(q, nq, sx, sy, delta, refine, blades, rotation, roundness,
-                                                     cateye, cx, cy)
-                        else:
-                            nq, blocked = push_cell(q, nq, sx, sy, delta, blades, rotation, roundness, cateye,
-                                                    cx, cy, 0.0)
+                    lim = math.sqrt(1.0 - nx * nx) + 0.5 * d0 + 1e-9
+                    for b in range(max(-m, int(math.floor(-lim / d0 - ov))), min(m, int(math.ceil(lim / d0 - ov)) + 1)):
+                        nq, blocked = push_cell(q, nq, sx, (b + ov) * d0, d0, 1.0, lvl0, blades, rotation, roundness,
+                                                cateye, cx, cy)
                         wtot += blocked
-            # ---- 3. trace the queue; a cell across an occlusion edge is replaced by its sub-cells ----
+            # ---- 3. trace the queue; a coarse cell on the aperture's edge, and a cell across an occlusion edge,
+            # are replaced by their sub-cells (levels count up to 0 at the finest grid) ----
             acc0 = 0.0
             acc1 = 0.0
             acc2 = 0.0
@@ -566,21 +710,25 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                         wtot += 1.0
                         continue
                 else:
-                    sx = q[head, 0]
-                    sy = q[head, 1]
-                    size = q[head, 2]
-                    size_y = q[head, 6]
-                    w = q[head, 3]
-                    w_ap = q[head, 4]
-                    level = q[head, 5]
+                    row = head
                     head += 1
+                    level = q[row, Q_LEVEL]
+                    if q[row, Q_EDGE] > 0.0 and (level < 0.0 or (level == 0.0 and split_edge)):
+                        nq, blocked = push_split(q, nq, row, refine, blades, rotation, roundness, cateye, cx, cy)
+                        wtot += blocked
+                        continue
+                    sx = q[row, Q_SX]
+                    sy = q[row, Q_SY]
+                    size = q[row, Q_SIZE_X]
+                    size_y = q[row, Q_SIZE_Y]
+                    w = q[row, Q_W]
+                    w_ap = q[row, Q_W_AP]
                 c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
                                               order, px, py, sx, sy, size, size_y, prefilter)
                 rays += 1
-                if mixed and level == 0.0 and refine > 1:
+                if mixed and level <= 0.0 and refine > 1:
                     # the product of box means is not the mean of the product: trace sub-cells instead
-                    nq, blocked = push_split(q, nq, sx, sy, size, refine, blades, rotation, roundness, cateye,
-                                             cx, cy)
+                    nq, blocked = push_split(q, nq, head - 1, refine, blades, rotation, roundness, cateye, cx, cy)
                     wtot += blocked
                     continue
                 acc0 += w * c0

@@ -92,6 +92,7 @@ class Quality:
     min_samples: int = 8
     max_samples: int = 1024
     refine: int = 2
+    edge_px: float = 0.0
     prefilter: bool = True
     pattern: str = "adaptive"
     grid_n: int = 51
@@ -298,9 +299,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     spp = np.empty((h, w), dtype=np.int32)
     kernels.render_kernel(
         scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
-        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), grid, bool(q.prefilter),
+        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px), grid, bool(q.prefilter),
         int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
-        int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), 7)),
+        int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS)),
         out, spp,
     )
     clipped = float(np.mean(out.max(axis=-1) > 1.0)) if highlights is not None else 0.0
