@@ -51,7 +51,7 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
         stages["compose"] += time.perf_counter() - t
         t = time.perf_counter()
         aif = to_uint8(composite(layers))
-        bokeh = render_bokeh(layers, spec.K, d_f, seed=spec.seed)
+        bokeh = render_bokeh(layers, spec.K, d_f, seed=spec.seed, **cfg.render)
         disp = visible_disparity(layers)
         stages["render"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -59,7 +59,8 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
         stages["degrade"] += time.perf_counter() - t
         t = time.perf_counter()
         members = encode_sample({"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp,
-                                 "json": {"scene": spec.to_json(), "degradation": rec.columns()}})
+                                 "json": {"scene": spec.to_json(), "degradation": rec.columns()}},
+                               cfg.png_compress_level)
         stages["encode"] += time.perf_counter() - t
         written.append((f"000000_{i:06d}", members))
         per_sample.append(time.perf_counter() - t_sample)

@@ -19,13 +19,13 @@ from webdataset import TarWriter
 from manifests.schemas import MEMBERS
 
 
-def encode_sample(sample: dict) -> dict[str, bytes]:
-    """Sample arrays -> member bytes: PNGs (8-bit sRGB, fixed zlib settings), disparity as float32 .npy, sorted
-    JSON."""
+def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]:
+    """Sample arrays -> member bytes: PNGs (8-bit sRGB, zlib at ``png_compress_level``), disparity as float32
+    .npy, sorted JSON."""
     out = {}
     for name in ("aif", "bokeh", "lq"):
         buf = io.BytesIO()
-        Image.fromarray(sample[name]).save(buf, format="PNG", compress_level=6)
+        Image.fromarray(sample[name]).save(buf, format="PNG", compress_level=png_compress_level)
         out[f"{name}.png"] = buf.getvalue()
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)

@@ -18,11 +18,16 @@ one ray through its centre that stands for the whole cell: on layer l the cell's
 h = |r_l|·δ, and the ray reads that layer's premultiplied colour and alpha box-filtered over it (a summed-area
 table). Cells tile the aperture, so their footprints tile each layer's disk: the pixel integrates the disk
 instead of summing point samples, without noise or ghost copies of highlights. Two places where one box read is
-not enough are refined into refine × refine sub-cells: cells cut by the aperture's edge and cells whose
-footprint straddles an occlusion edge (a partly covered patch with layers behind it, where the product of box
-means is not the mean of the product). A sub-cell cut by the edge is weighted by its exact coverage under the
-edge's tangent and shrinks to the part inside, so the box reads only what the aperture lets through and the
-rim of a bokeh disk stays sharp.
+not enough are refined into refine × refine sub-cells: cells cut by the aperture's edge (where their footprint
+exceeds edge_px) and cells whose footprint straddles an occlusion edge (a partly covered patch with layers
+behind it, where the product of box means is not the mean of the product). A cell cut by the edge is weighted
+by its exact coverage under the edge's tangent and reads a box with the centroid and the second moments of the
+part inside, so the box reads (nearly) only what the aperture lets through and the rim of a bokeh disk stays
+sharp.
+Two shortcuts leave the result unchanged or nearly so. A layer that is nearer than every other along every ray
+and opaque wherever a ray can meet it hides the rest, so only it is traced (one ray when it is in focus). A
+pixel whose rays all meet one fronto-parallel (or barely tilted) surface through a round aperture takes the
+aperture integral in closed form, a disk mean read in texel rows (``strips``).
 With h < 1 px a read is bilinear, exactly as the path-traced references read textures, so in-focus layers are
 exact. A general (RGBD) surface whose circle of confusion varies by more than half a pixel across a patch (a
 fold) is read at the hit point and the cell refined.
@@ -49,6 +54,10 @@ MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid i
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
 GENERAL_CELL_DIVISOR = 2.5
+# Disk reads in rows (see render_kernel) need a blur of at least this radius (px), and a plane tilted so little
+# that its footprint departs from the disk by at most STRIP_MAX_DISTORTION px.
+STRIP_MIN_R = 2.0
+STRIP_MAX_DISTORTION = 0.25
 # Side of the square tiles of pixels that the render kernel's threads take in turn.
 TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
@@ -190,6 +199,57 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
     v0, v1, v2, v3 = _sat_rows(s, i0, Y0 - i0, j1, X1 - j1, j0, X0 - j0)
     inv = 1.0 / area
     return (u0 - v0) * inv, (u1 - v1) * inv, (u2 - v2) * inv, (u3 - v3) * inv
+
+
+@njit(cache=True)
+def disk_mean4(sat, layer, x, y, r, pad):
+    """Mean of the 4 channels over the disk of radius r (≥ 1 px) centred at image position (x, y), in texel
+    rows: each row's chord at its mid-height, integrated exactly from the summed-area table (the difference of
+    two table rows is that texel row's prefix sum along x). Returns (c0, c1, c2, c3, rows read)."""
+    wmax = sat.shape[2] - 1.0
+    hmax = sat.shape[1] - 1.0
+    X = x + pad
+    Y = y + pad
+    s = sat[layer]
+    i_lo = max(int(math.floor(Y - r)), 0)
+    i_hi = min(int(math.floor(Y + r)), sat.shape[1] - 2)
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    area = 0.0
+    for i in range(i_lo, i_hi + 1):
+        ylo = max(float(i), Y - r)
+        yhi = min(i + 1.0, Y + r)
+        hgt = yhi - ylo
+        if hgt <= 0.0:
+            continue
+        dy = 0.5 * (ylo + yhi) - Y
+        hw = math.sqrt(max(r * r - dy * dy, 0.0))
+        X0 = min(max(X - hw, 0.0), wmax)
+        X1 = min(max(X + hw, 0.0), wmax)
+        if X1 <= X0:
+            continue
+        j0 = min(int(X0), sat.shape[2] - 2)
+        j1 = min(int(X1), sat.shape[2] - 2)
+        f0 = X0 - j0
+        f1 = X1 - j1
+        g0 = 1.0 - f0
+        g1 = 1.0 - f1
+        # row prefix R(x) = S[i+1, x] − S[i, x], linear in x between table columns
+        a0 += hgt * ((s[i + 1, j1, 0] - s[i, j1, 0]) * g1 + (s[i + 1, j1 + 1, 0] - s[i, j1 + 1, 0]) * f1
+                     - (s[i + 1, j0, 0] - s[i, j0, 0]) * g0 - (s[i + 1, j0 + 1, 0] - s[i, j0 + 1, 0]) * f0)
+        a1 += hgt * ((s[i + 1, j1, 1] - s[i, j1, 1]) * g1 + (s[i + 1, j1 + 1, 1] - s[i, j1 + 1, 1]) * f1
+                     - (s[i + 1, j0, 1] - s[i, j0, 1]) * g0 - (s[i + 1, j0 + 1, 1] - s[i, j0 + 1, 1]) * f0)
+        a2 += hgt * ((s[i + 1, j1, 2] - s[i, j1, 2]) * g1 + (s[i + 1, j1 + 1, 2] - s[i, j1 + 1, 2]) * f1
+                     - (s[i + 1, j0, 2] - s[i, j0, 2]) * g0 - (s[i + 1, j0 + 1, 2] - s[i, j0 + 1, 2]) * f0)
+        a3 += hgt * ((s[i + 1, j1, 3] - s[i, j1, 3]) * g1 + (s[i + 1, j1 + 1, 3] - s[i, j1 + 1, 3]) * f1
+                     - (s[i + 1, j0, 3] - s[i, j0, 3]) * g0 - (s[i + 1, j0 + 1, 3] - s[i, j0 + 1, 3]) * f0)
+        area += hgt * (X1 - X0)
+    if area <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0
+    inv = 1.0 / area
+    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -534,17 +594,18 @@ def push_split(q, n, row, refine, blades, rotation, roundness, cateye, cx, cy):
 
 
 def queue_capacity(max_n, refine):
-    """Rows of the per-pixel cell queue: every cell of the bounding square of the finest aperture grid, each
-    possibly split into refine² sub-cells, plus the coarser cells above them (at most a third as many)."""
+    """Rows of the per-pixel cell queue: every cell of the bounding square of the aperture grid, each possibly
+    split into refine² sub-cells."""
     side = 2 * (int(math.ceil(1.0 / math.sqrt(math.pi / max_n))) + 1)
-    return side * side * (2 + refine * refine)
+    return side * side * (1 + refine * refine)
 
 
 @njit(parallel=True, cache=True)
 def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
-                  mode, cell_px, min_n, max_n, refine, edge_px, grid, prefilter,
+                  mode, cell_px, min_n, max_n, refine, edge_px, strips, grid, prefilter,
                   blades, rotation, roundness, cateye, falloff, seed, queues, out, spp):
-    """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W).
+    """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
+    pixel read in rows, the texel rows read).
 
     tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels.
     sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``.
@@ -591,7 +652,8 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 if kinds[l] == 2:
                     r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
                 else:
-                    r = K * abs(disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py) - df)
+                    r = abs(disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py) - df)
+                    r = 0.0 if r < FOCUS_EPS else K * r  # in focus to float32 precision, as trace_ray reads it
                 half = r * reach + 1.5
                 cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
                 relevant[l] = cover > 1e-12
@@ -636,13 +698,30 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 if relevant[l] and kinds[l] == 2:
                     # a general surface occludes itself where it folds, which no box read can average over
                     cell_here = cell_px / GENERAL_CELL_DIVISOR
+            # ---- 1c. every ray meets one surface, a fronto-parallel (or nearly) one, through a round aperture:
+            # the aperture integral is the mean over a disk of radius r on that layer, read in texel rows ----
+            if strips and mode == 0 and blades < 3 and cateye <= 0.0 and prefilter:
+                only = -1
+                count = 0
+                for l in range(L):
+                    if relevant[l]:
+                        only = l
+                        count += 1
+                if count == 1 and kinds[only] != 2 and rl[only] >= STRIP_MIN_R:
+                    tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == 1 else 0.0
+                    if tilt * rl[only] <= STRIP_MAX_DISTORTION:
+                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, math.sqrt(rl[only] * rl[only] + 1.0 / 3.0), pad)
+                        out[i, j, 0] = m0
+                        out[i, j, 1] = m1
+                        out[i, j, 2] = m2
+                        spp[i, j] = rows
+                        continue
             # cat-eye: the exit pupil, a unit disk shifted toward the frame centre, clips the aperture
             cx = -2.0 * cateye * (px - 0.5 * W) / half_diag
             cy = -2.0 * cateye * (py - 0.5 * H) / half_diag
             # ---- 2. the cells of the aperture ----
             nq = 0
             wtot = 0.0  # weight of the whole aperture (for light falloff)
-            kf = 0  # level of the finest cells (coarser cells above it are split where needed)
             split_edge = False
             if mode == 1:
                 # one fixed pattern for every pixel, point rays: read straight from ``grid`` below
@@ -660,23 +739,14 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 q[0, Q_LEVEL] = 1.0
                 nq = 1
             else:
-                # N ≈ π·r_max²/cell_px² cells of side δ (at least min_n); where N is larger than min_n the grid
-                # starts refine^kf times coarser (about min_n cells) and only cells on the aperture's edge or
-                # across an occlusion edge are split down to δ: interior cells of a single surface are exact
-                # at any size.
+                # jittered square grid of N ≈ π·r_max²/cell_px² cells of side δ (at least min_n)
                 n = int(math.ceil(math.pi * rmax * rmax / (cell_here * cell_here)))
                 n = min(max(n, min_n), max_n)
-                delta = math.sqrt(math.pi / n)
-                if refine > 1:
-                    coarsest = math.sqrt(math.pi / min_n)
-                    while delta * refine ** (kf + 1) <= coarsest * (1.0 + 1e-9):
-                        kf += 1
-                split_edge = refine > 1 and rmax * delta > edge_px
-                d0 = delta * refine ** kf
+                d0 = math.sqrt(math.pi / n)
+                split_edge = refine > 1 and rmax * d0 > edge_px
                 ou = pixel_shift(seed, i, j, 0)
                 ov = pixel_shift(seed, i, j, 1)
                 m = int(math.ceil(1.0 / d0)) + 1
-                lvl0 = float(-kf)
                 for a in range(-m, m):
                     sx = (a + ou) * d0
                     # rows of this column whose cell can reach the unit disk (the aperture lies inside it)
@@ -685,11 +755,11 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                         continue
                     lim = math.sqrt(1.0 - nx * nx) + 0.5 * d0 + 1e-9
                     for b in range(max(-m, int(math.floor(-lim / d0 - ov))), min(m, int(math.ceil(lim / d0 - ov)) + 1)):
-                        nq, blocked = push_cell(q, nq, sx, (b + ov) * d0, d0, 1.0, lvl0, blades, rotation, roundness,
+                        nq, blocked = push_cell(q, nq, sx, (b + ov) * d0, d0, 1.0, 0.0, blades, rotation, roundness,
                                                 cateye, cx, cy)
                         wtot += blocked
-            # ---- 3. trace the queue; a coarse cell on the aperture's edge, and a cell across an occlusion edge,
-            # are replaced by their sub-cells (levels count up to 0 at the finest grid) ----
+            # ---- 3. trace the queue; a cell on the aperture's edge (where its footprint exceeds edge_px) and a
+            # cell across an occlusion edge are replaced by their sub-cells ----
             acc0 = 0.0
             acc1 = 0.0
             acc2 = 0.0
@@ -713,7 +783,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                     row = head
                     head += 1
                     level = q[row, Q_LEVEL]
-                    if q[row, Q_EDGE] > 0.0 and (level < 0.0 or (level == 0.0 and split_edge)):
+                    if split_edge and level == 0.0 and q[row, Q_EDGE] > 0.0:
                         nq, blocked = push_split(q, nq, row, refine, blades, rotation, roundness, cateye, cx, cy)
                         wtot += blocked
                         continue
@@ -726,7 +796,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
                                               order, px, py, sx, sy, size, size_y, prefilter)
                 rays += 1
-                if mixed and level <= 0.0 and refine > 1:
+                if mixed and level == 0.0 and refine > 1:
                     # the product of box means is not the mean of the product: trace sub-cells instead
                     nq, blocked = push_split(q, nq, head - 1, refine, blades, rotation, roundness, cateye, cx, cy)
                     wtot += blocked

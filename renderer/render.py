@@ -82,6 +82,13 @@ class Quality:
         focus takes 1 ray).
     refine: cells cut by the aperture's edge, or whose footprint straddles an occlusion edge, are traced as
         refine × refine sub-cells (1 = never). Sets the sharpness of bokeh rims and occlusion edges.
+    edge_px: cells cut by the aperture's edge are split only at pixels where a cell's footprint on the most
+        blurred layer exceeds this many pixels (0 = always, ``inf`` = never). An unsplit edge cell still reads
+        a box with the centroid and second moments of its part inside the aperture.
+    strips: a pixel whose every ray meets one surface (one layer within reach, constant disparity or a plane
+        whose footprint departs from a disk by under 0.25 px, a round aperture without cat-eye, r ≥ 2 px) takes
+        the aperture integral in closed form: the mean over the disk of radius √(r² + 1/3) (the disk
+        convolved with the texel's box, by its second moment), read in texel rows from the summed-area table.
     prefilter: each cell reads the box-filtered layer over its footprint (True) or a bilinear point (False).
     pattern: "adaptive" (the above) or "grid" (one fixed grid_n × grid_n grid of point rays inside the disk,
         shared by all pixels: the fixed-pattern approach of MPIB's generator, kept for comparison).
@@ -93,6 +100,7 @@ class Quality:
     max_samples: int = 1024
     refine: int = 2
     edge_px: float = 0.0
+    strips: bool = True
     prefilter: bool = True
     pattern: str = "adaptive"
     grid_n: int = 51
@@ -108,6 +116,8 @@ class Quality:
             raise ValueError(f"quality.refine: must be >= 1, got {self.refine}")
         if self.grid_n < 1:
             raise ValueError(f"quality.grid_n: must be >= 1, got {self.grid_n}")
+        if not self.edge_px >= 0:
+            raise ValueError(f"quality.edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
 
 def _quality(quality: dict) -> Quality:
@@ -258,7 +268,8 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
             independent of the number of threads).
         highlights: None (off) or a :class:`Highlights` (or dict) for inverse tone mapping of clipped highlights.
         return_info: also return a dict reporting the parameters used and the sampling statistics.
-        **quality: fields of :class:`Quality` (cell_px, min_samples, max_samples, prefilter, pattern, grid_n).
+        **quality: fields of :class:`Quality` (cell_px, min_samples, max_samples, refine, edge_px, strips,
+            prefilter, pattern, grid_n).
 
     Returns:
         H×W×3 float32 in [0, 1], encoded like the input; with ``return_info`` a tuple (image, info).
@@ -299,7 +310,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     spp = np.empty((h, w), dtype=np.int32)
     kernels.render_kernel(
         scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
-        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px), grid, bool(q.prefilter),
+        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px), bool(q.strips), grid, bool(q.prefilter),
         int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
         int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS)),
         out, spp,

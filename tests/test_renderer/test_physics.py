@@ -226,7 +226,9 @@ def test_general_disparity_layer_is_intersected_where_the_ray_meets_it():
 def test_tilted_plane_converges_to_aperture_integral_as_samples_grow():
     layers = _three_layer_scene(48, 48, seed=4)
     ref = render_reference(layers, 24.0, 0.8, n=64)
-    scores = [psnr(render_bokeh(layers, 24.0, 0.8, cell_px=c, min_samples=1), ref) for c in (6.0, 3.0, 1.5)]
+    # the ray sampler alone: disk reads in rows (strips) do not depend on cell_px
+    scores = [psnr(render_bokeh(layers, 24.0, 0.8, cell_px=c, min_samples=1, strips=False), ref)
+              for c in (6.0, 3.0, 1.5)]
     assert scores[0] < scores[1] < scores[2]
 
 
@@ -282,3 +284,63 @@ def test_sampling_scales_with_circle_of_confusion():
     assert small["mean_spp"] < large["mean_spp"]
     _, sharp = render_bokeh(layers, 0.0, 0.55, return_info=True)
     assert sharp["mean_spp"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shortcuts and speed knobs
+# ---------------------------------------------------------------------------------------------------------
+
+def test_edge_cell_moments_match_the_clipped_square():
+    from renderer.kernels import clipped_square_moments
+
+    g = (np.arange(400) + 0.5) / 200.0 - 1.0
+    U, V = np.meshgrid(g, g)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        phi, c = rng.uniform(0, 2 * np.pi), rng.uniform(-1.3, 1.3)
+        nx, ny = math.cos(phi), math.sin(phi)
+        inside = nx * U + ny * V <= c
+        area, mu, mv, vu, vv = clipped_square_moments(1.0, nx, ny, c)
+        assert area == pytest.approx(4.0 * inside.mean(), abs=0.02)
+        if inside.mean() > 0.01:
+            np.testing.assert_allclose([mu, mv, vu, vv], [U[inside].mean(), V[inside].mean(), U[inside].var(),
+                                                          V[inside].var()], atol=0.01)
+
+
+def test_disk_read_in_rows_agrees_with_traced_rays_and_the_reference():
+    """Every ray of every pixel meets one fronto-parallel layer: the closed-form disk mean (strips=True) and the
+    traced cells (strips=False) give the same aperture integral."""
+    h, w = 64, 64
+    layer = _const(textured(h, w, 3), np.ones((h, w)), 0.2)
+    ref = render_reference([layer], 24.0, 0.8, n=48)  # r = 14.4 px
+    rows, info_rows = render_bokeh([layer], 24.0, 0.8, return_info=True)
+    rays, info_rays = render_bokeh([layer], 24.0, 0.8, return_info=True, strips=False)
+    assert psnr(rows, ref) >= 45.0 and psnr(rays, ref) >= 45.0 and psnr(rows, rays) >= 45.0
+    assert info_rows["max_spp"] <= 2 * 14.4 + 3  # one read per texel row of the disk
+    assert info_rays["mean_spp"] > info_rows["mean_spp"]
+
+
+def test_opaque_in_focus_foreground_is_read_once_and_hides_the_background():
+    h, w = 48, 48
+    alpha = disk_alpha(h, w, 24, 24, 16, soft=1e-3)
+    bg = _const(textured(h, w, 5), np.ones((h, w)), 0.1)
+    out, info = render_bokeh([bg, _const(textured(h, w, 6), alpha, 0.7)], 20.0, 0.7, return_info=True)
+    sharp = composite([bg, _const(textured(h, w, 6), alpha, 0.7)])
+    np.testing.assert_allclose(out[20:29, 20:29], sharp[20:29, 20:29], atol=1e-6)
+    # the same foreground a little transparent inside: every ray must look behind it
+    _, info_clear = render_bokeh([bg, _const(textured(h, w, 6), np.minimum(alpha, 0.99), 0.7)], 20.0, 0.7,
+                                 return_info=True)
+    assert info["mean_spp"] < info_clear["mean_spp"]
+
+
+def test_fast_settings_stay_close_to_the_reference():
+    """The datagen build's render settings (cell_px 10, edge cells never split)."""
+    layers = _three_layer_scene()
+    for K, df in [(12.0, 0.55), (32.0, 0.15)]:
+        ref = render_reference(layers, K, df, n=48)
+        fast, info = render_bokeh(layers, K, df, cell_px=10.0, edge_px=math.inf, return_info=True)
+        _, full = render_bokeh(layers, K, df, return_info=True)
+        assert psnr(fast, ref) >= 40.0, (K, df)
+        assert info["rays"] < full["rays"]
+    with pytest.raises(ValueError, match="edge_px"):
+        render_bokeh(layers, 8.0, 0.5, edge_px=-1.0)
