@@ -31,7 +31,7 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
     from datagen.shards import encode_sample, write_shard
     from degradations import degrade
     from manifests import Store
-    from renderer import composite, render_bokeh, visible_disparity
+    from renderer import pinhole_view, render_bokeh
 
     from datagen.build import BuildConfig
 
@@ -50,9 +50,9 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
         target, xy, d_f = resolve_focus(spec, layers)
         stages["compose"] += time.perf_counter() - t
         t = time.perf_counter()
-        aif = to_uint8(composite(layers))
+        aif, disp = pinhole_view(layers)
+        aif = to_uint8(aif)
         bokeh = render_bokeh(layers, spec.K, d_f, seed=spec.seed, **cfg.render)
-        disp = visible_disparity(layers)
         stages["render"] += time.perf_counter() - t
         t = time.perf_counter()
         lq, rec = degrade(aif, spec.degradation_seed)

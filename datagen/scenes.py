@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from degradations import DegradationConfig, degrade
-from renderer import Layer, composite, render_bokeh, visible_disparity
+from renderer import Layer, pinhole_view, render_bokeh
 
 from .assets import Asset, load_asset
 from .images import to_uint8
@@ -210,10 +210,10 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
     full precision, nearest visible surface), json (the spec, the degradation draws, the renderer report)."""
     layers = build_layers(spec, assets)
     target, xy, focus_disparity = resolve_focus(spec, layers)
-    aif = to_uint8(composite(layers))
+    aif, disp = pinhole_view(layers)
+    aif = to_uint8(aif)
     bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=spec.seed, return_info=True, **render_options)
     lq, rec = degrade(aif, spec.degradation_seed, degradation)
-    disp = visible_disparity(layers)
     meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
             "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
             "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp")},

@@ -1,7 +1,8 @@
 """Layered thin-lens ray tracer: the HQ bokeh ground truth of bokehgen (see DESIGN.md, "Renderer contract")."""
 
 from .layers import Layer, from_linear, to_linear
-from .render import Aperture, Highlights, Quality, composite, defocus_map, render_bokeh, visible_disparity
+from .render import (Aperture, Highlights, Quality, composite, defocus_map, pinhole_view, render_bokeh,
+                     visible_disparity)
 
 __all__ = [
     "Aperture",
@@ -11,6 +12,7 @@ __all__ = [
     "composite",
     "defocus_map",
     "from_linear",
+    "pinhole_view",
     "render_bokeh",
     "to_linear",
     "visible_disparity",

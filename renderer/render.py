@@ -167,23 +167,39 @@ class _Scene:
 
 
 def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None) -> _Scene:
-    tex, dtex = [], []
-    for layer in layers:
+    L = len(layers)
+    h, w = layers[0].shape
+    tex = np.empty((L, h + 2 * pad, w + 2 * pad, 4))
+    dtex = np.empty((L, h + 2 * pad, w + 2 * pad))
+    for k, layer in enumerate(layers):
         lin = to_linear(layer.rgb, gamma)
         if highlights is not None:
             lin = lin * highlights.boost(layer.rgb)[..., None]
-        a = layer.alpha.astype(np.float64)
-        rgba = np.concatenate([lin * a[..., None], a[..., None]], axis=-1)
-        tex.append(np.pad(rgba, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
-        dtex.append(np.pad(layer.disparity.astype(np.float64), pad, mode="edge"))
+        core = tex[k, pad:pad + h, pad:pad + w]
+        np.multiply(lin, layer.alpha[..., None], out=core[..., :3])
+        core[..., 3] = layer.alpha
+        dtex[k, pad:pad + h, pad:pad + w] = layer.disparity
+        _pad_edge(tex[k], pad)
+        _pad_edge(dtex[k], pad)
     return _Scene(
-        tex=np.ascontiguousarray(np.stack(tex)),
-        dtex=np.ascontiguousarray(np.stack(dtex)),
+        tex=tex,
+        dtex=dtex,
         kinds=np.array([layer.geometry[0] for layer in layers], dtype=np.int64),
         gparam=np.array([layer.geometry[1] for layer in layers], dtype=np.float64),
         drange=np.array([layer.geometry[2] for layer in layers], dtype=np.float64),
         pad=pad,
     )
+
+
+def _pad_edge(a: np.ndarray, pad: int) -> None:
+    """Fill the ``pad``-wide border of ``a`` (rows × columns × …) in place by replicating its edge, as
+    ``np.pad(mode="edge")`` does, without the copies."""
+    if pad == 0:
+        return
+    a[pad:-pad, :pad] = a[pad:-pad, pad:pad + 1]
+    a[pad:-pad, -pad:] = a[pad:-pad, -pad - 1:-pad]
+    a[:pad] = a[pad]
+    a[-pad:] = a[-pad - 1]
 
 
 def _summed_area_tables(tex: np.ndarray) -> np.ndarray:
@@ -243,6 +259,15 @@ def visible_disparity(layers) -> np.ndarray:
     layers = check_layers(layers)
     _, disp, _ = _pinhole(layers, 1.0)
     return np.clip(disp, 0.0, 1.0).astype(np.float32)
+
+
+def pinhole_view(layers, *, gamma=2.2) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`composite` and :func:`visible_disparity` of the layers from one pass (the disparity does not depend
+    on the colour's encoding): (H×W×3 float32 image, H×W float32 disparity), each equal to its function's."""
+    layers = check_layers(layers)
+    gamma = check_gamma(gamma)
+    rgb, disp, _ = _pinhole(layers, gamma)
+    return from_linear(rgb, gamma).astype(np.float32), np.clip(disp, 0.0, 1.0).astype(np.float32)
 
 
 def defocus_map(layers, K: float, focus_disparity: float) -> np.ndarray:

@@ -187,3 +187,15 @@ def test_build_to_object_storage_gives_the_same_bytes(tmp_path, local_ray, s3_bu
     remote.delete("train-000001.parquet")
     main(parse_args(ARGS + ["--out", uri]))
     assert remote.read_bytes("train-000001.tar") == first and verify(uri) == []
+
+
+def test_render_settings_are_checked_when_the_config_loads():
+    from datagen.build import BuildConfig
+
+    assert BuildConfig.load(None, ["render={cell_px: 8}"]).render == {"cell_px": 8}
+    with pytest.raises(ValueError, match=r"render: .*cel_px.*known: .*cell_px"):
+        BuildConfig.load(None, ["render={cel_px: 8}"])
+    with pytest.raises(ValueError, match="edge_px"):
+        BuildConfig.load(None, ["render={edge_px: -1}"])
+    with pytest.raises(ValueError, match="png_compress_level"):
+        BuildConfig.load(None, ["png_compress_level=12"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import disk_alpha, psnr, textured
 
-from renderer import Aperture, Highlights, Layer, composite, defocus_map, render_bokeh, visible_disparity
+from renderer import (Aperture, Highlights, Layer, composite, defocus_map, pinhole_view, render_bokeh,
+                      visible_disparity)
 from renderer.reference import render_reference
 
 
@@ -46,6 +47,14 @@ def test_composite_is_over_in_linear_light():
     out = composite([back, front], gamma=2.2)  # any order: sorted by disparity
     expect = np.array([0.25, 0.0, 0.75]) ** (1 / 2.2)
     np.testing.assert_allclose(out, np.broadcast_to(expect, out.shape), atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [2.2, "srgb"])
+def test_pinhole_view_is_composite_and_visible_disparity_in_one_pass(gamma):
+    layers = _three_layer_scene()
+    image, disp = pinhole_view(layers, gamma=gamma)
+    np.testing.assert_array_equal(image, composite(layers, gamma=gamma))
+    np.testing.assert_array_equal(disp, visible_disparity(layers))
 
 
 def test_visible_disparity_and_defocus_map():
