@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# One thread for numpy's BLAS in this process too, as Ray sets for its 1-CPU workers (before numpy loads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numba  # noqa: E402
 
@@ -115,8 +117,11 @@ def main(argv=None):
     try:
         import torch
 
-        numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU
+        import cv2
+
+        numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU (datagen.build._pin_threads)
         torch.set_num_threads(1)
+        cv2.setNumThreads(1)
         single_process(1, 128, tmp)  # compile / warm caches
         t_single, stages, per_sample = single_process(args.samples, args.size, tmp)
         rows = [("single process", 1, t_single, t_single)]

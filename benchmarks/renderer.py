@@ -1,6 +1,7 @@
 """Renderer speed and quality: the adaptive prefiltered sampler against a fixed n×n aperture grid.
 
     python benchmarks/renderer.py [--sizes 512 1024] [--ks 8 16 32] [--curves] [--out benchmarks/out]
+    python benchmarks/renderer.py --datagen 12     # the build's own scenes and render settings
 
 Scenes: 3 layers — two soft-matted foregrounds cut from real photographs (scikit-image) at disparities 0.85
 and 0.55 over a tilted background photograph (disparity 0.05…0.3) with a few clipped point lights; focus on
@@ -68,9 +69,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def run(layers, K, df, **quality):
+def run(layers, K, df, seed=0, **quality):
     t0 = time.perf_counter()
-    img, info = render_bokeh(layers, K, df, return_info=True, **quality)
+    img, info = render_bokeh(layers, K, df, seed=seed, return_info=True, **quality)
     return img, time.perf_counter() - t0, info
 
 
@@ -84,12 +85,66 @@ def parse_args(argv=None):
     p.add_argument("--ks", type=float, nargs="+", default=[8.0, 16.0, 32.0], help="blur strengths K")
     p.add_argument("--curves", action="store_true", help="sweep quality knobs at the first size, K = max")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="folder for the plot")
+    p.add_argument("--datagen", type=int, default=0, metavar="N",
+                   help="instead: the first N scenes of datagen/build.py at 512², 1 thread, rendered with the build's "
+                        "settings, the renderer's defaults and without the shortcuts, against a converged reference")
     return p.parse_args(argv)
+
+
+def datagen_scenes(n: int):
+    """(K, focus disparity, seed, layers) of the first n training scenes that datagen/build.py draws by default."""
+    from datagen.assets import scan, usable
+    from datagen.build import BuildConfig
+    from datagen.demo_assets import make_demo_assets
+    from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
+
+    cfg = BuildConfig()
+    root = make_demo_assets()
+    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=cfg.min_asset_size,
+                val_fraction=cfg.val_fraction, progress=False)
+    fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
+    for i in range(n):
+        spec = draw_scene(cfg.seed, i, fgs, bgs, SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range)))
+        layers = build_layers(spec, by_id)
+        yield spec.K, resolve_focus(spec, layers)[2], spec.seed, layers
+
+
+def datagen_table(n: int):
+    import numba
+
+    from datagen.build import BuildConfig
+
+    numba.set_num_threads(1)
+    settings = {"build (datagen)": BuildConfig().render, "defaults": {},
+                "no shortcuts": {"strips": False}, "build, no strips": {**BuildConfig().render, "strips": False}}
+    run(bench_scene(32), 4.0, 0.5)
+    totals = {name: [0.0, [], 0.0] for name in settings}
+    print(f"{'scene':>5} {'K':>5} | " + " | ".join(f"{name:>22}" for name in settings) + "   (s/img, dB)")
+    for i, (K, df, seed, layers) in enumerate(datagen_scenes(n)):
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # the reference on every core, the timings on one
+        ref = render_bokeh(layers, K, df, seed=seed, **REFERENCE)
+        numba.set_num_threads(1)
+        cells = []
+        for name, opts in settings.items():
+            img, t, info = run(layers, K, df, seed=seed, **opts)
+            q = psnr(img, ref)
+            totals[name][0] += t
+            totals[name][1].append(q)
+            totals[name][2] += info["mean_spp"]
+            cells.append(f"{t:>8.2f} s {q:>6.1f} dB    ")
+        print(f"{i:>5} {K:>5.1f} | " + " | ".join(cells), flush=True)
+    print(f"{'mean':>11} | " + " | ".join(f"{v[0] / n:>8.2f} s {np.mean(v[1]):>6.1f} dB    " for v in totals.values()))
+    print(f"{'min dB':>11} | " + " | ".join(f"{'':>10} {np.min(v[1]):>6.1f} dB    " for v in totals.values()))
+    print(f"{'spp':>11} | " + " | ".join(f"{v[2] / n:>17.1f}    " for v in totals.values()))
+    base = totals["defaults"][0]
+    print("speed-up vs defaults: " + ", ".join(f"{name} {base / v[0]:.2f}x" for name, v in totals.items()))
 
 
 def main(args):
     import numba
 
+    if args.datagen:
+        return datagen_table(args.datagen)
     df = 0.55
     print(f"numba threads: {numba.get_num_threads()}")
     run(bench_scene(32), 4.0, df)  # compile / load the cache outside the timings

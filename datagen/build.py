@@ -145,7 +145,8 @@ def _node_id() -> str | None:
 
 
 def _pin_threads() -> None:
-    """Inside a Ray task, let numba and torch use the CPUs Ray assigned to it (1 by default), not every core."""
+    """Inside a Ray task, let numba, torch and OpenCV use the CPUs Ray assigned to it (1 by default), not every
+    core (Ray itself sets OMP_NUM_THREADS for numpy's BLAS)."""
     try:
         import ray
 
@@ -154,11 +155,13 @@ def _pin_threads() -> None:
         cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)) or 1
     except Exception:
         return
+    import cv2
     import numba
     import torch
 
     numba.set_num_threads(min(cpus, numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(cpus)
+    cv2.setNumThreads(cpus)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
