@@ -127,6 +127,7 @@ def datagen_table(n: int):
         cells = []
         for name, opts in settings.items():
             img, t, info = run(layers, K, df, seed=seed, **opts)
+            t = min(t, run(layers, K, df, seed=seed, **opts)[1])  # the better of two runs: this VM is noisy
             q = psnr(img, ref)
             totals[name][0] += t
             totals[name][1].append(q)

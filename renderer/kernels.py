@@ -203,11 +203,10 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
 
 @njit(cache=True)
 def disk_mean4(sat, layer, x, y, r, pad):
-    """Mean of the 4 channels over the disk of radius r (≥ 1 px) centred at image position (x, y), in texel
+    """Mean of the 4 channels over the disk of radius r centred at image position (x, y), in texel
     rows: each row's chord at its mid-height, integrated exactly from the summed-area table (the difference of
     two table rows is that texel row's prefix sum along x). Returns (c0, c1, c2, c3, rows read)."""
     wmax = sat.shape[2] - 1.0
-    hmax = sat.shape[1] - 1.0
     X = x + pad
     Y = y + pad
     s = sat[layer]
@@ -710,7 +709,9 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 if count == 1 and kinds[only] != 2 and rl[only] >= STRIP_MIN_R:
                     tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == 1 else 0.0
                     if tilt * rl[only] <= STRIP_MAX_DISTORTION:
-                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, math.sqrt(rl[only] * rl[only] + 1.0 / 3.0), pad)
+                        # radius of the disk convolved with the texel's box (bilinear reads), by second moment
+                        r_eff = math.sqrt(rl[only] * rl[only] + 1.0 / 3.0)
+                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
                         out[i, j, 0] = m0
                         out[i, j, 1] = m1
                         out[i, j, 2] = m2
@@ -754,7 +755,9 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                     if nx >= 1.0:
                         continue
                     lim = math.sqrt(1.0 - nx * nx) + 0.5 * d0 + 1e-9
-                    for b in range(max(-m, int(math.floor(-lim / d0 - ov))), min(m, int(math.ceil(lim / d0 - ov)) + 1)):
+                    b_lo = max(-m, int(math.floor(-lim / d0 - ov)))
+                    b_hi = min(m, int(math.ceil(lim / d0 - ov)) + 1)
+                    for b in range(b_lo, b_hi):
                         nq, blocked = push_cell(q, nq, sx, (b + ov) * d0, d0, 1.0, 0.0, blades, rotation, roundness,
                                                 cateye, cx, cy)
                         wtot += blocked

@@ -333,12 +333,13 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     h, w = layers[0].shape
     out = np.empty((h, w, 3))
     spp = np.empty((h, w), dtype=np.int32)
+    queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
     kernels.render_kernel(
         scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
-        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px), bool(q.strips), grid, bool(q.prefilter),
+        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
+        bool(q.strips), grid, bool(q.prefilter),
         int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
-        int(seed), np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS)),
-        out, spp,
+        int(seed), queues, out, spp,
     )
     clipped = float(np.mean(out.max(axis=-1) > 1.0)) if highlights is not None else 0.0
     image = from_linear(np.minimum(out, 1.0), gamma).astype(np.float32)
