@@ -37,5 +37,5 @@ def contact_sheet_png(samples: list[dict], max_k: float = 32.0) -> bytes:
         defocus = (magma(r)[..., :3] * 255).astype(np.uint8)
         rows.append(np.concatenate([lq, s["aif"], disp, defocus, s["bokeh"]], axis=1))
     buf = io.BytesIO()
-    Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG")
+    Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG", compress_level=1)  # big; fast to write
     return buf.getvalue()
