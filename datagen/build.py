@@ -40,9 +40,9 @@ class BuildConfig:
     val_fraction: float = 0.05
     max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
     k_range: list = field(default_factory=lambda: [0.0, 32.0])
-    # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~6 dB
-    # (65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
-    render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf})
+    # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~5 dB
+    # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
+    render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
     png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
 
     @classmethod

@@ -54,9 +54,8 @@ MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid i
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
 GENERAL_CELL_DIVISOR = 2.5
-# Disk reads in rows (see render_kernel) need a blur of at least this radius (px), and a plane tilted so little
-# that its footprint departs from the disk by at most STRIP_MAX_DISTORTION px.
-STRIP_MIN_R = 2.0
+# Disk reads in rows (see render_kernel) need a plane tilted so little that its footprint departs from the disk
+# by at most this many pixels.
 STRIP_MAX_DISTORTION = 0.25
 # Side of the square tiles of pixels that the render kernel's threads take in turn.
 TILE = 16
@@ -601,7 +600,7 @@ def queue_capacity(max_n, refine):
 
 @njit(parallel=True, cache=True)
 def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
-                  mode, cell_px, min_n, max_n, refine, edge_px, strips, grid, prefilter,
+                  mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter,
                   blades, rotation, roundness, cateye, falloff, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
     pixel read in rows, the texel rows read).
@@ -706,7 +705,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                     if relevant[l]:
                         only = l
                         count += 1
-                if count == 1 and kinds[only] != 2 and rl[only] >= STRIP_MIN_R:
+                if count == 1 and kinds[only] != 2 and rl[only] >= strip_min_px:
                     tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == 1 else 0.0
                     if tilt * rl[only] <= STRIP_MAX_DISTORTION:
                         # radius of the disk convolved with the texel's box (bilinear reads), by second moment

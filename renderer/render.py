@@ -86,9 +86,10 @@ class Quality:
         blurred layer exceeds this many pixels (0 = always, ``inf`` = never). An unsplit edge cell still reads
         a box with the centroid and second moments of its part inside the aperture.
     strips: a pixel whose every ray meets one surface (one layer within reach, constant disparity or a plane
-        whose footprint departs from a disk by under 0.25 px, a round aperture without cat-eye, r ≥ 2 px) takes
-        the aperture integral in closed form: the mean over the disk of radius √(r² + 1/3) (the disk
+        whose footprint departs from a disk by under 0.25 px, a round aperture without cat-eye, r ≥ strip_min_px)
+        takes the aperture integral in closed form: the mean over the disk of radius √(r² + 1/3) (the disk
         convolved with the texel's box, by its second moment), read in texel rows from the summed-area table.
+        Below ~2 px the disk's exact shape matters more than that approximation gets right.
     prefilter: each cell reads the box-filtered layer over its footprint (True) or a bilinear point (False).
     pattern: "adaptive" (the above) or "grid" (one fixed grid_n × grid_n grid of point rays inside the disk,
         shared by all pixels: the fixed-pattern approach of MPIB's generator, kept for comparison).
@@ -101,6 +102,7 @@ class Quality:
     refine: int = 2
     edge_px: float = 0.0
     strips: bool = True
+    strip_min_px: float = 2.0
     prefilter: bool = True
     pattern: str = "adaptive"
     grid_n: int = 51
@@ -116,6 +118,8 @@ class Quality:
             raise ValueError(f"quality.refine: must be >= 1, got {self.refine}")
         if self.grid_n < 1:
             raise ValueError(f"quality.grid_n: must be >= 1, got {self.grid_n}")
+        if not self.strip_min_px >= 0:
+            raise ValueError(f"quality.strip_min_px: must be >= 0, got {self.strip_min_px}")
         if not self.edge_px >= 0:
             raise ValueError(f"quality.edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
@@ -337,7 +341,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     kernels.render_kernel(
         scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
         mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
-        bool(q.strips), grid, bool(q.prefilter),
+        bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter),
         int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
         int(seed), queues, out, spp,
     )

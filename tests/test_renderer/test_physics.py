@@ -343,13 +343,17 @@ def test_opaque_in_focus_foreground_is_read_once_and_hides_the_background():
 
 
 def test_fast_settings_stay_close_to_the_reference():
-    """The datagen build's render settings (cell_px 10, edge cells never split)."""
+    """The datagen build's render settings."""
+    from datagen.build import BuildConfig
+
     layers = _three_layer_scene()
     for K, df in [(12.0, 0.55), (32.0, 0.15)]:
         ref = render_reference(layers, K, df, n=48)
-        fast, info = render_bokeh(layers, K, df, cell_px=10.0, edge_px=math.inf, return_info=True)
+        fast, info = render_bokeh(layers, K, df, return_info=True, **BuildConfig().render)
         _, full = render_bokeh(layers, K, df, return_info=True)
         assert psnr(fast, ref) >= 40.0, (K, df)
         assert info["rays"] < full["rays"]
     with pytest.raises(ValueError, match="edge_px"):
         render_bokeh(layers, 8.0, 0.5, edge_px=-1.0)
+    with pytest.raises(ValueError, match="strip_min_px"):
+        render_bokeh(layers, 8.0, 0.5, strip_min_px=-1.0)
