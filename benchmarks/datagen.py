@@ -2,7 +2,7 @@
 a single-process loop on one core vs datagen/build.py on Ray with 1 and 2 workers (1 CPU each), side by side in one
 run, and the time split by stage in the single-process loop.
 
-    python benchmarks/datagen.py [--samples 16] [--size 512]
+    python benchmarks/datagen.py [--samples 16] [--size 512] [--repeat 2]
 
 Ray's wall time includes what a build does once (asset scan, starting worker processes, merging manifests, the
 preview and report.html); "in tasks" sums the shard tasks' own time from build_log.json, the steady-state cost.
@@ -112,6 +112,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=16, help="samples per configuration")
     p.add_argument("--size", type=int, default=512, help="output size")
+    p.add_argument("--repeat", type=int, default=2, help="runs of each configuration, in rotation (best counts)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bokehgen-bench-"))
     try:
@@ -123,15 +124,27 @@ def main(argv=None):
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         single_process(1, 128, tmp)  # compile / warm caches
-        t_single, stages, per_sample = single_process(args.samples, args.size, tmp)
+        # the three configurations in rotation, the best of --repeat runs each: this VM's speed drifts by ±10 %
+        best = {}
+        for _ in range(args.repeat):
+            run = single_process(args.samples, args.size, tmp)
+            if "single" not in best or run[0] < best["single"][0]:
+                best["single"] = run
+            for workers in (1, 2):
+                shutil.rmtree(tmp / f"ray{workers}", ignore_errors=True)
+                run = ray_build(args.samples, args.size, workers, tmp / f"ray{workers}")
+                if workers not in best or run[0] < best[workers][0]:
+                    best[workers] = run
+        t_single, stages, per_sample = best["single"]
         rows = [("single process", 1, t_single, t_single)]
         steady = []
         for workers in (1, 2):
-            wall, shards = ray_build(args.samples, args.size, workers, tmp / f"ray{workers}")
+            wall, shards = best[workers]
             rows.append((f"Ray, {workers} worker(s)", workers, wall, sum(s["seconds"] for s in shards)))
             steady.append(steady_overhead(shards, per_sample, spp(args.samples)))
         n = args.samples
-        print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker")
+        print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker, "
+              f"best of {args.repeat} run(s) each")
         print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} "
               f"{'per core (tasks)':>17}")
         for name, c, wall, busy in rows:
