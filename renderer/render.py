@@ -71,8 +71,8 @@ def _aperture(aperture) -> Aperture:
 @dataclass(frozen=True)
 class Quality:
     """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: about 64 dB against a
-    converged reference on a 3-layer 512×512 scene at K = 32 in under a second on 2 cores
-    (benchmarks/renderer.py), and 61–64 dB against the path-traced references in tests/data/oracle.
+    converged reference on a 3-layer 512×512 scene at K = 32 in about half a second on 2 cores
+    (benchmarks/renderer.py), and 64–67 dB against the path-traced references in tests/data/oracle.
 
     cell_px: side, in pixels, of the patch of the most blurred layer that one aperture cell stands for; a pixel
         whose largest circle of confusion has radius r gets N = ⌈π·r² / cell_px²⌉ cells, each read box-filtered.
