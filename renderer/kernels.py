@@ -610,7 +610,7 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
     dtex: L×Hp×Wp float64 padded disparity (read only for general layers).
     kinds, gparam, drange: per-layer geometry (renderer/layers.py).
     grid: G×2 aperture points shared by every pixel (MODE_GRID only).
-    queues: T×Q×10 float64 scratch, one cell queue per thread (Q rows from queue_capacity).
+    queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
     Per pixel, the aperture cells to trace go into a queue (cells cut by the aperture's edge already split);
     a traced cell whose footprint straddles an occlusion edge appends its sub-cells instead of counting.
