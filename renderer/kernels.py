@@ -478,39 +478,37 @@ def clipped_square_moments(h, nx, ny, c):
     iu = 0.0
     iv = 0.0
     cut = False
-    for e in range(4):
-        # corners counter-clockwise: (−h, −h), (h, −h), (h, h), (−h, h)
-        u0 = -h if e == 0 or e == 3 else h
-        v0 = -h if e <= 1 else h
-        u1 = -h if e == 2 or e == 3 else h
-        v1 = -h if e == 0 or e == 3 else h
-        f0 = nx * u0 + ny * v0 - c
-        f1 = nx * u1 + ny * v1 - c
-        if f0 > 0.0 and f1 > 0.0:
-            continue
-        if f0 > 0.0 or f1 > 0.0:
-            t = f0 / (f0 - f1)
-            xu = u0 + t * (u1 - u0)
-            xv = v0 + t * (v1 - v0)
-            cut = True
-            if f0 <= 0.0:
-                u1 = xu
-                v1 = xv
-                eu = xu
-                ev = xv
-            else:
-                u0 = xu
-                v0 = xv
-                iu = xu
-                iv = xv
+    for e in range(5):
+        if e == 4:  # close the boundary along the line, from where it left the square to where it came back
+            if not cut:
+                break
+            u0, v0, u1, v1 = eu, ev, iu, iv
+        else:
+            # corners counter-clockwise: (−h, −h), (h, −h), (h, h), (−h, h)
+            u0 = -h if e == 0 or e == 3 else h
+            v0 = -h if e <= 1 else h
+            u1 = -h if e == 2 or e == 3 else h
+            v1 = -h if e == 0 or e == 3 else h
+            f0 = nx * u0 + ny * v0 - c
+            f1 = nx * u1 + ny * v1 - c
+            if f0 > 0.0 and f1 > 0.0:
+                continue
+            if f0 > 0.0 or f1 > 0.0:
+                t = f0 / (f0 - f1)
+                xu = u0 + t * (u1 - u0)
+                xv = v0 + t * (v1 - v0)
+                cut = True
+                if f0 <= 0.0:
+                    u1 = xu
+                    v1 = xv
+                    eu = xu
+                    ev = xv
+                else:
+                    u0 = xu
+                    v0 = xv
+                    iu = xu
+                    iv = xv
         d0, d1, d2, d3, d4 = _segment_moments(u0, v0, u1, v1)
-        a2 += d0
-        su += d1
-        sv += d2
-        suu += d3
-        svv += d4
-    if cut:
-        d0, d1, d2, d3, d4 = _segment_moments(eu, ev, iu, iv)
         a2 += d0
         su += d1
         sv += d2
@@ -525,8 +523,8 @@ def clipped_square_moments(h, nx, ny, c):
 
 
 # Columns of a row of the per-pixel cell queue.
-Q_SX, Q_SY, Q_SIZE_X, Q_W, Q_W_AP, Q_LEVEL, Q_SIZE_Y, Q_SX0, Q_SY0, Q_SIZE, Q_SCALE, Q_EDGE = range(12)
-Q_COLUMNS = 12
+Q_SX, Q_SY, Q_SIZE_X, Q_W, Q_W_AP, Q_LEVEL, Q_SIZE_Y, Q_SX0, Q_SY0, Q_SIZE = range(10)
+Q_COLUMNS = 10
 
 
 @njit(cache=True)
@@ -566,27 +564,21 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
     q[n, Q_SX0] = sx0
     q[n, Q_SY0] = sy0
     q[n, Q_SIZE] = size
-    q[n, Q_SCALE] = scale
-    q[n, Q_EDGE] = 1.0 if (w_ap < 1.0 or w < w_ap) else 0.0
     return n + 1, 0.0
 
 
 @njit(cache=True)
-def push_split(q, n, row, refine, blades, rotation, roundness, cateye, cx, cy):
-    """Append the refine × refine sub-cells of queue row ``row`` one level down, each weighing 1/refine² of it;
-    returns (new length, blocked aperture weight)."""
-    size = q[row, Q_SIZE]
+def push_split(q, n, sx, sy, size, refine, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of the cell (centre s, side ``size``; level 1: never split again),
+    each weighing 1/refine² of it; returns (new length, blocked aperture weight)."""
     sub = size / refine
-    scale = q[row, Q_SCALE] / (refine * refine)
-    level = q[row, Q_LEVEL] + 1.0
-    sx = q[row, Q_SX0]
-    sy = q[row, Q_SY0]
+    scale = 1.0 / (refine * refine)
     blocked = 0.0
     for u in range(refine):
         for v in range(refine):
             tx = sx + (u + 0.5 - 0.5 * refine) * sub
             ty = sy + (v + 0.5 - 0.5 * refine) * sub
-            n, b = push_cell(q, n, tx, ty, sub, scale, level, blades, rotation, roundness, cateye, cx, cy)
+            n, b = push_cell(q, n, tx, ty, sub, scale, 1.0, blades, rotation, roundness, cateye, cx, cy)
             blocked += b
     return n, blocked
 
@@ -647,17 +639,18 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             rmax = 0.0
             cell_here = cell_px
             for l in range(L):
+                dc = 0.0
                 if kinds[l] == 2:
                     r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
                 else:
-                    r = abs(disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py) - df)
+                    dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
+                    r = abs(dc - df)
                     r = 0.0 if r < FOCUS_EPS else K * r  # in focus to float32 precision, as trace_ray reads it
                 half = r * reach + 1.5
                 cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
                 relevant[l] = cover > 1e-12
                 # disparities at which a ray can meet the layer (a plane: its range over the box)
                 if kinds[l] == 1:
-                    dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
                     dspread = (abs(gparam[l, 1]) + abs(gparam[l, 2])) * half
                     dlo[l] = dc - dspread
                     dhi[l] = dc + dspread
@@ -722,7 +715,6 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             # ---- 2. the cells of the aperture ----
             nq = 0
             wtot = 0.0  # weight of the whole aperture (for light falloff)
-            split_edge = False
             if mode == 1:
                 # one fixed pattern for every pixel, point rays: read straight from ``grid`` below
                 nq = grid.shape[0]
@@ -735,7 +727,6 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 q[0, Q_SIZE] = 1.0
                 q[0, Q_W] = 1.0
                 q[0, Q_W_AP] = 1.0
-                q[0, Q_SCALE] = 1.0
                 q[0, Q_LEVEL] = 1.0
                 nq = 1
             else:
@@ -757,8 +748,20 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                     b_lo = max(-m, int(math.floor(-lim / d0 - ov)))
                     b_hi = min(m, int(math.ceil(lim / d0 - ov)) + 1)
                     for b in range(b_lo, b_hi):
-                        nq, blocked = push_cell(q, nq, sx, (b + ov) * d0, d0, 1.0, 0.0, blades, rotation, roundness,
-                                                cateye, cx, cy)
+                        sy = (b + ov) * d0
+                        if split_edge:
+                            w_ap, w = cell_coverage(sx, sy, d0, blades, rotation, roundness, cateye, cx, cy)
+                            if w_ap <= 0.0:
+                                continue
+                            # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is
+                            # not split: push_cell counts it as blocked)
+                            if w > 0.0 and (w_ap < 1.0 or w < w_ap):
+                                nq, blocked = push_split(q, nq, sx, sy, d0, refine, blades, rotation, roundness,
+                                                         cateye, cx, cy)
+                                wtot += blocked
+                                continue
+                        nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye,
+                                                cx, cy)
                         wtot += blocked
             # ---- 3. trace the queue; a cell on the aperture's edge (where its footprint exceeds edge_px) and a
             # cell across an occlusion edge are replaced by their sub-cells ----
@@ -785,10 +788,6 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                     row = head
                     head += 1
                     level = q[row, Q_LEVEL]
-                    if split_edge and level == 0.0 and q[row, Q_EDGE] > 0.0:
-                        nq, blocked = push_split(q, nq, row, refine, blades, rotation, roundness, cateye, cx, cy)
-                        wtot += blocked
-                        continue
                     sx = q[row, Q_SX]
                     sy = q[row, Q_SY]
                     size = q[row, Q_SIZE_X]
@@ -800,7 +799,9 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
                 rays += 1
                 if mixed and level == 0.0 and refine > 1:
                     # the product of box means is not the mean of the product: trace sub-cells instead
-                    nq, blocked = push_split(q, nq, head - 1, refine, blades, rotation, roundness, cateye, cx, cy)
+                    row = head - 1  # split the whole cell, not the part of it the aperture's edge left
+                    nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], q[row, Q_SIZE], refine, blades,
+                                             rotation, roundness, cateye, cx, cy)
                     wtot += blocked
                     continue
                 acc0 += w * c0
