@@ -26,8 +26,7 @@ import numba  # noqa: E402
 
 
 def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
-    from datagen.assets import scan, usable
-    from datagen.demo_assets import make_demo_assets
+    from datagen.assets import usable
     from datagen.images import to_uint8
     from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
     from datagen.shards import encode_sample, write_shard
@@ -35,12 +34,10 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
     from manifests import Store
     from renderer import pinhole_view, render_bokeh
 
-    from datagen.build import BuildConfig
+    from datagen.build import BuildConfig, scan_assets
 
-    cfg = BuildConfig()  # the same assets and splits as the Ray builds below, so the same scenes
-    root = make_demo_assets()
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=min(cfg.min_asset_size, size),
-                val_fraction=cfg.val_fraction, progress=False)
+    cfg = BuildConfig(size=size)  # the same assets and splits as the Ray builds below, so the same scenes
+    rows = scan_assets(cfg, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     stages = {"compose": 0.0, "render": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
     written, per_sample = [], []

@@ -93,15 +93,12 @@ def parse_args(argv=None):
 
 def datagen_scenes(n: int):
     """(K, focus disparity, seed, layers) of the first n training scenes that datagen/build.py draws by default."""
-    from datagen.assets import scan, usable
-    from datagen.build import BuildConfig
-    from datagen.demo_assets import make_demo_assets
+    from datagen.assets import usable
+    from datagen.build import BuildConfig, scan_assets
     from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
 
     cfg = BuildConfig()
-    root = make_demo_assets()
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=cfg.min_asset_size,
-                val_fraction=cfg.val_fraction, progress=False)
+    rows = scan_assets(cfg, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     for i in range(n):
         spec = draw_scene(cfg.seed, i, fgs, bgs, SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range)))

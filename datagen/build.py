@@ -69,9 +69,9 @@ class BuildConfig:
         if not isinstance(cfg.render, dict):
             raise ValueError(f"render: expected a mapping of renderer quality options, got {cfg.render!r}")
         try:
-            Quality(**cfg.render)
+            Quality.from_dict(cfg.render, "render")
         except TypeError as e:
-            raise ValueError(f"render: {e}; known: {[f.name for f in dataclasses.fields(Quality)]}") from None
+            raise ValueError(str(e)) from None
         if not 0 <= cfg.png_compress_level <= 9:
             raise ValueError(f"png_compress_level: 0..9, got {cfg.png_compress_level}")
         if cfg.samples_per_shard < 1 or cfg.num_samples < 0 or cfg.val_samples < 0:
@@ -89,6 +89,20 @@ def plan(cfg: BuildConfig) -> list[tuple[str, int, list[int]]]:
         for s, first in enumerate(range(start, start + count, cfg.samples_per_shard)):
             shards.append((split, s, list(range(first, min(first + cfg.samples_per_shard, start + count)))))
     return shards
+
+
+def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
+    """The config's asset rows: its ``assets`` sources (the bundled demo assets when empty), scanned with its
+    minimum size (at most the output size) and validation fraction."""
+    from datagen.assets import scan
+    from datagen.demo_assets import make_demo_assets
+
+    sources = [tuple(s.split(":", 1)) for s in cfg.assets]
+    if not sources:
+        root = make_demo_assets()
+        sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
+    return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction,
+                progress=progress)
 
 
 def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str) -> dict:
@@ -190,8 +204,7 @@ def main(args: argparse.Namespace) -> dict:
     import pyarrow as pa
     import ray
 
-    from datagen.assets import scan, usable
-    from datagen.demo_assets import make_demo_assets
+    from datagen.assets import usable
     from datagen.report import write_report
     from manifests import SHARD_MANIFESTS, Store, assets_schema, checked_table
 
@@ -209,11 +222,7 @@ def main(args: argparse.Namespace) -> dict:
     if old_meta and old_meta.get("config_hash") != cfg.digest():
         raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
                          f"{cfg.digest()}); use another --out or --overwrite")
-    sources = [tuple(s.split(":", 1)) for s in cfg.assets]
-    if not sources:
-        root = make_demo_assets()
-        sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
-    rows = scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction)
+    rows = scan_assets(cfg)
     store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
                       "assets.parquet")
     # the assets decide the bytes as much as the config: a resumed build must see the same ones

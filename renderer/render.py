@@ -123,13 +123,17 @@ class Quality:
         if not self.edge_px >= 0:
             raise ValueError(f"quality.edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
+    @classmethod
+    def from_dict(cls, options: dict, where: str = "quality") -> "Quality":
+        """A Quality from a mapping of its fields; an unknown key raises TypeError naming ``where`` and the known
+        fields."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"{where}: unknown quality option(s) {unknown}; known: {sorted(known)}")
+        return cls(**options)
 
-def _quality(quality: dict) -> Quality:
-    known = {f.name for f in fields(Quality)}
-    unknown = sorted(set(quality) - known)
-    if unknown:
-        raise TypeError(f"render_bokeh: unknown quality option(s) {unknown}; known: {sorted(known)}")
-    return Quality(**quality)
+
 
 
 @dataclass(frozen=True)
@@ -248,10 +252,7 @@ def composite(layers, *, gamma=2.2) -> np.ndarray:
     Returns:
         H×W×3 float32 in [0, 1], encoded like the input, composited over black.
     """
-    layers = check_layers(layers)
-    gamma = check_gamma(gamma)
-    rgb, _, _ = _pinhole(layers, gamma)
-    return from_linear(rgb, gamma).astype(np.float32)
+    return pinhole_view(layers, gamma=gamma)[0]
 
 
 def visible_disparity(layers) -> np.ndarray:
@@ -260,9 +261,7 @@ def visible_disparity(layers) -> np.ndarray:
     Each layer's disparity is composited with the same front-to-back "over" weights as the colour in
     :func:`composite` and normalised by the total coverage; 0 where no layer covers the pixel.
     """
-    layers = check_layers(layers)
-    _, disp, _ = _pinhole(layers, 1.0)
-    return np.clip(disp, 0.0, 1.0).astype(np.float32)
+    return pinhole_view(layers, gamma=1.0)[1]  # gamma 1: no colour transfer to compute
 
 
 def pinhole_view(layers, *, gamma=2.2) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +309,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     df = _check_scalar("focus_disparity", focus_disparity, 0.0, 1.0)
     gamma = check_gamma(gamma)
     ap = _aperture(aperture)
-    q = _quality(quality)
+    q = Quality.from_dict(quality, "render_bokeh")
     if isinstance(highlights, dict):
         highlights = Highlights(**highlights)
     if highlights is not None and not isinstance(highlights, Highlights):
