@@ -27,7 +27,7 @@ import numba  # noqa: E402
 
 def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
     from datagen.assets import usable
-    from datagen.images import to_uint8
+    from common.images import to_uint8
     from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
     from datagen.shards import encode_sample, write_shard
     from degradations import degrade

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from manifests import assets_schema, write_table
 
-from .images import list_images, load_alpha, load_image
+from common.images import list_images, load_alpha, load_image
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -179,7 +179,7 @@ def usable(rows: list[Asset], kind: str, split: str) -> list[Asset]:
 
 
 def load_asset(asset: Asset) -> tuple[np.ndarray, np.ndarray | None]:
-    """(rgb, alpha) of a scanned asset, as :func:`datagen.images.load_image` returns them."""
+    """(rgb, alpha) of a scanned asset, as :func:`common.images.load_image` returns them."""
     rgb, alpha = load_image(asset.uri)
     if asset.alpha_uri:
         alpha = load_alpha(asset.alpha_uri)

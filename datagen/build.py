@@ -23,14 +23,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from common import config
+from common.jsonfile import dumps as json_dumps
+from common.limits import MAX_K, check_seed
+
+
+MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
 
 
 @dataclass
 class BuildConfig:
-    """Everything that determines the dataset's bytes (its hash guards the output directory)."""
+    """Everything that determines the dataset's bytes (its hash guards the output directory). Loaded and checked by
+    ``common.config`` (types, ranges, unknown keys) before anything is written or Ray starts."""
 
-    assets: list = field(default_factory=list)  # ["layout:path", ...]; empty = bundled demo assets
+    assets: list[str] = field(default_factory=list)  # ["layout:path", ...]; empty = bundled demo assets
     num_samples: int = 16  # training samples
     val_samples: int = 4  # built only from validation assets, when there are any
     samples_per_shard: int = 8
@@ -39,47 +45,53 @@ class BuildConfig:
     min_asset_size: int = 256
     val_fraction: float = 0.05
     max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
-    k_range: list = field(default_factory=lambda: [0.0, 32.0])
+    k_range: list[float] = field(default_factory=lambda: [0.0, MAX_K])
     # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~5 dB
     # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
     render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
     png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
 
-    @classmethod
-    def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
-        values = {}
-        if path is not None:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-            if not isinstance(values, dict):
-                raise ValueError(f"{path}: expected a mapping of options")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r}: expected key=value")
-            values[key] = yaml.safe_load(raw)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{path or 'overrides'}: unknown key(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**values)
-        if cfg.size % 4 or cfg.size < 96:
-            raise ValueError(f"size: a multiple of 4, at least 96 (the degradation's smallest input), got {cfg.size}")
+    def __post_init__(self):
+        from datagen.assets import LAYOUTS
         from renderer import Quality
 
-        if not isinstance(cfg.render, dict):
-            raise ValueError(f"render: expected a mapping of renderer quality options, got {cfg.render!r}")
-        try:
-            Quality.from_dict(cfg.render, "render")
-        except TypeError as e:
-            raise ValueError(str(e)) from None
-        if not 0 <= cfg.png_compress_level <= 9:
-            raise ValueError(f"png_compress_level: 0..9, got {cfg.png_compress_level}")
-        if cfg.samples_per_shard < 1 or cfg.num_samples < 0 or cfg.val_samples < 0:
-            raise ValueError("num_samples, val_samples >= 0 and samples_per_shard >= 1 required")
-        return cfg
+        for i, item in enumerate(self.assets):
+            layout, sep, path = item.partition(":")
+            if not sep or layout not in LAYOUTS or not path:
+                raise ValueError(f"assets[{i}]: expected LAYOUT:PATH with LAYOUT one of {', '.join(sorted(LAYOUTS))}, "
+                                 f"got {item!r}")
+        check_seed(self.seed)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples: at least 1 (a build that produces nothing is not a dataset), "
+                             f"got {self.num_samples}")
+        if self.val_samples < 0:
+            raise ValueError(f"val_samples: >= 0, got {self.val_samples}")
+        if self.samples_per_shard < 1:
+            raise ValueError(f"samples_per_shard: >= 1, got {self.samples_per_shard}")
+        if self.size % 4 or not 96 <= self.size <= MAX_SIZE:
+            raise ValueError(f"size: a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), "
+                             f"got {self.size}")
+        if self.min_asset_size < 1:
+            raise ValueError(f"min_asset_size: >= 1, got {self.min_asset_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate: in [0, 1], got {self.max_failure_rate}")
+        if len(self.k_range) != 2 or not 0.0 <= self.k_range[0] <= self.k_range[1]:
+            raise ValueError(f"k_range: [low, high] with 0 <= low <= high, got {self.k_range}")
+        if self.k_range[1] > MAX_K:
+            raise ValueError(f"k_range: the upper end {self.k_range[1]:g} exceeds the model's maximum K {MAX_K:g}")
+        Quality.from_dict(self.render, "render")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
+        """The YAML file ``path`` (optional) with ``key=value`` overrides, every value checked."""
+        return config.load(cls, path, overrides, where=str(path) if path else "build config")
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(config.to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def plan(cfg: BuildConfig) -> list[tuple[str, int, list[int]]]:
@@ -140,12 +152,89 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     store = Store(out)
-    write_shard(store, f"{name}.tar", written)
+    size, sha256 = write_shard(store, f"{name}.tar", written)
     table = pa.Table.from_pylist(records, schema=samples_schema())
-    table = table.replace_schema_metadata({"failures": json.dumps(failures)})
+    table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
+                                           "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0,
             "node": _node_id(), "pid": os.getpid()}
+
+
+def connect_ray(address: str | None, workers: int | None) -> dict:
+    """Start or join Ray and say which, with the cluster's size; returns what build_log.json records.
+
+    ``address``: None = Ray's own discovery (``RAY_ADDRESS``, else the cluster this machine is part of, from the
+    address file ``ray start`` writes in Ray's temp dir), else a private local instance; "local" = always a private
+    instance; "auto" or HOST:PORT = that cluster (an error when none runs). ``workers`` sizes a private instance
+    only: a cluster's size is the cluster's, so it is refused when joining one.
+    """
+    import ray
+
+    if ray.is_initialized():  # the caller set Ray up (tests, notebooks)
+        return {"mode": "caller", "address": ray.get_runtime_context().gcs_address}
+    found, source = _discover_cluster(address)
+    if found is None:
+        if workers is not None and workers < 1:
+            raise SystemExit(f"--workers: at least 1, got {workers}")
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        print(f"Ray: private local instance, {cluster_size()} (no running cluster found; --address HEAD:6379 or "
+              f"RAY_ADDRESS joins one)", flush=True)
+        return {"mode": "local", "address": ray.get_runtime_context().gcs_address}
+    if workers is not None:
+        raise SystemExit(f"--workers {workers}: only sizes a private local instance, but this build joins the Ray "
+                         f"cluster at {found} ({source}), whose nodes decide the CPUs; drop --workers, or pass "
+                         f"--address local for a private instance")
+    try:
+        ray.init(address=found, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as e:
+        raise SystemExit(f"cannot reach the Ray cluster at {found} ({source}): {e}; start it (ray start / ray up), "
+                         f"or pass --address local for a private instance") from None
+    gcs = ray.get_runtime_context().gcs_address
+    print(f"Ray: joined the cluster at {gcs} ({source}): {cluster_size()}", flush=True)
+    return {"mode": "cluster", "address": gcs, "source": source}
+
+
+def _discover_cluster(address: str | None) -> tuple[str | None, str]:
+    """(address to join or None for a private instance, how it was found), the way ``ray.init()`` resolves it."""
+    if address == "local":
+        return None, "--address local"
+    if address:
+        return address, "--address"
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+    address_file = _ray_address_file()
+    try:
+        found = Path(address_file).read_text().strip()
+    except OSError:
+        return None, ""
+    return (found or None), f"this machine's Ray cluster, from {address_file}"
+
+
+def _ray_address_file() -> str:
+    """<Ray's temp dir>/ray_current_cluster: where ``ray start`` records the cluster's address (RAY_TMPDIR honoured).
+    Ray keeps the function that names it private and has moved it between releases."""
+    for module in ("ray._common.utils", "ray._private.utils"):
+        try:
+            return __import__(module, fromlist=["get_ray_address_file"]).get_ray_address_file(None)
+        except (ImportError, AttributeError):
+            continue
+    import tempfile
+
+    tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or tempfile.gettempdir()
+    return os.path.join(tmp, "ray", "ray_current_cluster")
+
+
+def cluster_size() -> str:
+    """'N nodes, C CPUs (B busy)' of the Ray instance this process is connected to."""
+    import ray
+
+    try:
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        total, free = ray.cluster_resources().get("CPU", 0), ray.available_resources().get("CPU", 0)
+    except Exception as e:  # the size is information; a failing query must not stop a build
+        return f"cluster size unknown ({type(e).__name__})"
+    return f"{nodes} node{'s' if nodes != 1 else ''}, {total:g} CPUs ({total - free:g} busy)"
 
 
 def _node_id() -> str | None:
@@ -192,10 +281,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--samples-per-shard", type=int, help="samples per shard (config samples_per_shard)")
     p.add_argument("--seed", type=int, help="run seed (config seed)")
     p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
-    p.add_argument("--workers", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPUs of a private local Ray instance (default: all); refused when joining a cluster, whose "
+                        "size the cluster decides")
     p.add_argument("--address", default=None,
-                   help="join an existing Ray cluster (auto, or HEAD:6379); default: RAY_ADDRESS, else a new local "
-                        "instance")
+                   help="Ray cluster to run on: HEAD:6379, 'auto', or 'local' for a private instance on this machine. "
+                        "Default: RAY_ADDRESS, else the cluster this machine is part of (as `ray start` / `ray up` "
+                        "record it in Ray's temp dir, RAY_TMPDIR honoured), else a private local instance")
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
     return p.parse_args(argv)
 
@@ -210,72 +302,94 @@ def main(args: argparse.Namespace) -> dict:
 
     flags = {"assets": args.assets, "num_samples": args.num_samples, "samples_per_shard": args.samples_per_shard,
              "seed": args.seed, "size": args.size}
-    cfg = BuildConfig.load(args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items()
-                                                          if v is not None])
+    try:
+        cfg = BuildConfig.load(args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items()
+                                                              if v is not None])
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    # everything below is checked before anything is written or Ray starts
     store = Store(args.out)
     where = store.display()
-    if args.overwrite:
-        store.clear()
-    store.makedirs()
-    store.clean_partial()  # half-written files of an interrupted run
-    old_meta = json.loads(store.read_text("dataset.json")) if store.exists("dataset.json") else {}
-    if old_meta and old_meta.get("config_hash") != cfg.digest():
+    if store.is_file_or_missing_parent():
+        raise SystemExit(f"--out {where}: is a file (or lies under one), not a folder")
+    old_meta = _read_meta(store)
+    if old_meta and not args.overwrite and old_meta.get("config_hash") != cfg.digest():
         raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
                          f"{cfg.digest()}); use another --out or --overwrite")
+    if args.overwrite:
+        foreign = foreign_entries(store, old_meta)
+        if foreign:
+            raise SystemExit(f"--overwrite {where}: refused, the folder holds files a bokehgen build did not write: "
+                             f"{', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; --overwrite only "
+                             f"replaces a dataset folder (one with the dataset.json of a build) or an empty one")
+    ray_info = connect_ray(args.address, args.workers)
     rows = scan_assets(cfg)
-    store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
-                      "assets.parquet")
+    for kind in ("foreground", "background"):
+        if not usable(rows, kind, "train"):
+            raise SystemExit(f"no usable {kind} assets for training among {len(rows)} scanned "
+                             f"({sum(not a.ok for a in rows)} skipped); see the reasons with --assets ... and "
+                             f"datagen.assets.scan")
     # the assets decide the bytes as much as the config: a resumed build must see the same ones
     listing = json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows))
     assets_hash = hashlib.sha256(listing.encode()).hexdigest()[:16]
-    if old_meta.get("assets_hash", assets_hash) != assets_hash:
+    if not args.overwrite and old_meta.get("assets_hash", assets_hash) != assets_hash:
         raise SystemExit(f"{where}: was built from other assets (hash {old_meta['assets_hash']} vs {assets_hash}); "
                          f"use another --out or --overwrite")
-    started = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
-               "complete": False}
-    store.write_text("dataset.json", json.dumps(started, indent=2, sort_keys=True))
+    if args.overwrite and old_meta:
+        removed = remove_dataset(store)
+        print(f"--overwrite: removed {len(removed)} files of the previous build from {where}", flush=True)
+        old_meta = {}
+    store.makedirs()
+    store.clean_partial()  # half-written files of an interrupted run
+    for problem in check_complete_shards(store):  # a shard damaged on disk is rebuilt, not trusted
+        print(f"rebuilding: {problem}", flush=True)
+    store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
+                      "assets.parquet")
+    started = {"config": config.to_dict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
+               "max_K": MAX_K, "complete": False}
+    store.write_text("dataset.json", json_dumps(started))
     complete = set(store.names(SHARD_MANIFESTS))
     todo = [s for s in plan(cfg) if f"{s[0]}-{s[1]:06d}.parquet" not in complete]
     has_val = bool(usable(rows, "foreground", "val")) and bool(usable(rows, "background", "val"))
     skipped_val = [s for s in todo if s[0] == "val" and not has_val]
     todo = [s for s in todo if s not in skipped_val]
-    if not ray.is_initialized():
-        # --address (or RAY_ADDRESS, set inside `ray job submit`) joins a cluster; otherwise a new local instance,
-        # even when a cluster started with `ray start` runs on this machine
-        joining = bool(args.address or os.environ.get("RAY_ADDRESS"))
-        ray.init(address=args.address if joining else "local", num_cpus=None if joining else args.workers,
-                 include_dashboard=False, log_to_driver=False)
     task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
     rows_ref = ray.put(rows)
     pending = [task.remote(cfg, rows_ref, split, shard, idx, store.location) for split, shard, idx in todo]
     results, t0 = [], time.perf_counter()
     total = sum(len(s[2]) for s in todo)
+    size, size_at = cluster_size(), time.monotonic()
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        results.append(ray.get(done[0]))
+        done, pending = ray.wait(pending, num_returns=1, timeout=10.0)
+        results += ray.get(done)
+        if time.monotonic() - size_at > 5.0:  # the cluster may grow (autoscaler) or lose nodes
+            size, size_at = cluster_size(), time.monotonic()
         n = sum(r["samples"] for r in results)
         rate = n / max(time.perf_counter() - t0, 1e-9)
         print(f"\r{len(results)}/{len(todo)} shards, {n}/{total} samples, {rate:.2f} samples/s, "
-              f"ETA {(total - n) / rate if rate else 0:.0f} s", end="", flush=True)
+              f"ETA {(total - n) / rate if rate else 0:.0f} s | {size}", end="", flush=True)
     print()
     tables = [store.read_table(name) for name in store.names(SHARD_MANIFESTS)]
     merged = pa.concat_tables(tables) if tables else None
-    if merged is not None:
-        store.write_table(merged.replace_schema_metadata(None), "samples.parquet")
+    if merged is None or merged.num_rows == 0:
+        failed = [f for r in results for f in r["failures"]][:5]
+        raise SystemExit(f"{where}: the build produced no samples (first failures: {failed}); dataset.json stays "
+                         f"complete: false")
+    store.write_table(merged.replace_schema_metadata(None), "samples.parquet")
     write_wids_indexes(store)
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
-    summary = {"config": dataclasses.asdict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
-               "complete": True,
+    summary = {"config": config.to_dict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
+               "max_K": MAX_K, "complete": True,
                "samples": 0 if merged is None else merged.num_rows,
                "shards": store.names("*.tar"), "skipped_assets": skipped_assets,
                "val_skipped": "no validation assets" if skipped_val else "",
                "versions": _versions()}
-    store.write_text("dataset.json", json.dumps(summary, indent=2, sort_keys=True))
+    store.write_text("dataset.json", json_dumps(summary))
     # timings: the one output that is not deterministic
     log = json.loads(store.read_text("build_log.json")) if store.exists("build_log.json") else []
-    log.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),
+    log.append({"ray": ray_info, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),
                 "seconds": time.perf_counter() - t0, "shards": results})
-    store.write_text("build_log.json", json.dumps(log, indent=2))
+    store.write_text("build_log.json", json_dumps(log, sort_keys=False))
     sheet = preview(store)
     if sheet:
         store.write_bytes("preview.png", sheet)
@@ -286,6 +400,70 @@ def main(args: argparse.Namespace) -> dict:
         print(f"look at them: {where}/preview.png (rows: LQ, all-in-focus, disparity, defocus map, bokeh) and "
               f"{where}/report.html; read them with webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar')")
     return summary
+
+
+# files a build writes, by name: --overwrite removes these and nothing else
+BUILD_FILES = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "report.html",
+               "README.md", "train.wids.json", "val.wids.json")
+BUILD_PATTERNS = ("train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
+                  "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
+
+
+def _read_meta(store) -> dict:
+    """The folder's dataset.json ({} when there is none); a damaged one is an error naming it."""
+    if not store.exists("dataset.json"):
+        return {}
+    try:
+        meta = json.loads(store.read_text("dataset.json"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SystemExit(f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
+                         f"folder aside or choose another --out") from None
+    if not isinstance(meta, dict) or "config_hash" not in meta:
+        raise SystemExit(f"{store.display()}/dataset.json: not written by a bokehgen build (no config_hash)")
+    return meta
+
+
+def _is_build_file(name: str) -> bool:
+    import fnmatch
+
+    from manifests.storage import PARTIAL
+
+    return name in BUILD_FILES or any(fnmatch.fnmatch(name, p) for p in BUILD_PATTERNS + (PARTIAL,))
+
+
+def foreign_entries(store, meta: dict) -> list[str]:
+    """What --overwrite would have to delete that a build did not write: every entry of a folder without a
+    build's dataset.json, else sub-folders and files whose names a build never writes."""
+    entries = store.entries()
+    if not meta:
+        return sorted(name + ("/" if is_dir else "") for name, is_dir in entries)
+    return sorted(name + ("/" if is_dir else "") for name, is_dir in entries if is_dir or not _is_build_file(name))
+
+
+def remove_dataset(store) -> list[str]:
+    """Delete the files of a build (after :func:`foreign_entries` found nothing else); dataset.json goes last, so
+    an interrupted removal still leaves a folder that --overwrite accepts."""
+    names = [n for n, is_dir in store.entries() if not is_dir and _is_build_file(n) and n != "dataset.json"]
+    for name in names + ["dataset.json"]:
+        if store.exists(name):
+            store.delete(name)
+    return names + ["dataset.json"]
+
+
+def check_complete_shards(store) -> list[str]:
+    """Check every shard whose manifest marks it complete against that manifest (size and sha256 of the tar);
+    delete the manifest (and the tar) of a damaged or missing one, so the build redoes it. Returns the problems."""
+    from manifests import SHARD_MANIFESTS, shard_problem
+
+    problems = []
+    for manifest in store.names(SHARD_MANIFESTS):
+        problem = shard_problem(store, manifest.removesuffix(".parquet") + ".tar")
+        if problem:
+            problems.append(problem)
+            store.delete(manifest)
+            if store.exists(manifest.removesuffix(".parquet") + ".tar"):
+                store.delete(manifest.removesuffix(".parquet") + ".tar")
+    return problems
 
 
 def write_wids_indexes(store) -> list[str]:

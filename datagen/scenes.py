@@ -20,7 +20,7 @@ from degradations import DegradationConfig, degrade
 from renderer import Layer, pinhole_view, render_bokeh
 
 from .assets import Asset, load_asset
-from .images import to_uint8
+from common.images import to_uint8
 
 
 @dataclass

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-
 import numpy as np
 from PIL import Image
 from webdataset import TarWriter
 
+from common.jsonfile import dumps as json_dumps
 from manifests.schemas import MEMBERS
 
 
@@ -30,7 +29,7 @@ def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)
     out["disp.npy"] = buf.getvalue()
-    out["json"] = json.dumps(sample["json"], sort_keys=True, allow_nan=True).encode()
+    out["json"] = json_dumps(sample["json"], indent=None).encode()
     return out
 
 
@@ -39,13 +38,32 @@ def decode_disp(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def write_shard(store, name: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
-    """Write (key, members) pairs to the shard ``name`` of ``store`` (a ``manifests.storage.Store``) atomically."""
+class _Digesting:
+    """A write-only file that passes bytes on and keeps their count and sha256 (the shard's manifest records them,
+    so a resumed build can tell a damaged shard)."""
+
+    def __init__(self, f):
+        self.f, self.sha256, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def write_shard(store, name: str, samples: list[tuple[str, dict[str, bytes]]]) -> tuple[int, str]:
+    """Write (key, members) pairs to the shard ``name`` of ``store`` (a ``manifests.storage.Store``) atomically;
+    returns the tar's size in bytes and its sha256."""
     with store.open_atomic(name) as f:
-        writer = TarWriter(f, user="bokehgen", group="bokehgen", mode=0o444, encoder=False, mtime=0.0)
+        out = _Digesting(f)
+        writer = TarWriter(out, user="bokehgen", group="bokehgen", mode=0o444, encoder=False, mtime=0.0)
         for key, members in samples:
             writer.write({"__key__": key, **members})
         writer.close()
+    return out.size, out.sha256.hexdigest()
 
 
 def member_columns(members: dict[str, bytes]) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from datagen.images import IMAGE_SUFFIXES, list_images, load_image, to_uint8
+from common.images import IMAGE_SUFFIXES, list_images, load_image, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
 
 from .config import DegradationConfig

@@ -135,6 +135,23 @@ class Store:
             self.delete(name)
         return stale
 
-    def clear(self) -> None:
-        """Delete everything in the folder (``--overwrite``)."""
-        self.fs.delete_dir_contents(self.root, missing_dir_ok=True)
+    def entries(self) -> list[tuple[str, bool]]:
+        """(name, is a folder) of everything directly in the folder, sorted; [] when it does not exist."""
+        found = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        return sorted((i.base_name, i.type == pafs.FileType.Directory) for i in found)
+
+    def size(self, name: str) -> int | None:
+        """Size in bytes of the file ``name``, None when it is missing."""
+        info = self.fs.get_file_info(self.path(name))
+        return info.size if info.type == pafs.FileType.File else None
+
+    def is_file_or_missing_parent(self) -> bool:
+        """True when the folder's own path is a file, or a file stands where one of its parents should be (a
+        local folder can then never be created)."""
+        if self.fs.get_file_info(self.root).type == pafs.FileType.File:
+            return True
+        if self.local:
+            for parent in Path(self.root).parents:
+                if parent.exists():
+                    return not parent.is_dir()
+        return False

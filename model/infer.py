@@ -83,7 +83,7 @@ def load_disparity(path, shape, out_shape=None) -> np.ndarray:
     if path.suffix == ".npy":
         disp = np.load(path, allow_pickle=False).astype(np.float32)
     else:
-        from datagen.images import load_alpha
+        from common.images import load_alpha
 
         disp = load_alpha(path)
     if disp.shape != shape:
@@ -98,7 +98,7 @@ def load_disparity(path, shape, out_shape=None) -> np.ndarray:
 
 
 def _save(path: Path, rgb: np.ndarray) -> None:
-    from datagen.images import to_uint8
+    from common.images import to_uint8
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(rgb)).save(path)
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     t_start = time.perf_counter()
 
-    from datagen.images import load_image
+    from common.images import load_image
 
     image = Path(args.image)
     rgb, _ = load_image(image)  # names the file on bad input

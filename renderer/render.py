@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields
 import numba
 import numpy as np
 
+from common import config
+
 from . import kernels
 from .layers import GEOM_GENERAL, GEOM_NAMES, Layer, check_gamma, check_layers, from_linear, to_linear
 
@@ -43,11 +45,11 @@ class Aperture:
 
     def __post_init__(self):
         if self.blades != 0 and self.blades < 3:
-            raise ValueError(f"aperture.blades: 0 (circle) or at least 3, got {self.blades}")
+            raise ValueError(f"blades: 0 (circle) or at least 3, got {self.blades}")
         if not 0.0 <= self.roundness <= 1.0:
-            raise ValueError(f"aperture.roundness: must lie in [0, 1], got {self.roundness}")
+            raise ValueError(f"roundness: must lie in [0, 1], got {self.roundness}")
         if not 0.0 <= self.cateye <= 1.0:
-            raise ValueError(f"aperture.cateye: must lie in [0, 1], got {self.cateye}")
+            raise ValueError(f"cateye: must lie in [0, 1], got {self.cateye}")
 
 
 APERTURES = {
@@ -64,7 +66,7 @@ def _aperture(aperture) -> Aperture:
     if isinstance(aperture, str) and aperture in APERTURES:
         return APERTURES[aperture]
     if isinstance(aperture, dict):
-        return Aperture(**aperture)
+        return config.from_dict(Aperture, aperture, "aperture")
     raise ValueError(f"aperture: expected one of {sorted(APERTURES)}, an Aperture or a dict, got {aperture!r}")
 
 
@@ -109,31 +111,25 @@ class Quality:
 
     def __post_init__(self):
         if not self.cell_px > 0:
-            raise ValueError(f"quality.cell_px: must be > 0, got {self.cell_px}")
+            raise ValueError(f"cell_px: must be > 0, got {self.cell_px}")
         if not 1 <= self.min_samples <= self.max_samples:
-            raise ValueError(f"quality: need 1 <= min_samples <= max_samples, got {self.min_samples}, {self.max_samples}")
+            raise ValueError(f"need 1 <= min_samples <= max_samples, got {self.min_samples}, {self.max_samples}")
         if self.pattern not in ("adaptive", "grid"):
-            raise ValueError(f"quality.pattern: 'adaptive' or 'grid', got {self.pattern!r}")
+            raise ValueError(f"pattern: 'adaptive' or 'grid', got {self.pattern!r}")
         if self.refine < 1:
-            raise ValueError(f"quality.refine: must be >= 1, got {self.refine}")
+            raise ValueError(f"refine: must be >= 1, got {self.refine}")
         if self.grid_n < 1:
-            raise ValueError(f"quality.grid_n: must be >= 1, got {self.grid_n}")
+            raise ValueError(f"grid_n: must be >= 1, got {self.grid_n}")
         if not self.strip_min_px >= 0:
-            raise ValueError(f"quality.strip_min_px: must be >= 0, got {self.strip_min_px}")
+            raise ValueError(f"strip_min_px: must be >= 0, got {self.strip_min_px}")
         if not self.edge_px >= 0:
-            raise ValueError(f"quality.edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
+            raise ValueError(f"edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
     @classmethod
     def from_dict(cls, options: dict, where: str = "quality") -> "Quality":
-        """A Quality from a mapping of its fields; an unknown key raises TypeError naming ``where`` and the known
-        fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"{where}: unknown quality option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
-
-
+        """A Quality from a mapping of its fields, through the project's checked config loader: an unknown key or
+        a value of the wrong type raises ValueError naming ``where``, the key and the known fields."""
+        return config.from_dict(cls, options, where)
 
 
 @dataclass(frozen=True)
@@ -150,9 +146,9 @@ class Highlights:
 
     def __post_init__(self):
         if not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"highlights.threshold: must lie in [0, 1), got {self.threshold}")
+            raise ValueError(f"threshold: must lie in [0, 1), got {self.threshold}")
         if not self.gain >= 1.0:
-            raise ValueError(f"highlights.gain: must be >= 1, got {self.gain}")
+            raise ValueError(f"gain: must be >= 1, got {self.gain}")
 
     def boost(self, encoded: np.ndarray) -> np.ndarray:
         """H×W gain factors from H×W×3 encoded colour in [0, 1]."""
@@ -311,7 +307,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     ap = _aperture(aperture)
     q = Quality.from_dict(quality, "render_bokeh")
     if isinstance(highlights, dict):
-        highlights = Highlights(**highlights)
+        highlights = config.from_dict(Highlights, highlights, "highlights")
     if highlights is not None and not isinstance(highlights, Highlights):
         raise TypeError(f"highlights: expected None, a Highlights or a dict, got {type(highlights).__name__}")
     if int(seed) != seed or seed < 0:

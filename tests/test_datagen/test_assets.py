@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from datagen.assets import scan, split_of, usable
-from datagen.images import load_alpha, load_image
+from common.images import load_alpha, load_image
 from manifests import assets_schema
 
 

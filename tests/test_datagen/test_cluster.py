@@ -1,10 +1,12 @@
 """datagen/build.py on a real multi-node Ray cluster on this machine (``ray start --head`` plus worker nodes started
-with ``ray start --address``): a worker node killed mid-build, and ``ray job submit``. Every Ray process here is a
+with ``ray start --address``): the script run as ``ray submit`` runs it, a worker node killed mid-build, and
+``ray job submit``. Every Ray process here is a
 subprocess; the test process never joins this cluster."""
 
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,7 +100,8 @@ def test_worker_node_killed_mid_build_gives_the_same_bytes(cluster, tmp_path):
     nodes = {s["node"] for s in json.loads((out / "build_log.json").read_text())[0]["shards"]}
     assert len(nodes) == 2, nodes
     clean = tmp_path / "clean"
-    assert subprocess.run([sys.executable, str(BUILD), "--out", str(clean), "--workers", "1", *ARGS],
+    assert subprocess.run([sys.executable, str(BUILD), "--out", str(clean), "--address", "local", "--workers", "1",
+                           *ARGS],
                           capture_output=True, timeout=300).returncode == 0
     assert _bytes(out) == _bytes(clean)
 
@@ -111,3 +114,36 @@ def test_ray_job_submit(cluster, tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "succeeded" in res.stdout and "wrote 2 samples" in res.stdout
     assert json.loads((out / "dataset.json").read_text())["complete"]
+
+
+def _cluster_node_ids(cluster) -> set[str]:
+    check = "import ray; ray.init(address='%s'); print(' '.join(n['NodeID'] for n in ray.nodes()))" % cluster["address"]
+    out = subprocess.run([sys.executable, "-c", check], env=cluster["env"], capture_output=True, text=True, timeout=120)
+    return set(out.stdout.split())
+
+
+def test_script_run_as_ray_submit_runs_it_joins_the_cluster(cluster, tmp_path):
+    """`ray submit cluster.yaml datagen/build.py -- ARGS` copies build.py alone to the head node and runs
+    `python ~/build.py ARGS` there, with no RAY_ADDRESS: the build must find the cluster this machine is part of
+    (Ray's address file, written by `ray start`) and run every shard on its nodes, not start a private Ray."""
+    home = tmp_path / "head_home"
+    home.mkdir()
+    script = home / "build.py"
+    shutil.copy(BUILD, script)
+    env = {k: v for k, v in cluster["env"].items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "submitted"
+    res = subprocess.run([sys.executable, str(script), "--out", str(out), *ARGS[:3], "4", *ARGS[4:]], cwd=home,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("Ray: joined the cluster at") and "ray_current_cluster" in first, first
+    assert "2 nodes, 2 CPUs" in first, first  # head without CPUs + the worker node
+    ran_on = {s["node"] for s in json.loads((out / "build_log.json").read_text())[-1]["shards"]}
+    assert len(json.loads((out / "build_log.json").read_text())[-1]["shards"]) == 4
+    assert ran_on <= _cluster_node_ids(cluster) and ran_on, ran_on
+    # sizing a private instance makes no sense on a cluster: refused before anything is written
+    refused = tmp_path / "refused"
+    res = subprocess.run([sys.executable, str(script), "--out", str(refused), "--workers", "4", *ARGS], cwd=home,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "--workers 4: only sizes a private local instance" in res.stderr, res.stderr
+    assert not refused.exists()

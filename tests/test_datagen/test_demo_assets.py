@@ -5,7 +5,7 @@ from PIL import Image
 
 from datagen.assets import scan, usable
 from datagen.demo_assets import make_demo_assets
-from datagen.images import load_image
+from common.images import load_image
 from datagen.preview import contact_sheet
 from datagen.scenes import SceneConfig, draw_scene, make_sample
 

@@ -42,7 +42,7 @@ def test_scene_level_errors():
         render_bokeh([_layer()], -1, 0.5)
     with pytest.raises(ValueError, match="focus_disparity"):
         render_bokeh([_layer()], 4, float("nan"))
-    with pytest.raises(TypeError, match="unknown quality option"):
+    with pytest.raises(ValueError, match="render_bokeh: unknown key .cell_size.; known: cell_px"):
         render_bokeh([_layer()], 4, 0.5, cell_size=3)
     with pytest.raises(ValueError, match="aperture"):
         render_bokeh([_layer()], 4, 0.5, aperture="star")
