@@ -6,6 +6,7 @@ Colour comes back as H×W×3 float32 sRGB in [0, 1] (RGB order) and alpha, where
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,20 @@ def list_images(folder) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def display_name(path) -> str:
+    """``path`` as text that can always be stored (UTF-8): bytes of a file name that are not UTF-8 appear as
+    ``\\xNN`` escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 def _open(path: Path) -> Image.Image:
     try:
         im = Image.open(path)
         im.load()  # decode now: truncated files fail here, not later
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{display_name(path)}: refused as a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable or truncated image ({e})") from e
+        raise ValueError(f"{display_name(path)}: unreadable or truncated image ({e})") from None
     return ImageOps.exif_transpose(im)
 
 
@@ -64,7 +73,7 @@ def load_image(path) -> tuple[np.ndarray, np.ndarray | None]:
     elif mode == "RGBa":
         im = im.convert("RGBA")
     elif mode not in ("RGB", "RGBA"):
-        raise ValueError(f"{path}: unsupported image mode {mode}")
+        raise ValueError(f"{display_name(path)}: unsupported image mode {mode}")
     arr = np.asarray(im, np.float32) / 255.0
     if im.mode == "RGBA":
         return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from manifests import assets_schema, write_table
 
-from common.images import list_images, load_alpha, load_image
+from common.images import display_name, list_images, load_alpha, load_image
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -62,13 +62,22 @@ def _digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
+def _skipped(uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "") -> Asset:
+    return Asset(sha[:16], uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, reason)
+
+
 def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float) -> Asset:
-    """Open and check one asset; returns an ok row or a skipped row naming the problem."""
-    uri, alpha_uri = str(image), str(matte) if matte else ""
+    """Open and check one asset; returns an ok row or a skipped row naming the problem (never raises for a bad
+    file)."""
+    uri, alpha_uri = display_name(image), display_name(matte) if matte else ""
+    for path, text in ((image, uri), (matte, alpha_uri)):
+        if path is not None and text != str(path):
+            return _skipped(uri, kind, source, f"{text}: the file name is not valid UTF-8 (shown escaped); rename "
+                                               f"it", alpha_uri)
     try:
         sha = _digest(image, matte) if matte else _digest(image)
     except OSError as e:
-        return Asset("", uri, alpha_uri, kind, source, 0, 0, False, "", "", False, f"{image}: cannot read ({e})")
+        return _skipped(uri, kind, source, f"{uri}: cannot read ({e})", alpha_uri)
     asset_id = sha[:16]
     try:
         rgb, alpha = load_image(image)
@@ -88,7 +97,9 @@ def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: in
             if float(alpha.min()) > 1.0 - 1.0 / 255.0:
                 raise ValueError(f"{matte or image}: all-opaque matte (alpha is 1 everywhere): not a cut-out")
     except ValueError as e:
-        return Asset(asset_id, uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, str(e))
+        return _skipped(uri, kind, source, str(e), alpha_uri, sha)
+    except Exception as e:  # a decoder bug on one odd file must not stop a scan of thousands
+        return _skipped(uri, kind, source, f"{uri}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha)
     return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
                  split_of(asset_id, val_fraction), True, "")
 
@@ -111,19 +122,21 @@ def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, 
     return found, missing
 
 
-def generic(root: Path) -> list[tuple[Path, Path | None]]:
-    """RGBA images, and images with a NAME_alpha / NAME_mask / NAME_matte file beside them."""
+def generic(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
+    """RGBA images, and images with a NAME_alpha / NAME_mask / NAME_matte file beside them; returns those and the
+    orphan mattes (a NAME_alpha file with no NAME image beside it)."""
     files = list_images(root)
     by_stem = {p.with_suffix(""): p for p in files}
     mattes = {p for p in files if p.stem.endswith(MATTE_SUFFIXES)}
-    out = []
+    out, used = [], set()
     for p in files:
         if p in mattes:
             continue
         matte = next((by_stem[p.with_suffix("").with_name(p.stem + s)] for s in MATTE_SUFFIXES
                       if p.with_suffix("").with_name(p.stem + s) in by_stem), None)
         out.append((p, matte))
-    return out
+        used.add(matte)
+    return out, sorted(mattes - used)
 
 
 LAYOUTS = {
@@ -153,10 +166,14 @@ def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: 
         spec = LAYOUTS[layout]
         if "image_dir" in spec:
             found, missing = pairs(root, spec["image_dir"], spec["matte_dir"])
-            rows += [Asset("", str(p), "", spec["kind"], layout, 0, 0, False, "", "", False,
-                           f"{p}: no matte with the same name in {root / spec['matte_dir']}") for p in missing]
+            rows += [_skipped(display_name(p), spec["kind"], layout,
+                              f"{display_name(p)}: no matte with the same name in {root / spec['matte_dir']}")
+                     for p in missing]
         elif layout == "generic":
-            found = generic(root)
+            found, orphans = generic(root)
+            rows += [_skipped(display_name(p), spec["kind"], layout,
+                              f"{display_name(p)}: a matte with no image of the same name beside it (orphan)")
+                     for p in orphans]
         else:
             found = photomatte85(root)
         jobs += [(img, matte, spec["kind"], layout) for img, matte in found]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
+from common import config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -22,36 +21,36 @@ class DegradationConfig:
 
     scale: int = 4
     use_usm: bool = False  # Real-ESRGAN sharpens the GT before stage 1; off by default (OSEDiff): our GT is the target
-    kernel_range: list = field(default_factory=lambda: [7, 9, 11, 13, 15, 17, 19, 21])
+    kernel_range: list[int] = field(default_factory=lambda: [7, 9, 11, 13, 15, 17, 19, 21])
     # ---- first degradation ----
-    kernel_list: list = field(default_factory=lambda: list(KERNEL_TYPES))
-    kernel_prob: list = _six()
+    kernel_list: list[str] = field(default_factory=lambda: list(KERNEL_TYPES))
+    kernel_prob: list[float] = _six()
     sinc_prob: float = 0.1
-    blur_sigma: list = field(default_factory=lambda: [0.2, 3.0])
-    betag_range: list = field(default_factory=lambda: [0.5, 4.0])
-    betap_range: list = field(default_factory=lambda: [1.0, 2.0])
-    resize_prob: list = field(default_factory=lambda: [0.2, 0.7, 0.1])  # up, down, keep
-    resize_range: list = field(default_factory=lambda: [0.15, 1.5])
+    blur_sigma: list[float] = field(default_factory=lambda: [0.2, 3.0])
+    betag_range: list[float] = field(default_factory=lambda: [0.5, 4.0])
+    betap_range: list[float] = field(default_factory=lambda: [1.0, 2.0])
+    resize_prob: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])  # up, down, keep
+    resize_range: list[float] = field(default_factory=lambda: [0.15, 1.5])
     gaussian_noise_prob: float = 0.5
-    noise_range: list = field(default_factory=lambda: [1.0, 30.0])
-    poisson_scale_range: list = field(default_factory=lambda: [0.05, 3.0])
+    noise_range: list[float] = field(default_factory=lambda: [1.0, 30.0])
+    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 3.0])
     gray_noise_prob: float = 0.4
-    jpeg_range: list = field(default_factory=lambda: [30.0, 95.0])
+    jpeg_range: list[float] = field(default_factory=lambda: [30.0, 95.0])
     # ---- second degradation ----
     second_blur_prob: float = 0.8
-    kernel_list2: list = field(default_factory=lambda: list(KERNEL_TYPES))
-    kernel_prob2: list = _six()
+    kernel_list2: list[str] = field(default_factory=lambda: list(KERNEL_TYPES))
+    kernel_prob2: list[float] = _six()
     sinc_prob2: float = 0.1
-    blur_sigma2: list = field(default_factory=lambda: [0.2, 1.5])
-    betag_range2: list = field(default_factory=lambda: [0.5, 4.0])
-    betap_range2: list = field(default_factory=lambda: [1.0, 2.0])
-    resize_prob2: list = field(default_factory=lambda: [0.3, 0.4, 0.3])
-    resize_range2: list = field(default_factory=lambda: [0.3, 1.2])
+    blur_sigma2: list[float] = field(default_factory=lambda: [0.2, 1.5])
+    betag_range2: list[float] = field(default_factory=lambda: [0.5, 4.0])
+    betap_range2: list[float] = field(default_factory=lambda: [1.0, 2.0])
+    resize_prob2: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
+    resize_range2: list[float] = field(default_factory=lambda: [0.3, 1.2])
     gaussian_noise_prob2: float = 0.5
-    noise_range2: list = field(default_factory=lambda: [1.0, 25.0])
-    poisson_scale_range2: list = field(default_factory=lambda: [0.05, 2.5])
+    noise_range2: list[float] = field(default_factory=lambda: [1.0, 25.0])
+    poisson_scale_range2: list[float] = field(default_factory=lambda: [0.05, 2.5])
     gray_noise_prob2: float = 0.4
-    jpeg_range2: list = field(default_factory=lambda: [30.0, 95.0])
+    jpeg_range2: list[float] = field(default_factory=lambda: [30.0, 95.0])
     final_sinc_prob: float = 0.8
     # "torch": basicsr.filter2D, bit-identical to Real-ESRGAN's code; "opencv": cv2.filter2D, ~3× faster, equal up to
     # float rounding (see degradations/pipeline.py::_blur)
@@ -90,22 +89,12 @@ class DegradationConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "DegradationConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown key(s) {unknown}")
-        return cls(**values)
+        """Checked by the project's one config loader (common.config): types, ranges, unknown keys."""
+        return config.from_dict(cls, values, source)
 
     @classmethod
     def from_yaml(cls, path) -> "DegradationConfig":
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read degradation config: {e}") from e
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of options, got {type(values).__name__}")
-        return cls.from_dict(values, source=str(path))
+        return config.load(cls, path)
 
     @classmethod
     def preset(cls, name: str) -> "DegradationConfig":
@@ -117,12 +106,5 @@ class DegradationConfig:
 
     def override(self, assignments: list[str]) -> "DegradationConfig":
         """Apply ``key=value`` strings (values parsed as YAML), checked like a config file."""
-        values = dataclasses.asdict(self)
-        for item in assignments:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r}: expected key=value")
-            if key not in values:
-                raise ValueError(f"override {item!r}: unknown key {key!r}")
-            values[key] = yaml.safe_load(raw)
-        return DegradationConfig(**values)
+        return config.from_dict(DegradationConfig, config.parse_overrides(assignments, config.to_dict(self)),
+                                "override")

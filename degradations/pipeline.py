@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from common.limits import check_seed
+
 from .compat import basicsr_modules
 from .config import DegradationConfig
 
@@ -314,13 +316,15 @@ def degrade(hq: np.ndarray, seed: int, cfg: DegradationConfig | None = None) -> 
     Args:
         hq: H×W×3 sRGB RGB, uint8 or float32 in [0, 1]; H and W divisible by the scale, at least
             scale × the largest kernel size (84 px for the defaults).
-        seed: the sample's seed; the same seed gives a bit-identical LQ.
+        seed: the sample's seed, an integer in [0, 2**63) (manifests store it as int64); the same seed gives a
+            bit-identical LQ.
         cfg: the configuration (default: Real-ESRGAN x4plus).
 
     Returns:
         (lq, record): lq is (H/scale)×(W/scale)×3 uint8 sRGB; record holds every random draw.
     """
     cfg = cfg or DegradationConfig()
+    seed = check_seed(seed)
     tensor = to_tensor(hq, cfg)
     rec = draw(seed, cfg)
     lq = apply(tensor, rec, cfg.scale, cfg.blur_backend)

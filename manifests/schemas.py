@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-_PA = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 
 # The members of every sample in a shard (DESIGN.md "Samples"), in the order the manifests list them.
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 
+S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
-def _flat_fields(cls, prefix: str = "") -> list[pa.Field]:
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        t = hints[f.name]
-        if dataclasses.is_dataclass(t):
-            out.extend(_flat_fields(t, f"{prefix}{f.name}_"))
-        else:
-            out.append(pa.field(f"{prefix}{f.name}", _PA[t]))
-    return out
+
+def _schema(columns) -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in columns])
 
 
 def assets_schema() -> pa.Schema:
-    """assets.parquet: one row per foreground/background file found, skipped ones included (ok = False)."""
-    from datagen.assets import Asset
+    """assets.parquet: one row per foreground/background file found, skipped ones included (ok = False). The rows
+    are ``datagen.assets.Asset``s (tests/test_manifests checks that the two agree)."""
+    return _schema([("id", S), ("uri", S), ("alpha_uri", S), ("kind", S), ("source", S), ("width", I),
+                    ("height", I), ("has_alpha", B), ("sha256", S), ("split", S), ("ok", B), ("reason", S)])
 
-    return pa.schema(_flat_fields(Asset))
+
+def _kernel(prefix: str) -> list:
+    return [(f"{prefix}_type", S), (f"{prefix}_size", I)] + [(f"{prefix}_{k}", F) for k in
+                                                              ("sigma_x", "sigma_y", "theta", "beta", "omega_c")]
+
+
+def _stage(prefix: str) -> list:
+    return [(f"{prefix}_resize", S), (f"{prefix}_resize_scale", F), (f"{prefix}_resize_interp", S),
+            (f"{prefix}_noise", S), (f"{prefix}_noise_sigma", F), (f"{prefix}_noise_scale", F),
+            (f"{prefix}_noise_gray", B), (f"{prefix}_jpeg_quality", F)]
 
 
 def scene_schema() -> pa.Schema:
@@ -49,10 +49,11 @@ def scene_schema() -> pa.Schema:
 
 
 def degradation_schema() -> pa.Schema:
-    """Columns of one degradation record (degradations.DegradationRecord.columns())."""
-    from degradations.pipeline import DegradationRecord
-
-    return pa.schema(_flat_fields(DegradationRecord))
+    """Columns of one degradation record (``degradations.DegradationRecord.columns()``; tests/test_manifests checks
+    that the two agree)."""
+    return _schema([("seed", I), ("noise_seed", I), ("usm", B)] + _kernel("kernel1") + _stage("stage1")
+                   + [("blur2", B)] + _kernel("kernel2") + _stage("stage2") + [("final_sinc", B)]
+                   + _kernel("final_kernel") + [("final_order", S), ("final_interp", S)])
 
 
 def samples_schema() -> pa.Schema:

@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from common import config
+from common.limits import MAX_K
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEPTH_SIZES = ("tiny", "small", "base", "large")
-
-
-def coerce_numbers(obj) -> None:
-    """YAML reads ``2e-4`` (no dot) as a string: turn such values of float/int fields into numbers, or fail
-    naming the field."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        if isinstance(value, str) and kind.split(" ")[0] in ("float", "int"):
-            try:
-                setattr(obj, f.name, float(value) if kind.startswith("float") else int(value))
-            except ValueError:
-                raise ValueError(f"{f.name}: a number expected, got {value!r}") from None
 
 
 @dataclass
@@ -36,7 +24,7 @@ class ModelConfig:
     depth_size: str = "tiny"
     depth_input: int = 518  # short side fed to the depth network, rounded to a multiple of 14
     resolution: int = 512  # tile size at inference (pixels of the HQ image)
-    k_max: float = 32.0  # the defocus map r = K·|d − d_f| is divided by this
+    k_max: float = MAX_K  # the defocus map r = K·|d − d_f| is divided by this (the data's max_K)
     focus_radius: float = 1.0  # px: a pixel whose blur radius is at most this belongs to the in-focus region
     timestep: int = 999
     lora_rank_vae: int = 16
@@ -45,7 +33,6 @@ class ModelConfig:
     seed: int = 0  # initialisation of the random (tiny) weights, LoRA and ControlNet
 
     def __post_init__(self):
-        coerce_numbers(self)
         if self.depth_size not in DEPTH_SIZES:
             raise ValueError(f"depth_size: one of {DEPTH_SIZES}, got {self.depth_size!r}")
         if self.resolution % 8 or self.resolution < 64:
@@ -60,15 +47,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "ModelConfig":
-        return from_section(cls, data, source, "model")
+        return config.from_dict(cls, data, source, "model.")
 
     @classmethod
     def from_yaml(cls, path) -> "ModelConfig":
+        """The ``model:`` section of a run config (or a file of model keys alone, as weights/model.yaml)."""
         path = config_path(path)
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a mapping of model keys expected")
-        return cls.from_dict(data.get("model", data), source=str(path))
+        data = config.read_yaml(path)
+        return cls.from_dict(data["model"] if "model" in data else data, source=str(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,29 +73,18 @@ def config_path(path) -> Path:
 
 def load_section(path, overrides, section: str, cls):
     """(ModelConfig, ``cls``) from the ``model:`` and ``section:`` parts of a YAML config, with checked
-    ``model.KEY=VALUE`` / ``section.KEY=VALUE`` overrides."""
+    ``model.KEY=VALUE`` / ``section.KEY=VALUE`` overrides (common.config: types, ranges, unknown keys)."""
     path = config_path(path)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = config.read_yaml(path)
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}; expected {', '.join(SECTIONS)}")
-    parts = {"model": dict(data.get("model") or {}), section: dict(data.get(section) or {})}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        name, dot, field_name = key.partition(".")
-        if not sep or not dot or name not in parts:
+        if str(item).split("=", 1)[0].split(".", 1)[0] not in ("model", section):
             raise ValueError(f"override {item!r}: expected model.KEY=VALUE or {section}.KEY=VALUE")
-        parts[name][field_name] = yaml.safe_load(raw)
-    return ModelConfig.from_dict(parts["model"], str(path)), from_section(cls, parts[section], str(path), section)
-
-
-def from_section(cls, data: dict, source: str, section: str):
-    """``cls(**data)`` after checking that every key is one of its fields (the error names ``source``)."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown {section} key(s) {unknown}; known: {sorted(known)}")
-    return cls(**data)
+    data = config.parse_overrides(overrides, {"model": data.get("model") or {}, section: data.get(section) or {}})
+    return (config.from_dict(ModelConfig, data["model"], str(path), "model."),
+            config.from_dict(cls, data[section], str(path), f"{section}."))
 
 
 def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str):

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, coerce_numbers, load_section, parse_run_args
+from common.limits import check_seed
+
+from .config import ModelConfig, load_section, parse_run_args
 from .data import StreamConfig, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
@@ -43,7 +45,12 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self):
-        coerce_numbers(self)
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_seed(self.seed)
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:

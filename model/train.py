@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, coerce_numbers, load_section, parse_run_args
+from .config import ModelConfig, load_section, parse_run_args
 from .data import StreamConfig, expand_urls, loader, val_batches
 
 
@@ -62,12 +62,11 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute U-Net/ControlNet activations in backward (less memory)
 
     def __post_init__(self):
-        coerce_numbers(self)
         for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"train.precision: fp32 or bf16, got {self.precision!r}")
+            raise ValueError(f"precision: fp32 or bf16, got {self.precision!r}")
         if self.isr1_steps < 0 or self.bokeh_steps < 0 or self.isr_steps < 0 or self.bokeh_steps + self.isr_steps == 0:
             raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
 
@@ -87,7 +86,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device: {name!r} requested but torch sees no CUDA device")
+        raise ValueError(f"device: {name!r} requested but torch sees no CUDA device")
     return device
 
 

@@ -70,6 +70,9 @@ def _aperture(aperture) -> Aperture:
     raise ValueError(f"aperture: expected one of {sorted(APERTURES)}, an Aperture or a dict, got {aperture!r}")
 
 
+MAX_RADIUS_OVER_SIZE = 4  # render_bokeh refuses a largest blur radius above this many times the image size
+
+
 @dataclass(frozen=True)
 class Quality:
     """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: about 64 dB against a
@@ -315,6 +318,12 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
 
     drange = np.array([layer.geometry[2] for layer in layers])
     r_max = K * float(np.max(np.abs(drange - df)))
+    h, w = layers[0].shape
+    if r_max > MAX_RADIUS_OVER_SIZE * max(h, w) and r_max > 64:
+        # the layers are padded by the largest blur radius: memory grows with its square
+        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
+                         f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
+                         f"padded by that radius, would take gigabytes); use a smaller K")
     pad = int(math.ceil(r_max)) + 2
     scene = _prepare(layers, gamma, pad, highlights)
     sat = _summed_area_tables(scene.tex)
@@ -329,7 +338,6 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         mode = kernels.MODE_ADAPTIVE
         grid = np.zeros((1, 2))
 
-    h, w = layers[0].shape
     out = np.empty((h, w, 3))
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))

@@ -137,3 +137,34 @@ def test_sixteen_bit_matte(tmp_path):
     Image.fromarray(a).save(tmp_path / "m.png")
     m = load_alpha(tmp_path / "m.png")
     assert m.dtype == np.float32 and m.max() == pytest.approx(1.0) and m.min() == 0.0
+
+
+def test_one_bad_file_never_stops_a_scan(tmp_path):
+    """A PNG whose header claims 40000×40000 (a decompression bomb), a file name that is not UTF-8 and an orphan
+    matte each become a skipped row that names the file; the good asset beside them is still scanned."""
+    import os
+    import struct
+    import zlib
+
+    gen = tmp_path / "generic"
+    gen.mkdir()
+    Image.fromarray(np.dstack([_photo(1), _matte()])).save(gen / "good.png")
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 6, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    (gen / "bomb.png").write_bytes(bomb)
+    Image.fromarray(np.dstack([_photo(2), _matte()])).save(os.fsdecode(bytes(gen) + b"/caf\xe9.png"))
+    Image.fromarray(_matte()).save(gen / "lonely_alpha.png")
+    out = tmp_path / "assets.parquet"
+    rows = scan([("generic", gen)], out, min_size=32)
+    by_name = {r.uri.rsplit("/", 1)[-1]: r for r in rows}
+    assert set(by_name) == {"good.png", "bomb.png", "caf\\xe9.png", "lonely_alpha.png"}
+    assert by_name["good.png"].ok
+    assert not by_name["bomb.png"].ok and "bomb.png: refused as a decompression bomb" in by_name["bomb.png"].reason
+    assert not by_name["caf\\xe9.png"].ok and "not valid UTF-8" in by_name["caf\\xe9.png"].reason
+    assert "caf\\xe9.png" in by_name["caf\\xe9.png"].reason
+    assert not by_name["lonely_alpha.png"].ok and "orphan" in by_name["lonely_alpha.png"].reason
+    assert pq.read_table(out).num_rows == 4  # every row, escaped name included, is storable

@@ -149,8 +149,11 @@ def test_config_yaml_presets_and_overrides(tmp_path):
     assert s3d.noise_range[1] < DegradationConfig().noise_range[1]
     bad = tmp_path / "bad.yaml"
     bad.write_text("scale: 4\nnoise_rnage: [1, 2]\n")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['noise_rnage'\]"):
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown key 'noise_rnage'; known: betag_range"):
         DegradationConfig.from_yaml(bad)
+    assert DegradationConfig().override(["sinc_prob=5e-1"]).sinc_prob == 0.5  # YAML's string "5e-1" is a number
+    with pytest.raises(ValueError, match="sinc_prob: expected a number, got 'often'"):
+        DegradationConfig().override(["sinc_prob=often"])
     assert DegradationConfig().override(["sinc_prob=0.5"]).sinc_prob == 0.5
     with pytest.raises(ValueError, match="unknown key"):
         DegradationConfig().override(["sincprob=0.5"])
