@@ -63,6 +63,16 @@ def test_build_is_deterministic_resumable_and_guarded(tmp_path, local_ray):
     (a / "train-000000.tar").write_bytes(bytes(data))
     problems = verify(a)
     assert problems and "train-000000.tar" in problems[0] and "checksum" in problems[0]
+    # a resumed build checks every complete shard against its manifest: the altered one and one truncated
+    # mid-member are rebuilt, not counted as done
+    cut = (a / "train-000001.tar").read_bytes()
+    (a / "train-000001.tar").write_bytes(cut[: len(cut) // 2])
+    main(parse_args(ARGS + ["--out", str(a)]))
+    assert _bytes(a) == first and verify(a) == [] and json.loads((a / "dataset.json").read_text())["complete"]
+    # --overwrite on a build's own folder starts over (every file is the build's) and gives the same bytes
+    (a / "preview.png").unlink()
+    main(parse_args(ARGS + ["--out", str(a), "--overwrite"]))
+    assert _bytes(a) == first and (a / "preview.png").exists()
 
 
 @pytest.mark.slow
@@ -199,3 +209,57 @@ def test_render_settings_are_checked_when_the_config_loads():
         BuildConfig.load(None, ["render={edge_px: -1}"])
     with pytest.raises(ValueError, match="png_compress_level"):
         BuildConfig.load(None, ["png_compress_level=12"])
+
+
+def test_bad_values_fail_before_anything_is_written_or_ray_starts(tmp_path):
+    """Each of these once passed the check and failed ~10 s later inside a Ray task, leaving a locked folder."""
+    import ray
+
+    out = tmp_path / "never"
+    for flags, message in ((["--set", "seed=abc"], "seed: expected an integer, got 'abc'"),
+                           (["--set", "val_fraction=2"], r"val_fraction: in \[0, 1\), got 2.0"),
+                           (["--set", "k_range=[10,5]"], "k_range: \\[low, high\\] with 0 <= low <= high"),
+                           (["--set", "k_range=[0,40]"], "upper end 40 exceeds the model's maximum K 32"),
+                           (["--size", "100000"], "size: a multiple of 4 in"),
+                           (["--num-samples", "0"], "num_samples: at least 1"),
+                           (["--assets", "/data/fg"], "assets\\[0\\]: expected LAYOUT:PATH"),
+                           (["--set", "seed=-1"], "seed: expected an integer in \\[0, 2\\*\\*63\\)")):
+        with pytest.raises(SystemExit, match=message):
+            main(parse_args(["--out", str(out), *flags]))
+    assert BuildConfig_load(["val_fraction=5e-2"]).val_fraction == 0.05  # YAML's string "5e-2" is a number
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: [1,\n")
+    with pytest.raises(SystemExit, match="broken.yaml: invalid YAML"):
+        main(parse_args(["--config", str(broken), "--out", str(out)]))
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(SystemExit, match="a_file: is a file"):
+        main(parse_args(["--out", str(tmp_path / "a_file")]))
+    assert not out.exists() and not ray.is_initialized()
+
+
+def BuildConfig_load(overrides):
+    from datagen.build import BuildConfig
+
+    return BuildConfig.load(None, overrides)
+
+
+def test_overwrite_removes_only_what_a_build_wrote(tmp_path):
+    """--overwrite into a folder of someone's files is refused, naming them, before anything is deleted."""
+    import ray
+
+    home = tmp_path / "thesis"
+    (home / "figures").mkdir(parents=True)
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(SystemExit, match=r"holds files a bokehgen build did not write: figures/, thesis.tex"):
+        main(parse_args(["--out", str(home), "--overwrite"]))
+    assert (home / "thesis.tex").read_text() == "years of work" and (home / "figures").is_dir()
+    # a dataset folder with a stranger inside: refused too, and the dataset is left as it was
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "dataset.json").write_text(json.dumps({"config_hash": "x", "complete": True}))
+    (ds / "train-000000.tar").write_bytes(b"old shard")
+    (ds / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="did not write: notes.txt"):
+        main(parse_args(["--out", str(ds), "--overwrite"]))
+    assert sorted(p.name for p in ds.iterdir()) == ["dataset.json", "notes.txt", "train-000000.tar"]
+    assert not ray.is_initialized()

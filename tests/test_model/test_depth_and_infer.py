@@ -1,3 +1,4 @@
+import re
 """Depth Anything V2 wrapper, tiling, and the inference CLI end to end on a bundled photo."""
 
 import numpy as np
@@ -7,7 +8,11 @@ from PIL import Image
 from skimage import data
 
 from model.depth import DepthEstimator, input_shape, load_depth_model
-from model.infer import main, run_tiled
+from model.infer import main, parse_args, render_classical, run_tiled
+
+
+def run(argv):
+    return main(parse_args(argv))
 
 
 def test_depth_tiny_forward_range_and_sizes():
@@ -64,7 +69,7 @@ def photo(tmp_path_factory):
 
 def test_infer_cli_untrained_says_so_and_writes_the_image(photo, tmp_path, capsys):
     out = tmp_path / "out.png"
-    assert main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "12"]) == 0
+    assert run(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "12"])["out"] == out
     text = capsys.readouterr().out
     assert "UNTRAINED" in text and "random weights" in text and "time: depth" in text
     assert Image.open(out).size == (185, 125)
@@ -78,7 +83,7 @@ def test_infer_cli_with_saved_weights(photo, tmp_path, capsys):
 
     MagicBokeh(ModelConfig.from_yaml("tiny")).save_weights(tmp_path / "w")
     out = tmp_path / "w_out.png"
-    main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "8",
+    run(["--image", str(photo / "moto.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "8",
           "--weights", str(tmp_path / "w"), "--disparity", str(photo / "moto_disp.npy"), "--upscale", "2"])
     text = capsys.readouterr().out
     assert "UNTRAINED" not in text and "(370×250)" in text
@@ -87,7 +92,7 @@ def test_infer_cli_with_saved_weights(photo, tmp_path, capsys):
 
 def test_infer_cli_classical_keeps_the_focused_surface_sharp(photo, tmp_path):
     out = tmp_path / "c.png"
-    main(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "16",
+    run(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "16",
           "--classical", "--disparity", str(photo / "moto_disp.npy")])
     src = np.asarray(Image.open(photo / "moto.png"), np.float32)
     res = np.asarray(Image.open(out), np.float32)
@@ -101,15 +106,55 @@ def test_infer_cli_classical_keeps_the_focused_surface_sharp(photo, tmp_path):
     assert err[sharp].mean() < 0.5 * err[blurred].mean()  # in focus stays, out of focus changes
 
 
-def test_infer_cli_errors_name_the_problem(photo, tmp_path):
+def test_infer_cli_checks_every_argument_before_any_work(photo, tmp_path, capsys, monkeypatch):
+    """Bad arguments are refused by parse_args, naming the argument, before the depth network or the model load."""
+    import model.infer as infer_module
+
+    monkeypatch.setattr(infer_module, "load_depth_model", lambda *a, **k: pytest.fail("depth ran before the check"))
+    moto, out = str(photo / "moto.png"), str(tmp_path / "o.png")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(Exception, match="bad.png"):
-        main(["--image", str(bad), "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
-              "--classical"])
-    with pytest.raises(ValueError, match="outside"):
-        main(["--image", str(photo / "moto.png"), "--out", str(tmp_path / "o.png"), "--focus", "500,10",
-              "--K", "4", "--classical", "--disparity", str(photo / "moto_disp.npy")])
-    with pytest.raises(SystemExit):
-        main(["--image", str(photo / "moto.png"), "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5",
-              "--K", "40", "--classical"])
+    cases = [
+        (["--image", str(bad), "--out", out, "--focus-disparity", "0.5", "--K", "4"], "bad.png: not a readable"),
+        (["--image", moto, "--out", out, "--focus", "500,10", "--K", "4"], "--focus 500,10: outside the 185×125"),
+        (["--image", moto, "--out", out, "--focus", "-5,10", "--K", "4"], "--focus -5,10: outside"),
+        (["--image", moto, "--out", out, "--focus=-5,10", "--K", "4"], "--focus -5,10: outside"),
+        (["--image", moto, "--out", out, "--focus", "left,top", "--K", "4"], "--focus: X,Y in whole pixels"),
+        (["--image", moto, "--out", str(tmp_path / "o.pgx"), "--focus", "9,9", "--K", "4"],
+         "unknown image extension '.pgx'"),
+        (["--image", moto, "--out", out, "--focus-disparity", "0.5", "--K", "40"], "--K: in \\[0, 32\\]"),
+        (["--image", moto, "--out", out, "--focus-disparity", "1.5", "--K", "4"], "--focus-disparity: in"),
+        (["--image", moto, "--out", out, "--focus", "9,9", "--K", "4", "--weights", str(tmp_path / "none")],
+         "--weights .*none: no such folder"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit):
+            run(argv)
+        err = capsys.readouterr().err
+        assert re.search(message, err), (argv, err)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_infer_composites_an_rgba_input_and_says_so(photo, tmp_path, capsys):
+    rgb = np.asarray(Image.open(photo / "moto.png"))
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    alpha[:, :90] = 255
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    out = tmp_path / "o.png"
+    run(["--image", str(tmp_path / "rgba.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "0",
+         "--classical", "--disparity", str(photo / "moto_disp.npy")])
+    assert "alpha channel: composited on white" in capsys.readouterr().out
+    res = np.asarray(Image.open(out))
+    assert (res[:, 100:] == 255).all() and np.abs(res[:, :80].astype(int) - rgb[:, :80]).max() <= 1
+
+
+def test_classical_in_bands_equals_the_whole_image(photo):
+    """--classical renders in bands (with a progress bar); each band reads the rows its rays reach, so the result
+    is the whole image's up to the aperture sampling pattern, which shifts with the pixel's row (52 dB here)."""
+    rgb = np.asarray(Image.open(photo / "moto.png"), np.float32) / 255
+    disp = np.load(photo / "moto_disp.npy")
+    disp = ((disp - disp.min()) / (disp.max() - disp.min())).astype(np.float32)
+    whole = render_classical(rgb, disp, 12.0, 0.6, band=10_000)
+    bands = render_classical(rgb, disp, 12.0, 0.6, band=32)
+    mse = float(np.mean((whole - bands) ** 2))
+    assert 10 * np.log10(1 / mse) > 45 and np.abs(whole - bands).mean() < 2e-3
