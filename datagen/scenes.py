@@ -102,6 +102,12 @@ def _u(rng, lo_hi) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
+def render_seed(spec: "SceneSpec") -> int:
+    """The seed of the renderer's aperture sampling pattern for one sample: from (run seed, sample index) like every
+    other draw, so neighbouring samples do not share a pattern."""
+    return int(np.random.SeedSequence([spec.seed, spec.index, 1]).generate_state(1)[0])
+
+
 def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: list[Asset],
                cfg: SceneConfig | None = None) -> SceneSpec:
     """Draw one scene from the given (already split-filtered) assets."""
@@ -212,7 +218,8 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
     target, xy, focus_disparity = resolve_focus(spec, layers)
     aif, disp = pinhole_view(layers)
     aif = to_uint8(aif)
-    bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=spec.seed, return_info=True, **render_options)
+    bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=render_seed(spec), return_info=True,
+                               **render_options)
     lq, rec = degrade(aif, spec.degradation_seed, degradation)
     meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
             "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},

@@ -71,8 +71,9 @@ PHASES = {"isr1": ("lora:vae", "lora:sr"), "bokeh": ("controlnet", "lora:bokeh")
 
 
 def _tiny_sd(seed: int):
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(**TINY_UNET), AutoencoderKL(**TINY_VAE)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(seed)
+        return UNet2DConditionModel(**TINY_UNET), AutoencoderKL(**TINY_VAE)
 
 
 def save_tiny_sd(folder, seed: int = 0) -> Path:
@@ -117,7 +118,8 @@ def load_components(base: str | Path | None, seed: int = 0):
     None. The U-Net loses its mid-block (its weights are left unused) and every cross-attention."""
     if base is None:  # exactly what loading save_tiny_sd(folder, seed) gives
         full, vae = _tiny_sd(seed)
-        unet = UNet2DConditionModel(**{**TINY_UNET, "mid_block_type": None})
+        with torch.random.fork_rng(devices=[]):  # its random initialisation is overwritten at once
+            unet = UNet2DConditionModel(**{**TINY_UNET, "mid_block_type": None})
         _, unexpected = unet.load_state_dict(full.state_dict(), strict=False)
         assert all(k.startswith("mid_block.") for k in unexpected)
         scheduler = DDPMScheduler(**SD21_SCHEDULER)
@@ -180,16 +182,18 @@ class MagicBokeh(torch.nn.Module):
         cfg = cfg or ModelConfig()
         self.cfg = cfg
         unet, vae, scheduler = load_components(cfg.base, cfg.seed)
-        torch.manual_seed(cfg.seed + 1)
-        self.vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.controlnet = build_controlnet(unet, vae_factor=self.vae_factor)
-        self.unet, self.vae = unet, vae
-        self.vae.add_adapter(_lora(cfg.lora_rank_vae, VAE_LORA_TARGETS), adapter_name="vae")
-        self.unet.add_adapter(_lora(cfg.lora_rank_sr, SR_LORA_TARGETS), adapter_name="sr")
-        with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the design
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            self.unet.add_adapter(_lora(cfg.lora_rank_bokeh, BOKEH_LORA_TARGETS), adapter_name="bokeh")
-        self.unet.set_adapters(["sr", "bokeh"])
+        # ControlNet and LoRA initialisation from the config's seed; the caller's global RNG is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 1)
+            self.vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+            self.controlnet = build_controlnet(unet, vae_factor=self.vae_factor)
+            self.unet, self.vae = unet, vae
+            self.vae.add_adapter(_lora(cfg.lora_rank_vae, VAE_LORA_TARGETS), adapter_name="vae")
+            self.unet.add_adapter(_lora(cfg.lora_rank_sr, SR_LORA_TARGETS), adapter_name="sr")
+            with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the design
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                self.unet.add_adapter(_lora(cfg.lora_rank_bokeh, BOKEH_LORA_TARGETS), adapter_name="bokeh")
+            self.unet.set_adapters(["sr", "bokeh"])
         self.mask_processors = attention.install(self.unet)
         self.prediction_type = scheduler.config.prediction_type
         if self.prediction_type not in ("epsilon", "v_prediction"):

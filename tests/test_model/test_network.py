@@ -159,7 +159,10 @@ def test_adapters_save_load_round_trip_and_fuse(tmp_path):
     m2 = load_trained(tmp_path / "w")
     with torch.no_grad():
         out = m2(lq, defocus, mask)
-    assert torch.equal(out, ref)
+    # the same weights (state dicts equal bit for bit, checked below); the outputs agree to float rounding only,
+    # since loaded tensors may take another convolution path (9e-6 seen with torch 2.14)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
+    assert all(torch.equal(v, m2.state_dict()[k]) for k, v in m.state_dict().items())
     for name in ("vae", "sr", "bokeh"):
         a, b = m.adapter_state_dict(name), m2.adapter_state_dict(name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -205,3 +208,13 @@ def test_bf16_autocast_stays_close_to_fp32(model):
             low = model(lq, defocus, mask)
     assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
     assert (low.float() - ref).abs().mean() < 0.02, (low.float() - ref).abs().mean()
+
+
+def test_building_the_model_leaves_the_callers_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = MagicBokeh(TINY)
+    assert torch.equal(torch.rand(3), expected)
+    second = MagicBokeh(TINY)  # and the same config gives the same weights, whatever the caller's state
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
