@@ -10,15 +10,17 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from common.limits import MAX_K
 
-def contact_sheet(samples: list[dict], path, max_k: float = 32.0) -> Path:
+
+def contact_sheet(samples: list[dict], path, max_k: float = MAX_K) -> Path:
     """Write :func:`contact_sheet_png` to ``path``; returns the path."""
     path = Path(path)
     path.write_bytes(contact_sheet_png(samples, max_k))
     return path
 
 
-def contact_sheet_png(samples: list[dict], max_k: float = 32.0) -> bytes:
+def contact_sheet_png(samples: list[dict], max_k: float = MAX_K) -> bytes:
     """A PNG with one row per sample (dicts as make_sample returns them): LQ (upsampled), all-in-focus, disparity,
     defocus map, bokeh.
 

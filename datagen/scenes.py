@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
 from renderer import Layer, pinhole_view, render_bokeh
 
@@ -28,7 +29,7 @@ class SceneConfig:
     """Ranges of the random scene draws."""
 
     size: int = 512
-    k_range: tuple = (0.0, 32.0)
+    k_range: tuple = (0.0, MAX_K)
     bg_disparity_range: tuple = (0.0, 0.3)  # disparity at the background's centre
     bg_tilt_range: tuple = (0.0, 0.2)  # disparity change across the frame
     fg_margin: float = 0.05  # a foreground is at least this much nearer than the nearest background point

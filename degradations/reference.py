@@ -1,6 +1,6 @@
 """A plain, sequential replay of a recorded degradation with basicsr, exactly as Real-ESRGAN's training code writes
 it (kernels zero-padded to 21×21, the final pulse kernel convolved too, the stage-1 "keep" resize called with scale
-1). Slower than :func:`degradations.pipeline.apply`; the tests and benchmarks/degradations.py compare the two."""
+1). Slower than :func:`degradations.pipeline.apply`; the tests and benchmarks/bench_degradations.py compare the two."""
 
 from __future__ import annotations
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.limits import MAX_K
 
-def defocus_and_mask(disp, K: float, focus_disparity: float, k_max: float = 32.0, focus_radius: float = 1.0):
+
+def defocus_and_mask(disp, K: float, focus_disparity: float, k_max: float = MAX_K, focus_radius: float = 1.0):
     """Disparity H×W (numpy or torch, values in [0, 1]) -> (defocus map r / K_max, focus mask), same type.
     r = K·|d − d_f| is the blur radius in pixels (the renderer's thin-lens disk); the focus mask is 1 where
     r ≤ ``focus_radius`` (the in-focus region of the focus-aware mask attention)."""

@@ -94,5 +94,6 @@ def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: boo
     p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma list")
     p.add_argument("--val", required=val_required, help="validation shards")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=f"override one config value, e.g. model.k_max=32 or {section}.seed=1 (repeatable)")
     return p.parse_args(argv)

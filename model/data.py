@@ -22,7 +22,25 @@ import torch.nn.functional as F
 import webdataset as wds
 from PIL import Image
 
+from common.limits import MAX_K
 from .conditioning import defocus_and_mask
+
+
+def check_max_k(urls: list[str], k_max: float) -> float | None:
+    """The ``max_K`` recorded in the ``dataset.json`` beside the shards (None when there is none, e.g. shards on
+    object storage or copied alone); the model's ``k_max`` normalises the defocus map and must be the data's."""
+    import os
+
+    folder = os.path.dirname(urls[0]) or "."
+    meta_path = os.path.join(folder, "dataset.json")
+    if "://" in urls[0] or not os.path.isfile(meta_path):
+        return None
+    with open(meta_path) as f:
+        data_max = json.load(f).get("max_K")
+    if data_max is not None and float(data_max) != float(k_max):
+        raise ValueError(f"model.k_max is {k_max:g} but the data in {folder} was built with max_K {data_max:g} "
+                         f"({meta_path}); set model.k_max={data_max:g}")
+    return None if data_max is None else float(data_max)
 
 
 def expand_urls(spec) -> list[str]:
@@ -49,7 +67,7 @@ def _png(data: bytes, key: str, name: str) -> np.ndarray:
         raise ValueError(f"sample {key}: {name} is not a readable PNG ({e})") from e
 
 
-def to_tensors(sample: dict, k_max: float = 32.0, focus_radius: float = 1.0, crop: int | None = None,
+def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, crop: int | None = None,
                seed: int = 0) -> dict:
     """One raw WebDataset sample (member bytes) -> training tensors (see module doc)."""
     key = sample["__key__"]
@@ -99,7 +117,7 @@ class StreamConfig:
     batch_size: int = 4
     shuffle_buffer: int = 256
     seed: int = 0
-    k_max: float = 32.0
+    k_max: float = MAX_K
     focus_radius: float = 1.0
     crop: int | None = None
 

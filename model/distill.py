@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from common.limits import check_seed
 
 from .config import ModelConfig, load_section, parse_run_args
-from .data import StreamConfig, expand_urls, loader, val_batches
+from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
 
@@ -126,6 +125,7 @@ def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
+    check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
     data = iter(loader(urls, scfg))
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
@@ -185,13 +185,19 @@ def _examples(teacher, student, urls, scfg, path: Path, n: int = 4) -> None:
     example_grid(rows, path)  # columns: HQ, LQ, ground truth, teacher(HQ), teacher(LQ), student(LQ)
 
 
-def main(argv=None) -> int:
-    args = parse_run_args(argv, "python -m model.distill", __doc__, "distill", val_required=True,
+def parse_args(argv=None):
+    return parse_run_args(argv, "python -m model.distill", __doc__, "distill", val_required=True,
                           out_help="output folder (student weights, depth_eval.csv, depth_examples.png)")
-    mcfg, dcfg = load_configs(args.config, args.overrides)
-    distill(mcfg, dcfg, args.shards, args.val, args.out)
-    return 0
+
+
+def main(args) -> dict:
+    """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
+    try:
+        mcfg, dcfg = load_configs(args.config, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    return distill(mcfg, dcfg, args.shards, args.val, args.out)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(parse_args())

@@ -19,7 +19,6 @@ import csv
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig, load_section, parse_run_args
-from .data import StreamConfig, expand_urls, loader, val_batches
+from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
 
 
 @dataclass
@@ -290,6 +289,7 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
     run.mkdir(parents=True, exist_ok=True)
     urls = expand_urls(shards)
     val_urls = expand_urls(val) if val else None
+    check_max_k(urls, mcfg.k_max)
     torch.manual_seed(tcfg.seed)
     record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
     cfg_file = run / "config.json"
@@ -384,13 +384,19 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
     return last_val
 
 
-def main(argv=None) -> int:
-    args = parse_run_args(argv, "python -m model.train", __doc__, "train", val_required=False,
+def parse_args(argv=None):
+    return parse_run_args(argv, "python -m model.train", __doc__, "train", val_required=False,
                           out_help="run folder (rerun the same command to resume)")
-    mcfg, tcfg = load_configs(args.config, args.overrides)
-    train(mcfg, tcfg, args.shards, args.out, args.val)
-    return 0
+
+
+def main(args) -> dict:
+    """Run ``python -m model.train`` with parsed arguments (the configs are checked before any work starts)."""
+    try:
+        mcfg, tcfg = load_configs(args.config, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    return train(mcfg, tcfg, args.shards, args.out, args.val)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(parse_args())

@@ -77,7 +77,7 @@ MAX_RADIUS_OVER_SIZE = 4  # render_bokeh refuses a largest blur radius above thi
 class Quality:
     """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: about 64 dB against a
     converged reference on a 3-layer 512×512 scene at K = 32 in about half a second on 2 cores
-    (benchmarks/renderer.py), and 64–67 dB against the path-traced references in tests/data/oracle.
+    (benchmarks/bench_renderer.py), and 64–67 dB against the path-traced references in tests/data/oracle.
 
     cell_px: side, in pixels, of the patch of the most blurred layer that one aperture cell stands for; a pixel
         whose largest circle of confusion has radius r gets N = ⌈π·r² / cell_px²⌉ cells, each read box-filtered.

@@ -89,7 +89,7 @@ def test_distillation_lowers_the_students_error_on_degraded_inputs(shards, tmp_p
 
 
 def test_config_errors_are_named(tmp_path):
-    with pytest.raises(ValueError, match="unknown train key"):
+    with pytest.raises(ValueError, match="unknown key 'train.learning_rate'"):
         load_configs("tiny", ["train.learning_rate=1"])
     with pytest.raises(ValueError, match="expected model.KEY"):
         load_configs("tiny", ["lr=1"])

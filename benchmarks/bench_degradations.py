@@ -1,6 +1,6 @@
 """Degradation speed: ms per 512×512 sample, ours vs a plain replay of the same basicsr calls, on one core.
 
-    python benchmarks/degradations.py [--samples 30] [--usm]
+    python benchmarks/bench_degradations.py [--samples 30] [--usm]
 
 "ours" is degradations.pipeline.apply with the default exact blur backend ("torch": bit-identical to the plain
 replay) and with blur_backend="opencv"; "plain" is degradations.reference.reference_apply, Real-ESRGAN's sequence

@@ -1,7 +1,7 @@
 """Renderer speed and quality: the adaptive prefiltered sampler against a fixed n×n aperture grid.
 
-    python benchmarks/renderer.py [--sizes 512 1024] [--ks 8 16 32] [--curves] [--out benchmarks/out]
-    python benchmarks/renderer.py --datagen 12     # the build's own scenes and render settings
+    python benchmarks/bench_renderer.py [--sizes 512 1024] [--ks 8 16 32] [--curves] [--out benchmarks/out]
+    python benchmarks/bench_renderer.py --datagen 12     # the build's own scenes and render settings
 
 Scenes: 3 layers — two soft-matted foregrounds cut from real photographs (scikit-image) at disparities 0.85
 and 0.55 over a tilted background photograph (disparity 0.05…0.3) with a few clipped point lights; focus on

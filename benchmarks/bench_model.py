@@ -1,7 +1,7 @@
 """Model cost: parameters, MACs and CPU latency of the single-step MagicBokeh network against Stable Diffusion
 2.1-base's U-Net (random weights in its exact configuration), side by side at 512×512 (64×64 latents).
 
-    python benchmarks/model.py [--repeats 1] [--threads N] [--no-latency]
+    python benchmarks/bench_model.py [--repeats 1] [--threads N] [--no-latency]
 
 MACs are counted by torch.utils.flop_counter (matmul/conv FLOPs / 2) on meta tensors; latency is wall time of a
 forward pass in fp32 on this machine's CPU (one warm-up call first). "SD2.1 U-Net" runs with a 77×1024 text
@@ -91,10 +91,10 @@ def params(models):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--no-latency", action="store_true")
+    p.add_argument("--size", type=int, default=512, help="image side in pixels (HQ)")
+    p.add_argument("--repeats", type=int, default=1, help="timed forward passes (the best counts)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    p.add_argument("--no-latency", action="store_true", help="count parameters and MACs only, time nothing")
     p.add_argument("--steps", type=int, default=50, help="sampler steps of the multi-step SD baseline")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

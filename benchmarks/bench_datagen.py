@@ -2,7 +2,7 @@
 a single-process loop on one core vs datagen/build.py on Ray with 1 and 2 workers (1 CPU each), side by side in one
 run, and the time split by stage in the single-process loop.
 
-    python benchmarks/datagen.py [--samples 16] [--size 512] [--repeat 2]
+    python benchmarks/bench_datagen.py [--samples 16] [--size 512] [--repeat 2]
 
 Ray's wall time includes what a build does once (asset scan, starting worker processes, merging manifests, the
 preview and report.html); "in tasks" sums the shard tasks' own time from build_log.json, the steady-state cost.
