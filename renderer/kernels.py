@@ -46,6 +46,8 @@ import math
 import numpy as np
 from numba import get_thread_id, njit, prange
 
+from .layers import GEOM_CONSTANT, GEOM_GENERAL, GEOM_PLANE
+
 # Sampling modes.
 MODE_ADAPTIVE = 0  # per-pixel shifted grid of box-filtered cells, N scaled to the circle of confusion
 MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid inside the disk)
@@ -263,9 +265,9 @@ def intersect(layer, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df):
     refine the first crossing of D(x(d)) − d by linear interpolation (the nearest surface the ray meets).
     """
     kind = kinds[layer]
-    if kind == 0:
+    if kind == GEOM_CONSTANT:
         return gparam[layer, 0]
-    if kind == 1:
+    if kind == GEOM_PLANE:
         a = gparam[layer, 0]
         gx = gparam[layer, 1]
         gy = gparam[layer, 2]
@@ -300,9 +302,9 @@ def intersect(layer, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df):
 def disparity_at_pixel(layer, kinds, gparam, dtex, pad, px, py):
     """The layer's disparity at image position (px, py) (no ray: the pinhole view)."""
     kind = kinds[layer]
-    if kind == 0:
+    if kind == GEOM_CONSTANT:
         return gparam[layer, 0]
-    if kind == 1:
+    if kind == GEOM_PLANE:
         return gparam[layer, 0] + gparam[layer, 1] * px + gparam[layer, 2] * py
     return bilinear1(dtex, layer, px, py, pad)
 
@@ -369,7 +371,7 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
         y = py + r * sy
         hx = abs(r) * cell_x if prefilter else 0.0
         hy = abs(r) * cell_y if prefilter else 0.0
-        if max(hx, hy) >= 1.0 and kinds[l] == 2:
+        if max(hx, hy) >= 1.0 and kinds[l] == GEOM_GENERAL:
             # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more
             # than half a pixel across the patch, read the hit point and have the cell refined
             ax = 0.5 * hx
@@ -590,30 +592,231 @@ def queue_capacity(max_n, refine):
     return side * side * (1 + refine * refine)
 
 
+# --------------------------------------------------------------------------------------------------------
+# The render kernel, one stage per helper: 1. which layers a pixel's rays can meet (and the shortcut when the
+# nearest of them hides the rest), 1c. the closed-form disk read, 2. the aperture cells, 3. tracing them
+# --------------------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach, cell_px,
+                     relevant, opaque, dlo, dhi, rl):
+    """Stage 1 for the pixel centred at (px, py): fills, per layer, ``relevant`` (some alpha within r·reach of
+    p), ``opaque`` (alpha 1 over that whole box), the disparities [dlo, dhi] at which a ray can meet it and its
+    circle of confusion radius ``rl``. A layer nearer than every other along every ray and opaque wherever a ray
+    meets it hides the rest: only it stays relevant (in focus, that is a single ray).
+
+    Returns (rmax, cell): the largest circle of confusion among the relevant layers (0 when only an in-focus
+    front layer is) and the cell side to sample with (smaller when a general surface is relevant).
+    """
+    L = kinds.shape[0]
+    for l in range(L):
+        dc = 0.0
+        if kinds[l] == GEOM_GENERAL:
+            r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
+        else:
+            dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
+            r = abs(dc - df)
+            r = 0.0 if r < FOCUS_EPS else K * r  # in focus to float32 precision, as trace_ray reads it
+        half = r * reach + 1.5
+        cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
+        relevant[l] = cover > 1e-12
+        # disparities at which a ray can meet the layer (a plane: its range over the box)
+        if kinds[l] == GEOM_PLANE:
+            dspread = (abs(gparam[l, 1]) + abs(gparam[l, 2])) * half
+            dlo[l] = dc - dspread
+            dhi[l] = dc + dspread
+        elif kinds[l] == GEOM_CONSTANT:
+            dlo[l] = gparam[l, 0]
+            dhi[l] = gparam[l, 0]
+        else:
+            dlo[l] = drange[l, 0]
+            dhi[l] = drange[l, 1]
+        # opaque over the whole box: no ray gets past it (to ~1e-5 of transmittance at worst)
+        opaque[l] = cover >= (1.0 - 1e-9) * 4.0 * half * half
+        rl[l] = r
+    # ---- 1b. the nearest layer, opaque wherever a ray meets it, hides the rest ----
+    front = -1
+    for l in range(L):
+        if not (relevant[l] and opaque[l]):
+            continue
+        nearest = True
+        for m in range(L):
+            if m != l and relevant[m] and dhi[m] >= dlo[l]:
+                nearest = False
+                break
+        if nearest:
+            front = l
+            break
+    rmax = 0.0
+    for l in range(L):
+        if relevant[l] and rl[l] > rmax:
+            rmax = rl[l]
+    if front >= 0:
+        for l in range(L):
+            relevant[l] = l == front
+        if rl[front] <= 0.0:
+            rmax = 0.0
+    cell = cell_px
+    for l in range(L):
+        if relevant[l] and kinds[l] == GEOM_GENERAL:
+            # a general surface occludes itself where it folds, which no box read can average over
+            cell = cell_px / GENERAL_CELL_DIVISOR
+    return rmax, cell
+
+
+@njit(cache=True, inline="always")
+def strip_layer(kinds, gparam, K, relevant, rl, strip_min_px):
+    """Stage 1c test: the one relevant layer when every ray meets that single constant or barely tilted surface
+    with a circle of confusion of at least ``strip_min_px`` (its aperture integral is then a disk mean), else -1."""
+    only = -1
+    count = 0
+    for l in range(kinds.shape[0]):
+        if relevant[l]:
+            only = l
+            count += 1
+    if count != 1 or kinds[only] == GEOM_GENERAL or rl[only] < strip_min_px:
+        return -1
+    tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == GEOM_PLANE else 0.0
+    return only if tilt * rl[only] <= STRIP_MAX_DISTORTION else -1
+
+
+@njit(cache=True, inline="always")
+def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blades, rotation, roundness,
+                  cateye, cx, cy):
+    """Stage 2 (adaptive mode): the aperture cells of pixel (i, j) into the queue ``q``: a square grid of
+    N ≈ π·rmax²/cell² cells of side δ (N in [min_n, max_n]), shifted per pixel; cells cut by the aperture's edge
+    are split when rmax·δ exceeds ``edge_px``. One centred ray when nothing reaching the pixel is blurred.
+    Returns (cells queued, aperture weight of the cells the exit pupil blocks)."""
+    nq = 0
+    wtot = 0.0
+    if rmax <= 0.0 and cateye <= 0.0:
+        # every layer that reaches the pixel is in focus: one ray
+        for c in range(Q_COLUMNS):
+            q[0, c] = 0.0
+        q[0, Q_SIZE_X] = 1.0
+        q[0, Q_SIZE_Y] = 1.0
+        q[0, Q_SIZE] = 1.0
+        q[0, Q_W] = 1.0
+        q[0, Q_W_AP] = 1.0
+        q[0, Q_LEVEL] = 1.0
+        return 1, wtot
+    # jittered square grid of N ≈ π·r_max²/cell_px² cells of side δ (at least min_n)
+    n = int(math.ceil(math.pi * rmax * rmax / (cell * cell)))
+    n = min(max(n, min_n), max_n)
+    d0 = math.sqrt(math.pi / n)
+    split_edge = refine > 1 and rmax * d0 > edge_px
+    ou = pixel_shift(seed, i, j, 0)
+    ov = pixel_shift(seed, i, j, 1)
+    m = int(math.ceil(1.0 / d0)) + 1
+    for a in range(-m, m):
+        sx = (a + ou) * d0
+        # rows of this column whose cell can reach the unit disk (the aperture lies inside it)
+        nx = max(abs(sx) - 0.5 * d0, 0.0)
+        if nx >= 1.0:
+            continue
+        lim = math.sqrt(1.0 - nx * nx) + 0.5 * d0 + 1e-9
+        b_lo = max(-m, int(math.floor(-lim / d0 - ov)))
+        b_hi = min(m, int(math.ceil(lim / d0 - ov)) + 1)
+        for b in range(b_lo, b_hi):
+            sy = (b + ov) * d0
+            if split_edge:
+                w_ap, w = cell_coverage(sx, sy, d0, blades, rotation, roundness, cateye, cx, cy)
+                if w_ap <= 0.0:
+                    continue
+                # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is not split:
+                # push_cell counts it as blocked)
+                if w > 0.0 and (w_ap < 1.0 or w < w_ap):
+                    nq, blocked = push_split(q, nq, sx, sy, d0, refine, blades, rotation, roundness, cateye, cx, cy)
+                    wtot += blocked
+                    continue
+            nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye, cx, cy)
+            wtot += blocked
+    return nq, wtot
+
+
+@njit(cache=True, inline="always")
+def trace_cells(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, mode, q, nq,
+                wtot, grid, grid_cell, refine, prefilter, blades, rotation, roundness, cateye, cx, cy):
+    """Stage 3: trace the queued cells (MODE_GRID: the shared ``grid`` of point rays); a cell across an occlusion
+    edge is replaced by its sub-cells. Returns (c0, c1, c2, weight of the rays that pass, weight of the whole
+    aperture, rays traced)."""
+    acc0 = 0.0
+    acc1 = 0.0
+    acc2 = 0.0
+    wsum = 0.0  # weight of the rays that pass
+    rays = 0
+    head = 0
+    while head < nq:
+        if mode == MODE_GRID:
+            sx = grid[head, 0]
+            sy = grid[head, 1]
+            size = grid_cell
+            size_y = grid_cell
+            w = 1.0
+            w_ap = 1.0
+            level = 1.0
+            head += 1
+            if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
+                wtot += 1.0
+                continue
+        else:
+            row = head
+            head += 1
+            level = q[row, Q_LEVEL]
+            sx = q[row, Q_SX]
+            sy = q[row, Q_SY]
+            size = q[row, Q_SIZE_X]
+            size_y = q[row, Q_SIZE_Y]
+            w = q[row, Q_W]
+            w_ap = q[row, Q_W_AP]
+        c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
+                                      order, px, py, sx, sy, size, size_y, prefilter)
+        rays += 1
+        if mixed and level == 0.0 and refine > 1:
+            # the product of box means is not the mean of the product: trace sub-cells instead
+            row = head - 1  # split the whole cell, not the part of it the aperture's edge left
+            nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], q[row, Q_SIZE], refine, blades,
+                                     rotation, roundness, cateye, cx, cy)
+            wtot += blocked
+            continue
+        acc0 += w * c0
+        acc1 += w * c1
+        acc2 += w * c2
+        wsum += w
+        wtot += w_ap
+    return acc0, acc1, acc2, wsum, wtot, rays
+
+
 @njit(parallel=True, cache=True)
-def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
-                  mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter,
-                  blades, rotation, roundness, cateye, falloff, seed, queues, out, spp):
+def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
     pixel read in rows, the texel rows read).
 
-    tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels.
-    sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``.
-    dtex: L×Hp×Wp float64 padded disparity (read only for general layers).
-    kinds, gparam, drange: per-layer geometry (renderer/layers.py).
-    grid: G×2 aperture points shared by every pixel (MODE_GRID only).
+    scene = (tex, sat, dtex, kinds, gparam, drange, pad):
+        tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
+        sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
+        dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
+        kinds, gparam, drange: per-layer geometry (renderer/layers.py).
+    sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter): the
+        Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
+    aperture = (blades, rotation in radians, roundness, cateye, falloff).
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
-    Per pixel, the aperture cells to trace go into a queue (cells cut by the aperture's edge already split);
-    a traced cell whose footprint straddles an occlusion edge appends its sub-cells instead of counting.
+    Per pixel: 1. the layers its rays can meet; 1c. one surface through a round aperture: a disk mean read in
+    texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
+    them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
+    tex, sat, dtex, kinds, gparam, drange, pad = scene
+    mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter = sampling
+    blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
     W = out.shape[1]
     L = tex.shape[0]
     half_diag = 0.5 * math.sqrt(W * W + H * H)
     # Farthest a ray's box reaches from p, in units of r: cell centre ≤ 1 + 0.71δ, plus the half box.
-    reach = 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == 0 else 1.0
+    reach = 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == MODE_ADAPTIVE else 1.0
     grid_cell = math.sqrt(math.pi / grid.shape[0])
+    disk_reads = strips and mode == MODE_ADAPTIVE and blades < 3 and cateye <= 0.0 and prefilter
     # Square tiles of pixels (not rows): the rays of nearby pixels read the same patches of the tables, so a
     # tile's reads stay in cache.
     tiles_x = (W + TILE - 1) // TILE
@@ -635,180 +838,36 @@ def render_kernel(tex, sat, dtex, kinds, gparam, drange, pad, K, df,
             py = i + 0.5
             px = j + 0.5
             # ---- 1. layers whose coverage can reach this pixel, and their largest circle of confusion ----
-            # A layer with no alpha within r·reach of p contributes nothing and is skipped by every ray.
-            rmax = 0.0
-            cell_here = cell_px
-            for l in range(L):
-                dc = 0.0
-                if kinds[l] == 2:
-                    r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
-                else:
-                    dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
-                    r = abs(dc - df)
-                    r = 0.0 if r < FOCUS_EPS else K * r  # in focus to float32 precision, as trace_ray reads it
-                half = r * reach + 1.5
-                cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
-                relevant[l] = cover > 1e-12
-                # disparities at which a ray can meet the layer (a plane: its range over the box)
-                if kinds[l] == 1:
-                    dspread = (abs(gparam[l, 1]) + abs(gparam[l, 2])) * half
-                    dlo[l] = dc - dspread
-                    dhi[l] = dc + dspread
-                elif kinds[l] == 0:
-                    dlo[l] = gparam[l, 0]
-                    dhi[l] = gparam[l, 0]
-                else:
-                    dlo[l] = drange[l, 0]
-                    dhi[l] = drange[l, 1]
-                # opaque over the whole box: no ray gets past it (to ~1e-5 of transmittance at worst)
-                opaque[l] = cover >= (1.0 - 1e-9) * 4.0 * half * half
-                rl[l] = r
-            # ---- 1b. a layer nearer than every other along every ray and opaque wherever a ray meets it hides
-            # the rest: only it is traced (in focus, that is a single ray) ----
-            front = -1
-            for l in range(L):
-                if not (relevant[l] and opaque[l]):
-                    continue
-                nearest = True
-                for m in range(L):
-                    if m != l and relevant[m] and dhi[m] >= dlo[l]:
-                        nearest = False
-                        break
-                if nearest:
-                    front = l
-                    break
-            for l in range(L):
-                if relevant[l] and rl[l] > rmax:
-                    rmax = rl[l]
-            if front >= 0:
-                for l in range(L):
-                    relevant[l] = l == front
-                if rl[front] <= 0.0:
-                    rmax = 0.0
-            for l in range(L):
-                if relevant[l] and kinds[l] == 2:
-                    # a general surface occludes itself where it folds, which no box read can average over
-                    cell_here = cell_px / GENERAL_CELL_DIVISOR
+            rmax, cell = reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach, cell_px,
+                                          relevant, opaque, dlo, dhi, rl)
             # ---- 1c. every ray meets one surface, a fronto-parallel (or nearly) one, through a round aperture:
             # the aperture integral is the mean over a disk of radius r on that layer, read in texel rows ----
-            if strips and mode == 0 and blades < 3 and cateye <= 0.0 and prefilter:
-                only = -1
-                count = 0
-                for l in range(L):
-                    if relevant[l]:
-                        only = l
-                        count += 1
-                if count == 1 and kinds[only] != 2 and rl[only] >= strip_min_px:
-                    tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == 1 else 0.0
-                    if tilt * rl[only] <= STRIP_MAX_DISTORTION:
-                        # radius of the disk convolved with the texel's box (bilinear reads), by second moment
-                        r_eff = math.sqrt(rl[only] * rl[only] + 1.0 / 3.0)
-                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
-                        out[i, j, 0] = m0
-                        out[i, j, 1] = m1
-                        out[i, j, 2] = m2
-                        spp[i, j] = rows
-                        continue
+            if disk_reads:
+                only = strip_layer(kinds, gparam, K, relevant, rl, strip_min_px)
+                if only >= 0:
+                    # radius of the disk convolved with the texel's box (bilinear reads), by second moment
+                    r_eff = math.sqrt(rl[only] * rl[only] + 1.0 / 3.0)
+                    m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
+                    out[i, j, 0] = m0
+                    out[i, j, 1] = m1
+                    out[i, j, 2] = m2
+                    spp[i, j] = rows
+                    continue
             # cat-eye: the exit pupil, a unit disk shifted toward the frame centre, clips the aperture
             cx = -2.0 * cateye * (px - 0.5 * W) / half_diag
             cy = -2.0 * cateye * (py - 0.5 * H) / half_diag
             # ---- 2. the cells of the aperture ----
-            nq = 0
-            wtot = 0.0  # weight of the whole aperture (for light falloff)
-            if mode == 1:
-                # one fixed pattern for every pixel, point rays: read straight from ``grid`` below
+            if mode == MODE_GRID:
+                # one fixed pattern for every pixel, point rays: read straight from ``grid`` in stage 3
                 nq = grid.shape[0]
-            elif rmax <= 0.0 and cateye <= 0.0:
-                # every layer that reaches the pixel is in focus: one ray
-                for c in range(Q_COLUMNS):
-                    q[0, c] = 0.0
-                q[0, Q_SIZE_X] = 1.0
-                q[0, Q_SIZE_Y] = 1.0
-                q[0, Q_SIZE] = 1.0
-                q[0, Q_W] = 1.0
-                q[0, Q_W_AP] = 1.0
-                q[0, Q_LEVEL] = 1.0
-                nq = 1
+                wtot = 0.0  # weight of the whole aperture (for light falloff)
             else:
-                # jittered square grid of N ≈ π·r_max²/cell_px² cells of side δ (at least min_n)
-                n = int(math.ceil(math.pi * rmax * rmax / (cell_here * cell_here)))
-                n = min(max(n, min_n), max_n)
-                d0 = math.sqrt(math.pi / n)
-                split_edge = refine > 1 and rmax * d0 > edge_px
-                ou = pixel_shift(seed, i, j, 0)
-                ov = pixel_shift(seed, i, j, 1)
-                m = int(math.ceil(1.0 / d0)) + 1
-                for a in range(-m, m):
-                    sx = (a + ou) * d0
-                    # rows of this column whose cell can reach the unit disk (the aperture lies inside it)
-                    nx = max(abs(sx) - 0.5 * d0, 0.0)
-                    if nx >= 1.0:
-                        continue
-                    lim = math.sqrt(1.0 - nx * nx) + 0.5 * d0 + 1e-9
-                    b_lo = max(-m, int(math.floor(-lim / d0 - ov)))
-                    b_hi = min(m, int(math.ceil(lim / d0 - ov)) + 1)
-                    for b in range(b_lo, b_hi):
-                        sy = (b + ov) * d0
-                        if split_edge:
-                            w_ap, w = cell_coverage(sx, sy, d0, blades, rotation, roundness, cateye, cx, cy)
-                            if w_ap <= 0.0:
-                                continue
-                            # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is
-                            # not split: push_cell counts it as blocked)
-                            if w > 0.0 and (w_ap < 1.0 or w < w_ap):
-                                nq, blocked = push_split(q, nq, sx, sy, d0, refine, blades, rotation, roundness,
-                                                         cateye, cx, cy)
-                                wtot += blocked
-                                continue
-                        nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye,
-                                                cx, cy)
-                        wtot += blocked
-            # ---- 3. trace the queue; a cell on the aperture's edge (where its footprint exceeds edge_px) and a
-            # cell across an occlusion edge are replaced by their sub-cells ----
-            acc0 = 0.0
-            acc1 = 0.0
-            acc2 = 0.0
-            wsum = 0.0  # weight of the rays that pass
-            rays = 0
-            head = 0
-            while head < nq:
-                if mode == 1:
-                    sx = grid[head, 0]
-                    sy = grid[head, 1]
-                    size = grid_cell
-                    size_y = grid_cell
-                    w = 1.0
-                    w_ap = 1.0
-                    level = 1.0
-                    head += 1
-                    if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
-                        wtot += 1.0
-                        continue
-                else:
-                    row = head
-                    head += 1
-                    level = q[row, Q_LEVEL]
-                    sx = q[row, Q_SX]
-                    sy = q[row, Q_SY]
-                    size = q[row, Q_SIZE_X]
-                    size_y = q[row, Q_SIZE_Y]
-                    w = q[row, Q_W]
-                    w_ap = q[row, Q_W_AP]
-                c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
-                                              order, px, py, sx, sy, size, size_y, prefilter)
-                rays += 1
-                if mixed and level == 0.0 and refine > 1:
-                    # the product of box means is not the mean of the product: trace sub-cells instead
-                    row = head - 1  # split the whole cell, not the part of it the aperture's edge left
-                    nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], q[row, Q_SIZE], refine, blades,
-                                             rotation, roundness, cateye, cx, cy)
-                    wtot += blocked
-                    continue
-                acc0 += w * c0
-                acc1 += w * c1
-                acc2 += w * c2
-                wsum += w
-                wtot += w_ap
+                nq, wtot = enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blades,
+                                         rotation, roundness, cateye, cx, cy)
+            # ---- 3. trace the queue ----
+            acc0, acc1, acc2, wsum, wtot, rays = trace_cells(
+                tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, mode, q, nq, wtot,
+                grid, grid_cell, refine, prefilter, blades, rotation, roundness, cateye, cx, cy)
             spp[i, j] = rays
             norm = wtot if falloff else wsum
             if norm > 0.0:

@@ -342,10 +342,10 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
     kernels.render_kernel(
-        scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad, K, df,
-        mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
-        bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter),
-        int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff),
+        (scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad), K, df,
+        (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
+         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
+        (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
         int(seed), queues, out, spp,
     )
     clipped = float(np.mean(out.max(axis=-1) > 1.0)) if highlights is not None else 0.0
