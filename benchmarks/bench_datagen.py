@@ -44,7 +44,7 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
     t_all = time.perf_counter()
     for i in range(n):
         t_sample = t = time.perf_counter()
-        spec = draw_scene(0, i, fgs, bgs, SceneConfig(size=size))
+        spec = draw_scene(0, i, fgs, bgs, SceneConfig(), size=size)
         layers = build_layers(spec, by_id)
         target, xy, d_f = resolve_focus(spec, layers)
         stages["compose"] += time.perf_counter() - t

@@ -101,7 +101,7 @@ def datagen_scenes(n: int):
     rows = scan_assets(cfg, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     for i in range(n):
-        spec = draw_scene(cfg.seed, i, fgs, bgs, SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range)))
+        spec = draw_scene(cfg.seed, i, fgs, bgs, cfg.scene, size=cfg.size)
         layers = build_layers(spec, by_id)
         yield spec.K, resolve_focus(spec, layers)[2], spec.seed, layers
 

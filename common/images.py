@@ -91,6 +91,46 @@ def load_alpha(path) -> np.ndarray:
     return alpha if alpha is not None else rgb[..., 0]
 
 
+def to_uint16(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 float in [0, 1] -> uint16 (rounded), for 16-bit PNGs."""
+    return np.round(np.clip(rgb, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 float in [0, 1] -> uint8 (rounded)."""
     return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def encode_png(rgb: np.ndarray, compress_level: int = 3) -> bytes:
+    """H×W×3 sRGB (RGB order) uint8 or uint16 -> PNG bytes of that bit depth (PIL writes 8-bit RGB; OpenCV writes
+    16-bit RGB, which PIL cannot). Deterministic: the same array gives the same bytes."""
+    if rgb.dtype == np.uint8:
+        import io
+
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG", compress_level=compress_level)
+        return buf.getvalue()
+    if rgb.dtype == np.uint16:
+        import cv2
+
+        ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]),
+                                [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
+        if not ok:
+            raise ValueError("encode_png: OpenCV could not encode the 16-bit image")
+        return data.tobytes()
+    raise TypeError(f"encode_png: uint8 or uint16 H×W×3 expected, got {rgb.dtype}")
+
+
+def decode_png(data: bytes, name: str = "png") -> np.ndarray:
+    """PNG bytes -> H×W×3 RGB array, uint8 for an 8-bit file and uint16 for a 16-bit one (divide by 255 or 65535
+    for [0, 1]); ``name`` is quoted in the error for unreadable bytes."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if arr is None:
+        raise ValueError(f"{name}: not a readable PNG")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr[..., ::-1])

@@ -3,11 +3,14 @@
 Adapters for the layouts of the public matting sets:
 
 * ``photomatte85``: a folder of RGBA PNGs (the alpha channel is the matte);
-* ``pairs`` (AIM-500: ``original/`` + ``mask/``; RWP-636 and others: ``image/`` + ``mask/`` by default): an image
-  folder and a matte folder whose files match by stem;
+* ``aim500`` (``original/*.jpg`` + GT mattes in ``mask/``; its ``trimap/`` and ``usr/`` are not read), ``rwp636``
+  (RealWorldPortrait-636: ``image/`` + GT mattes in ``alpha/``; its ``mask/``, ``trimap/`` and ``detailmap/`` are
+  coarse, not the matte), ``am2k`` (``original/`` + ``mask/``), ``p3m10k`` (``blurred_image/`` + ``mask/``) and
+  ``pairs`` (``image/`` + ``mask/``): an image folder and a matte folder whose files match by stem;
 * ``generic``: one folder of RGBA images and/or image + matte pairs matched by stem (``NAME.jpg`` with
   ``NAME_alpha.png``, ``NAME_mask.png`` or ``NAME_matte.png``);
-* ``backgrounds``: any images (landscapes in the paper).
+* ``backgrounds``: any images (landscapes in the paper), each optionally with a disparity map beside it
+  (``NAME_disp.npy``, float, larger = nearer, or ``NAME_disp.png``, 16-bit grey) that scenes may use as its depth.
 
 Every file is opened and checked once: unreadable or truncated files, image/matte size mismatches, empty or
 all-opaque mattes and images smaller than ``min_size`` are kept in the manifest as skipped rows with the reason; a
@@ -48,6 +51,7 @@ class Asset:
     split: str  # "train" | "val" | "" for skipped rows
     ok: bool
     reason: str  # why the file was skipped; "" when ok
+    disp_uri: str = ""  # a background's disparity map (NAME_disp.npy / NAME_disp.png beside it), "" when none
 
 
 def split_of(asset_id: str, val_fraction: float) -> str:
@@ -62,20 +66,50 @@ def _digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
-def _skipped(uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "") -> Asset:
-    return Asset(sha[:16], uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, reason)
+def _skipped(uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "",
+             disp_uri: str = "") -> Asset:
+    return Asset(sha[:16], uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, reason, disp_uri)
 
 
-def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float) -> Asset:
-    """Open and check one asset; returns an ok row or a skipped row naming the problem (never raises for a bad
-    file)."""
+DISP_SUFFIX = "_disp"
+
+
+def load_disparity_map(path) -> np.ndarray:
+    """A background's disparity map as H×W float32, larger = nearer: ``.npy`` (float, any scale) or a grey PNG
+    (16- or 8-bit). Only its relative values matter (a scene rescales it); NaN, infinite or constant maps are
+    refused, naming the file."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            disp = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{display_name(path)}: unreadable disparity map ({e})") from None
+        if disp.ndim == 3 and disp.shape[-1] == 1:
+            disp = disp[..., 0]
+        if disp.ndim != 2 or disp.dtype.kind not in "fiu":
+            raise ValueError(f"{display_name(path)}: expected an H×W numeric array, got {disp.dtype} {disp.shape}")
+        disp = disp.astype(np.float32)
+    else:
+        disp = load_alpha(path)
+    if not np.isfinite(disp).all():
+        raise ValueError(f"{display_name(path)}: disparity map has NaN or infinite values")
+    if float(disp.max() - disp.min()) <= 0.0:
+        raise ValueError(f"{display_name(path)}: constant disparity map (no depth to use)")
+    return disp
+
+
+def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float,
+        disp: Path | None = None) -> Asset:
+    """Open and check one asset (with its matte, or for a background its disparity map); returns an ok row or a
+    skipped row naming the problem (never raises for a bad file)."""
     uri, alpha_uri = display_name(image), display_name(matte) if matte else ""
-    for path, text in ((image, uri), (matte, alpha_uri)):
+    disp_uri = display_name(disp) if disp else ""
+    for path, text in ((image, uri), (matte, alpha_uri), (disp, disp_uri)):
         if path is not None and text != str(path):
             return _skipped(uri, kind, source, f"{text}: the file name is not valid UTF-8 (shown escaped); rename "
                                                f"it", alpha_uri)
     try:
-        sha = _digest(image, matte) if matte else _digest(image)
+        sha = _digest(*(p for p in (image, matte, disp) if p is not None))
     except OSError as e:
         return _skipped(uri, kind, source, f"{uri}: cannot read ({e})", alpha_uri)
     asset_id = sha[:16]
@@ -87,6 +121,11 @@ def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: in
                 raise ValueError(f"{matte}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
                                  f"{image} ({rgb.shape[1]}×{rgb.shape[0]})")
         h, w = rgb.shape[:2]
+        if disp is not None:
+            dmap = load_disparity_map(disp)
+            if dmap.shape != (h, w):
+                raise ValueError(f"{disp_uri}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not match "
+                                 f"{uri} ({w}×{h})")
         if min(h, w) < min_size:
             raise ValueError(f"{image}: too small ({w}×{h}, need at least {min_size} px on each side)")
         if kind == "foreground":
@@ -97,11 +136,12 @@ def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: in
             if float(alpha.min()) > 1.0 - 1.0 / 255.0:
                 raise ValueError(f"{matte or image}: all-opaque matte (alpha is 1 everywhere): not a cut-out")
     except ValueError as e:
-        return _skipped(uri, kind, source, str(e), alpha_uri, sha)
+        return _skipped(uri, kind, source, str(e), alpha_uri, sha, disp_uri)
     except Exception as e:  # a decoder bug on one odd file must not stop a scan of thousands
-        return _skipped(uri, kind, source, f"{uri}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha)
+        return _skipped(uri, kind, source, f"{uri}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
+                        disp_uri)
     return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
-                 split_of(asset_id, val_fraction), True, "")
+                 split_of(asset_id, val_fraction), True, "", disp_uri)
 
 
 def photomatte85(root: Path) -> list[tuple[Path, Path | None]]:
@@ -139,10 +179,32 @@ def generic(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
     return out, sorted(mattes - used)
 
 
+def backgrounds(root: Path) -> tuple[list[tuple[Path, None, Path | None]], list[Path]]:
+    """Photos, each with its disparity map when one lies beside it (NAME_disp.npy, else NAME_disp.png); returns
+    (image, None, map) triples and the orphan maps."""
+    files = list_images(root)
+    pngs = {p.with_suffix(""): p for p in files if p.stem.endswith(DISP_SUFFIX)}
+    npys = {p.with_suffix(""): p for p in Path(root).rglob(f"*{DISP_SUFFIX}.npy") if p.is_file()}
+    out, used = [], set()
+    for p in files:
+        if p.stem.endswith(DISP_SUFFIX):
+            continue
+        stem = p.with_suffix("").with_name(p.stem + DISP_SUFFIX)
+        disp = npys.get(stem) or pngs.get(stem)
+        out.append((p, None, disp))
+        used.add(stem)
+    orphans = sorted(m for stem, m in {**pngs, **npys}.items() if stem not in used)
+    return out, orphans
+
+
+# Each public matting set as it is published, read with its ground-truth soft matte (never the coarse masks,
+# trimaps or detail maps that some of them also ship).
 LAYOUTS = {
-    "photomatte85": dict(kind="foreground"),
-    "aim500": dict(kind="foreground", image_dir="original", matte_dir="mask"),
-    "rwp636": dict(kind="foreground", image_dir="image", matte_dir="mask"),
+    "photomatte85": dict(kind="foreground"),  # RGBA PNGs
+    "aim500": dict(kind="foreground", image_dir="original", matte_dir="mask"),  # mask/ is AIM-500's GT matte
+    "rwp636": dict(kind="foreground", image_dir="image", matte_dir="alpha"),  # RealWorldPortrait-636: alpha/ is GT
+    "am2k": dict(kind="foreground", image_dir="original", matte_dir="mask"),  # AM-2k: mask/ is the GT matte
+    "p3m10k": dict(kind="foreground", image_dir="blurred_image", matte_dir="mask"),  # P3M-10k
     "pairs": dict(kind="foreground", image_dir="image", matte_dir="mask"),
     "generic": dict(kind="foreground"),
     "backgrounds": dict(kind="background"),
@@ -174,11 +236,18 @@ def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: 
             rows += [_skipped(display_name(p), spec["kind"], layout,
                               f"{display_name(p)}: a matte with no image of the same name beside it (orphan)")
                      for p in orphans]
+        elif layout == "backgrounds":
+            triples, orphans = backgrounds(root)
+            rows += [_skipped(display_name(p), spec["kind"], layout,
+                              f"{display_name(p)}: a disparity map with no photo of the same name beside it "
+                              f"(orphan)") for p in orphans]
+            jobs += [(img, None, disp, spec["kind"], layout) for img, _, disp in triples]
+            continue
         else:
             found = photomatte85(root)
-        jobs += [(img, matte, spec["kind"], layout) for img, matte in found]
-    for img, matte, kind, layout in tqdm(jobs, desc="scanning assets", unit="file", disable=not progress):
-        rows.append(vet(img, matte, kind, layout, min_size=min_size, val_fraction=val_fraction))
+        jobs += [(img, matte, None, spec["kind"], layout) for img, matte in found]
+    for img, matte, disp, kind, layout in tqdm(jobs, desc="scanning assets", unit="file", disable=not progress):
+        rows.append(vet(img, matte, kind, layout, min_size=min_size, val_fraction=val_fraction, disp=disp))
     rows.sort(key=lambda a: (a.kind, a.uri))
     if out is not None:
         write_table([asdict(a) for a in rows], assets_schema(), out)

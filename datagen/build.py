@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import config
+from datagen.scenes import HighlightsConfig, SceneConfig
+from degradations import DegradationConfig
 from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
 
@@ -45,7 +47,14 @@ class BuildConfig:
     min_asset_size: int = 256
     val_fraction: float = 0.05
     max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
-    k_range: list[float] = field(default_factory=lambda: [0.0, MAX_K])
+    # the scene distribution (datagen.scenes.SceneConfig: K range, foregrounds, focus targets, background model)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    k_range: list[float] | None = None  # alias of scene.k_range (older configs)
+    # the degradation: {preset: realesrgan_x4plus | s3diff, KEY: VALUE ...} (degradations.DegradationConfig keys)
+    degradation: dict = field(default_factory=dict)
+    highlights: HighlightsConfig = field(default_factory=HighlightsConfig)  # bright bokeh balls, per sample
+    bit_depth: int = 8  # 8, or 16: the all-in-focus and bokeh PNGs in 16 bits (the LQ stays 8-bit)
+    license: str = "other"  # the dataset card's license (an SPDX id or "other": yours to state for your assets)
     # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~5 dB
     # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
     render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
@@ -77,13 +86,36 @@ class BuildConfig:
             raise ValueError(f"val_fraction: in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate: in [0, 1], got {self.max_failure_rate}")
-        if len(self.k_range) != 2 or not 0.0 <= self.k_range[0] <= self.k_range[1]:
-            raise ValueError(f"k_range: [low, high] with 0 <= low <= high, got {self.k_range}")
-        if self.k_range[1] > MAX_K:
-            raise ValueError(f"k_range: the upper end {self.k_range[1]:g} exceeds the model's maximum K {MAX_K:g}")
+        if self.k_range is not None:  # the alias: checked as scene.k_range, then folded into it (one hash)
+            if len(self.k_range) != 2 or not 0.0 <= self.k_range[0] <= self.k_range[1]:
+                raise ValueError(f"k_range: [low, high] with 0 <= low <= high, got {self.k_range}")
+            if self.k_range[1] > MAX_K:
+                raise ValueError(f"k_range: the upper end {self.k_range[1]:g} exceeds the model's maximum K "
+                                 f"{MAX_K:g}")
+            self.scene = dataclasses.replace(self.scene, k_range=tuple(self.k_range))
+            self.k_range = None
+        deg = self.degradation_config()
+        if self.size % deg.scale or self.size < deg.scale * max(deg.kernel_range):
+            raise ValueError(f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
+                             f"least {deg.scale * max(deg.kernel_range)} (scale × largest kernel)")
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth: 8 or 16, got {self.bit_depth}")
         Quality.from_dict(self.render, "render")
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
+
+    def degradation_config(self) -> DegradationConfig:
+        """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)
+        with the section's other keys over it."""
+        values = dict(self.degradation)
+        preset = values.pop("preset", "realesrgan_x4plus")
+        if not isinstance(preset, str):
+            raise ValueError(f"degradation.preset: a preset name, got {preset!r}")
+        try:
+            base = DegradationConfig.preset(preset)
+        except ValueError as e:
+            raise ValueError(f"degradation.preset: {e}") from None
+        return config.from_dict(DegradationConfig, {**config.to_dict(base), **values}, "", "degradation.")
 
     @classmethod
     def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
@@ -122,7 +154,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     import pyarrow as pa
 
     from datagen.assets import usable
-    from datagen.scenes import SceneConfig, draw_scene, make_sample
+    from datagen.scenes import draw_scene, make_sample
+    from renderer import Highlights
     from datagen.shards import encode_sample, member_columns, write_shard
     from manifests import Store, samples_schema
 
@@ -130,13 +163,15 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     _pin_threads()
     fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
     by_id = {a.id: a for a in rows}
-    scfg = SceneConfig(size=cfg.size, k_range=tuple(cfg.k_range))
+    deg = cfg.degradation_config()
+    boost = Highlights(cfg.highlights.threshold, cfg.highlights.gain)
     written, records, failures = [], [], []
     for index in indices:
         key = f"{shard:06d}_{index:06d}"
         try:
-            spec = draw_scene(cfg.seed, index, fgs, bgs, scfg)
-            sample = make_sample(spec, by_id, **cfg.render)
+            spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size,
+                              highlights_prob=cfg.highlights.prob)
+            sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, **cfg.render)
             members = encode_sample(sample, cfg.png_compress_level)
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
             failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
@@ -153,7 +188,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
-    table = pa.Table.from_pylist(records, schema=samples_schema())
+    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds))
     table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")
@@ -483,12 +518,9 @@ def write_wids_indexes(store) -> list[str]:
 
 def preview(store, count: int = 4) -> bytes | None:
     """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard."""
-    import io
-
-    import numpy as np
-    from PIL import Image
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
+    from common.images import decode_png
     from datagen.preview import contact_sheet_png
     from datagen.shards import decode_disp
 
@@ -497,11 +529,17 @@ def preview(store, count: int = 4) -> bytes | None:
     samples = []
     with store.open_input("train-000000.tar") as f:
         for s in group_by_keys(tar_file_expander([{"stream": f, "url": "train-000000.tar"}])):
-            png = {k: np.asarray(Image.open(io.BytesIO(s[f"{k}.png"])).convert("RGB")) for k in ("aif", "bokeh", "lq")}
+            png = {k: _to8(decode_png(s[f"{k}.png"], f"train-000000.tar: {k}.png")) for k in ("aif", "bokeh", "lq")}
             samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
             if len(samples) == count:
                 break
     return contact_sheet_png(samples)
+
+
+def _to8(rgb):
+    import numpy as np
+
+    return rgb if rgb.dtype == np.uint8 else (rgb.astype(np.float64) / 257.0).round().astype(np.uint8)
 
 
 def _versions() -> dict:

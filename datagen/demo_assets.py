@@ -6,8 +6,10 @@ Backgrounds: scikit-image's colour photographs (coffee, chelsea, rocket, astrona
 of the same photographs with procedurally generated soft mattes (a feathered ellipse; a blob with a hair-like fringe
 of thin fractional-alpha strands; a soft rounded rectangle). Licences, from the docstrings of skimage.data: astronaut
 (NASA, no known copyright restrictions), coffee (CC0, Rachel Michetti), chelsea (CC0, Stefan van der Walt), rocket
-(SpaceX, released into the public domain); written to LICENSES.txt beside the assets. The folder layout is the scanner's: ``fg/`` (generic RGBA cut-outs) and
-``bg/`` (backgrounds); nothing is downloaded.
+(SpaceX, released into the public domain); written to LICENSES.txt beside the assets. Plus the Middlebury 2014
+"motorcycle" left view with its real disparity (``bg/motorcycle.png`` + ``bg/motorcycle_disp.npy``, invalid pixels
+filled with the farthest valid disparity), a background with real depth (Scharstein et al., GCPR 2014). The
+folder layout is the scanner's: ``fg/`` (generic RGBA cut-outs) and ``bg/`` (backgrounds); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from PIL import Image
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut")
 LICENCES = {"astronaut": "NASA, no known copyright restrictions", "coffee": "CC0, Rachel Michetti",
-            "chelsea": "CC0, Stefan van der Walt", "rocket": "SpaceX, public domain"}
+            "chelsea": "CC0, Stefan van der Walt", "rocket": "SpaceX, public domain",
+            "motorcycle": "Middlebury Stereo 2014 (Scharstein et al.), as shipped by scikit-image"}
+VERSION = "2"  # bump when the set changes: an older generated folder is rewritten
 
 
 def default_dir() -> Path:
@@ -72,7 +76,7 @@ def make_demo_assets(out: Path | None = None) -> Path:
 
     out = Path(out) if out else default_dir()
     done = out / "DONE"
-    if done.exists():
+    if done.exists() and done.read_text().strip() == VERSION:
         return out
     (out / "fg").mkdir(parents=True, exist_ok=True)
     (out / "bg").mkdir(parents=True, exist_ok=True)
@@ -88,8 +92,14 @@ def make_demo_assets(out: Path | None = None) -> Path:
                  "rect": lambda: _rounded_rect(h, w, soft=3.0)}[shape]()
         alpha = np.round(matte * 255).astype(np.uint8)
         Image.fromarray(np.dstack([img, alpha])).save(out / "fg" / f"{name}_{shape}.png")
+    left, _, disp = data.stereo_motorcycle()
+    disp = np.asarray(disp, np.float32)
+    valid = np.isfinite(disp) & (disp > 0)
+    disp = np.where(valid, disp, disp[valid].min()).astype(np.float32)  # unknown: as far as the farthest known
+    Image.fromarray(left[..., :3]).save(out / "bg" / "motorcycle.png")
+    np.save(out / "bg" / "motorcycle_disp.npy", disp)
     (out / "LICENSES.txt").write_text("".join(f"{k}: {v} (scikit-image data)\n" for k, v in LICENCES.items()))
-    done.write_text("ok\n")
+    done.write_text(VERSION + "\n")
     return out
 
 

@@ -18,24 +18,76 @@ import numpy as np
 
 from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
-from renderer import Layer, pinhole_view, render_bokeh
+from renderer import Highlights, Layer, pinhole_view, render_bokeh
 
-from .assets import Asset, load_asset
-from common.images import to_uint8
+from .assets import Asset, load_asset, load_disparity_map
+from common.images import to_uint8, to_uint16
+
+
+MAX_FOREGROUNDS = 8
 
 
 @dataclass
 class SceneConfig:
-    """Ranges of the random scene draws."""
+    """The distribution of the random scenes (the ``scene:`` section of a build config); every range is
+    [low, high]. Defaults: the paper's recipe (two foregrounds, focus on either or the background alike)."""
 
-    size: int = 512
-    k_range: tuple = (0.0, MAX_K)
-    bg_disparity_range: tuple = (0.0, 0.3)  # disparity at the background's centre
-    bg_tilt_range: tuple = (0.0, 0.2)  # disparity change across the frame
+    k_range: tuple[float, float] = (0.0, MAX_K)  # blur strength K ~ U(k_range)
+    num_foregrounds: int = 2  # matted subjects per scene, 0..MAX_FOREGROUNDS
+    # probability of each focus target: fg0, fg1, ..., background (num_foregrounds + 1 values summing to 1);
+    # empty = all alike
+    focus_probs: list[float] = field(default_factory=list)
+    bg_disparity_range: tuple[float, float] = (0.0, 0.3)  # disparity at the background's centre
+    bg_tilt_range: tuple[float, float] = (0.0, 0.2)  # disparity change across the frame (plane) / map's span
+    # probability that a background with a disparity map (NAME_disp.npy / .png beside it) uses it, rescaled into
+    # [c − t/2, c + t/2] for the drawn centre c and span t, instead of a tilted plane
+    bg_map_prob: float = 0.5
     fg_margin: float = 0.05  # a foreground is at least this much nearer than the nearest background point
-    fg_scale_range: tuple = (0.4, 0.8)  # foreground's longer side / output size
-    fg_center_range: tuple = (0.2, 0.8)  # foreground centre / output size, narrowed so that the subject fits
-    bg_crop_range: tuple = (0.6, 1.0)  # side of the background crop / shorter side of the photo
+    fg_scale_range: tuple[float, float] = (0.4, 0.8)  # foreground's longer side / output size
+    fg_center_range: tuple[float, float] = (0.2, 0.8)  # foreground centre / output size, narrowed to fit
+    bg_crop_range: tuple[float, float] = (0.6, 1.0)  # side of the background crop / shorter side of the photo
+
+    def __post_init__(self):
+        ranges = {"k_range": (0.0, MAX_K), "bg_disparity_range": (0.0, 1.0), "bg_tilt_range": (0.0, 1.0),
+                  "fg_scale_range": (1e-3, 4.0), "fg_center_range": (0.0, 1.0), "bg_crop_range": (1e-3, 1.0)}
+        for name, (lo, hi) in ranges.items():
+            a, b = getattr(self, name)
+            if not lo <= a <= b <= hi:
+                if name == "k_range" and b > MAX_K:
+                    raise ValueError(f"k_range: the upper end {b:g} exceeds the model's maximum K {MAX_K:g}")
+                raise ValueError(f"{name}: [low, high] with {lo:g} <= low <= high <= {hi:g}, got {[a, b]}")
+        if not 0 <= self.num_foregrounds <= MAX_FOREGROUNDS:
+            raise ValueError(f"num_foregrounds: 0..{MAX_FOREGROUNDS}, got {self.num_foregrounds}")
+        if self.focus_probs:
+            if len(self.focus_probs) != self.num_foregrounds + 1 or min(self.focus_probs) < 0 or \
+                    abs(sum(self.focus_probs) - 1.0) > 1e-6:
+                raise ValueError(f"focus_probs: {self.num_foregrounds + 1} probabilities (fg0 .. "
+                                 f"fg{self.num_foregrounds - 1}, background) summing to 1, got {self.focus_probs}")
+        if not 0.0 <= self.bg_map_prob <= 1.0:
+            raise ValueError(f"bg_map_prob: a probability in [0, 1], got {self.bg_map_prob}")
+        if not 0.0 <= self.fg_margin < 1.0:
+            raise ValueError(f"fg_margin: in [0, 1), got {self.fg_margin}")
+
+    def targets(self) -> tuple[list[str], list[float]]:
+        """The focus targets and their probabilities."""
+        names = [f"fg{i}" for i in range(self.num_foregrounds)] + ["background"]
+        probs = list(self.focus_probs) or [1.0 / len(names)] * len(names)
+        return names, probs
+
+
+@dataclass
+class HighlightsConfig:
+    """The ``highlights:`` section of a build config: with probability ``prob`` a sample is rendered with the
+    renderer's :class:`renderer.Highlights` (clipped highlights boosted, so light sources make bright bokeh balls)."""
+
+    threshold: float = 0.9
+    gain: float = 4.0
+    prob: float = 0.0
+
+    def __post_init__(self):
+        Highlights(self.threshold, self.gain)  # its own range checks
+        if not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"prob: a probability in [0, 1], got {self.prob}")
 
 
 @dataclass
@@ -60,9 +112,12 @@ class SceneSpec:
     bg_plane: tuple  # (a, gx, gy): disparity = a + gx·x + gy·y, pixel centres at (j + 0.5, i + 0.5)
     foregrounds: list = field(default_factory=list)
     K: float = 0.0
-    focus_target: str = "background"  # "fg0" | "fg1" | "background"
+    focus_target: str = "background"  # "fg0" | "fg1" | ... | "background"
     focus_u: tuple = (0.0, 0.0)  # uniform numbers that pick the focus point on the target (resolve_focus)
     degradation_seed: int = 0
+    bg_model: str = "plane"  # "plane": the tilted plane bg_plane; "map": the background's own disparity map
+    bg_map_range: tuple = (0.0, 0.0)  # "map": the map's [min, max] rescaled to this disparity range
+    highlights: bool = False  # rendered with the build's renderer.Highlights
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -89,7 +144,7 @@ class SceneSpec:
     def from_json(cls, text: str) -> "SceneSpec":
         d = json.loads(text)
         d["foregrounds"] = [ForegroundSpec(**{**f, "center": tuple(f["center"])}) for f in d["foregrounds"]]
-        for key in ("bg_crop", "bg_plane", "focus_u"):
+        for key in ("bg_crop", "bg_plane", "focus_u", "bg_map_range"):
             d[key] = tuple(d[key])
         return cls(**d)
 
@@ -110,13 +165,17 @@ def render_seed(spec: "SceneSpec") -> int:
 
 
 def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: list[Asset],
-               cfg: SceneConfig | None = None) -> SceneSpec:
-    """Draw one scene from the given (already split-filtered) assets."""
+               cfg: SceneConfig | None = None, *, size: int = 512, highlights_prob: float = 0.0) -> SceneSpec:
+    """Draw one size×size scene from the given (already split-filtered) assets. The draws of the paper's recipe
+    come first from the sample's generator; the background model and highlights come from a second generator of
+    the same (seed, index), so adding them left the recipe's draws as they were."""
     cfg = cfg or SceneConfig()
-    if len(foregrounds) < 1 or not backgrounds:
-        raise ValueError("draw_scene: needs at least one foreground and one background asset")
+    if (cfg.num_foregrounds and not foregrounds) or not backgrounds:
+        raise ValueError(f"draw_scene: needs {'at least one foreground and ' if cfg.num_foregrounds else ''}"
+                         f"one background asset")
     rng = sample_rng(seed, index)
-    s = cfg.size
+    extra = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
+    s = size
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     side = _u(rng, cfg.bg_crop_range)
     crop = (float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.width)),
@@ -130,8 +189,14 @@ def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: lis
     if lo < 0:  # keep the whole frame in [0, 1] (with a margin for rounding)
         a -= lo - 1e-9
     bg_max = max(corners) - min(lo, 0.0)
+    use_map = bool(extra.random() < cfg.bg_map_prob) and bool(getattr(bg, "disp_uri", ""))
+    map_range = (0.0, 0.0)
+    if use_map:  # the map's values rescaled into [c − t/2, c + t/2], kept inside [0, 1]
+        m_lo = min(max(0.0, c - t / 2), 1.0 - t)
+        map_range = (m_lo, m_lo + t)
+        bg_max = map_range[1]
     fgs = []
-    for _ in range(2):
+    for _ in range(cfg.num_foregrounds):
         asset = foregrounds[int(rng.integers(len(foregrounds)))]
         disparity = _u(rng, (min(bg_max + cfg.fg_margin, 1.0), 1.0))
         scale = _u(rng, cfg.fg_scale_range)
@@ -142,10 +207,13 @@ def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: lis
         center = (_u(rng, (lo_c, hi_c)), _u(rng, (lo_c, hi_c)))
         fgs.append(ForegroundSpec(asset.id, disparity, scale, center, bool(rng.integers(2))))
     K = _u(rng, cfg.k_range)
-    target = ("fg0", "fg1", "background")[int(rng.integers(3))]
+    names, probs = cfg.targets()
+    pick = int(rng.integers(len(names))) if not cfg.focus_probs else int(rng.choice(len(names), p=probs))
+    target = names[pick]
     focus_u = (float(rng.random()), float(rng.random()))
     return SceneSpec(int(seed), int(index), s, bg.id, crop, bool(rng.integers(2)), (a, gx, gy), fgs, K, target,
-                     focus_u, int(rng.integers(2**62)))
+                     focus_u, int(rng.integers(2**62)), "map" if use_map else "plane", map_range,
+                     bool(extra.random() < highlights_prob))
 
 
 def _place(rgb, alpha, fg: ForegroundSpec, size: int):
@@ -184,9 +252,12 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if crop.shape[0] > s else cv2.INTER_LINEAR)
     if spec.bg_flip:
         crop = crop[:, ::-1]
-    ys, xs = np.mgrid[0:s, 0:s] + 0.5
-    a, gx, gy = spec.bg_plane
-    bg_disp = np.clip(a + gx * xs + gy * ys, 0.0, 1.0).astype(np.float32)
+    if spec.bg_model == "map":
+        bg_disp = _background_map(bg, spec, (x0, y0, side), s)
+    else:
+        ys, xs = np.mgrid[0:s, 0:s] + 0.5
+        a, gx, gy = spec.bg_plane
+        bg_disp = np.clip(a + gx * xs + gy * ys, 0.0, 1.0).astype(np.float32)
     layers = []
     for i, fg in enumerate(spec.foregrounds):
         frgb, falpha = load_asset(assets[fg.asset_id])
@@ -197,11 +268,28 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     return layers
 
 
+def _background_map(bg: Asset, spec: SceneSpec, crop: tuple, s: int) -> np.ndarray:
+    """The background's disparity map, cropped, resized and flipped like its photo, its [min, max] over the crop
+    rescaled to ``spec.bg_map_range`` (a flat crop: the range's middle)."""
+    x0, y0, side = crop
+    disp = load_disparity_map(bg.disp_uri)
+    crop_d = disp[int(y0):int(y0 + side), int(x0):int(x0 + side)]
+    crop_d = cv2.resize(crop_d, (s, s), interpolation=cv2.INTER_AREA if crop_d.shape[0] > s else cv2.INTER_LINEAR)
+    if spec.bg_flip:
+        crop_d = crop_d[:, ::-1]
+    lo, hi = float(crop_d.min()), float(crop_d.max())
+    m_lo, m_hi = spec.bg_map_range
+    if hi - lo < 1e-9:
+        return np.full((s, s), 0.5 * (m_lo + m_hi), np.float32)
+    return np.ascontiguousarray(np.clip(m_lo + (crop_d - lo) / (hi - lo) * (m_hi - m_lo), 0.0, 1.0),
+                                dtype=np.float32)
+
+
 def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, float]:
     """(target, (x, y), focus disparity): the point of the target picked by ``spec.focus_u``, among the pixels
     where the target is solid (alpha > 0.5); a foreground that left the frame hands the focus to the background."""
     target = spec.focus_target
-    layer = layers[int(target[2])] if target.startswith("fg") else layers[-1]
+    layer = layers[int(target[2:])] if target.startswith("fg") else layers[-1]
     ys, xs = np.nonzero(layer.alpha > 0.5)
     if len(ys) == 0:
         target, layer = "background", layers[-1]
@@ -212,18 +300,29 @@ def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, flo
 
 
 def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: DegradationConfig | None = None,
-                **render_options) -> dict:
-    """Every member of one sample (DESIGN.md "Samples"): aif, bokeh, lq (uint8 H×W×3 sRGB), disp (float32 H×W,
-    full precision, nearest visible surface), json (the spec, the degradation draws, the renderer report)."""
+                highlights: Highlights | None = None, bit_depth: int = 8, **render_options) -> dict:
+    """Every member of one sample (DESIGN.md "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
+    ``bit_depth=16``), lq (uint8: the phone input, degraded from the 8-bit all-in-focus image either way), disp
+    (float32 H×W, full precision, nearest visible surface), json (the spec, the degradation draws, the renderer
+    report). ``highlights`` applies where ``spec.highlights`` is set."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth: 8 or 16, got {bit_depth}")
     layers = build_layers(spec, assets)
     target, xy, focus_disparity = resolve_focus(spec, layers)
-    aif, disp = pinhole_view(layers)
-    aif = to_uint8(aif)
+    aif_f, disp = pinhole_view(layers)
+    aif = to_uint8(aif_f)
+    boost = highlights if spec.highlights else None
     bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=render_seed(spec), return_info=True,
-                               **render_options)
+                               highlights=boost, **render_options)
     lq, rec = degrade(aif, spec.degradation_seed, degradation)
     meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
             "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
-            "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp")},
+            "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp",
+                                            "highlights")},
+            "background": {"model": spec.bg_model, "uri": assets[spec.background_id].disp_uri
+                           if spec.bg_model == "map" else ""},
+            "bit_depth": bit_depth,
             "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold"}
+    if bit_depth == 16:
+        return {"aif": to_uint16(aif_f), "bokeh": to_uint16(bokeh), "lq": lq, "disp": disp, "json": meta}
     return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}

@@ -11,21 +11,19 @@ from __future__ import annotations
 import hashlib
 import io
 import numpy as np
-from PIL import Image
 from webdataset import TarWriter
 
+from common.images import encode_png
 from common.jsonfile import dumps as json_dumps
 from manifests.schemas import MEMBERS
 
 
 def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]:
-    """Sample arrays -> member bytes: PNGs (8-bit sRGB, zlib at ``png_compress_level``), disparity as float32
-    .npy, sorted JSON."""
+    """Sample arrays -> member bytes: PNGs (sRGB, 8-bit, or 16-bit for uint16 arrays; zlib at
+    ``png_compress_level``), disparity as float32 .npy, sorted strict JSON."""
     out = {}
     for name in ("aif", "bokeh", "lq"):
-        buf = io.BytesIO()
-        Image.fromarray(sample[name]).save(buf, format="PNG", compress_level=png_compress_level)
-        out[f"{name}.png"] = buf.getvalue()
+        out[f"{name}.png"] = encode_png(sample[name], png_compress_level)
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)
     out["disp.npy"] = buf.getvalue()

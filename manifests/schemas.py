@@ -19,7 +19,8 @@ def assets_schema() -> pa.Schema:
     """assets.parquet: one row per foreground/background file found, skipped ones included (ok = False). The rows
     are ``datagen.assets.Asset``s (tests/test_manifests checks that the two agree)."""
     return _schema([("id", S), ("uri", S), ("alpha_uri", S), ("kind", S), ("source", S), ("width", I),
-                    ("height", I), ("has_alpha", B), ("sha256", S), ("split", S), ("ok", B), ("reason", S)])
+                    ("height", I), ("has_alpha", B), ("sha256", S), ("split", S), ("ok", B), ("reason", S),
+                    ("disp_uri", S)])
 
 
 def _kernel(prefix: str) -> list:
@@ -33,18 +34,21 @@ def _stage(prefix: str) -> list:
             (f"{prefix}_noise_gray", B), (f"{prefix}_jpeg_quality", F)]
 
 
-def scene_schema() -> pa.Schema:
-    """Columns of one scene (datagen.SceneSpec.columns()): two foregrounds, tuples split into _0, _1, …"""
+def scene_schema(num_foregrounds: int = 2) -> pa.Schema:
+    """Columns of one scene (datagen.SceneSpec.columns()): fg0_* .. fg{N-1}_* for its N foregrounds (the build
+    config's scene.num_foregrounds, 2 by default), tuples split into _0, _1, …"""
     f = [pa.field(n, t) for n, t in (("seed", pa.int64()), ("index", pa.int64()), ("size", pa.int64()),
                                      ("background_id", pa.string()))]
     f += [pa.field(f"bg_crop_{i}", pa.float64()) for i in range(3)] + [pa.field("bg_flip", pa.bool_())]
     f += [pa.field(f"bg_plane_{i}", pa.float64()) for i in range(3)]
-    for k in range(2):
+    for k in range(num_foregrounds):
         f += [pa.field(f"fg{k}_asset_id", pa.string()), pa.field(f"fg{k}_disparity", pa.float64()),
               pa.field(f"fg{k}_scale", pa.float64()), pa.field(f"fg{k}_center_0", pa.float64()),
               pa.field(f"fg{k}_center_1", pa.float64()), pa.field(f"fg{k}_flip", pa.bool_())]
     f += [pa.field("K", pa.float64()), pa.field("focus_target", pa.string()), pa.field("focus_u_0", pa.float64()),
           pa.field("focus_u_1", pa.float64()), pa.field("degradation_seed", pa.int64())]
+    f += [pa.field("bg_model", pa.string()), pa.field("bg_map_range_0", pa.float64()),
+          pa.field("bg_map_range_1", pa.float64()), pa.field("highlights", pa.bool_())]
     return pa.schema(f)
 
 
@@ -56,7 +60,7 @@ def degradation_schema() -> pa.Schema:
                    + _kernel("final_kernel") + [("final_order", S), ("final_interp", S)])
 
 
-def samples_schema() -> pa.Schema:
+def samples_schema(num_foregrounds: int = 2) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""
     base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
@@ -65,7 +69,7 @@ def samples_schema() -> pa.Schema:
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
     members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in MEMBERS
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
-    return pa.schema(base + list(scene_schema()) + focus + deg + members)
+    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + deg + members)
 
 
 def pairs_schema() -> pa.Schema:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import webdataset as wds
-from PIL import Image
 
+from common.images import decode_png
 from common.limits import MAX_K
 from .conditioning import defocus_and_mask
 
@@ -61,10 +61,8 @@ def expand_urls(spec) -> list[str]:
 
 
 def _png(data: bytes, key: str, name: str) -> np.ndarray:
-    try:
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"sample {key}: {name} is not a readable PNG ({e})") from e
+    """A member PNG as H×W×3 uint8 or (a 16-bit build's aif/bokeh) uint16."""
+    return decode_png(data, f"sample {key}: {name}")
 
 
 def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, crop: int | None = None,
@@ -86,7 +84,9 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
         aif, bokeh, disp = aif[y:y + crop, x:x + crop], bokeh[y:y + crop, x:x + crop], disp[y:y + crop, x:x + crop]
         lq = lq[y // s:(y + crop) // s, x // s:(x + crop) // s]
         h = w = crop
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
+    # [-1, 1] from 8-bit (/127.5) or 16-bit (/32767.5) values
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (  # noqa: E731
+        127.5 if a.dtype == np.uint8 else 32767.5) - 1
     lq_up = F.interpolate(t(lq)[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
     defocus, mask = defocus_and_mask(disp, K, d_f, k_max, focus_radius)
     return {"key": key, "lq": lq_up, "aif": t(aif), "bokeh": t(bokeh), "disp": torch.from_numpy(disp)[None],

@@ -47,9 +47,9 @@ def sets(tmp_path):
     Image.fromarray(_photo(12)).save(aim / "original" / "c.jpg")  # no matte
     rwp = tmp_path / "RWP-636"
     (rwp / "image").mkdir(parents=True)
-    (rwp / "mask").mkdir()
+    (rwp / "alpha").mkdir()
     Image.fromarray(_photo(13)).save(rwp / "image" / "r.jpg")
-    Image.fromarray(_matte()).save(rwp / "mask" / "r.png")
+    Image.fromarray(_matte()).save(rwp / "alpha" / "r.png")
     gen = tmp_path / "generic"
     gen.mkdir()
     Image.fromarray(_photo(20)).save(gen / "dog.jpg")
@@ -168,3 +168,76 @@ def test_one_bad_file_never_stops_a_scan(tmp_path):
     assert "caf\\xe9.png" in by_name["caf\\xe9.png"].reason
     assert not by_name["lonely_alpha.png"].ok and "orphan" in by_name["lonely_alpha.png"].reason
     assert pq.read_table(out).num_rows == 4  # every row, escaped name included, is storable
+
+
+def _soft(seed, size=64):
+    """A soft matte unlike any decoy: a blurred random field in (0, 1) with a solid centre."""
+    rng = np.random.default_rng(seed)
+    a = (_matte(size).astype(np.float64) / 255) * (0.5 + 0.5 * rng.random((size, size)))
+    a[size // 2 - 4:size // 2 + 4, size // 2 - 4:size // 2 + 4] = 1.0
+    return (a * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("layout, image_dir, matte_dir, decoys", [
+    ("rwp636", "image", "alpha", ("mask", "trimap", "detailmap")),
+    ("aim500", "original", "mask", ("trimap", "usr")),
+    ("am2k", "original", "mask", ("trimap",)),
+    ("p3m10k", "blurred_image", "mask", ("trimap",)),
+])
+def test_matting_sets_are_read_with_their_ground_truth_matte(tmp_path, layout, image_dir, matte_dir, decoys):
+    """Miniature copies of each published layout, with the coarse masks and trimaps the sets also ship as decoys
+    (binary, same names): the loaded alpha is the GT soft matte, bit for bit."""
+    root = tmp_path / layout
+    for d in (image_dir, matte_dir, *decoys):
+        (root / d).mkdir(parents=True)
+    gts = {}
+    for i, name in enumerate(("p1", "p2")):
+        Image.fromarray(_photo(40 + i)).save(root / image_dir / f"{name}.jpg", quality=95)
+        gts[name] = _soft(i)
+        Image.fromarray(gts[name]).save(root / matte_dir / f"{name}.png")
+        for d in decoys:
+            Image.fromarray(np.where(gts[name] > 127, 255, 0).astype(np.uint8)).save(root / d / f"{name}.png")
+    rows = scan([(layout, root)], min_size=32)
+    assert [r.ok for r in rows] == [True, True], [r.reason for r in rows]
+    for row in rows:
+        name = row.uri.rsplit("/", 1)[-1].split(".")[0]
+        assert row.alpha_uri.endswith(f"/{matte_dir}/{name}.png")
+        from datagen.assets import load_asset
+
+        _, alpha = load_asset(row)
+        assert np.array_equal(np.round(alpha * 255).astype(np.uint8), gts[name])
+
+
+def test_photomatte85_reads_the_alpha_channel(tmp_path):
+    root = tmp_path / "PhotoMatte85"
+    root.mkdir()
+    gt = _soft(3)
+    Image.fromarray(np.dstack([_photo(3), gt])).save(root / "a.png")
+    from datagen.assets import load_asset
+
+    (row,) = scan([("photomatte85", root)], min_size=32)
+    assert np.array_equal(np.round(load_asset(row)[1] * 255).astype(np.uint8), gt)
+
+
+def test_backgrounds_pair_with_their_disparity_maps(tmp_path):
+    """NAME_disp.npy (float) or NAME_disp.png (16-bit) beside a photo is its depth; a map of another size, or one
+    with no photo, is a skipped row with the reason."""
+    from datagen.assets import load_disparity_map
+
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    ramp = np.linspace(0, 1, 80 * 80, dtype=np.float32).reshape(80, 80)
+    for name in ("npy", "png", "plain", "wrong"):
+        Image.fromarray(_photo(hash(name) % 100, 80)).save(bg / f"{name}.jpg")
+    np.save(bg / "npy_disp.npy", ramp * 7.0)
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(bg / "png_disp.png")
+    np.save(bg / "wrong_disp.npy", np.ones((10, 10), np.float32) * np.arange(10))
+    np.save(bg / "lonely_disp.npy", ramp)
+    rows = {r.uri.rsplit("/", 1)[-1]: r for r in scan([("backgrounds", bg)], min_size=32)}
+    assert rows["npy.jpg"].ok and rows["npy.jpg"].disp_uri.endswith("npy_disp.npy")
+    assert rows["png.jpg"].ok and rows["png.jpg"].disp_uri.endswith("png_disp.png")
+    assert rows["plain.jpg"].ok and rows["plain.jpg"].disp_uri == ""
+    assert not rows["wrong.jpg"].ok and "disparity map size 10×10 does not match" in rows["wrong.jpg"].reason
+    assert not rows["lonely_disp.npy"].ok and "orphan" in rows["lonely_disp.npy"].reason
+    png = load_disparity_map(rows["png.jpg"].disp_uri)
+    assert png.dtype == np.float32 and abs(float(png[-1, -1]) - 1.0) < 1e-4  # 16 bits kept, not squashed to 8

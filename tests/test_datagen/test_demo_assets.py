@@ -21,7 +21,7 @@ def test_demo_assets_scan_and_preview(tmp_path):
     fractional = (alpha > 0.05) & (alpha < 0.95)
     assert fractional.mean() > 0.01  # strands and feathered edge, not a binary mask
     by_id = {a.id: a for a in rows}
-    samples = [make_sample(draw_scene(0, i, fgs, bgs, SceneConfig(size=96)), by_id) for i in range(2)]
+    samples = [make_sample(draw_scene(0, i, fgs, bgs, SceneConfig(), size=96), by_id) for i in range(2)]
     sheet = np.asarray(Image.open(contact_sheet(samples, tmp_path / "sheet.png")))
     assert sheet.shape == (2 * 96, 5 * 96, 3)
     assert (tmp_path / "demo" / "LICENSES.txt").read_text().count("\n") == 4

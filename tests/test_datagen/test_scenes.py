@@ -34,9 +34,9 @@ def _pools(rows):
 
 def test_draws_stay_in_their_ranges(assets):
     fgs, bgs, _ = _pools(assets)
-    cfg = SceneConfig(size=128)
+    cfg = SceneConfig()
     for index in range(300):
-        spec = draw_scene(7, index, fgs, bgs, cfg)
+        spec = draw_scene(7, index, fgs, bgs, cfg, size=128)
         a, gx, gy = spec.bg_plane
         corners = [a + gx * x + gy * y for x in (0.5, 127.5) for y in (0.5, 127.5)]
         assert 0.0 <= min(corners) and max(corners) <= 1.0
@@ -50,14 +50,14 @@ def test_draws_stay_in_their_ranges(assets):
             assert all(cfg.fg_center_range[0] <= c <= cfg.fg_center_range[1] for c in fg.center)
             assert all(fg.scale / 2 <= c <= 1 - fg.scale / 2 for c in fg.center)
         assert spec.focus_target in ("fg0", "fg1", "background")
-    targets = [draw_scene(7, i, fgs, bgs, cfg).focus_target for i in range(300)]
+    targets = [draw_scene(7, i, fgs, bgs, cfg, size=128).focus_target for i in range(300)]
     assert min(targets.count(t) for t in ("fg0", "fg1", "background")) > 60
 
 
 def test_spec_round_trip_rebuilds_a_byte_identical_sample(assets, tmp_path):
     fgs, bgs, by_id = _pools(assets)
-    spec = draw_scene(3, 5, fgs, bgs, SceneConfig(size=128))
-    assert draw_scene(3, 5, fgs, bgs, SceneConfig(size=128)) == spec  # same (seed, index) ⇒ same draws
+    spec = draw_scene(3, 5, fgs, bgs, SceneConfig(), size=128)
+    assert draw_scene(3, 5, fgs, bgs, SceneConfig(), size=128) == spec  # same (seed, index) ⇒ same draws
     again = SceneSpec.from_json(spec.to_json())
     assert again == spec
     write_table([spec.columns()], scene_schema(), tmp_path / "scenes.parquet")
@@ -72,8 +72,8 @@ def test_spec_round_trip_rebuilds_a_byte_identical_sample(assets, tmp_path):
 
 def test_focus_on_a_foreground_keeps_it_sharp_and_blurs_the_background(assets):
     fgs, bgs, by_id = _pools(assets)
-    cfg = SceneConfig(size=128, k_range=(24.0, 24.0))
-    spec = next(s for s in (draw_scene(11, i, fgs, bgs, cfg) for i in range(100)) if s.focus_target == "fg0")
+    cfg = SceneConfig(k_range=(24.0, 24.0))
+    spec = next(s for s in (draw_scene(11, i, fgs, bgs, cfg, size=128) for i in range(100)) if s.focus_target == "fg0")
     sample = make_sample(spec, by_id)
     layers = build_layers(spec, by_id)
     target, _, d_f = resolve_focus(spec, layers)
