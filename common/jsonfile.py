@@ -1,6 +1,8 @@
 """Strict JSON out of the project: no ``Infinity``/``NaN`` tokens, which ``json.dumps`` writes by default but strict
-parsers (JavaScript's ``JSON.parse``, Go, Rust's serde_json) refuse. A non-finite float is written as the string
-``"inf"``, ``"-inf"`` or ``"nan"``: ``float()`` and the config loader read those back."""
+parsers (JavaScript's ``JSON.parse``, Go, Rust's serde_json) refuse. NaN (a value not drawn, e.g. the beta of a
+Gaussian kernel) is written as ``null``, so a column stays numeric for readers that infer types (Arrow, Hugging Face
+``datasets``); an infinite float as the string ``"inf"`` or ``"-inf"``, which ``float()`` and the config loader
+read back."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 
 
 def finite(obj):
-    """``obj`` with every non-finite float replaced by its string, numpy scalars and arrays as Python values."""
+    """``obj`` with NaN as None, ±inf as "inf"/"-inf", numpy scalars and arrays as Python values."""
     if isinstance(obj, dict):
         return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -21,7 +23,7 @@ def finite(obj):
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     return obj
 
 

@@ -329,9 +329,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import ray
 
     from datagen.assets import usable
+    from datagen.card import dataset_card
     from datagen.report import write_report
     from manifests import SHARD_MANIFESTS, Store, assets_schema, checked_table
 
@@ -420,6 +422,8 @@ def main(args: argparse.Namespace) -> dict:
                "val_skipped": "no validation assets" if skipped_val else "",
                "versions": _versions()}
     store.write_text("dataset.json", json_dumps(summary))
+    counts = {split: merged.filter(pc.equal(merged["split"], split)).num_rows for split in ("train", "val")}
+    store.write_text("README.md", dataset_card(summary, {k: v for k, v in counts.items() if v}, rows, cfg.license))
     # timings: the one output that is not deterministic
     log = json.loads(store.read_text("build_log.json")) if store.exists("build_log.json") else []
     log.append({"ray": ray_info, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),

@@ -264,3 +264,38 @@ def test_overwrite_removes_only_what_a_build_wrote(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="did not write: notes.txt"):
         main(parse_args(["--out", str(ds), "--overwrite"]))
     assert sorted(p.name for p in ds.iterdir()) == ["dataset.json", "notes.txt", "train-000000.tar"]
+
+
+@pytest.mark.slow
+def test_built_folder_is_a_dataset_the_hubs_read(tmp_path, local_ray):
+    """The folder's README.md card makes `datasets.load_dataset(DIR)` read the shards as they are; every JSON the
+    build wrote is strict (a parser that refuses NaN/Infinity accepts it); a 16-bit build keeps 16 bits."""
+    import datasets
+    import numpy as np
+
+    from common.images import decode_png
+
+    out = tmp_path / "hub"
+    main(parse_args(ARGS + ["--out", str(out), "--set", "bit_depth=16", "--set", "license=cc0-1.0"]))
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc0-1.0\n") and "size_categories:\n- n<1K" in card
+    ds = datasets.load_dataset(str(out))
+    assert ds["train"].num_rows == 4 and {"aif.png", "bokeh.png", "lq.png", "disp.npy", "json"} <= set(
+        ds["train"].column_names)
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
+
+    for path in [out / "dataset.json", out / "build_log.json", out / "train.wids.json"]:
+        strict(path.read_text())
+    import tarfile
+
+    with tarfile.open(out / "train-000000.tar") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar}
+    for name, data in members.items():
+        if name.endswith(".json"):
+            strict(data.decode())
+    aif = decode_png(next(v for k, v in members.items() if k.endswith("aif.png")))
+    lq = decode_png(next(v for k, v in members.items() if k.endswith("lq.png")))
+    assert aif.dtype == np.uint16 and lq.dtype == np.uint8
+    assert len(np.unique(aif)) > 256  # more levels than 8 bits hold

@@ -1,0 +1,99 @@
+"""README.md of a built dataset folder: a dataset card with YAML front matter in the Hugging Face convention, so
+``datasets.load_dataset(DIR)`` reads the folder as it is (its ``configs:`` name the shards of each split), and a
+person learns what the data is, how it was made and how to read it."""
+
+from __future__ import annotations
+
+import collections
+
+import yaml
+
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
+
+
+def size_category(n: int) -> str:
+    return next((label for limit, label in SIZE_CATEGORIES if n < limit), "n>100M")
+
+
+def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: str) -> str:
+    """The card's text. ``summary``: what dataset.json holds; ``counts``: samples per split ("train", "val");
+    ``assets``: the scanned asset rows (datagen.assets.Asset)."""
+    splits = [{"split": "train" if split == "train" else "validation", "path": f"{split}-*.tar"}
+              for split in ("train", "val") if counts.get(split)]
+    front = {
+        "license": license,
+        "task_categories": ["image-to-image"],
+        "tags": ["bokeh", "depth-of-field", "super-resolution", "synthetic", "webdataset"],
+        "size_categories": [size_category(sum(counts.values()))],
+        "pretty_name": "bokehgen synthetic bokeh dataset",
+        "configs": [{"config_name": "default", "data_files": splits}],
+    }
+    cfg = summary["config"]
+    sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)
+    skipped = sum(1 for a in assets if not a.ok)
+    source_lines = "\n".join(f"| {kind} | `{source}` | {n} |" for (kind, source), n in sorted(sources.items()))
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("versions", {}).items()) if v)
+    return f"""---
+{yaml.safe_dump(front, sort_keys=False).strip()}
+---
+
+# bokehgen synthetic bokeh dataset
+
+Physically rendered training triplets for bokeh rendering and real-world super-resolution, made with
+bokehgen after the data recipe of MagicBokeh: matted foregrounds over a
+background photograph, each layer on its own disparity plane (the background a tilted plane, or its own disparity
+map), rendered by a thin-lens ray tracer (a point at disparity d images as a disk of radius K·|d − d_f| px), the
+all-in-focus image degraded by the Real-ESRGAN second-order pipeline into the low-quality input.
+
+| member | content |
+|---|---|
+| `aif.png` | all-in-focus image, {cfg['size']}×{cfg['size']} sRGB, {cfg['bit_depth']}-bit |
+| `bokeh.png` | the ray-traced bokeh ground truth, same size and depth |
+| `lq.png` | the degraded all-in-focus image at 1/4 size, 8-bit (the phone-camera input) |
+| `disp.npy` | float32 disparity of the nearest visible surface (larger = nearer) |
+| `json` | every parameter of the sample: scene, focus, render settings, degradation draws |
+
+## Counts
+
+| split | samples |
+|---|---|
+{chr(10).join(f"| {split} | {n} |" for split, n in counts.items())}
+
+## How it was generated
+
+Config hash `{summary['config_hash']}`, asset listing hash `{summary['assets_hash']}`, maximum blur strength
+K = {summary.get('max_K')}; {versions}. The full config (also in `dataset.json`; rerun with
+`python datagen/build.py --config CONFIG.yaml` to get the same bytes):
+
+```yaml
+{yaml.safe_dump(cfg, sort_keys=True).strip()}
+```
+
+Every sample's parameters and member checksums are in `samples.parquet`; the assets in `assets.parquet`
+({skipped} skipped, with reasons); timings in `build_log.json`; distributions in `report.html`.
+
+## Asset sources
+
+| kind | layout | usable files |
+|---|---|---|
+{source_lines}
+
+The license above is the build's `license:` setting; the terms of the source photographs and mattes apply to the
+images made from them.
+
+## Reading it
+
+```python
+import glob, webdataset as wds, wids, ray, datasets
+from datagen.shards import decode_disp
+ds = wds.WebDataset(sorted(glob.glob("DIR/train-*.tar")), shardshuffle=False).decode("rgb8")  # 8-bit arrays
+ds = wids.ShardListDataset("DIR/train.wids.json")                          # random access, raw bytes
+rows = ray.data.read_webdataset(sorted(glob.glob("DIR/train-*.tar")), decoder=None)
+hf = datasets.load_dataset("DIR")                                           # this card's configs
+```
+
+`disp.npy` holds raw `.npy` bytes where a reader keeps bytes: `decode_disp(data)` turns them into the array.
+A 16-bit build's PNGs read at full depth with `cv2.imread(path, cv2.IMREAD_UNCHANGED)` (BGR order) or
+`common.images.decode_png`.
+"""
