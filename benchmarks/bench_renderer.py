@@ -2,6 +2,7 @@
 
     python benchmarks/bench_renderer.py [--sizes 512 1024] [--ks 8 16 32] [--curves] [--out benchmarks/out]
     python benchmarks/bench_renderer.py --datagen 12     # the build's own scenes and render settings
+    python benchmarks/bench_renderer.py --bg-map 6       # depth-mapped backgrounds vs planes, same scenes
 
 Scenes: 3 layers — two soft-matted foregrounds cut from real photographs (scikit-image) at disparities 0.85
 and 0.55 over a tilted background photograph (disparity 0.05…0.3) with a few clipped point lights; focus on
@@ -88,6 +89,9 @@ def parse_args(argv=None):
     p.add_argument("--datagen", type=int, default=0, metavar="N",
                    help="instead: the first N scenes of datagen/build.py at 512², 1 thread, rendered with the build's "
                         "settings, the renderer's defaults and without the shortcuts, against a converged reference")
+    p.add_argument("--bg-map", type=int, default=0, metavar="N",
+                   help="instead: N build scenes on the demo's depth-mapped background (motorcycle) vs the same scenes "
+                        "with a tilted plane: time per sample and the build settings' PSNR vs a converged reference")
     return p.parse_args(argv)
 
 
@@ -95,7 +99,7 @@ def datagen_scenes(n: int):
     """(K, focus disparity, seed, layers) of the first n training scenes that datagen/build.py draws by default."""
     from datagen.assets import usable
     from datagen.build import BuildConfig, scan_assets
-    from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
+    from datagen.scenes import build_layers, draw_scene, render_seed, resolve_focus
 
     cfg = BuildConfig()
     rows = scan_assets(cfg, progress=False)
@@ -103,7 +107,7 @@ def datagen_scenes(n: int):
     for i in range(n):
         spec = draw_scene(cfg.seed, i, fgs, bgs, cfg.scene, size=cfg.size)
         layers = build_layers(spec, by_id)
-        yield spec.K, resolve_focus(spec, layers)[2], spec.seed, layers
+        yield spec.K, resolve_focus(spec, layers)[2], render_seed(spec), layers
 
 
 def datagen_table(n: int):
@@ -138,11 +142,58 @@ def datagen_table(n: int):
     print("speed-up vs defaults: " + ", ".join(f"{name} {base / v[0]:.2f}x" for name, v in totals.items()))
 
 
+def bgmap_table(n: int):
+    """Backgrounds with real depth (the demo's Middlebury motorcycle and its disparity map) against the tilted plane
+    on the same scenes (same crop, foregrounds, K and focus; only the background's disparity differs): seconds per
+    sample with the build's render settings on one core, and the build settings' PSNR on the depth-mapped scenes
+    against a converged reference."""
+    import dataclasses
+
+    import numba
+
+    from datagen.assets import usable
+    from datagen.build import BuildConfig, scan_assets
+    from datagen.scenes import build_layers, draw_scene, render_seed, resolve_focus
+
+    cfg = BuildConfig()
+    rows = scan_assets(cfg, progress=False)
+    fgs = usable(rows, "foreground", "train")
+    bgs = [a for a in usable(rows, "background", "train") if a.disp_uri]
+    by_id = {a.id: a for a in rows}
+    scene = dataclasses.replace(cfg.scene, bg_map_prob=1.0)
+    build = cfg.render
+    run(bench_scene(32), 4.0, 0.5)
+    print(f"{'scene':>5} {'K':>5} | {'plane s':>8} {'map s':>8} {'ratio':>6} | {'map PSNR':>9}  (build settings, 1 core)")
+    t_plane, t_map, dbs = 0.0, 0.0, []
+    for i in range(n):
+        spec = draw_scene(cfg.seed, i, fgs, bgs, scene, size=cfg.size)
+        plane = dataclasses.replace(spec, bg_model="plane")
+        numba.set_num_threads(1)
+        timings = []
+        for s in (plane, spec):
+            layers = build_layers(s, by_id)
+            df = resolve_focus(s, layers)[2]
+            img, t, _ = run(layers, s.K, df, seed=render_seed(s), **build)
+            t = min(t, run(layers, s.K, df, seed=render_seed(s), **build)[1])
+            timings.append(t)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        ref = render_bokeh(layers, spec.K, df, seed=render_seed(spec), **REFERENCE)
+        q = psnr(img, ref)
+        t_plane, t_map = t_plane + timings[0], t_map + timings[1]
+        dbs.append(q)
+        print(f"{i:>5} {spec.K:>5.1f} | {timings[0]:>8.2f} {timings[1]:>8.2f} {timings[1] / timings[0]:>5.2f}x | "
+              f"{q:>7.1f} dB", flush=True)
+    print(f"mean  | plane {t_plane / n:.2f} s, map {t_map / n:.2f} s: {t_map / t_plane:.2f}x the plane's time | "
+          f"map PSNR mean {np.mean(dbs):.1f} dB, min {np.min(dbs):.1f} dB")
+
+
 def main(args):
     import numba
 
     if args.datagen:
         return datagen_table(args.datagen)
+    if args.bg_map:
+        return bgmap_table(args.bg_map)
     df = 0.55
     print(f"numba threads: {numba.get_num_threads()}")
     run(bench_scene(32), 4.0, df)  # compile / load the cache outside the timings

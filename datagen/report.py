@@ -12,10 +12,58 @@ import matplotlib
 
 from manifests import Store, stats
 
-HISTOGRAMS = ["K", "fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
+HISTOGRAMS = ["fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
               "bg_crop_2", "deg_stage1_noise_sigma", "deg_stage1_noise_scale", "deg_stage1_jpeg_quality",
               "deg_stage2_jpeg_quality", "deg_kernel1_sigma_x", "deg_stage1_resize_scale"]
 CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order"]
+
+
+def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
+    """Figures (base64 PNGs) of the realised distributions against the configured ones: K against its uniform
+    range, the drawn focus target against ``scene.focus_probs``, the background model against ``bg_map_prob``
+    (a background without a map always takes the plane), and the foregrounds' disparities against their range."""
+    scene = cfg.get("scene", {})
+    figs = []
+    k = [v for v in table["K"].to_pylist() if v is not None]
+    lo, hi = scene.get("k_range", [0.0, 32.0])
+    fig, ax = plt.subplots(figsize=(3.6, 2.4))
+    ax.hist(k, bins=16, range=(0, max(hi, 1e-6) * 1.05), density=True, alpha=0.7, label=f"realised (n={len(k)})")
+    if hi > lo:
+        ax.plot([lo, lo, hi, hi], [0, 1 / (hi - lo), 1 / (hi - lo), 0], "r-", label="configured U(k_range)")
+    ax.set_title("K", fontsize=9)
+    ax.legend(fontsize=6)
+    figs.append(_png(fig))
+    n_fg = int(scene.get("num_foregrounds", 2))
+    names = [f"fg{i}" for i in range(n_fg)] + ["background"]
+    probs = scene.get("focus_probs") or [1 / len(names)] * len(names)
+    drawn = table["focus_target"].to_pylist()
+    fig, ax = plt.subplots(figsize=(3.6, 2.4))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], [drawn.count(n) / max(len(drawn), 1) for n in names], 0.4, label="realised")
+    ax.bar([i + 0.2 for i in x], probs, 0.4, label="configured")
+    ax.set_xticks(list(x), names, fontsize=7)
+    ax.set_title("focus target (drawn)", fontsize=9)
+    ax.legend(fontsize=6)
+    figs.append(_png(fig))
+    if "bg_model" in table.column_names:
+        models = table["bg_model"].to_pylist()
+        fig, ax = plt.subplots(figsize=(3.6, 2.4))
+        share = models.count("map") / max(len(models), 1)
+        ax.bar(["realised", "configured (max)"], [share, scene.get("bg_map_prob", 0.5)])
+        ax.set_ylim(0, 1)
+        ax.set_title("share of depth-map backgrounds", fontsize=9)
+        figs.append(_png(fig))
+    fg = [v for i in range(n_fg) if f"fg{i}_disparity" in table.column_names
+          for v in table[f"fg{i}_disparity"].to_pylist() if v is not None]
+    if fg:
+        fig, ax = plt.subplots(figsize=(3.6, 2.4))
+        ax.hist(fg, bins=20, range=(0, 1), alpha=0.7, label="foregrounds")
+        bg = [v for v in table["bg_plane_0"].to_pylist() if v is not None]
+        ax.hist(bg, bins=20, range=(0, 1), alpha=0.7, label="background plane offset")
+        ax.set_title("disparities", fontsize=9)
+        ax.legend(fontsize=6)
+        figs.append(_png(fig))
+    return figs
 
 
 def _png(fig) -> str:
@@ -47,6 +95,8 @@ def write_report(folder, sheet: bytes | None = None) -> str:
             ax.hist(values, bins=20)
         ax.set_title(name, fontsize=9)
         figs.append(_png(fig))
+    cfg = json.loads(store.read_text("dataset.json")).get("config", {}) if store.exists("dataset.json") else {}
+    compare = configured_vs_realised(table, cfg, plt)
     st = stats(store)
     timings = {}
     if store.exists("build_log.json"):
@@ -63,6 +113,7 @@ def write_report(folder, sheet: bytes | None = None) -> str:
 <style>body{{font-family:sans-serif;margin:2em}} img.h{{margin:4px}} td,th{{padding:2px 8px;text-align:right}}</style>
 </head><body><h1>bokehgen dataset: {st['samples']} samples</h1>
 <p>splits: {html.escape(json.dumps(st['splits']))}</p>{sheet_html}
+<h2>Configured vs realised</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in compare)}
 <h2>Sampled parameters</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
 <h2>Shards</h2><table><tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
 </body></html>"""

@@ -6,7 +6,11 @@ multiples of 14; output: relative disparity (larger = nearer) at the input's siz
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +49,9 @@ def load_depth_model(size: str = "tiny", weights=None, seed: int = 0) -> DepthAn
             raise FileNotFoundError(f"{weights}: no config.json: not a local Depth Anything folder "
                                     "(nothing is downloaded)")
         return DepthAnythingForDepthEstimation.from_pretrained(weights, local_files_only=True)
-    torch.manual_seed(seed)
-    return DepthAnythingForDepthEstimation(depth_config(size))
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(seed)
+        return DepthAnythingForDepthEstimation(depth_config(size))
 
 
 def input_shape(h: int, w: int, input_size: int) -> tuple[int, int]:
@@ -90,3 +95,63 @@ class DepthEstimator(torch.nn.Module):
         pred = self.raw(rgb).predicted_depth.unsqueeze(1)
         pred = F.interpolate(pred, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
         return normalise(pred)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# python -m model.depth --images DIR: disparity maps for a folder of background photos
+# ---------------------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m model.depth", description=(
+        "Write NAME_disp.npy (float32, larger = nearer, [0, 1]) beside every photo of a folder with a local Depth "
+        "Anything V2 folder, so datagen's 'backgrounds' layout gives those photos real depth."))
+    p.add_argument("--images", required=True, type=Path, help="folder of photos (searched recursively)")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="local Depth Anything V2 folder in transformers format (e.g. Depth-Anything-V2-Large-hf, "
+                        "or a model.distill output): nothing is downloaded")
+    p.add_argument("--input-size", type=int, default=518, help="short side fed to the network (multiple of 14)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing NAME_disp.npy files")
+    args = p.parse_args(argv)
+    if not args.images.is_dir():
+        p.error(f"--images {args.images}: no such folder")
+    if not (args.weights / "config.json").is_file():
+        p.error(f"--weights {args.weights}: no config.json: not a local Depth Anything folder")
+    if args.input_size < 14:
+        p.error(f"--input-size: at least 14, got {args.input_size}")
+    return args
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Write the maps; returns counts (written, kept, failed with reasons). A bad photo is reported and skipped."""
+    from tqdm import tqdm
+
+    from common.images import list_images, load_image
+
+    photos = [p for p in list_images(args.images) if not p.stem.endswith("_disp")]
+    estimator = DepthEstimator(load_depth_model(weights=args.weights), args.input_size).eval()
+    written, kept, failed = [], [], []
+    for photo in tqdm(photos, desc="depth", unit="photo"):
+        target = photo.with_name(photo.stem + "_disp.npy")
+        if target.exists() and not args.overwrite:
+            kept.append(str(target))
+            continue
+        try:
+            rgb, alpha = load_image(photo)
+        except ValueError as e:
+            failed.append(str(e))
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        with torch.no_grad():
+            disp = estimator(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy().astype(np.float32)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, disp, allow_pickle=False)
+        tmp.replace(target)
+        written.append(str(target))
+    print(f"{len(written)} disparity maps written, {len(kept)} kept, {len(failed)} photos skipped "
+          f"(use them with --assets backgrounds:{args.images})")
+    return {"written": written, "kept": kept, "failed": failed}
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -158,3 +158,26 @@ def test_classical_in_bands_equals_the_whole_image(photo):
     bands = render_classical(rgb, disp, 12.0, 0.6, band=32)
     mse = float(np.mean((whole - bands) ** 2))
     assert 10 * np.log10(1 / mse) > 45 and np.abs(whole - bands).mean() < 2e-3
+
+
+def test_depth_cli_gives_a_folder_of_photos_real_depth(tmp_path):
+    """`python -m model.depth --images DIR --weights FOLDER` writes NAME_disp.npy beside each photo (a bad file is
+    skipped with its name), and the scan then pairs every photo with its map."""
+    from datagen.assets import scan
+    from model import depth as depth_cli
+
+    folder = tmp_path / "weights"
+    load_depth_model("tiny").save_pretrained(folder)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("coffee", "chelsea"):
+        Image.fromarray(getattr(data, name)()[:96, :128]).save(photos / f"{name}.jpg")
+    (photos / "broken.png").write_bytes(b"not a png")
+    res = depth_cli.main(depth_cli.parse_args(["--images", str(photos), "--weights", str(folder)]))
+    assert len(res["written"]) == 2 and len(res["failed"]) == 1 and "broken.png" in res["failed"][0]
+    disp = np.load(photos / "coffee_disp.npy")
+    assert disp.shape == (96, 128) and disp.dtype == np.float32 and 0 <= disp.min() < disp.max() <= 1
+    rows = {r.uri.rsplit("/", 1)[-1]: r for r in scan([("backgrounds", photos)], min_size=32, progress=False)}
+    assert rows["coffee.jpg"].ok and rows["coffee.jpg"].disp_uri.endswith("coffee_disp.npy")
+    again = depth_cli.main(depth_cli.parse_args(["--images", str(photos), "--weights", str(folder)]))
+    assert len(again["kept"]) == 2 and not again["written"]  # a rerun keeps what is there
