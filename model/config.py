@@ -97,3 +97,12 @@ def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: boo
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help=f"override one config value, e.g. model.k_max=32 or {section}.seed=1 (repeatable)")
     return p.parse_args(argv)
+
+
+def configs_or_exit(load, args):
+    """``load(args.config, args.overrides)`` for a command line: a config error ends the program with its message
+    (naming the file and key) before any work starts."""
+    try:
+        return load(args.config, args.overrides)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from common.limits import check_seed
 
-from .config import ModelConfig, load_section, parse_run_args
+from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .depth import DepthEstimator, load_depth_model, normalise
 
@@ -192,10 +192,7 @@ def parse_args(argv=None):
 
 def main(args) -> dict:
     """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
-    try:
-        mcfg, dcfg = load_configs(args.config, args.overrides)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    mcfg, dcfg = configs_or_exit(load_configs, args)
     return distill(mcfg, dcfg, args.shards, args.val, args.out)
 
 

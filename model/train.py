@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, load_section, parse_run_args
+from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
 
 
@@ -391,10 +391,7 @@ def parse_args(argv=None):
 
 def main(args) -> dict:
     """Run ``python -m model.train`` with parsed arguments (the configs are checked before any work starts)."""
-    try:
-        mcfg, tcfg = load_configs(args.config, args.overrides)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    mcfg, tcfg = configs_or_exit(load_configs, args)
     return train(mcfg, tcfg, args.shards, args.out, args.val)
 
 
