@@ -278,6 +278,22 @@ def infer(args: argparse.Namespace) -> dict:
     return {"out": out_path, "disparity": disp_path, "focus_disparity": d_f, "seconds": total}
 
 
+def render(image, out, *, K: float, focus: tuple[int, int] | None = None, focus_disparity: float | None = None,
+           weights=None, config: str = "tiny", depth_weights=None, disparity=None, upscale: float = 1.0,
+           classical: bool = False, tile_overlap: int = 64) -> dict:
+    """The Python form of ``python -m model.infer``: the same checks (a ValueError naming the argument, before any
+    work) and the same outputs. ``focus``: (x, y) in the input's pixels, or ``focus_disparity`` in [0, 1]."""
+    if (focus is None) == (focus_disparity is None):
+        raise ValueError("give exactly one of focus=(x, y) and focus_disparity=d")
+    args = argparse.Namespace(
+        image=str(image), out=str(out), K=float(K), focus=None if focus is None else f"{focus[0]},{focus[1]}",
+        focus_disparity=focus_disparity, weights=weights and str(weights), config=config,
+        depth_weights=depth_weights and str(depth_weights), disparity=disparity and str(disparity),
+        upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap))
+    check_args(args)
+    return infer(args)
+
+
 def main(args: argparse.Namespace) -> dict:
     return infer(args)
 

@@ -159,3 +159,11 @@ def test_config_yaml_presets_and_overrides(tmp_path):
         DegradationConfig().override(["sincprob=0.5"])
     with pytest.raises(ValueError, match="probabilities"):
         DegradationConfig(kernel_prob=[0.5, 0.5, 0, 0, 0, 0.5])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**70, 1.5, "7", True])
+def test_seed_must_fit_the_manifest(hq, seed):
+    """A seed is stored as int64 in the manifests: 0 <= seed < 2**63, and the error names `seed`."""
+    with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 2\*\*63\)"):
+        degrade(hq, seed)
+    assert degrade(hq, 2**63 - 1)[0].shape == (hq.shape[0] // 4, hq.shape[1] // 4, 3)

@@ -30,3 +30,18 @@ def test_sixteen_bit_members_decode_to_the_same_range_with_more_precision():
     assert t16["aif"].shape == t8["aif"].shape == (3, 64, 64)
     assert (t16["aif"] - exact).abs().max() < 1e-4 < (t8["aif"] - exact).abs().max() < 5e-3
     assert torch.equal(t8["lq"], t16["lq"])
+
+
+def test_the_model_refuses_data_built_for_another_max_k(tmp_path):
+    """dataset.json carries max_K; training on it with another model.k_max would mis-scale every defocus map."""
+    import pytest
+
+    from model.data import check_max_k
+
+    (tmp_path / "train-000000.tar").write_bytes(b"")
+    urls = [str(tmp_path / "train-000000.tar")]
+    assert check_max_k(urls, 32.0) is None  # no dataset.json beside the shards: nothing to check
+    (tmp_path / "dataset.json").write_text(json.dumps({"max_K": 32.0}))
+    assert check_max_k(urls, 32.0) == 32.0
+    with pytest.raises(ValueError, match="model.k_max is 16 but the data .* was built with max_K 32"):
+        check_max_k(urls, 16.0)

@@ -91,9 +91,13 @@ def test_infer_cli_with_saved_weights(photo, tmp_path, capsys):
 
 
 def test_infer_cli_classical_keeps_the_focused_surface_sharp(photo, tmp_path):
+    from model.infer import render
+
     out = tmp_path / "c.png"
-    run(["--image", str(photo / "moto.png"), "--out", str(out), "--focus", "90,60", "--K", "16",
-          "--classical", "--disparity", str(photo / "moto_disp.npy")])
+    res = render(photo / "moto.png", out, K=16, focus=(90, 60), classical=True, disparity=photo / "moto_disp.npy")
+    assert res["out"] == out
+    with pytest.raises(ValueError, match="--focus 900,60: outside"):
+        render(photo / "moto.png", out, K=16, focus=(900, 60), classical=True)
     src = np.asarray(Image.open(photo / "moto.png"), np.float32)
     res = np.asarray(Image.open(out), np.float32)
     disp = np.load(photo / "moto_disp.npy")

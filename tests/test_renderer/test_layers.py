@@ -46,6 +46,10 @@ def test_scene_level_errors():
         render_bokeh([_layer()], 4, 0.5, cell_size=3)
     with pytest.raises(ValueError, match="aperture"):
         render_bokeh([_layer()], 4, 0.5, aperture="star")
+    # a blur radius many times the image would pad its buffers by that radius (gigabytes for K = 1e4 on 64×64)
+    big = Layer(np.zeros((64, 64, 3), np.float32), np.ones((64, 64), np.float32), np.full((64, 64), 0.9, np.float32))
+    with pytest.raises(ValueError, match=r"K: 10000 gives a blur radius of up to 8000 px on a 64×64 image"):
+        render_bokeh([big], 1e4, 0.1)
 
 
 def test_geometry_classification():
