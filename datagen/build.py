@@ -209,6 +209,14 @@ def connect_ray(address: str | None, workers: int | None) -> dict:
     if ray.is_initialized():  # the caller set Ray up (tests, notebooks)
         return {"mode": "caller", "address": ray.get_runtime_context().gcs_address}
     found, source = _discover_cluster(address)
+    if found is not None and found != "auto" and "://" not in found and not _answers(found):
+        if source.startswith("this machine"):  # a stale address file: the cluster that wrote it is gone
+            print(f"Ray: {source.split('from ')[-1]} names {found}, but nothing answers there (a stopped "
+                  f"cluster?); starting a private instance", flush=True)
+            found, source = None, ""
+        else:
+            raise SystemExit(f"cannot reach the Ray cluster at {found} ({source}): nothing answers on that port; "
+                             f"start it (ray start / ray up), or pass --address local for a private instance")
     if found is None:
         if workers is not None and workers < 1:
             raise SystemExit(f"--workers: at least 1, got {workers}")
@@ -244,6 +252,19 @@ def _discover_cluster(address: str | None) -> tuple[str | None, str]:
     except OSError:
         return None, ""
     return (found or None), f"this machine's Ray cluster, from {address_file}"
+
+
+def _answers(address: str, timeout: float = 3.0) -> bool:
+    """Whether something accepts TCP connections at HOST:PORT (a Ray GCS does), so that a stale address does not
+    leave the build waiting on Ray's own minute-long reconnect timeouts."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _ray_address_file() -> str:

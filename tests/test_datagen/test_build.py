@@ -349,3 +349,35 @@ def test_default_demo_build_draws_depth_mapped_backgrounds():
     assert any(b.disp_uri.endswith("motorcycle_disp.npy") for b in bgs)
     models = [draw_scene(cfg.seed, i, fgs, bgs, cfg.scene, size=cfg.size).bg_model for i in range(cfg.num_samples)]
     assert "map" in models and "plane" in models
+
+
+def test_where_the_build_runs_is_decided_before_ray_starts(tmp_path, monkeypatch):
+    """Ray's address file (RAY_TMPDIR honoured) makes the build join that cluster; a stale one (nothing answers)
+    falls back to a private instance with a note; an unreachable explicit address is refused at once."""
+    import socket
+
+    import ray
+
+    import datagen.build as build
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(build, "cluster_size", lambda: "N nodes")
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: type("C", (), {"gcs_address": "x"})())
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    (tmp_path / "ray").mkdir()
+    with socket.socket() as server:  # something that answers, standing in for a GCS
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        live = f"127.0.0.1:{server.getsockname()[1]}"
+        (tmp_path / "ray" / "ray_current_cluster").write_text(live)
+        assert build.connect_ray(None, None)["mode"] == "cluster" and calls[-1]["address"] == live
+        with pytest.raises(SystemExit, match="--workers 3: only sizes a private local instance"):
+            build.connect_ray(None, 3)
+        assert build.connect_ray("local", 3)["mode"] == "local" and calls[-1]["num_cpus"] == 3
+    (tmp_path / "ray" / "ray_current_cluster").write_text(live)  # the server is gone: a stale file
+    assert build.connect_ray(None, None)["mode"] == "local" and calls[-1]["address"] == "local"
+    with pytest.raises(SystemExit, match=f"cannot reach the Ray cluster at {live}"):
+        build.connect_ray(live, None)
