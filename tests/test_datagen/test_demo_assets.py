@@ -16,7 +16,12 @@ def test_demo_assets_scan_and_preview(tmp_path):
                 progress=False)
     assert all(r.ok for r in rows), [r.reason for r in rows if not r.ok]
     fgs, bgs = usable(rows, "foreground", "train"), usable(rows, "background", "train")
-    assert len(fgs) == 4 and len(bgs) == 4
+    assert len(fgs) == 4 and len(bgs) == 5
+    # the Middlebury motorcycle comes with its real disparity, nearer = larger, no holes
+    (moto,) = [b for b in bgs if b.disp_uri]
+    assert moto.uri.endswith("motorcycle.png") and moto.disp_uri.endswith("motorcycle_disp.npy")
+    disp = np.load(moto.disp_uri)
+    assert disp.shape == (moto.height, moto.width) and np.isfinite(disp).all() and disp.min() > 0
     _, alpha = load_image(root / "fg" / "astronaut_hairy.png")
     fractional = (alpha > 0.05) & (alpha < 0.95)
     assert fractional.mean() > 0.01  # strands and feathered edge, not a binary mask
@@ -24,4 +29,4 @@ def test_demo_assets_scan_and_preview(tmp_path):
     samples = [make_sample(draw_scene(0, i, fgs, bgs, SceneConfig(), size=96), by_id) for i in range(2)]
     sheet = np.asarray(Image.open(contact_sheet(samples, tmp_path / "sheet.png")))
     assert sheet.shape == (2 * 96, 5 * 96, 3)
-    assert (tmp_path / "demo" / "LICENSES.txt").read_text().count("\n") == 4
+    assert (tmp_path / "demo" / "LICENSES.txt").read_text().count("\n") == 5

@@ -79,6 +79,7 @@ def test_distillation_lowers_the_students_error_on_degraded_inputs(shards, tmp_p
     mcfg, dcfg = distill_mod.load_configs("tiny")
     res = distill_mod.distill(mcfg, dcfg, shards[0], shards[1], tmp_path / "depth", log=lambda *a: None)
     before, after = res["before"], res["after"]
+    print("distill before", before, "after", after)
     # before distillation the student is the teacher; degradation costs it accuracy. Measured here (held-out AbsRel):
     # teacher clear 0.478, degraded 0.506; student on degraded after 150 steps 0.474 (δ1 0.360 -> 0.405)
     assert before["absrel_student_degraded"] == before["absrel_teacher_degraded"]
@@ -98,7 +99,7 @@ def test_config_errors_are_named(tmp_path):
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
     assert load_configs("tiny", ["train.lr_bokeh=2e-4"])[1].lr_bokeh == 2e-4  # YAML reads 2e-4 as a string
-    with pytest.raises(ValueError, match="lr_bokeh: a number expected"):
+    with pytest.raises(ValueError, match="train.lr_bokeh: expected a number, got 'fast'"):
         load_configs("tiny", ["train.lr_bokeh=fast"])
 
 
