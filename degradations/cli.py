@@ -51,8 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
-    cfg = DegradationConfig.from_yaml(args.config) if args.config else DegradationConfig.preset(args.preset)
-    cfg = cfg.override(args.overrides)
+    try:
+        cfg = DegradationConfig.from_yaml(args.config) if args.config else DegradationConfig.preset(args.preset)
+        cfg = cfg.override(args.overrides)
+    except ValueError as e:  # names the file or the override and the key
+        raise SystemExit(f"error: {e}") from None
     files = list_images(args.input)
     if not files:
         raise SystemExit(f"{args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

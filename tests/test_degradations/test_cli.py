@@ -35,3 +35,16 @@ def test_cli_degrades_folder_into_pairs_and_records_bad_files(tmp_path):
     main(parse_args(["--input", str(src), "--out", str(tmp_path / "again"), "--seed", "3",
                      "--set", "final_sinc_prob=1.0"]))
     assert np.array_equal(lq, np.asarray(Image.open(tmp_path / "again" / "lq" / "astronaut.png")))
+
+
+def test_config_errors_name_the_file_and_key(tmp_path):
+    import pytest
+
+    from degradations.cli import main, parse_args
+
+    bad = tmp_path / "deg.yaml"
+    bad.write_text("jpeg_range: [30, \n")
+    with pytest.raises(SystemExit, match="deg.yaml: invalid YAML"):
+        main(parse_args(["--input", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(bad)]))
+    with pytest.raises(SystemExit, match="sinc_prob: expected a number, got 'often'"):
+        main(parse_args(["--input", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "sinc_prob=often"]))
