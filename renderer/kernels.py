@@ -665,19 +665,35 @@ def reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach
 
 
 @njit(cache=True, inline="always")
-def strip_layer(kinds, gparam, K, relevant, rl, strip_min_px):
-    """Stage 1c test: the one relevant layer when every ray meets that single constant or barely tilted surface
-    with a circle of confusion of at least ``strip_min_px`` (its aperture integral is then a disk mean), else -1."""
+def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, strip_min_px):
+    """Stage 1c test: (layer, r) when every ray meets one single surface whose circle of confusion, of radius
+    r >= ``strip_min_px``, departs from a disk by at most STRIP_MAX_DISTORTION px (its aperture integral is then a
+    disk mean): a constant layer, a barely tilted plane, or a general (RGBD) layer whose disparity stays that close
+    to the pixel's own over the window its rays reach (``dwin``: its min and max there); else (-1, 0)."""
     only = -1
     count = 0
     for l in range(kinds.shape[0]):
         if relevant[l]:
             only = l
             count += 1
-    if count != 1 or kinds[only] == GEOM_GENERAL or rl[only] < strip_min_px:
-        return -1
+    if count != 1:
+        return -1, 0.0
+    if kinds[only] == GEOM_GENERAL:
+        dc = bilinear1(dtex, only, px, py, pad)
+        r = abs(dc - df)
+        r = 0.0 if r < FOCUS_EPS else K * r
+        ti = int(py) + pad
+        tj = int(px) + pad
+        spread = K * max(dwin[only, ti, tj, 1] - dc, dc - dwin[only, ti, tj, 0])
+        if r < strip_min_px or spread > STRIP_MAX_DISTORTION:
+            return -1, 0.0
+        return only, r
+    if rl[only] < strip_min_px:
+        return -1, 0.0
     tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == GEOM_PLANE else 0.0
-    return only if tilt * rl[only] <= STRIP_MAX_DISTORTION else -1
+    if tilt * rl[only] <= STRIP_MAX_DISTORTION:
+        return only, rl[only]
+    return -1, 0.0
 
 
 @njit(cache=True, inline="always")
@@ -792,21 +808,23 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
     pixel read in rows, the texel rows read).
 
-    scene = (tex, sat, dtex, kinds, gparam, drange, pad):
+    scene = (tex, sat, dtex, dwin, kinds, gparam, drange, pad):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
+        dwin: L×Hp×Wp×2 float64, a general layer's min and max disparity over the window a pixel's disk can cover
+            (render.py: _disk_windows; L×1×1×2 when no layer is general);
         kinds, gparam, drange: per-layer geometry (renderer/layers.py).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter): the
         Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
     aperture = (blades, rotation in radians, roundness, cateye, falloff).
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
-    Per pixel: 1. the layers its rays can meet; 1c. one surface through a round aperture: a disk mean read in
-    texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
+    Per pixel: 1. the layers its rays can meet; 1c. one surface, flat enough over the pixel's disk, through a round
+    aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
-    tex, sat, dtex, kinds, gparam, drange, pad = scene
+    tex, sat, dtex, dwin, kinds, gparam, drange, pad = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
@@ -843,10 +861,11 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
             # ---- 1c. every ray meets one surface, a fronto-parallel (or nearly) one, through a round aperture:
             # the aperture integral is the mean over a disk of radius r on that layer, read in texel rows ----
             if disk_reads:
-                only = strip_layer(kinds, gparam, K, relevant, rl, strip_min_px)
+                only, r_disk = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl,
+                                           strip_min_px)
                 if only >= 0:
                     # radius of the disk convolved with the texel's box (bilinear reads), by second moment
-                    r_eff = math.sqrt(rl[only] * rl[only] + 1.0 / 3.0)
+                    r_eff = math.sqrt(r_disk * r_disk + 1.0 / 3.0)
                     m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1

@@ -173,6 +173,25 @@ class _Scene:
     pad: int
 
 
+def _disk_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
+    """L×Hp×Wp×2: for each general (RGBD) layer, the min and max of its disparity over the square window around each
+    texel that a pixel's disk (the largest circle of confusion the layer's range allows, plus the bilinear
+    footprint) can cover; the kernel reads such a pixel as a disk mean where that range keeps the disk within
+    STRIP_MAX_DISTORTION px of round. L×1×1×2 when no layer is general."""
+    import cv2
+
+    if not np.any(scene.kinds == GEOM_GENERAL):
+        return np.zeros((len(scene.kinds), 1, 1, 2))
+    out = np.zeros(scene.dtex.shape + (2,))
+    for k in np.flatnonzero(scene.kinds == GEOM_GENERAL):
+        lo, hi = scene.drange[k]
+        radius = int(math.ceil(K * max(abs(lo - df), abs(hi - df)))) + 2
+        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+        out[k, ..., 0] = cv2.erode(scene.dtex[k], kernel, borderType=cv2.BORDER_REPLICATE)
+        out[k, ..., 1] = cv2.dilate(scene.dtex[k], kernel, borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
 def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None) -> _Scene:
     L = len(layers)
     h, w = layers[0].shape
@@ -341,8 +360,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     out = np.empty((h, w, 3))
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
+    dwin = _disk_windows(scene, K, df) if q.strips else np.zeros((len(scene.kinds), 1, 1, 2))
     kernels.render_kernel(
-        (scene.tex, sat, scene.dtex, scene.kinds, scene.gparam, scene.drange, scene.pad), K, df,
+        (scene.tex, sat, scene.dtex, dwin, scene.kinds, scene.gparam, scene.drange, scene.pad), K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
