@@ -91,6 +91,33 @@ def load_alpha(path) -> np.ndarray:
     return alpha if alpha is not None else rgb[..., 0]
 
 
+def read_disparity(path) -> np.ndarray:
+    """A disparity file as H×W float32 (larger = nearer, any scale): ``.npy`` (a numeric H×W or H×W×1 array) or a
+    grey image (8- or 16-bit, as :func:`load_alpha` reads it). NaN or infinite values are refused; every error
+    names the file."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            disp = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{display_name(path)}: unreadable disparity map ({e})") from None
+        if disp.ndim == 3 and disp.shape[-1] == 1:
+            disp = disp[..., 0]
+        if disp.ndim != 2 or disp.dtype.kind not in "fiu":
+            raise ValueError(f"{display_name(path)}: expected an H×W numeric array, got {disp.dtype} {disp.shape}")
+        disp = disp.astype(np.float32)
+    else:
+        disp = load_alpha(path)
+    if not np.isfinite(disp).all():
+        raise ValueError(f"{display_name(path)}: disparity map has NaN or infinite values")
+    return disp
+
+
+def on_white(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """H×W×3 sRGB float in [0, 1] composited over white by its H×W alpha (``rgb`` itself when there is none)."""
+    return rgb if alpha is None else rgb * alpha[..., None] + (1.0 - alpha[..., None])
+
+
 def to_uint16(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 float in [0, 1] -> uint16 (rounded), for 16-bit PNGs."""
     return np.round(np.clip(rgb, 0.0, 1.0) * 65535.0).astype(np.uint16)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from manifests import assets_schema, write_table
 
-from common.images import display_name, list_images, load_alpha, load_image
+from common.images import display_name, list_images, load_alpha, load_image, read_disparity
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -75,24 +75,9 @@ DISP_SUFFIX = "_disp"
 
 
 def load_disparity_map(path) -> np.ndarray:
-    """A background's disparity map as H×W float32, larger = nearer: ``.npy`` (float, any scale) or a grey PNG
-    (16- or 8-bit). Only its relative values matter (a scene rescales it); NaN, infinite or constant maps are
-    refused, naming the file."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            disp = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{display_name(path)}: unreadable disparity map ({e})") from None
-        if disp.ndim == 3 and disp.shape[-1] == 1:
-            disp = disp[..., 0]
-        if disp.ndim != 2 or disp.dtype.kind not in "fiu":
-            raise ValueError(f"{display_name(path)}: expected an H×W numeric array, got {disp.dtype} {disp.shape}")
-        disp = disp.astype(np.float32)
-    else:
-        disp = load_alpha(path)
-    if not np.isfinite(disp).all():
-        raise ValueError(f"{display_name(path)}: disparity map has NaN or infinite values")
+    """A background's disparity map as H×W float32, larger = nearer (:func:`common.images.read_disparity`). Only its
+    relative values matter (a scene rescales it), so a constant map is refused too, naming the file."""
+    disp = read_disparity(path)
     if float(disp.max() - disp.min()) <= 0.0:
         raise ValueError(f"{display_name(path)}: constant disparity map (no depth to use)")
     return disp

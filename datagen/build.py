@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import config
-from datagen.scenes import HighlightsConfig, SceneConfig
-from degradations import DegradationConfig
 from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
+from datagen.scenes import HighlightsConfig, SceneConfig
+from degradations import DegradationConfig
 
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
@@ -87,12 +87,7 @@ class BuildConfig:
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate: in [0, 1], got {self.max_failure_rate}")
         if self.k_range is not None:  # the alias: checked as scene.k_range, then folded into it (one hash)
-            if len(self.k_range) != 2 or not 0.0 <= self.k_range[0] <= self.k_range[1]:
-                raise ValueError(f"k_range: [low, high] with 0 <= low <= high, got {self.k_range}")
-            if self.k_range[1] > MAX_K:
-                raise ValueError(f"k_range: the upper end {self.k_range[1]:g} exceeds the model's maximum K "
-                                 f"{MAX_K:g}")
-            self.scene = dataclasses.replace(self.scene, k_range=tuple(self.k_range))
+            self.scene = config.from_dict(SceneConfig, {**config.to_dict(self.scene), "k_range": self.k_range}, "")
             self.k_range = None
         deg = self.degradation_config()
         if self.size % deg.scale or self.size < deg.scale * max(deg.kernel_range):
@@ -155,9 +150,9 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
 
     from datagen.assets import usable
     from datagen.scenes import draw_scene, make_sample
-    from renderer import Highlights
     from datagen.shards import encode_sample, member_columns, write_shard
     from manifests import Store, samples_schema
+    from renderer import Highlights
 
     t0 = time.perf_counter()
     _pin_threads()
@@ -438,7 +433,7 @@ def main(args: argparse.Namespace) -> dict:
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
     summary = {"config": config.to_dict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
                "max_K": MAX_K, "complete": True,
-               "samples": 0 if merged is None else merged.num_rows,
+               "samples": merged.num_rows,
                "shards": store.names("*.tar"), "skipped_assets": skipped_assets,
                "val_skipped": "no validation assets" if skipped_val else "",
                "versions": _versions()}
@@ -503,11 +498,11 @@ def foreign_entries(store, meta: dict) -> list[str]:
 def remove_dataset(store) -> list[str]:
     """Delete the files of a build (after :func:`foreign_entries` found nothing else); dataset.json goes last, so
     an interrupted removal still leaves a folder that --overwrite accepts."""
-    names = [n for n, is_dir in store.entries() if not is_dir and _is_build_file(n) and n != "dataset.json"]
-    for name in names + ["dataset.json"]:
-        if store.exists(name):
-            store.delete(name)
-    return names + ["dataset.json"]
+    names = sorted((n for n, is_dir in store.entries() if not is_dir and _is_build_file(n)),
+                   key=lambda n: n == "dataset.json")
+    for name in names:
+        store.delete(name)
+    return names
 
 
 def check_complete_shards(store) -> list[str]:

@@ -10,6 +10,8 @@ import json
 
 import matplotlib
 
+from common import config
+from datagen.scenes import SceneConfig
 from manifests import Store, stats
 
 HISTOGRAMS = ["fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
@@ -22,10 +24,10 @@ def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
     """Figures (base64 PNGs) of the realised distributions against the configured ones: K against its uniform
     range, the drawn focus target against ``scene.focus_probs``, the background model against ``bg_map_prob``
     (a background without a map always takes the plane), and the foregrounds' disparities against their range."""
-    scene = cfg.get("scene", {})
+    scene = config.from_dict(SceneConfig, cfg.get("scene", {}), "dataset.json", "scene.")
     figs = []
     k = [v for v in table["K"].to_pylist() if v is not None]
-    lo, hi = scene.get("k_range", [0.0, 32.0])
+    lo, hi = scene.k_range
     fig, ax = plt.subplots(figsize=(3.6, 2.4))
     ax.hist(k, bins=16, range=(0, max(hi, 1e-6) * 1.05), density=True, alpha=0.7, label=f"realised (n={len(k)})")
     if hi > lo:
@@ -33,9 +35,8 @@ def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
     ax.set_title("K", fontsize=9)
     ax.legend(fontsize=6)
     figs.append(_png(fig))
-    n_fg = int(scene.get("num_foregrounds", 2))
-    names = [f"fg{i}" for i in range(n_fg)] + ["background"]
-    probs = scene.get("focus_probs") or [1 / len(names)] * len(names)
+    n_fg = scene.num_foregrounds
+    names, probs = scene.targets()
     drawn = table["focus_target"].to_pylist()
     fig, ax = plt.subplots(figsize=(3.6, 2.4))
     x = range(len(names))
@@ -49,7 +50,7 @@ def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
         models = table["bg_model"].to_pylist()
         fig, ax = plt.subplots(figsize=(3.6, 2.4))
         share = models.count("map") / max(len(models), 1)
-        ax.bar(["realised", "configured (max)"], [share, scene.get("bg_map_prob", 0.5)])
+        ax.bar(["realised", "configured (max)"], [share, scene.bg_map_prob])
         ax.set_ylim(0, 1)
         ax.set_title("share of depth-map backgrounds", fontsize=9)
         figs.append(_png(fig))

@@ -189,7 +189,7 @@ def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: lis
     if lo < 0:  # keep the whole frame in [0, 1] (with a margin for rounding)
         a -= lo - 1e-9
     bg_max = max(corners) - min(lo, 0.0)
-    use_map = bool(extra.random() < cfg.bg_map_prob) and bool(getattr(bg, "disp_uri", ""))
+    use_map = bool(extra.random() < cfg.bg_map_prob) and bool(bg.disp_uri)
     map_range = (0.0, 0.0)
     if use_map:  # the map's values rescaled into [c − t/2, c + t/2], kept inside [0, 1]
         m_lo = min(max(0.0, c - t / 2), 1.0 - t)
@@ -248,10 +248,7 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     h, w = rgb.shape[:2]
     side = spec.bg_crop[2] * min(h, w)
     x0, y0 = spec.bg_crop[0] * w, spec.bg_crop[1] * h
-    crop = rgb[int(y0):int(y0 + side), int(x0):int(x0 + side)]
-    crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if crop.shape[0] > s else cv2.INTER_LINEAR)
-    if spec.bg_flip:
-        crop = crop[:, ::-1]
+    crop = _background_view(rgb, (x0, y0, side), s, spec.bg_flip)
     if spec.bg_model == "map":
         bg_disp = _background_map(bg, spec, (x0, y0, side), s)
     else:
@@ -268,15 +265,19 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     return layers
 
 
+def _background_view(arr: np.ndarray, crop: tuple, s: int, flip: bool) -> np.ndarray:
+    """The scene's view of a background array (the photo, or its disparity map): the square crop (x0, y0, side) in
+    its pixels, resized to s×s (area averaging when shrinking), mirrored when ``flip``."""
+    x0, y0, side = crop
+    view = arr[int(y0):int(y0 + side), int(x0):int(x0 + side)]
+    view = cv2.resize(view, (s, s), interpolation=cv2.INTER_AREA if view.shape[0] > s else cv2.INTER_LINEAR)
+    return view[:, ::-1] if flip else view
+
+
 def _background_map(bg: Asset, spec: SceneSpec, crop: tuple, s: int) -> np.ndarray:
     """The background's disparity map, cropped, resized and flipped like its photo, its [min, max] over the crop
     rescaled to ``spec.bg_map_range`` (a flat crop: the range's middle)."""
-    x0, y0, side = crop
-    disp = load_disparity_map(bg.disp_uri)
-    crop_d = disp[int(y0):int(y0 + side), int(x0):int(x0 + side)]
-    crop_d = cv2.resize(crop_d, (s, s), interpolation=cv2.INTER_AREA if crop_d.shape[0] > s else cv2.INTER_LINEAR)
-    if spec.bg_flip:
-        crop_d = crop_d[:, ::-1]
+    crop_d = _background_view(load_disparity_map(bg.disp_uri), crop, s, spec.bg_flip)
     lo, hi = float(crop_d.min()), float(crop_d.max())
     m_lo, m_hi = spec.bg_map_range
     if hi - lo < 1e-9:

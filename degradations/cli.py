@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from common.images import IMAGE_SUFFIXES, list_images, load_image, to_uint8
+from common.images import IMAGE_SUFFIXES, list_images, load_image, on_white, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
 
 from .config import DegradationConfig
@@ -32,10 +32,7 @@ def sample_seed(seed: int, index: int) -> int:
 def load_rgb(path: Path) -> np.ndarray:
     """H×W×3 uint8 RGB with EXIF orientation applied (transparent images over white); raises ValueError naming the
     file and the problem."""
-    rgb, alpha = load_image(path)
-    if alpha is not None:
-        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
-    return to_uint8(rgb)
+    return to_uint8(on_white(*load_image(path)))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

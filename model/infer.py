@@ -81,17 +81,11 @@ def run_tiled(model, lq: torch.Tensor, defocus: torch.Tensor, mask: torch.Tensor
 
 def load_disparity(path, shape, out_shape=None) -> np.ndarray:
     """A disparity file of the input's ``shape`` normalised to [0, 1], resized to ``out_shape``."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        disp = np.load(path, allow_pickle=False).astype(np.float32)
-    else:
-        from common.images import load_alpha
+    from common.images import read_disparity
 
-        disp = load_alpha(path)
+    disp = read_disparity(path)
     if disp.shape != shape:
         raise ValueError(f"{path}: disparity is {disp.shape[1]}×{disp.shape[0]}, the image {shape[1]}×{shape[0]}")
-    if not np.isfinite(disp).all():
-        raise ValueError(f"{path}: disparity has NaN or infinite values")
     lo, hi = float(disp.min()), float(disp.max())
     disp = (disp - lo) / max(hi - lo, 1e-8)
     if out_shape is not None and out_shape != shape:
@@ -139,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every argument checked before anything heavy runs (depth network, model, renderer); a ValueError names
-    the argument. Fills ``args.focus_xy`` and ``args.image_size``."""
+    the argument. Fills ``args.focus_xy``."""
     image = Path(args.image)
     if not image.is_file():
         raise ValueError(f"--image {image}: no such file")
@@ -166,7 +160,6 @@ def check_args(args: argparse.Namespace) -> None:
                 w, h = h, w
     except Exception as e:
         raise ValueError(f"--image {image}: not a readable image ({e})") from None
-    args.image_size = (w, h)
     args.focus_xy = None
     if args.focus is not None:
         try:
@@ -206,12 +199,12 @@ def infer(args: argparse.Namespace) -> dict:
     """Run one inference as the command line describes it (``parse_args`` checked ``args``); returns the paths,
     the focus disparity and the timings."""
     t_start = time.perf_counter()
-    from common.images import load_image
+    from common.images import load_image, on_white
 
     image = Path(args.image)
     rgb, alpha = load_image(image)  # names the file on bad input
     if alpha is not None:
-        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+        rgb = on_white(rgb, alpha)
         print(f"NOTE: {image} has an alpha channel: composited on white (the model takes RGB)")
     in_shape = rgb.shape[:2]
     if args.upscale != 1.0:
