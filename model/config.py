@@ -87,7 +87,8 @@ def load_section(path, overrides, section: str, cls):
             config.from_dict(cls, data[section], str(path), f"{section}."))
 
 
-def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str):
+def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str,
+                   depth: bool = False):
     """The command line shared by ``model.train`` and ``model.distill``."""
     p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="tiny", help=f"YAML with model: and {section}: sections (or tiny / sd21)")
@@ -96,6 +97,12 @@ def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: boo
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help=f"override one config value, e.g. model.k_max=32 or {section}.seed=1 (repeatable)")
+    if depth:  # model.train only
+        p.add_argument("--stop-after", type=int, help="end this call after N steps (a checkpoint is written); "
+                                                      "rerun the same command to continue, e.g. under a queue's "
+                                                      "time limit")
+        p.add_argument("--depth-weights", help="the depth model inference will use (a transformers folder, e.g. "
+                                               "model.distill's student/); recorded in weights/model.yaml")
     return p.parse_args(argv)
 
 

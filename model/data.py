@@ -65,9 +65,26 @@ def _png(data: bytes, key: str, name: str) -> np.ndarray:
     return decode_png(data, f"sample {key}: {name}")
 
 
+def derive_seed(seed: int, stream: str, index: int) -> int:
+    """The seed of one served sample: from the run's seed, the stream and the sample's global index (which encodes
+    the step, the rank and the position in the batch), so a resumed or repeated run draws exactly the same."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}:{index}".encode()).digest()[:8], "big") % 2 ** 63
+
+
+def _degradation(name: str):
+    from degradations import DegradationConfig
+
+    return DegradationConfig.preset(name)
+
+
 def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, crop: int | None = None,
-               seed: int = 0) -> dict:
-    """One raw WebDataset sample (member bytes) -> training tensors (see module doc)."""
+               seed: int = 0, index: int | None = None, hflip: bool = False, redegrade: str | None = None) -> dict:
+    """One raw WebDataset sample (member bytes) -> training tensors (see module doc). ``index``: the sample's
+    global position in its stream (seeds the crop, the flip and the degradation; None: from the key, the same at
+    every serving); ``hflip``: flip LQ, all-in-focus, bokeh and disparity together with probability 1/2;
+    ``redegrade``: a degradation preset name: a fresh LQ from the stored all-in-focus image instead of lq.png."""
     key = sample["__key__"]
     missing = [m for m in ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json") if m not in sample]
     if missing:
@@ -76,22 +93,39 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
     disp = np.load(io.BytesIO(sample["disp.npy"]), allow_pickle=False).astype(np.float32)
     meta = json.loads(sample["json"])
     K, d_f = float(meta["render"]["K"]), float(meta["render"]["focus_disparity"])
+    rng = random.Random(f"{seed}:{key}" if index is None else f"{seed}:sample:{index}")
+    if redegrade:
+        from common.images import to_uint8
+        from degradations import degrade
+
+        aif8 = aif if aif.dtype == np.uint8 else to_uint8(aif.astype(np.float32) / 65535)  # as the build does
+        lq, _ = degrade(aif8, derive_seed(seed, "redegrade", index if index is not None else hash(key)),
+                        _degradation(redegrade))
     h, w = aif.shape[:2]
     if crop is not None and (h > crop or w > crop):
-        rng = random.Random(f"{seed}:{key}")
         s = h // lq.shape[0]  # LQ scale: crop on the LQ grid so LQ and HQ stay aligned
         y, x = rng.randrange(0, (h - crop) // s + 1) * s, rng.randrange(0, (w - crop) // s + 1) * s
         aif, bokeh, disp = aif[y:y + crop, x:x + crop], bokeh[y:y + crop, x:x + crop], disp[y:y + crop, x:x + crop]
         lq = lq[y // s:(y + crop) // s, x // s:(x + crop) // s]
         h = w = crop
-    # [-1, 1] from 8-bit (/127.5) or 16-bit (/32767.5) values
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (  # noqa: E731
-        127.5 if a.dtype == np.uint8 else 32767.5) - 1
-    lq_up = F.interpolate(t(lq)[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+    if hflip and rng.random() < 0.5:
+        aif, bokeh, disp, lq = aif[:, ::-1], bokeh[:, ::-1], disp[:, ::-1], lq[:, ::-1]
+    disp = np.ascontiguousarray(disp)
+    lq_up = _upsampled(lq, (h, w))
     defocus, mask = defocus_and_mask(disp, K, d_f, k_max, focus_radius)
-    return {"key": key, "lq": lq_up, "aif": t(aif), "bokeh": t(bokeh), "disp": torch.from_numpy(disp)[None],
+    return {"key": key, "lq": lq_up, "aif": _t(aif), "bokeh": _t(bokeh), "disp": torch.from_numpy(disp)[None],
             "defocus": torch.from_numpy(defocus)[None], "mask": torch.from_numpy(mask)[None],
             "K": torch.tensor(K), "focus_disparity": torch.tensor(d_f)}
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 (/127.5) or uint16 (/32767.5) -> (3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (
+        127.5 if a.dtype == np.uint8 else 32767.5) - 1
+
+
+def _upsampled(lq: np.ndarray, size: tuple) -> torch.Tensor:
+    return F.interpolate(_t(lq)[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -101,7 +135,8 @@ def collate(samples: list[dict]) -> dict:
 
 
 def batches(samples, cfg: "StreamConfig", partial: bool):
-    """Raw samples -> collated batches of ``cfg.batch_size`` (a smaller last one when ``partial``)."""
+    """Raw samples -> collated batches of ``cfg.batch_size`` (a smaller last one when ``partial``); no flip, no
+    re-degradation (validation)."""
     batch = []
     for sample in samples:
         batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
@@ -120,49 +155,108 @@ class StreamConfig:
     k_max: float = MAX_K
     focus_radius: float = 1.0
     crop: int | None = None
+    hflip: bool = False
+    redegrade: str | None = None  # a degradation preset: a fresh LQ at every serving
 
 
-class ShardStream(torch.utils.data.IterableDataset):
-    """Endless batches from the shards (see module doc); ``skip_batches`` resumes after that many batches of
-    the same stream (same shards, config and number of workers)."""
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of ``torch.distributed`` when initialised, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    def __init__(self, urls, cfg: StreamConfig, skip_batches: int = 0):
+
+class GlobalBatches(torch.utils.data.IterableDataset):
+    """Batches of one rank from a stream of samples with global indices 0, 1, 2, ...
+
+    Global batch j holds samples [j·B·W, (j+1)·B·W) (B: per-rank batch size, W: world size); rank r takes the
+    r-th slice of B of each, so the W ranks together see exactly what one process with batch B·W sees (hence
+    the same gradients), and a resumed run (``skip_batches``) continues where it stopped. DataLoader worker w
+    of a rank makes its local batches w, w + workers, ... (the DataLoader takes them round-robin)."""
+
+    def __init__(self, batch_size: int, skip_batches: int = 0, rank: int | None = None, world: int | None = None):
         super().__init__()
+        self.batch_size, self.skip_batches = batch_size, skip_batches
+        self._rank, self._world = rank, world
+
+    def ranks(self) -> tuple[int, int]:
+        rank, world = dist_info()
+        return (self._rank if self._rank is not None else rank), (self._world if self._world is not None else world)
+
+    def my_indices(self):
+        """(local batch number, [global indices]) of this rank and worker, endless."""
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank, world = self.ranks()
+        B = self.batch_size
+        for j in count(self.skip_batches + worker, workers):
+            first = (j * world + rank) * B
+            yield j, list(range(first, first + B))
+
+    def sample(self, index: int) -> dict:  # random-access streams (photos)
+        raise NotImplementedError
+
+    def __iter__(self):
+        for _, indices in self.my_indices():
+            yield collate([self.sample(i) for i in indices])
+
+
+class ShardStream(GlobalBatches):
+    """Endless batches from the shards (see module doc and :class:`GlobalBatches`). The global sample stream is
+    the same in every process: shards shuffled per epoch from the seed, then a seeded shuffle buffer; each
+    process reads it and decodes only its own samples (reading a tar member is cheap next to decoding it)."""
+
+    def __init__(self, urls, cfg: StreamConfig, skip_batches: int = 0, rank=None, world=None):
+        super().__init__(cfg.batch_size, skip_batches, rank, world)
         self.urls = expand_urls(urls)
         self.cfg = cfg
-        self.skip_batches = skip_batches
 
-    def _split(self, epoch: int, worker: int, workers: int) -> list[str]:
-        urls = list(self.urls)
-        random.Random(f"{self.cfg.seed}:shards:{epoch}").shuffle(urls)
-        rank, world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return urls[rank::world][worker::workers]
+    def epoch_length(self) -> int | None:
+        """Samples per epoch, from the tar headers of local shards (None for remote ones)."""
+        import os
+        import tarfile
 
-    def raw(self, worker: int, workers: int):
-        """Endless undecoded samples of this worker, epoch after epoch."""
-        if len(self.urls) < workers:
-            raise ValueError(f"{len(self.urls)} shard(s) for {workers} loader workers: each worker needs one")
-        for epoch in count():
-            mine = self._split(epoch, worker, workers)
-            samples = wds.tarfile_to_samples()(iter({"url": u} for u in mine))
-            rng = random.Random(f"{self.cfg.seed}:buffer:{epoch}:{worker}")
+        if any("://" in u or not os.path.isfile(u) for u in self.urls):
+            return None
+        keys = 0
+        for u in self.urls:
+            with tarfile.open(u, "r:") as tar:  # headers only: member data is seeked over
+                keys += len({m.name.split("/")[-1].split(".", 1)[0] for m in tar.getmembers() if m.isfile()})
+        return keys
+
+    def raw(self, first_epoch: int = 0):
+        """Endless undecoded samples of the global stream, epoch after epoch."""
+        for epoch in count(first_epoch):
+            urls = list(self.urls)
+            random.Random(f"{self.cfg.seed}:shards:{epoch}").shuffle(urls)
+            samples = wds.tarfile_to_samples()(iter({"url": u} for u in urls))
+            rng = random.Random(f"{self.cfg.seed}:buffer:{epoch}")
             yield from wds.shuffle(self.cfg.shuffle_buffer, min(self.cfg.shuffle_buffer, 16), rng=rng)(samples)
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        # the DataLoader takes batches round-robin from its workers: batch i came from worker i % workers
-        done = len(range(worker, self.skip_batches, workers))
-        stream = self.raw(worker, workers)
-        for _ in range(done * self.cfg.batch_size):
-            next(stream)
-        yield from batches(stream, self.cfg, partial=False)
+        c = self.cfg
+        stream = enumerate(self.raw())
+        first = (self.skip_batches * self.ranks()[1]) * c.batch_size  # the first global index still to serve
+        if first:  # resuming: skip whole epochs without reading them (every epoch is shuffled on its own)
+            n = self.epoch_length()
+            if n:
+                stream = enumerate(self.raw(first // n), start=(first // n) * n)
+        for _, indices in self.my_indices():
+            batch = []
+            for g, sample in stream:
+                if g == indices[len(batch)]:
+                    batch.append(to_tensors(sample, c.k_max, c.focus_radius, c.crop, c.seed, index=g,
+                                            hflip=c.hflip, redegrade=c.redegrade))
+                    if len(batch) == len(indices):
+                        break
+            yield collate(batch)
 
 
-def loader(urls, cfg: StreamConfig, skip_batches: int = 0, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    ds = ShardStream(urls, cfg, skip_batches)
+def loader(urls_or_dataset, cfg: StreamConfig | None = None, skip_batches: int = 0,
+           num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader over shards (``urls`` and ``cfg``) or over a :class:`GlobalBatches` stream."""
+    ds = urls_or_dataset if isinstance(urls_or_dataset, GlobalBatches) else \
+        ShardStream(urls_or_dataset, cfg, skip_batches)
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
                                        persistent_workers=False, prefetch_factor=2 if num_workers else None)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 from common.limits import check_seed
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
-from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
+from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
+from .photos import PhotoSource, PhotoStream, photo_loader
 from .depth import DepthEstimator, load_depth_model, normalise
 
 
@@ -42,6 +44,14 @@ class DistillConfig:
     teacher_fit_lr: float = 1e-3
     log_every: int = 50
     seed: int = 0
+    # natural photos (teacher on the HQ crop, student on its online-degraded version), as the paper distils on
+    # ~200k SA-1B photos; None: the shards' all-in-focus / LQ pairs. Evaluation always uses the shards' exact
+    # disparity (--val).
+    isr_data: list[PhotoSource] | None = None
+    crop: int | None = None  # photo crop (default: model.resolution)
+    degradation: str = "realesrgan_x4plus"
+    hflip: bool = True
+    device: str = "auto"
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every"):
@@ -50,6 +60,14 @@ class DistillConfig:
         if not self.lr > 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         check_seed(self.seed)
+        if self.crop is not None and (self.crop % 8 or self.crop < 16):
+            raise ValueError(f"crop: a multiple of 8 and >= 16 (or null), got {self.crop}")
+        from degradations import DegradationConfig
+
+        try:
+            DegradationConfig.preset(self.degradation)
+        except ValueError as e:
+            raise ValueError(f"degradation: {e}") from None
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:
@@ -86,11 +104,12 @@ def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, min_gt: float = 0.05) ->
 def evaluate(student: DepthEstimator, teacher: DepthEstimator, urls, scfg: StreamConfig) -> dict:
     acc = {k: [] for k in ("teacher_clear", "teacher_degraded", "student_clear", "student_degraded")}
     d1 = {k: [] for k in acc}
+    dev = next(student.parameters()).device
     for b in val_batches(urls, scfg):
-        clear, degraded = _01(b["aif"]), _01(b["lq"])
+        clear, degraded = _01(b["aif"]).to(dev), _01(b["lq"]).to(dev)
         for name, net, x in (("teacher_clear", teacher, clear), ("teacher_degraded", teacher, degraded),
                              ("student_clear", student, clear), ("student_degraded", student, degraded)):
-            a, d = depth_metrics(net(x), b["disp"])
+            a, d = depth_metrics(net(x).float().cpu(), b["disp"])
             acc[name] += a
             d1[name] += d
     out = {}
@@ -120,55 +139,108 @@ def fit_teacher(teacher: DepthEstimator, data, steps: int, lr: float, log=print)
     teacher.eval()
 
 
+class _Raw(torch.nn.Module):
+    """The student's raw outputs through ``forward`` (so DistributedDataParallel sees the call)."""
+
+    def __init__(self, estimator: DepthEstimator, layers):
+        super().__init__()
+        self.estimator, self.layers = estimator, layers
+
+    def forward(self, rgb):
+        out = self.estimator.raw(rgb, output_hidden_states=True)
+        return [out.hidden_states[i] for i in self.layers], out.predicted_depth
+
+
 def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print) -> dict:
+    """Distil (see module doc); under ``torchrun``/``accelerate launch`` data-parallel, rank 0 writing."""
+    from .distributed import setup
+
+    ctx = setup(dcfg.device)
+    try:
+        return _distill(ctx, mcfg, dcfg, shards, val, out, log if ctx.main else (lambda *_: None))
+    finally:
+        ctx.close()
+
+
+def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
     check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
-    data = iter(loader(urls, scfg))
+    if dcfg.isr_data is not None:
+        stream = PhotoStream(dcfg.isr_data, dcfg.crop or mcfg.resolution, dcfg.batch_size, dcfg.seed,
+                             dcfg.degradation, dcfg.hflip)
+        log(f"distilling on natural photos degraded online: {stream.describe()}")
+        data = iter(photo_loader(stream))
+    else:
+        log("NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
+            "natural photos, an SA-1B subset, degraded online)")
+        data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip))))
+    device = ctx.device
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
+    log(f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
+        f"{ctx.world} process(es), batch {dcfg.batch_size * ctx.world} per step")
     if dcfg.teacher_fit_steps:
         if mcfg.depth is not None:
             raise ValueError("teacher_fit_steps is for a random (tiny) depth network only")
-        fit_teacher(teacher, data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr, log)
-    teacher.eval().requires_grad_(False)
+        fit_data = iter(loader(ShardStream(urls, scfg, rank=0, world=1)))  # the same fit on every rank
+        fit_teacher(teacher, fit_data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr, log)
+    teacher.eval().requires_grad_(False).to(device)
+    ctx.broadcast_module(teacher)
     student = copy.deepcopy(teacher).requires_grad_(True)
     layers = list(teacher.model.config.backbone_config.out_indices)
-    before = evaluate(student, teacher, val_urls, scfg)
-    log(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
-        f"{before['absrel_student_clear']:.4f}")
+    before = evaluate(student, teacher, val_urls, scfg) if ctx.main else {}
+    if ctx.main:
+        log(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
+            f"{before['absrel_student_clear']:.4f}")
+    ctx.barrier()
     opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
     student.train()
+    net = ctx.wrap(_Raw(student, layers))
     t0 = time.perf_counter()
     for step in range(dcfg.steps):
         b = next(data)
+        aif, lq = b["aif"].to(device), b["lq"].to(device)
         with torch.no_grad():
-            t_out = teacher.raw(_01(b["aif"]), output_hidden_states=True)
-        s_out = student.raw(_01(b["lq"]), output_hidden_states=True)
-        feat = sum(F.mse_loss(s, t) for s, t in zip(_features(s_out, layers), _features(t_out, layers))) / len(layers)
-        outl = F.l1_loss(normalise(s_out.predicted_depth[:, None]), normalise(t_out.predicted_depth[:, None]))
+            t_out = teacher.raw(_01(aif), output_hidden_states=True)
+        s_feats, s_depth = net(_01(lq))
+        feat = sum(F.mse_loss(s, t) for s, t in zip(s_feats, _features(t_out, layers))) / len(layers)
+        outl = F.l1_loss(normalise(s_depth[:, None]), normalise(t_out.predicted_depth[:, None]))
         loss = dcfg.feature_weight * feat + dcfg.output_weight * outl
         opt.zero_grad()
         loss.backward()
         opt.step()
         if (step + 1) % dcfg.log_every == 0 or step + 1 == dcfg.steps:
-            log(f"distill {step + 1}/{dcfg.steps}: features {feat.item():.4f}, output {outl.item():.4f} "
+            f_v, o_v = ctx.mean([feat.item(), outl.item()])
+            log(f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
                 f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)")
+    net = None
     student.eval()
-    after = evaluate(student, teacher, val_urls, scfg)
-    rows = [{"when": "before", **before}, {"when": "after", **after}]
-    with open(out / "depth_eval.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    student.model.save_pretrained(out / "student")
-    _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
-    log(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
-        f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
-        f"student -> {out / 'student'}, table -> {out / 'depth_eval.csv'}")
-    return {"before": before, "after": after}
+    digest = ctx.check_in_sync(student)
+    if ctx.distributed:
+        log(f"all {ctx.world} processes hold identical student weights (sha256 {digest[:16]})")
+    result = {"before": before, "after": {}}
+    if ctx.main:
+        student.cpu()
+        teacher.cpu()
+        after = evaluate(student, teacher, val_urls, scfg)
+        rows = [{"when": "before", **before}, {"when": "after", **after}]
+        with open(out / "depth_eval.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        student.model.save_pretrained(out / "student")
+        _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
+        log(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
+            f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
+            f"student -> {out / 'student'} (use: python -m model.train --depth-weights {out / 'student'} ..., or "
+            f"model.infer --depth-weights), table -> {out / 'depth_eval.csv'}")
+        result["after"] = after
+    ctx.barrier()
+    return result
 
 
 @torch.no_grad()

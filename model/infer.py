@@ -238,6 +238,8 @@ def infer(args: argparse.Namespace) -> dict:
         depth_dir = args.depth_weights or cfg.depth
         if depth_dir is None:
             print(NO_DEPTH)
+        else:
+            print(f"depth: {depth_dir} ({'--depth-weights' if args.depth_weights else 'the model config'})")
         estimator = DepthEstimator(load_depth_model(cfg.depth_size, depth_dir), cfg.depth_input).eval()
         with torch.no_grad():
             disp = estimator(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()

@@ -15,6 +15,7 @@ data, as the stand-in for the pretrained Stable Diffusion weights the real confi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -28,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
-from .data import StreamConfig, check_max_k, expand_urls, loader, val_batches
+from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
+from .photos import PhotoSource, PhotoStream, photo_loader
 
 
 @dataclass
@@ -59,15 +61,34 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda when there is one), "cpu", "cuda", "cuda:1", ...
     precision: str = "fp32"  # "fp32" or "bf16" (autocast; weights and optimizer state stay fp32)
     gradient_checkpointing: bool = False  # recompute U-Net/ControlNet activations in backward (less memory)
+    grad_accum: int = 1  # micro-batches per optimizer step (global batch = batch_size × grad_accum × processes)
+    max_grad_norm: float | None = None  # clip the trained parameters' gradient norm (after averaging over ranks)
+    # natural photos for the Real-ISR phases (isr1, isr), degraded online (model/photos.py); None: the shards'
+    # all-in-focus images (not the paper's recipe, which uses LSDIR + 10k FFHQ faces)
+    isr_data: list[PhotoSource] | None = None
+    redegrade: bool = False  # the bokeh stream's LQ made afresh from the stored all-in-focus image at each serving
+    hflip: bool = True  # the same random horizontal flip for a sample's LQ, all-in-focus, bokeh and disparity
+    degradation: str = "realesrgan_x4plus"  # preset of the online degradation (photos, redegrade)
 
     def __post_init__(self):
-        for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints"):
+        for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints",
+                     "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision: fp32 or bf16, got {self.precision!r}")
         if self.isr1_steps < 0 or self.bokeh_steps < 0 or self.isr_steps < 0 or self.bokeh_steps + self.isr_steps == 0:
             raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm: must be > 0 (or null), got {self.max_grad_norm}")
+        if self.crop is not None and (self.crop % 8 or self.crop < 16):
+            raise ValueError(f"crop: a multiple of 8 and >= 16 (or null), got {self.crop}")
+        from degradations import DegradationConfig
+
+        try:
+            DegradationConfig.preset(self.degradation)
+        except ValueError as e:
+            raise ValueError(f"degradation: {e}") from None
 
     def phase(self, step: int) -> str:
         if step < self.isr1_steps:
@@ -140,8 +161,8 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     unet, vae, scheduler = load_components(None, mcfg.seed)
-    data = iter(loader(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
-                                          mcfg.focus_radius, tcfg.crop)))
+    data = iter(loader(ShardStream(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
+                                                      mcfg.focus_radius, tcfg.crop), rank=0, world=1)))
     n = tcfg.prior_vae_steps
     opt = torch.optim.Adam(vae.parameters(), lr=tcfg.prior_lr)
     for step in range(n):
@@ -279,37 +300,83 @@ def plot(run: Path) -> None:
 
 
 # ---------------------------------------------------------------- training
+def resolve_depth(mcfg: ModelConfig, depth_weights=None) -> ModelConfig:
+    """``--depth-weights`` (else ``model.depth``) as an absolute path to a transformers folder, checked; the trained
+    weights' model.yaml records it, so ``model.infer`` uses the same depth model by default."""
+    folder = depth_weights or mcfg.depth
+    if folder is None:
+        return mcfg
+    folder = Path(folder).resolve()
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"error: {'--depth-weights' if depth_weights else 'model.depth'} {folder}: no config.json: "
+                         "not a local Depth Anything folder (e.g. a model.distill output's student/)")
+    return dataclasses.replace(mcfg, depth=str(folder))
+
+
+def _uses_photos(tcfg: TrainConfig, phase: str) -> bool:
+    return tcfg.isr_data is not None and phase in ("isr1", "isr")
+
+
 def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None, log=print,
           stop_after: int | None = None) -> dict:
     """Train (or resume) into ``run``; returns the last validation row (or {}). ``stop_after`` ends this call
-    after that many steps (tests: a run interrupted and resumed)."""
+    after that many steps (tests: a run interrupted and resumed). Under ``torchrun``/``accelerate launch``
+    (``WORLD_SIZE`` > 1) every process runs this: data-parallel with DDP, rank 0 alone writes (model/distributed.py)."""
+    from .distributed import setup
+    from .network import MagicBokeh
+
+    ctx = setup(tcfg.device)
+    try:
+        return _train(ctx, mcfg, tcfg, shards, run, val, perceptual, log if ctx.main else (lambda *_: None),
+                      stop_after)
+    finally:
+        ctx.close()
+
+
+def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptual, log, stop_after) -> dict:
     from .network import MagicBokeh
 
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
     urls = expand_urls(shards)
     val_urls = expand_urls(val) if val else None
     check_max_k(urls, mcfg.k_max)
+    crop = tcfg.crop or mcfg.resolution
+    photos = None
+    if tcfg.isr_data is not None:  # listed (and checked) before any work
+        photos = lambda skip: PhotoStream(tcfg.isr_data, crop, tcfg.batch_size, tcfg.seed, tcfg.degradation,  # noqa
+                                          tcfg.hflip, skip)
+        log(f"Real-ISR phases: natural photos degraded online: {photos(0).describe()}")
+    else:
+        log("NOTE: no train.isr_data: the Real-ISR phases (isr1, isr) learn from the shards' all-in-focus images. "
+            "The paper's recipe uses natural photos (LSDIR + 10k FFHQ faces) degraded online: set train.isr_data.")
     torch.manual_seed(tcfg.seed)
     record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
     cfg_file = run / "config.json"
-    if cfg_file.is_file() and json.loads(cfg_file.read_text()) != record:
-        raise ValueError(f"{run}: holds a run with a different configuration (see {cfg_file}); use another --out")
-    cfg_file.write_text(json.dumps(record, indent=2))
+    if ctx.main:
+        run.mkdir(parents=True, exist_ok=True)
+        if cfg_file.is_file() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
+            raise ValueError(f"{run}: holds a run with a different configuration (see {cfg_file}); use another --out")
+        cfg_file.write_text(json.dumps(record, indent=2))
+    ctx.barrier()
+    if ctx.distributed and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
+        raise ValueError(f"{run}: rank {ctx.rank} has another configuration than rank 0 ({cfg_file})")
 
     if tcfg.prior_fit_steps or tcfg.prior_vae_steps:
         t0 = time.perf_counter()
-        base = fit_tiny_prior(mcfg, tcfg, urls, run / "base", log)
+        if ctx.main:
+            base = fit_tiny_prior(mcfg, tcfg, urls, run / "base", log)
+        ctx.barrier()  # the other ranks load what rank 0 fitted
+        base = run / "base"
         mcfg = dataclasses.replace(mcfg, base=str(base.resolve()))
         log(f"prior ready in {run / 'base'} ({time.perf_counter() - t0:.1f} s)")
-    device = resolve_device(tcfg.device)
+    device = ctx.device
     model = MagicBokeh(mcfg).to(device)
     if tcfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     if perceptual is None:
         from .perceptual import make_lpips
 
-        perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone)
+        perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone, verbose=ctx.main)
     if isinstance(perceptual, torch.nn.Module):
         perceptual.requires_grad_(False).to(device)
 
@@ -327,72 +394,106 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
         for k, sd in torch.load(ckpts[-1] / "optimizers.pt", weights_only=True).items():
             optimizers[k].load_state_dict(sd)
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        for name in ("train_log.csv", "val.csv"):
-            _trim_csv(run / name, start)
+        if ctx.main:
+            for name in ("train_log.csv", "val.csv"):
+                _trim_csv(run / name, start)
         log(f"resuming from {ckpts[-1]} (step {start})")
+    ctx.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
     model.set_phase(None)
     model.train()
 
-    data = iter(loader(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed, mcfg.k_max,
-                                          mcfg.focus_radius, tcfg.crop), skip_batches=start,
-                       num_workers=tcfg.num_workers))
+    # each stream has served grad_accum batches per step of the phases that read it
+    served = {"photos": 0, "shards": 0}
+    for step in range(start):
+        served["photos" if _uses_photos(tcfg, tcfg.phase(step)) else "shards"] += tcfg.grad_accum
+    scfg = StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed, mcfg.k_max, mcfg.focus_radius, tcfg.crop,
+                        hflip=tcfg.hflip, redegrade=tcfg.degradation if tcfg.redegrade else None)
+    streams = {"shards": iter(loader(ShardStream(urls, scfg, served["shards"]), num_workers=tcfg.num_workers))}
+    if photos is not None:
+        streams["photos"] = iter(photo_loader(photos(served["photos"]), tcfg.num_workers))
     end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
+    global_batch = tcfg.batch_size * tcfg.grad_accum * ctx.world
+    log(f"batch: {tcfg.batch_size} per process × {tcfg.grad_accum} accumulated × {ctx.world} processes = "
+        f"{global_batch} per step; device {device}")
     last_val = {}
     t_start = time.perf_counter()
+    net = None
     for step in range(start, end):
         phase = tcfg.phase(step)
-        if model.phase != phase:
+        if model.phase != phase or net is None:
             model.set_phase(phase)
-        b = to_device(next(data), device)
-        with autocast(device, tcfg.precision):
-            if phase == "bokeh":
-                pred, target = model(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
-            else:
-                pred, target = model(b["lq"]), b["aif"]
-            lp = perceptual(pred, target).mean()
-        pred = pred.float()
-        l2 = F.mse_loss(pred, target)
-        lp = lp.float()
-        loss = l2 + tcfg.lpips_weight * lp
+            net = None  # a new DDP wrapper for the new set of trained parameters (the old one is released first)
+            net = ctx.wrap(model)
         opt = optimizers[phase]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        stream = streams["photos" if _uses_photos(tcfg, phase) else "shards"]
+        sums = [0.0, 0.0, 0.0]
+        for micro in range(tcfg.grad_accum):
+            b = to_device(next(stream), device)
+            sync = micro == tcfg.grad_accum - 1 or not ctx.distributed
+            with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device, tcfg.precision):
+                if phase == "bokeh":
+                    pred, target = net(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
+                else:
+                    pred, target = net(b["lq"]), b["aif"]
+                lp = perceptual(pred, target).mean().float()
+                l2 = F.mse_loss(pred.float(), target)
+                loss = l2 + tcfg.lpips_weight * lp
+                (loss / tcfg.grad_accum).backward()
+            sums = [a + v.item() / tcfg.grad_accum for a, v in zip(sums, (loss, l2, lp))]
+        if tcfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tcfg.max_grad_norm)
         opt.step()
+        loss_v, l2_v, lp_v = ctx.mean(sums)
         done = step + 1
-        _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss.item():.6f}",
-                                        "l2": f"{l2.item():.6f}", "lpips": f"{lp.item():.6f}",
-                                        "lr": opt.param_groups[0]["lr"]})
+        if ctx.main:
+            _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss_v:.6f}",
+                                            "l2": f"{l2_v:.6f}", "lpips": f"{lp_v:.6f}",
+                                            "lr": opt.param_groups[0]["lr"], "global_batch": global_batch})
         if done % tcfg.log_every == 0 or done == end:
             rate = (time.perf_counter() - t_start) / (done - start)
-            log(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss.item():.4f} (L2 {l2.item():.4f}, "
-                f"LPIPS {lp.item():.4f})  {rate:.2f} s/step, ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
+            log(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
+                f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
+                f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
         if val_urls and (done % tcfg.val_every == 0 or done == tcfg.total_steps):
-            last_val = validate(model, val_urls, mcfg, tcfg, done, run)
-            _append(run / "val.csv", last_val)
-            log(f"val @ {done}: bokeh PSNR {last_val['psnr_bokeh']:.2f} dB (identity "
-                f"{last_val['psnr_bokeh_identity']:.2f}), all-in-focus {last_val['psnr_aif']:.2f} dB (identity "
-                f"{last_val['psnr_aif_identity']:.2f})")
-            plot(run)
+            if ctx.main:
+                last_val = validate(model, val_urls, mcfg, tcfg, done, run)
+                _append(run / "val.csv", last_val)
+                log(f"val @ {done}: bokeh PSNR {last_val['psnr_bokeh']:.2f} dB (identity "
+                    f"{last_val['psnr_bokeh_identity']:.2f}), all-in-focus {last_val['psnr_aif']:.2f} dB (identity "
+                    f"{last_val['psnr_aif_identity']:.2f})")
+                plot(run)
+            ctx.barrier()
         if done % tcfg.ckpt_every == 0 or done == end:
-            save_checkpoint(run, done, model, optimizers, tcfg.keep_checkpoints)
-    if end == tcfg.total_steps:
+            if ctx.main:
+                save_checkpoint(run, done, model, optimizers, tcfg.keep_checkpoints)
+            ctx.barrier()
+    net = None
+    digest = ctx.check_in_sync(model)
+    if ctx.distributed:
+        log(f"all {ctx.world} processes hold identical weights (sha256 {digest[:16]})")
+    if end == tcfg.total_steps and ctx.main:
         final = run / "weights"
         shutil.rmtree(final, ignore_errors=True)
         model.save_weights(final)
         plot(run)
         log(f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: {run / 'curves.png'}")
+    ctx.barrier()
     return last_val
 
 
 def parse_args(argv=None):
     return parse_run_args(argv, "python -m model.train", __doc__, "train", val_required=False,
-                          out_help="run folder (rerun the same command to resume)")
+                          out_help="run folder (rerun the same command to resume)", depth=True)
 
 
 def main(args) -> dict:
     """Run ``python -m model.train`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, tcfg = configs_or_exit(load_configs, args)
-    return train(mcfg, tcfg, args.shards, args.out, args.val)
+    mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
+    if args.stop_after is not None and args.stop_after < 1:
+        raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
+    return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after)
 
 
 if __name__ == "__main__":

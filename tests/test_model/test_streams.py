@@ -1,0 +1,127 @@
+"""The training streams: natural photos degraded online, shards re-degraded at each serving, joint flips, and the
+global-index split between ranks that makes N processes see what one process with N times the batch sees."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from model.data import ShardStream, StreamConfig, to_tensors
+from model.photos import PhotoStream, parse_sources
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    Image.fromarray(skdata.astronaut()).save(root / "astronaut.png")
+    Image.fromarray(skdata.coffee()).save(root / "sub" / "coffee.jpg")
+    Image.fromarray(skdata.chelsea()[:60, :70]).save(root / "small_chelsea.png")  # under the patch: upscaled
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory):
+    """One shard of 4 demo scenes at 96², written by the build's own shard function (no Ray)."""
+    from datagen.build import BuildConfig, build_shard, scan_assets
+
+    out = tmp_path_factory.mktemp("shard")
+    cfg = BuildConfig.load(None, ["size=96", "min_asset_size=96", "val_fraction=0"])
+    build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0, 1, 2, 3], str(out))
+    return str(out / "train-000000.tar")
+
+
+def first(stream, n=1):
+    it = iter(stream)
+    return [next(it) for _ in range(n)]
+
+
+def test_photo_stream_is_reproducible_split_by_rank_resumable_and_skips_bad_files(photo_dir):
+    sources = parse_sources([{"path": str(photo_dir), "weight": 1.0}])
+    messages = []
+    make = lambda **k: PhotoStream(sources, 48, 3, seed=5, log=messages.append, **k)  # noqa: E731
+    a, b = first(make(rank=0, world=1), 3), first(make(rank=0, world=1), 3)
+    for x, y in zip(a, b):
+        assert x["key"] == y["key"] and torch.equal(x["lq"], y["lq"]) and torch.equal(x["aif"], y["aif"])
+    assert a[0]["lq"].shape == a[0]["aif"].shape == (3, 3, 48, 48)
+    assert a[0]["aif"].min() >= -1 and a[0]["aif"].max() <= 1
+    # two ranks: rank r's batch j holds global samples (2j + r)·3 ...: disjoint, and together one batch of 6
+    r0, r1 = first(make(rank=0, world=2), 2), first(make(rank=1, world=2), 2)
+    one = first(PhotoStream(sources, 48, 6, seed=5, rank=0, world=1, log=messages.append), 2)
+    for j in range(2):
+        assert r0[j]["key"] + r1[j]["key"] == one[j]["key"]
+        assert torch.equal(torch.cat([r0[j]["lq"], r1[j]["lq"]]), one[j]["lq"])
+    assert not set(r0[0]["key"]) & set(r1[0]["key"])
+    # resumed after 2 batches: the third batch of an uninterrupted stream
+    resumed = first(make(rank=0, world=1, skip_batches=2), 1)[0]
+    assert resumed["key"] == a[2]["key"] and torch.equal(resumed["lq"], a[2]["lq"])
+    # the broken file was drawn at some point, named once, and replaced
+    keys = [k for batch in a + first(make(rank=0, world=1, skip_batches=3), 2) for k in batch["key"]]
+    assert any("broken.png" in m for m in messages) and not any("broken" in k for k in keys)
+    assert {k.split(":")[-1] for k in keys} >= {"astronaut.png", "coffee.jpg", "small_chelsea.png"}
+
+
+def test_photo_stream_flips_and_degrades_online_with_the_seed(photo_dir):
+    sources = parse_sources([{"path": str(photo_dir / "sub")}])  # coffee alone
+    flipped = PhotoStream(sources, 64, 8, seed=1, hflip=True, rank=0, world=1).sample(0)
+    # the LQ is the degraded HQ crop: it is close to it at low frequencies, not equal
+    lq, hq = flipped["lq"], flipped["aif"]
+    assert 0.001 < (lq - hq).abs().mean() < 0.3
+    seeds = [PhotoStream(sources, 64, 1, seed=s, rank=0, world=1).sample(0)["lq"] for s in (1, 2)]
+    assert not torch.equal(seeds[0], seeds[1])
+
+
+def test_photo_sources_are_checked(tmp_path, photo_dir):
+    with pytest.raises(ValueError, match="weight: must be > 0"):
+        parse_sources([{"path": str(photo_dir), "weight": 0}])
+    with pytest.raises(ValueError, match="unknown keys"):
+        parse_sources([{"path": str(photo_dir), "wieght": 1}])
+    with pytest.raises(ValueError, match="no such folder"):
+        PhotoStream(parse_sources([{"path": str(tmp_path / "nope")}]), 48, 2)
+    from model.train import load_configs
+
+    with pytest.raises(ValueError, match=r"train.isr_data\[0\].weight"):
+        load_configs("tiny", [f"train.isr_data=[{{path: {photo_dir}, weight: heavy}}]"])
+    cfg = load_configs("tiny", [f"train.isr_data=[{{path: {photo_dir}, weight: 0.2}}]"])[1]
+    assert cfg.isr_data[0].path == str(photo_dir) and cfg.isr_data[0].weight == 0.2
+
+
+def test_redegrade_gives_a_new_lq_at_every_serving_and_the_same_in_every_run(shard):
+    cfg = StreamConfig(batch_size=4, shuffle_buffer=1, seed=3, redegrade="realesrgan_x4plus")
+    epochs = first(ShardStream([shard], cfg, rank=0, world=1), 2)  # one shard of 4: two servings of each sample
+    assert epochs[0]["key"] == epochs[1]["key"]
+    assert torch.equal(epochs[0]["aif"], epochs[1]["aif"])
+    assert not torch.equal(epochs[0]["lq"], epochs[1]["lq"])
+    again = first(ShardStream([shard], cfg, rank=0, world=1), 2)
+    assert all(torch.equal(x["lq"], y["lq"]) for x, y in zip(epochs, again))
+    stored = first(ShardStream([shard], StreamConfig(batch_size=4, shuffle_buffer=1, seed=3), rank=0, world=1), 1)
+    assert not torch.equal(stored[0]["lq"], epochs[0]["lq"])  # not the lq.png of the shard
+
+
+def test_hflip_flips_every_member_of_a_sample_together(shard):
+    import webdataset as wds
+
+    sample = next(iter(wds.WebDataset(shard, shardshuffle=False, empty_check=False)))
+    plain = to_tensors(sample, seed=0, index=0)
+    flips = 0
+    for index in range(8):
+        t = to_tensors(sample, seed=0, index=index, hflip=True)
+        if torch.equal(t["aif"], plain["aif"]):
+            continue
+        flips += 1
+        for key in ("aif", "bokeh", "disp", "defocus", "mask"):
+            assert torch.equal(t[key], plain[key].flip(-1)), key
+        assert torch.allclose(t["lq"], plain["lq"].flip(-1), atol=1e-6)
+    assert 0 < flips < 8
+
+
+def test_shard_stream_ranks_together_serve_the_one_process_batches(shard):
+    cfg = StreamConfig(batch_size=2, shuffle_buffer=4, seed=0)
+    one = first(ShardStream([shard], StreamConfig(batch_size=4, shuffle_buffer=4, seed=0), rank=0, world=1), 3)
+    r0, r1 = first(ShardStream([shard], cfg, rank=0, world=2), 3), first(ShardStream([shard], cfg, rank=1, world=2), 3)
+    for j in range(3):
+        assert r0[j]["key"] + r1[j]["key"] == one[j]["key"]
+    resumed = first(ShardStream([shard], cfg, skip_batches=2, rank=1, world=2), 1)[0]
+    assert resumed["key"] == r1[2]["key"] and torch.equal(resumed["lq"], r1[2]["lq"])
