@@ -199,7 +199,8 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
     ctx.barrier()
     opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
     student.train()
-    net = ctx.wrap(_Raw(student, layers))
+    # Dinov2's mask token and the layers after the last tapped one take no part in the loss
+    net = ctx.wrap(_Raw(student, layers), find_unused_parameters=True)
     t0 = time.perf_counter()
     for step in range(dcfg.steps):
         b = next(data)

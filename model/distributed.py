@@ -57,7 +57,7 @@ class Context:
             for t in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(t.data, 0)
 
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, module: torch.nn.Module, find_unused_parameters: bool = False) -> torch.nn.Module:
         """``module`` in torch's DistributedDataParallel (its trainable parameters as they are now; re-wrap after
         changing which ones train), or itself in one process."""
         if not self.distributed:
@@ -65,7 +65,7 @@ class Context:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
     def check_in_sync(self, module: torch.nn.Module) -> str:
         """The sha256 of the trainable state on this rank; raises when another rank holds different weights."""

@@ -56,23 +56,90 @@ def test_tiny_training_learns_bokeh(shards, tmp_path):
     assert not list((run / "checkpoints").glob("*.tmp"))
 
 
-def test_resumed_run_continues_exactly(shards, tmp_path):
-    mcfg, tcfg = load_configs("tiny", ["train.total_steps=10", "train.isr1_steps=3", "train.bokeh_steps=3",
-                                       "train.isr_steps=1", "train.prior_fit_steps=4", "train.prior_vae_steps=4", "train.ckpt_every=4",
-                                       "train.log_every=5", "train.batch_size=2"])
-    quiet = lambda *a: None  # noqa: E731
-    perceptual = lambda a, b: (a - b).abs().mean((1, 2, 3))  # noqa: E731  (an injected perceptual distance)
-    train(mcfg, tcfg, shards[0], tmp_path / "straight", perceptual=perceptual, log=quiet)
-    train(mcfg, tcfg, shards[0], tmp_path / "resumed", perceptual=perceptual, log=quiet, stop_after=6)
-    assert not (tmp_path / "resumed" / "weights").exists()
-    train(mcfg, tcfg, shards[0], tmp_path / "resumed", perceptual=perceptual, log=quiet)
+def _photos(folder):
+    from PIL import Image
+    from skimage import data as skdata
+
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(skdata, name)()).save(folder / f"{name}.png")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return folder
+
+
+def _launch(args, nproc, tmp_path, name):
+    """``torchrun --nproc_per_node nproc -m ARGS`` (plain ``python -m`` for one process); output in a log file."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                "--master_port", str(29500 + os.getpid() % 1000)] if nproc > 1 else [sys.executable]
+    log = tmp_path / f"{name}.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(launcher + ["-m", *args], stdout=f, stderr=subprocess.STDOUT, env=env, timeout=600)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    return text
+
+
+def test_the_recipe_under_torchrun_matches_one_process(shards, tmp_path):
+    """Depth distillation and training on natural photos under ``torchrun --nproc_per_node 2`` (gloo): the two
+    ranks end identical; 2 processes × batch 1 × 2 accumulated steps, stopped after a checkpoint and resumed, end
+    with the weights of one process with batch 4; only rank 0 writes; the trained weights name the distilled depth
+    model and model.infer uses it."""
+    photos = _photos(tmp_path / "photos")
+    isr = f"distill.isr_data=[{{path: {photos}}}]"
+    log = _launch(["model.distill", "--config", "tiny", "--shards", shards[0], "--val", shards[1], "--out",
+                   str(tmp_path / "depth"), "--set", "distill.steps=2", "--set", "distill.teacher_fit_steps=0",
+                   "--set", "distill.batch_size=2", "--set", "distill.log_every=1", "--set", isr], 2, tmp_path,
+                  "distill")
+    assert "all 2 processes hold identical student weights" in log and "corrupt.jpg" in log
+    student = tmp_path / "depth" / "student"
+    assert (student / "config.json").is_file()
+
+    common = ["--config", "tiny", "--shards", shards[0], "--depth-weights", str(student)]
+    sets = ["train.total_steps=6", "train.isr1_steps=2", "train.bokeh_steps=2", "train.isr_steps=1",
+            "train.prior_vae_steps=0", "train.prior_fit_steps=0", "train.ckpt_every=3", "train.log_every=1",
+            f"train.isr_data=[{{path: {photos}}}]", "train.redegrade=true"]
+    mcfg, tcfg = load_configs("tiny", sets + ["train.batch_size=4"])
+    from model.train import resolve_depth
+
+    train(resolve_depth(mcfg, student), tcfg, shards[0], tmp_path / "one", log=lambda *a: None)  # plain, in-process
+    ddp = common + ["--out", str(tmp_path / "two")] + [a for s in sets + ["train.batch_size=1", "train.grad_accum=2"]
+                                                       for a in ("--set", s)]
+    first = _launch(["model.train", *ddp, "--stop-after", "3"], 2, tmp_path, "two_a")
+    assert "1 per process × 2 accumulated × 2 processes = 4 per step" in first
+    assert not (tmp_path / "two" / "weights").exists() and (tmp_path / "two" / "checkpoints" / "step-0000003").is_dir()
+    second = _launch(["model.train", *ddp], 2, tmp_path, "two_b")
+    assert "resuming from" in second and "all 2 processes hold identical weights" in second
     for f in ("lora_vae", "lora_sr", "lora_bokeh", "controlnet"):
-        a = load_file(str(tmp_path / "straight" / "weights" / f"{f}.safetensors"))
-        b = load_file(str(tmp_path / "resumed" / "weights" / f"{f}.safetensors"))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
-    assert _csv(tmp_path / "straight" / "train_log.csv") == _csv(tmp_path / "resumed" / "train_log.csv")
-    with pytest.raises(ValueError, match="different configuration"):
-        train(mcfg, TrainConfig(total_steps=11), shards[0], tmp_path / "resumed", perceptual=perceptual, log=quiet)
+        a = load_file(str(tmp_path / "one" / "weights" / f"{f}.safetensors"))
+        b = load_file(str(tmp_path / "two" / "weights" / f"{f}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), f
+    rows = _csv(tmp_path / "two" / "train_log.csv")  # rank 0 alone appends: each step once
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6] and {r["global_batch"] for r in rows} == {"4"}
+    assert [r["phase"] for r in rows] == [r["phase"] for r in _csv(tmp_path / "one" / "train_log.csv")]
+    # the distilled student is the depth model the trained weights name, and inference uses it
+    import yaml
+
+    recorded = yaml.safe_load((tmp_path / "two" / "weights" / "model.yaml").read_text())["model"]["depth"]
+    assert recorded == str(student.resolve())
+    from model.infer import main as infer_main, parse_args as infer_args
+
+    from PIL import Image
+    from skimage import data as skdata
+
+    Image.fromarray(skdata.coffee()[::4, ::4]).save(tmp_path / "in.png")
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        infer_main(infer_args(["--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "b.png"), "--focus",
+                               "40,40", "--K", "8", "--weights", str(tmp_path / "two" / "weights")]))
+    assert f"depth: {student.resolve()} (the model config)" in out.getvalue()
 
 
 def test_distillation_lowers_the_students_error_on_degraded_inputs(shards, tmp_path):
