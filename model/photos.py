@@ -36,6 +36,10 @@ class PhotoSource:
     path: str
     weight: float = 1.0
 
+    def __post_init__(self):
+        if not self.weight > 0:
+            raise ValueError(f"weight: must be > 0, got {self.weight:g}")
+
 
 def parse_sources(value, where: str = "isr_data") -> list[PhotoSource]:
     """A list of {path, weight} (or plain paths) -> sources, each checked: the folder exists and holds images,
