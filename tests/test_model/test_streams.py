@@ -125,3 +125,22 @@ def test_shard_stream_ranks_together_serve_the_one_process_batches(shard):
         assert r0[j]["key"] + r1[j]["key"] == one[j]["key"]
     resumed = first(ShardStream([shard], cfg, skip_batches=2, rank=1, world=2), 1)[0]
     assert resumed["key"] == r1[2]["key"] and torch.equal(resumed["lq"], r1[2]["lq"])
+
+
+def test_a_photo_source_can_be_webdataset_shards_of_images(tmp_path):
+    import io
+
+    from webdataset import TarWriter
+
+    for shard, names in enumerate((("astronaut", "coffee"), ("chelsea",))):
+        with TarWriter(str(tmp_path / f"photos-{shard:06d}.tar")) as w:
+            for name in names:
+                buf = io.BytesIO()
+                Image.fromarray(getattr(skdata, name)()).save(buf, format="JPEG", quality=95)
+                w.write({"__key__": name, "jpg": buf.getvalue(), "txt": b"caption"})
+    stream = PhotoStream(parse_sources([{"path": str(tmp_path / "photos-{000000..000001}.tar")}]), 64, 6, seed=0,
+                         rank=0, world=1)
+    assert stream.describe().endswith("(3 photos, weight 1)")
+    batch = first(stream, 1)[0]
+    assert batch["aif"].shape == (6, 3, 64, 64)
+    assert {k.split(":")[-1] for k in batch["key"]} <= {"astronaut.jpg", "coffee.jpg", "chelsea.jpg"}
