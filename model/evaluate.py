@@ -21,7 +21,8 @@ Protocols and data layouts (README "Evaluation"):
 Methods: identity (the LQ upsampled bicubically: the floor), classical (bokehgen's ray tracer on the disparity a
 depth model estimates from the input), classical-gt (the ray tracer on the clean all-in-focus image and the
 ground-truth disparity: the ceiling of rendering from one RGBD image), model (trained MagicBokeh weights,
---weights); --predictions NAME=DIR scores another method's images (same names as the targets). Depth protocol:
+--weights, on the estimated disparity), model-gt (the same network on the ground-truth disparity: its error without
+the depth model's); --predictions NAME=DIR scores another method's images (same names as the targets). Depth protocol:
 model (the depth network: --depth-weights, else the one recorded in --weights) and --predictions NAME=DIR with
 DIR/clear/NAME.* and DIR/degraded/NAME.* disparity maps.
 
@@ -51,7 +52,7 @@ from common.limits import MAX_K
 from . import iqa
 
 PROTOCOLS = ("pairs", "realsr", "depth", "synthetic")
-IMAGE_METHODS = ("identity", "classical", "classical-gt", "model")
+IMAGE_METHODS = ("identity", "classical", "classical-gt", "model", "model-gt")
 DEPTH_METHODS = ("model",)
 # the papers' column orders (MagicBokeh Tables 1-2 for bokeh; Table 4, as OSEDiff's, for Real-ISR)
 ORDER = {"pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
@@ -409,11 +410,16 @@ class Runner:
                 raise ValueError("classical-gt: this benchmark has no ground-truth disparity")
             aif = _as_float(item.aif)
             return to_uint8(render_classical(aif, item.disp, item.K, self.focus(item, item.disp, exact=True)))
-        disp = self.estimate(up)
-        d_f = self.focus(item, disp, exact=False)
+        if method == "model-gt":
+            if item.disp is None:
+                raise ValueError("model-gt: this benchmark has no ground-truth disparity")
+            disp, d_f = item.disp, self.focus(item, item.disp, exact=True)
+        else:
+            disp = self.estimate(up)
+            d_f = self.focus(item, disp, exact=False)
         if method == "classical":
             return to_uint8(render_classical(up, disp, item.K, d_f) if item.K > 0 else up)
-        if method == "model":
+        if method in ("model", "model-gt"):
             import torch
 
             from .conditioning import defocus_and_mask
@@ -590,8 +596,9 @@ def check_args(args: argparse.Namespace) -> None:
         preds[name] = Path(folder)
     if not methods and not preds:
         raise ValueError("nothing to score: give --methods and/or --predictions")
-    if "model" in methods and args.protocol != "depth" and not args.weights:
-        raise ValueError("--methods model needs --weights DIR (trained MagicBokeh weights)")
+    for m in ("model", "model-gt"):
+        if m in methods and args.protocol != "depth" and not args.weights:
+            raise ValueError(f"--methods {m} needs --weights DIR (trained MagicBokeh weights)")
     for flag, folder in (("--weights", args.weights), ("--depth-weights", args.depth_weights)):
         if folder and not Path(folder).is_dir():
             raise ValueError(f"{flag} {folder}: no such folder")
@@ -623,7 +630,7 @@ def _method_key(args, method: str) -> str:
              args.protocol != "synthetic" else args.data, "version": CACHE_VERSION}
     if method in ("classical", "model"):
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
-    if method == "model":
+    if method in ("model", "model-gt"):
         folder = Path(args.weights)
         parts["weights"] = {p.name: _sha256(p) for p in sorted(folder.glob("*.safetensors"))}
         parts["model.yaml"] = _sha256(folder / "model.yaml")

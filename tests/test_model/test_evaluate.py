@@ -244,10 +244,10 @@ def test_synthetic_protocol_with_the_model_and_exact_strata(synthetic_shards, tm
     out, _ = synthetic_shards
     weights = MagicBokeh(ModelConfig.from_yaml("tiny")).save_weights(tmp_path / "w")
     result = run(["--protocol", "synthetic", "--data", str(out / "train-{000000..000001}.tar"), "--methods",
-                  "identity,classical,classical-gt,model", "--weights", str(weights), "--metrics", "psnr,ssim",
+                  "identity,classical,classical-gt,model,model-gt", "--weights", str(weights), "--metrics", "psnr,ssim",
                   "--out", str(tmp_path / "o")])
     rows = result["rows"]
-    assert len(rows) == 5 * 4 and not any("error" in r for r in rows)
+    assert len(rows) == 5 * 5 and not any("error" in r for r in rows)
     single = {f"000001_{i:06d}" for i in (3, 4)}
     for r in rows:
         assert sum(r[f"px@{b[0]}"] for b in ev.BINS) == 128 * 128
