@@ -178,7 +178,9 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
     else:
         log("NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
             "natural photos, an SA-1B subset, degraded online)")
-        data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip))))
+        # after the batches the tiny teacher's fit reads (below), as one process would continue its stream
+        skip = -(-dcfg.teacher_fit_steps // ctx.world)
+        data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip), skip_batches=skip)))
     device = ctx.device
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
     log(f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
@@ -186,7 +188,8 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
     if dcfg.teacher_fit_steps:
         if mcfg.depth is not None:
             raise ValueError("teacher_fit_steps is for a random (tiny) depth network only")
-        fit_data = iter(loader(ShardStream(urls, scfg, rank=0, world=1)))  # the same fit on every rank
+        # the same fit on every rank: the first teacher_fit_steps batches of the stream
+        fit_data = iter(loader(ShardStream(urls, scfg, rank=0, world=1)))
         fit_teacher(teacher, fit_data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr, log)
     teacher.eval().requires_grad_(False).to(device)
     ctx.broadcast_module(teacher)

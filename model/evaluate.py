@@ -713,8 +713,6 @@ def evaluate(args: argparse.Namespace) -> dict:
     done = 0
     fid_dirs = {m: out / "fid" / m for m in methods}
     for item in items:
-        if args.limit is not None and done >= args.limit:
-            break
         if not isinstance(item, Item):
             name, why = item
             skipped.append((name, why))
@@ -764,6 +762,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         if len(examples) < args.examples:
             examples.append((item.name, shown + [item.target]))
         bar.update(1)
+        if args.limit is not None and done >= args.limit:
+            break  # before the next item's LQ is made
     bar.close()
     cache.save()
     if done == 0:

@@ -108,6 +108,10 @@ def list_source(src: PhotoSource, where: str) -> list:
     return photos
 
 
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 class PhotoStream(GlobalBatches):
     """Batches of {"key", "lq" (upsampled to the crop), "aif" (the HQ crop)} in [-1, 1], from natural photos
     degraded online (module doc)."""
@@ -124,7 +128,7 @@ class PhotoStream(GlobalBatches):
         self.patch = max(MIN_PATCH, -(-self.crop // 4) * 4)
         self.degradation = degradation
         self._cfg = None
-        self.log = log or (lambda m: print(m, file=sys.stderr))
+        self.log = log or _to_stderr
         self.bad: dict[str, str] = {}
         weights = np.array([s.weight for s in sources], np.float64)
         self.cum = np.cumsum(weights / weights.sum())
