@@ -29,7 +29,7 @@ from common.limits import check_seed
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
-from .photos import PhotoSource, PhotoStream, photo_loader
+from .photos import PhotoSource, PhotoStream, check_online, photo_loader
 from .depth import DepthEstimator, load_depth_model, normalise
 
 
@@ -60,14 +60,7 @@ class DistillConfig:
         if not self.lr > 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         check_seed(self.seed)
-        if self.crop is not None and (self.crop % 8 or self.crop < 16):
-            raise ValueError(f"crop: a multiple of 8 and >= 16 (or null), got {self.crop}")
-        from degradations import DegradationConfig
-
-        try:
-            DegradationConfig.preset(self.degradation)
-        except ValueError as e:
-            raise ValueError(f"degradation: {e}") from None
+        check_online(self.crop, self.degradation)
 
 
 def load_configs(path, overrides=()) -> tuple[ModelConfig, DistillConfig]:

@@ -41,6 +41,18 @@ class PhotoSource:
             raise ValueError(f"weight: must be > 0, got {self.weight:g}")
 
 
+def check_online(crop: int | None, degradation: str) -> None:
+    """The ``crop`` and ``degradation`` options of a training config (train, distill): a ValueError naming them."""
+    if crop is not None and (crop % 8 or crop < 16):
+        raise ValueError(f"crop: a multiple of 8 and >= 16 (or null), got {crop}")
+    from degradations import DegradationConfig
+
+    try:
+        DegradationConfig.preset(degradation)
+    except ValueError as e:
+        raise ValueError(f"degradation: {e}") from None
+
+
 def parse_sources(value, where: str = "isr_data") -> list[PhotoSource]:
     """A list of {path, weight} (or plain paths) -> sources, each checked: the folder exists and holds images,
     or the shard pattern matches files; weights > 0."""

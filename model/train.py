@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
-from .photos import PhotoSource, PhotoStream, photo_loader
+from .photos import PhotoSource, PhotoStream, check_online, photo_loader
 
 
 @dataclass
@@ -81,14 +81,7 @@ class TrainConfig:
             raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm: must be > 0 (or null), got {self.max_grad_norm}")
-        if self.crop is not None and (self.crop % 8 or self.crop < 16):
-            raise ValueError(f"crop: a multiple of 8 and >= 16 (or null), got {self.crop}")
-        from degradations import DegradationConfig
-
-        try:
-            DegradationConfig.preset(self.degradation)
-        except ValueError as e:
-            raise ValueError(f"degradation: {e}") from None
+        check_online(self.crop, self.degradation)
 
     def phase(self, step: int) -> str:
         if step < self.isr1_steps:
