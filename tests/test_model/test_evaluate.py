@@ -307,3 +307,17 @@ def test_arguments_are_checked_before_any_work(pairs_set, tmp_path, capsys):
             ev.parse_args(base + extra)
         assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_synthetic_data_may_be_a_build_folder_read_through_its_val_shards(synthetic_shards, tmp_path):
+    import shutil
+
+    out, _ = synthetic_shards
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copy(out / "train-000001.tar", build / "val-000000.tar")
+    shutil.copy(out / "train-000000.tar", build / "train-000000.tar")  # not evaluated: training data
+    (build / "dataset.json").write_text("{}")
+    result = run(["--protocol", "synthetic", "--data", str(build), "--methods", "identity", "--metrics", "psnr",
+                  "--out", str(tmp_path / "o")])
+    assert sorted(r["image"] for r in result["rows"]) == ["000001_000003", "000001_000004"]
