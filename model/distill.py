@@ -259,10 +259,14 @@ def parse_args(argv=None):
                           out_help="output folder (student weights, depth_eval.csv, depth_examples.png)")
 
 
+def _flushed(message: str) -> None:
+    print(message, flush=True)  # progress reaches a log file or a launcher's pipe line by line
+
+
 def main(args) -> dict:
     """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, dcfg = configs_or_exit(load_configs, args)
-    return distill(mcfg, dcfg, args.shards, args.val, args.out)
+    return distill(mcfg, dcfg, args.shards, args.val, args.out, log=_flushed)
 
 
 if __name__ == "__main__":

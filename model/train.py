@@ -480,13 +480,17 @@ def parse_args(argv=None):
                           out_help="run folder (rerun the same command to resume)", depth=True)
 
 
+def _flushed(message: str) -> None:
+    print(message, flush=True)  # progress reaches a log file or a launcher's pipe line by line
+
+
 def main(args) -> dict:
     """Run ``python -m model.train`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, tcfg = configs_or_exit(load_configs, args)
     mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
     if args.stop_after is not None and args.stop_after < 1:
         raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
-    return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after)
+    return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after, log=_flushed)
 
 
 if __name__ == "__main__":
