@@ -837,14 +837,17 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     if skipped:
         lines.append(f"- {len(skipped)} images skipped: " + "; ".join(f"{a}: {b}" for a, b in skipped[:5]))
     lines.append("")
-    header = ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + ["s / image"]
+    header = ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + \
+        ["s / image (median)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         mine = [r for r in rows if r["method"] == method and "error" not in r]
         cells = [method]
         for m in order:
             cells.append(_fmt(fid.get(method)) if m == "fid" else _fmt(_mean(r.get(m) for r in mine)))
-        cells.append(_fmt(_mean(r.get("seconds") for r in mine), 3))
+        # the median: the first image of a method also pays one-time costs (compiling the renderer, loading weights)
+        seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
+        cells.append(_fmt(float(np.median(seconds)) if seconds else None, 3))
         lines.append("| " + " | ".join(cells) + " |")
         errors = [r for r in rows if r["method"] == method and "error" in r]
         if errors:

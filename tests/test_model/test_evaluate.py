@@ -106,7 +106,7 @@ def test_pairs_protocol_scores_side_by_side_and_reuses_its_caches(pairs_set, tmp
         assert 0 < int(r["px@occlusion"]) < H * W
     summary = (out / "summary.md").read_text()
     table = [line for line in summary.splitlines() if line.startswith("| method")][0]
-    assert table.index("PSNR") < table.index("SSIM") < table.index("s / image")
+    assert table.index("PSNR") < table.index("SSIM") < table.index("s / image (median)")
     assert "occlusion" in summary and "PSNR missing" not in summary
     sheet = Image.open(out / "examples.png")
     assert sheet.width == 256 * 6 and sheet.height > 3 * 200  # input, 4 methods, target; 3 rows
