@@ -445,8 +445,6 @@ def strata(item: Item, se: np.ndarray, smap: np.ndarray) -> dict:
     where a discontinuity is a pair of neighbouring pixels whose blur radii differ by more than 1 px (the
     renderer's layers decide what is seen there); the radius used is the larger of the pixel's own and the
     discontinuity's."""
-    from scipy import ndimage
-
     if item.disp is None:
         return {}
     r = (item.K * np.abs(item.disp.astype(np.float64) - (item.focus_disparity if item.focus_disparity is not None
