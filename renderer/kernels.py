@@ -56,9 +56,16 @@ MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid i
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
 GENERAL_CELL_DIVISOR = 2.5
+# A general layer may fold (a ray meet it more than once) where K·|∇D| reaches 1 (D: its disparity per px); a
+# texel is steep from this bound on, and a pixel with no steep texel within its circle of confusion sees a smooth
+# graph (one crossing per ray; its footprint read as a weighted disk where it is round enough).
+FOLD_SLOPE = 0.95
 # Disk reads in rows (see render_kernel) need a plane tilted so little that its footprint departs from the disk
 # by at most this many pixels.
 STRIP_MAX_DISTORTION = 0.25
+# A general layer's footprint is read as a (weighted, shifted) disk only while its centre moves by at most this
+# fraction of its radius (the surface's slope K·|∇D|; the weight is first order in it).
+GENERAL_STRIP_MAX_SHIFT = 0.25
 # Side of the square tiles of pixels that the render kernel's threads take in turn.
 TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
@@ -252,17 +259,127 @@ def disk_mean4(sat, layer, x, y, r, pad):
     return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
 
 
+@njit(cache=True)
+def disk_mean4_weighted(sat, sat1, layer, x, y, r, pad, ax, ay):
+    """Mean of the 4 channels over the disk of radius r centred at (x, y) under the weight 1 + ax·(u − x) +
+    ay·(v − y) at image position (u, v), in texel rows as :func:`disk_mean4` (a row's weight in v at its
+    mid-height; in u integrated exactly with ``sat1``, the summed-area table of u·texel). Returns (c0, c1, c2, c3,
+    rows read)."""
+    wmax = sat.shape[2] - 1.0
+    X = x + pad
+    Y = y + pad
+    s = sat[layer]
+    m = sat1[layer]
+    i_lo = max(int(math.floor(Y - r)), 0)
+    i_hi = min(int(math.floor(Y + r)), sat.shape[1] - 2)
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    area = 0.0
+    for i in range(i_lo, i_hi + 1):
+        ylo = max(float(i), Y - r)
+        yhi = min(i + 1.0, Y + r)
+        hgt = yhi - ylo
+        if hgt <= 0.0:
+            continue
+        dy = 0.5 * (ylo + yhi) - Y
+        hw = math.sqrt(max(r * r - dy * dy, 0.0))
+        X0 = min(max(X - hw, 0.0), wmax)
+        X1 = min(max(X + hw, 0.0), wmax)
+        if X1 <= X0:
+            continue
+        j0 = min(int(X0), sat.shape[2] - 2)
+        j1 = min(int(X1), sat.shape[2] - 2)
+        f0 = X0 - j0
+        f1 = X1 - j1
+        g0 = 1.0 - f0
+        g1 = 1.0 - f1
+        base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
+        for c in range(4):
+            # row prefixes R(u) = S[i+1, u] − S[i, u] of the texels and of u·texel, linear between table columns
+            r0 = ((s[i + 1, j1, c] - s[i, j1, c]) * g1 + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+                  - (s[i + 1, j0, c] - s[i, j0, c]) * g0 - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+            r1 = ((m[i + 1, j1, c] - m[i, j1, c]) * g1 + (m[i + 1, j1 + 1, c] - m[i, j1 + 1, c]) * f1
+                  - (m[i + 1, j0, c] - m[i, j0, c]) * g0 - (m[i + 1, j0 + 1, c] - m[i, j0 + 1, c]) * f0)
+            v = hgt * (base * r0 + ax * r1)
+            if c == 0:
+                a0 += v
+            elif c == 1:
+                a1 += v
+            elif c == 2:
+                a2 += v
+            else:
+                a3 += v
+        area += hgt * (base * (X1 - X0) + 0.5 * ax * (X1 * X1 - X0 * X0))
+    if area <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0
+    inv = 1.0 / area
+    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
+
+
+@njit(cache=True, inline="always")
+def rim_distance(dtex, layer, pad, K, df, px, py, ex, ey, rho):
+    """Distance ρ from p, along the unit direction e, to the rim of the pixel's footprint on a general layer that
+    cannot fold there: the fixed point of ρ = K·|D(p + ρ·e) − d_f| (a contraction, K·|∇D| < 1), from ``rho``."""
+    for _ in range(8):
+        nxt = K * abs(bilinear1(dtex, layer, px + rho * ex, py + rho * ey, pad) - df)
+        done = abs(nxt - rho) < 1e-3
+        rho = nxt
+        if done:
+            break
+    return rho
+
+
 # --------------------------------------------------------------------------------------------------------
 # Ray / layer intersection
 # --------------------------------------------------------------------------------------------------------
 
+@njit(cache=True)
+def monotone_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi, fhi, speed):
+    """The one root in [dlo, dhi] of f(d) = D(x(d)) − d, which falls strictly there (f(dhi) = fhi < 0), by regula
+    falsi with the Illinois rule, to 1e-3 px along the ray; dlo when f(dlo) ≤ 0 (the ray passes the window's
+    range without meeting the surface)."""
+    flo = bilinear1(dtex, layer, px + (dlo - df) * ox, py + (dlo - df) * oy, pad) - dlo
+    if flo <= 0.0:
+        return dlo
+    a = dlo  # f(a) > 0 > f(b)
+    b = dhi
+    fa = flo
+    fb = fhi
+    side = 0
+    tol = 1e-3 / speed
+    d = a
+    for _ in range(64):
+        d = (a * fb - b * fa) / (fb - fa)
+        f = bilinear1(dtex, layer, px + (d - df) * ox, py + (d - df) * oy, pad) - d
+        if f > 0.0:
+            a = d
+            fa = f
+            if side == 1:
+                fb *= 0.5
+            side = 1
+        else:
+            b = d
+            fb = f
+            if side == -1:
+                fa *= 0.5
+            side = -1
+        if b - a < tol or abs(f) * speed < 1e-4:
+            break
+    return d
+
+
 @njit(cache=True, inline="always")
-def intersect(layer, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df):
+def intersect(layer, kinds, gparam, dlo, dhi, fold, dtex, pad, px, py, ox, oy, df):
     """Disparity d at which the ray x(d) = p + (d − d_f)·o meets the layer (o = K·s).
 
     constant: d = a.   plane: d = a + g·x(d)  solved in closed form.
-    general: march from the layer's nearest disparity to its farthest in steps that move x by ≤ 0.5 px and
-    refine the first crossing of D(x(d)) − d by linear interpolation (the nearest surface the ray meets).
+    general: [dlo, dhi] brackets the disparities the ray can meet (the layer's range over the pixel's window).
+    Where the surface cannot fold there (``fold`` False: K·|∇D| < 1 over the window), f(d) = D(x(d)) − d falls
+    strictly, so it has one root, found by regula falsi (Illinois) to 1e-3 px along the ray. Elsewhere: march
+    from dhi to dlo in steps that move x by ≤ 0.5 px and refine the first crossing by linear interpolation (the
+    nearest surface the ray meets).
     """
     kind = kinds[layer]
     if kind == GEOM_CONSTANT:
@@ -277,17 +394,19 @@ def intersect(layer, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df):
         if den <= 1e-9:  # plane seen edge-on along this ray: take its disparity at the pixel
             return base
         return (base - df * go) / den
-    dhi = drange[layer, 1]
-    dlo = drange[layer, 0]
-    reach = math.sqrt(ox * ox + oy * oy) * (dhi - dlo)
+    speed = math.sqrt(ox * ox + oy * oy)  # px of x per unit of disparity
+    reach = speed * (dhi - dlo)
     nsteps = int(math.ceil(reach / 0.5))
     if nsteps == 0:
         d0 = bilinear1(dtex, layer, px, py, pad)
         return bilinear1(dtex, layer, px + (d0 - df) * ox, py + (d0 - df) * oy, pad)
-    dprev = dhi
-    fprev = bilinear1(dtex, layer, px + (dhi - df) * ox, py + (dhi - df) * oy, pad) - dhi
-    if fprev >= 0.0:
+    fhi = bilinear1(dtex, layer, px + (dhi - df) * ox, py + (dhi - df) * oy, pad) - dhi
+    if fhi >= 0.0:
         return dhi
+    if not fold:
+        return monotone_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi, fhi, speed)
+    dprev = dhi
+    fprev = fhi
     for t in range(1, nsteps + 1):
         d = dhi - (dhi - dlo) * t / nsteps
         f = bilinear1(dtex, layer, px + (d - df) * ox, py + (d - df) * oy, pad) - d
@@ -332,7 +451,7 @@ def aperture_radius(y, x, blades, rotation, roundness):
 # --------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, sx, sy,
+def trace_ray(tex, sat, dtex, kinds, gparam, dlo, dhi, fold, pad, K, df, relevant, dl, order, px, py, sx, sy,
               cell_x, cell_y, prefilter):
     """Premultiplied linear colour gathered by the ray through aperture point s: "over" front to back.
 
@@ -348,7 +467,7 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
     for l in range(kinds.shape[0]):
         if not relevant[l]:
             continue
-        dl[l] = intersect(l, kinds, gparam, drange, dtex, pad, px, py, ox, oy, df)
+        dl[l] = intersect(l, kinds, gparam, dlo[l], dhi[l], fold[l], dtex, pad, px, py, ox, oy, df)
         m = nl
         while m > 0 and dl[order[m - 1]] < dl[l]:
             order[m] = order[m - 1]
@@ -372,10 +491,13 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
         hx = abs(r) * cell_x if prefilter else 0.0
         hy = abs(r) * cell_y if prefilter else 0.0
         if max(hx, hy) >= 1.0 and kinds[l] == GEOM_GENERAL:
-            # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more
-            # than half a pixel across the patch, read the hit point and have the cell refined
-            ax = 0.5 * hx
-            ay = 0.5 * hy
+            # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more than
+            # half a pixel across the patch, read the hit point and have the cell refined. Else the cell's
+            # footprint is the square sheared and stretched by the surface's slope v = ∇D (x − p = r(x)·s gives
+            # dx = r·(I − u·vᵀ)⁻¹·ds, u = K·s): read the axis-aligned box with its second moments, v averaged over
+            # the patch
+            ax = max(0.5 * hx, 0.5)
+            ay = max(0.5 * hy, 0.5)
             d00 = bilinear1(dtex, l, x - ax, y - ay, pad)
             d01 = bilinear1(dtex, l, x + ax, y - ay, pad)
             d10 = bilinear1(dtex, l, x - ax, y + ay, pad)
@@ -385,6 +507,17 @@ def trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, o
                 hx = 0.0
                 hy = 0.0
                 mixed = True
+            else:
+                vx = (d01 - d00 + d11 - d10) / (4.0 * ax)
+                vy = (d10 - d00 + d11 - d01) / (4.0 * ay)
+                den = max(1.0 - (ox * vx + oy * vy), 0.1)
+                j00 = 1.0 + ox * vx / den
+                j01 = ox * vy / den
+                j10 = oy * vx / den
+                j11 = 1.0 + oy * vy / den
+                fx = math.sqrt((j00 * hx) ** 2 + (j01 * hy) ** 2)
+                hy = math.sqrt((j10 * hx) ** 2 + (j11 * hy) ** 2)
+                hx = fx
         if hx < 1.0 and hy < 1.0:
             t0, t1, t2, t3 = bilinear4(tex, l, x, y, pad)
         else:
@@ -598,21 +731,33 @@ def queue_capacity(max_n, refine):
 # --------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach, cell_px,
-                     relevant, opaque, dlo, dhi, rl):
+def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px,
+                     relevant, opaque, dlo, dhi, rl, fold):
     """Stage 1 for the pixel centred at (px, py): fills, per layer, ``relevant`` (some alpha within r·reach of
-    p), ``opaque`` (alpha 1 over that whole box), the disparities [dlo, dhi] at which a ray can meet it and its
-    circle of confusion radius ``rl``. A layer nearer than every other along every ray and opaque wherever a ray
-    meets it hides the rest: only it stays relevant (in focus, that is a single ray).
+    p), ``opaque`` (alpha 1 over that whole box), the disparities [dlo, dhi] at which a ray can meet it, its
+    circle of confusion radius ``rl`` and, for a general layer, whether it may fold (occlude itself) where the
+    pixel's rays meet it (``fold``: a steep texel, K·|∇D| ≥ FOLD_SLOPE, within its circle of confusion; ``dwin``
+    gives a general layer's range and the distance to a steep texel). A layer nearer than every other along every
+    ray and opaque wherever a ray meets it hides the rest: only it stays relevant (in focus, that is a single ray).
 
     Returns (rmax, cell): the largest circle of confusion among the relevant layers (0 when only an in-focus
     front layer is) and the cell side to sample with (smaller when a general surface is relevant).
     """
     L = kinds.shape[0]
+    ti = int(py) + pad
+    tj = int(px) + pad
     for l in range(L):
         dc = 0.0
+        fold[l] = False
         if kinds[l] == GEOM_GENERAL:
-            r = K * max(abs(drange[l, 0] - df), abs(drange[l, 1] - df))
+            # every ray meets the layer within the window a disk of the layer's largest blur covers: at a
+            # disparity within the layer's range there
+            dlo[l] = dwin[l, ti, tj, 0]
+            dhi[l] = dwin[l, ti, tj, 1]
+            r = max(abs(dlo[l] - df), abs(dhi[l] - df))
+            r = 0.0 if r < FOCUS_EPS else K * r
+            # a steep texel within reach (its cells span a texel each way; p lies within a texel of (ti, tj))
+            fold[l] = dwin[l, ti, tj, 2] <= r + 2.5
         else:
             dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
             r = abs(dc - df)
@@ -628,9 +773,6 @@ def reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach
         elif kinds[l] == GEOM_CONSTANT:
             dlo[l] = gparam[l, 0]
             dhi[l] = gparam[l, 0]
-        else:
-            dlo[l] = drange[l, 0]
-            dhi[l] = drange[l, 1]
         # opaque over the whole box: no ray gets past it (to ~1e-5 of transmittance at worst)
         opaque[l] = cover >= (1.0 - 1e-9) * 4.0 * half * half
         rl[l] = r
@@ -659,17 +801,20 @@ def reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach
     cell = cell_px
     for l in range(L):
         if relevant[l] and kinds[l] == GEOM_GENERAL:
-            # a general surface occludes itself where it folds, which no box read can average over
+            # a general surface occludes itself where it folds, which no box read can average over, and where
+            # it does not, its footprint departs from the square a cell reads
             cell = cell_px / GENERAL_CELL_DIVISOR
     return rmax, cell
 
 
 @njit(cache=True, inline="always")
-def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, strip_min_px):
-    """Stage 1c test: (layer, r) when every ray meets one single surface whose circle of confusion, of radius
-    r >= ``strip_min_px``, departs from a disk by at most STRIP_MAX_DISTORTION px (its aperture integral is then a
-    disk mean): a constant layer, a barely tilted plane, or a general (RGBD) layer whose disparity stays that close
-    to the pixel's own over the window its rays reach (``dwin``: its min and max there); else (-1, 0)."""
+def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fold, strip_min_px):
+    """Stage 1c test: (layer, r, cx, cy) when every ray meets one single surface whose footprint, of radius
+    r >= ``strip_min_px``, departs from a disk of centre p + (cx, cy) by at most STRIP_MAX_DISTORTION px (its
+    aperture integral is then a disk mean, weighted when the centre moves): a constant layer, a barely tilted
+    plane, a general (RGBD) layer whose disparity stays that close to the pixel's own over its window, or one that
+    cannot fold there whose rim, found in eight directions, lies that close to the circle fitted to four of them
+    (a centre moved by c ≠ 0); else (-1, 0, 0, 0)."""
     only = -1
     count = 0
     for l in range(kinds.shape[0]):
@@ -677,23 +822,44 @@ def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, str
             only = l
             count += 1
     if count != 1:
-        return -1, 0.0
+        return -1, 0.0, 0.0, 0.0
     if kinds[only] == GEOM_GENERAL:
+        if fold[only]:
+            return -1, 0.0, 0.0, 0.0
         dc = bilinear1(dtex, only, px, py, pad)
         r = abs(dc - df)
         r = 0.0 if r < FOCUS_EPS else K * r
         ti = int(py) + pad
         tj = int(px) + pad
-        spread = K * max(dwin[only, ti, tj, 1] - dc, dc - dwin[only, ti, tj, 0])
-        if r < strip_min_px or spread > STRIP_MAX_DISTORTION:
-            return -1, 0.0
-        return only, r
+        if K * max(dwin[only, ti, tj, 1] - dc, dc - dwin[only, ti, tj, 0]) <= STRIP_MAX_DISTORTION:
+            # flat enough over the window: the disk of the pixel's own blur
+            return (only, r, 0.0, 0.0) if r >= strip_min_px else (-1, 0.0, 0.0, 0.0)
+        # the rim along ±x and ±y fixes a circle (centre p + c, radius R: the first-order footprint)
+        xp = rim_distance(dtex, only, pad, K, df, px, py, 1.0, 0.0, r)
+        xm = rim_distance(dtex, only, pad, K, df, px, py, -1.0, 0.0, r)
+        yp = rim_distance(dtex, only, pad, K, df, px, py, 0.0, 1.0, r)
+        ym = rim_distance(dtex, only, pad, K, df, px, py, 0.0, -1.0, r)
+        cx = 0.5 * (xp - xm)
+        cy = 0.5 * (yp - ym)
+        R = 0.25 * (xp + xm + yp + ym)
+        if R < strip_min_px or cx * cx + cy * cy > (GENERAL_STRIP_MAX_SHIFT * R) ** 2:
+            return -1, 0.0, 0.0, 0.0
+        # the diagonals must lie on that circle too
+        h = math.sqrt(0.5)
+        for k in range(4):
+            ex = h if k < 2 else -h
+            ey = h if k % 2 == 0 else -h
+            ec = ex * cx + ey * cy
+            pred = ec + math.sqrt(max(R * R - cx * cx - cy * cy + ec * ec, 0.0))
+            if abs(rim_distance(dtex, only, pad, K, df, px, py, ex, ey, pred) - pred) > STRIP_MAX_DISTORTION:
+                return -1, 0.0, 0.0, 0.0
+        return only, R, cx, cy
     if rl[only] < strip_min_px:
-        return -1, 0.0
+        return -1, 0.0, 0.0, 0.0
     tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == GEOM_PLANE else 0.0
     if tilt * rl[only] <= STRIP_MAX_DISTORTION:
-        return only, rl[only]
-    return -1, 0.0
+        return only, rl[only], 0.0, 0.0
+    return -1, 0.0, 0.0, 0.0
 
 
 @njit(cache=True, inline="always")
@@ -751,7 +917,7 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blad
 
 
 @njit(cache=True, inline="always")
-def trace_cells(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, mode, q, nq,
+def trace_cells(tex, sat, dtex, kinds, gparam, dlo, dhi, fold, pad, K, df, relevant, dl, order, px, py, mode, q, nq,
                 wtot, grid, grid_cell, refine, prefilter, blades, rotation, roundness, cateye, cx, cy):
     """Stage 3: trace the queued cells (MODE_GRID: the shared ``grid`` of point rays); a cell across an occlusion
     edge is replaced by its sub-cells. Returns (c0, c1, c2, weight of the rays that pass, weight of the whole
@@ -785,7 +951,7 @@ def trace_cells(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
             size_y = q[row, Q_SIZE_Y]
             w = q[row, Q_W]
             w_ap = q[row, Q_W_AP]
-        c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl,
+        c0, c1, c2, mixed = trace_ray(tex, sat, dtex, kinds, gparam, dlo, dhi, fold, pad, K, df, relevant, dl,
                                       order, px, py, sx, sy, size, size_y, prefilter)
         rays += 1
         if mixed and level == 0.0 and refine > 1:
@@ -808,13 +974,14 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
     pixel read in rows, the texel rows read).
 
-    scene = (tex, sat, dtex, dwin, kinds, gparam, drange, pad):
+    scene = (tex, sat, dtex, dwin, kinds, gparam, pad):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
-        dwin: L×Hp×Wp×2 float64, a general layer's min and max disparity over the window a pixel's disk can cover
-            (render.py: _disk_windows; L×1×1×2 when no layer is general);
-        kinds, gparam, drange: per-layer geometry (renderer/layers.py).
+        dwin: L×Hp×Wp×3 float64, over the window around each texel that a pixel's disk can cover, a general
+            layer's min and max disparity and the largest K·|∇D| (render.py: _general_windows; L×1×1×3 when no
+            layer is general);
+        kinds, gparam: per-layer geometry (renderer/layers.py).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter): the
         Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
     aperture = (blades, rotation in radians, roundness, cateye, falloff).
@@ -824,7 +991,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
-    tex, sat, dtex, dwin, kinds, gparam, drange, pad = scene
+    tex, sat, sat1, dtex, dwin, kinds, gparam, pad = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
@@ -847,6 +1014,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
         dlo = np.empty(L)
         dhi = np.empty(L)
         rl = np.empty(L)
+        fold = np.zeros(L, dtype=np.bool_)
         q = queues[get_thread_id()]
         for k in range(TILE * TILE):
             i = (t // tiles_x) * TILE + k // TILE
@@ -856,17 +1024,26 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
             py = i + 0.5
             px = j + 0.5
             # ---- 1. layers whose coverage can reach this pixel, and their largest circle of confusion ----
-            rmax, cell = reachable_layers(sat, dtex, kinds, gparam, drange, pad, K, df, px, py, reach, cell_px,
-                                          relevant, opaque, dlo, dhi, rl)
+            rmax, cell = reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px,
+                                          relevant, opaque, dlo, dhi, rl, fold)
             # ---- 1c. every ray meets one surface, a fronto-parallel (or nearly) one, through a round aperture:
             # the aperture integral is the mean over a disk of radius r on that layer, read in texel rows ----
             if disk_reads:
-                only, r_disk = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl,
-                                           strip_min_px)
+                only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
+                                                       rl, fold, strip_min_px)
                 if only >= 0:
                     # radius of the disk convolved with the texel's box (bilinear reads), by second moment
                     r_eff = math.sqrt(r_disk * r_disk + 1.0 / 3.0)
-                    m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
+                    if sx_c != 0.0 or sy_c != 0.0:
+                        # a general layer's slope k = c / r shifts the footprint by c and weighs it by the aperture
+                        # area per texel, |det ∂s/∂x| ∝ r(x)⁻³ ≈ 1 − 3·k·(x − p)/r: 1 − 3·c·(x − p)/R² about p
+                        # (1 − 3·|c|²/R²)·(1 + a·(x − p − c)) about the disk's centre
+                        wsc = -3.0 / (r_disk * r_disk)
+                        wsc /= 1.0 + wsc * (sx_c * sx_c + sy_c * sy_c)
+                        m0, m1, m2, m3, rows = disk_mean4_weighted(
+                            sat, sat1, only, px + sx_c, py + sy_c, r_eff, pad, wsc * sx_c, wsc * sy_c)
+                    else:
+                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2
@@ -885,7 +1062,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
                                          rotation, roundness, cateye, cx, cy)
             # ---- 3. trace the queue ----
             acc0, acc1, acc2, wsum, wtot, rays = trace_cells(
-                tex, sat, dtex, kinds, gparam, drange, pad, K, df, relevant, dl, order, px, py, mode, q, nq, wtot,
+                tex, sat, dtex, kinds, gparam, dlo, dhi, fold, pad, K, df, relevant, dl, order, px, py, mode, q, nq, wtot,
                 grid, grid_cell, refine, prefilter, blades, rotation, roundness, cateye, cx, cy)
             spp[i, j] = rays
             norm = wtot if falloff else wsum

@@ -94,6 +94,9 @@ class Quality:
         whose footprint departs from a disk by under 0.25 px, a round aperture without cat-eye, r ≥ strip_min_px)
         takes the aperture integral in closed form: the mean over the disk of radius √(r² + 1/3) (the disk
         convolved with the texel's box, by its second moment), read in texel rows from the summed-area table.
+        A general (RGBD) layer qualifies where its disparity keeps the disk that round over the pixel's window, or
+        where it cannot fold and its footprint's rim lies within 0.25 px of a circle: that circle, shifted by the
+        surface's slope, is read with the matching first-order weight.
         Below ~2 px the disk's exact shape matters more than that approximation gets right.
     prefilter: each cell reads the box-filtered layer over its footprint (True) or a bilinear point (False).
     pattern: "adaptive" (the above) or "grid" (one fixed grid_n × grid_n grid of point rays inside the disk,
@@ -173,22 +176,41 @@ class _Scene:
     pad: int
 
 
-def _disk_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
-    """L×Hp×Wp×2: for each general (RGBD) layer, the min and max of its disparity over the square window around each
-    texel that a pixel's disk (the largest circle of confusion the layer's range allows, plus the bilinear
-    footprint) can cover; the kernel reads such a pixel as a disk mean where that range keeps the disk within
-    STRIP_MAX_DISTORTION px of round. L×1×1×2 when no layer is general."""
+def _general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
+    """L×Hp×Wp×3: for each general (RGBD) layer, per texel, the min and max of its disparity over the square window
+    that a pixel's disk (the largest circle of confusion the layer's range allows, plus the bilinear footprint)
+    can cover (every ray from that pixel meets the layer at a disparity in between), and the distance in texels
+    to the nearest steep texel, where K·|∇D| of the bilinear interpolant may reach kernels.FOLD_SLOPE (within
+    a pixel's circle of confusion of one, a ray may meet the layer twice: it may fold). The kernel brackets the
+    ray's search with the range, reads the pixel as a disk mean where the layer cannot fold within reach and
+    samples folding parts finer. L×1×1×3 when no layer is general."""
     import cv2
 
     if not np.any(scene.kinds == GEOM_GENERAL):
-        return np.zeros((len(scene.kinds), 1, 1, 2))
-    out = np.zeros(scene.dtex.shape + (2,))
+        return np.zeros((len(scene.kinds), 1, 1, 3))
+    out = np.zeros(scene.dtex.shape + (3,))
     for k in np.flatnonzero(scene.kinds == GEOM_GENERAL):
         lo, hi = scene.drange[k]
         radius = int(math.ceil(K * max(abs(lo - df), abs(hi - df)))) + 2
         kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-        out[k, ..., 0] = cv2.erode(scene.dtex[k], kernel, borderType=cv2.BORDER_REPLICATE)
-        out[k, ..., 1] = cv2.dilate(scene.dtex[k], kernel, borderType=cv2.BORDER_REPLICATE)
+        d = scene.dtex[k]
+        out[k, ..., 0] = cv2.erode(d, kernel, borderType=cv2.BORDER_REPLICATE)
+        out[k, ..., 1] = cv2.dilate(d, kernel, borderType=cv2.BORDER_REPLICATE)
+        # |∂D/∂x| of the bilinear interpolant in a texel cell is at most the larger of its two row differences
+        # (|∂D/∂y| likewise): per texel, the largest difference to a neighbour along each axis
+        dx = np.abs(np.diff(d, axis=1))
+        dy = np.abs(np.diff(d, axis=0))
+        gx = np.zeros_like(d)
+        gy = np.zeros_like(d)
+        gx[:, :-1] = dx
+        gx[:, 1:] = np.maximum(gx[:, 1:], dx)
+        gy[:-1] = dy
+        gy[1:] = np.maximum(gy[1:], dy)
+        flat = (K * np.hypot(gx, gy) < kernels.FOLD_SLOPE).astype(np.uint8)
+        if flat.all():
+            out[k, ..., 2] = np.inf
+        else:
+            out[k, ..., 2] = cv2.distanceTransform(flat, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return out
 
 
@@ -360,9 +382,17 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     out = np.empty((h, w, 3))
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
-    dwin = _disk_windows(scene, K, df) if q.strips else np.zeros((len(scene.kinds), 1, 1, 2))
+    general = scene.kinds == GEOM_GENERAL
+    if np.any(general):
+        # the general layers' summed-area tables of u·texel (u: the padded column coordinate of the texel centre)
+        sat1 = np.zeros_like(sat)
+        cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
+        sat1[general] = _summed_area_tables(scene.tex[general] * cols)
+    else:
+        sat1 = np.zeros((1, 1, 1, 4))
     kernels.render_kernel(
-        (scene.tex, sat, scene.dtex, dwin, scene.kinds, scene.gparam, scene.drange, scene.pad), K, df,
+        (scene.tex, sat, sat1, scene.dtex, _general_windows(scene, K, df), scene.kinds, scene.gparam, scene.pad),
+        K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
