@@ -209,6 +209,32 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
     return (u0 - v0) * inv, (u1 - v1) * inv, (u2 - v2) * inv, (u3 - v3) * inv
 
 
+@njit(cache=True, inline="always")
+def _disk_chord(i, X, Y, r, wmax):
+    """Texel row i's part of the disk of radius r centred at padded position (X, Y): (height, mid-height offset
+    from Y, chord [X0, X1] at the mid-height clamped to [0, wmax]); height 0 when the row misses it."""
+    ylo = max(float(i), Y - r)
+    yhi = min(i + 1.0, Y + r)
+    hgt = yhi - ylo
+    if hgt <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    dy = 0.5 * (ylo + yhi) - Y
+    hw = math.sqrt(max(r * r - dy * dy, 0.0))
+    X0 = min(max(X - hw, 0.0), wmax)
+    X1 = min(max(X + hw, 0.0), wmax)
+    if X1 <= X0:
+        return 0.0, 0.0, 0.0, 0.0
+    return hgt, dy, X0, X1
+
+
+@njit(cache=True, inline="always")
+def _row_sum(s, i, j0, f0, j1, f1, c):
+    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
+    R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
+    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+
+
 @njit(cache=True)
 def disk_mean4(sat, layer, x, y, r, pad):
     """Mean of the 4 channels over the disk of radius r centred at image position (x, y), in texel
@@ -226,32 +252,17 @@ def disk_mean4(sat, layer, x, y, r, pad):
     a3 = 0.0
     area = 0.0
     for i in range(i_lo, i_hi + 1):
-        ylo = max(float(i), Y - r)
-        yhi = min(i + 1.0, Y + r)
-        hgt = yhi - ylo
+        hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
         if hgt <= 0.0:
-            continue
-        dy = 0.5 * (ylo + yhi) - Y
-        hw = math.sqrt(max(r * r - dy * dy, 0.0))
-        X0 = min(max(X - hw, 0.0), wmax)
-        X1 = min(max(X + hw, 0.0), wmax)
-        if X1 <= X0:
             continue
         j0 = min(int(X0), sat.shape[2] - 2)
         j1 = min(int(X1), sat.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
-        g0 = 1.0 - f0
-        g1 = 1.0 - f1
-        # row prefix R(x) = S[i+1, x] − S[i, x], linear in x between table columns
-        a0 += hgt * ((s[i + 1, j1, 0] - s[i, j1, 0]) * g1 + (s[i + 1, j1 + 1, 0] - s[i, j1 + 1, 0]) * f1
-                     - (s[i + 1, j0, 0] - s[i, j0, 0]) * g0 - (s[i + 1, j0 + 1, 0] - s[i, j0 + 1, 0]) * f0)
-        a1 += hgt * ((s[i + 1, j1, 1] - s[i, j1, 1]) * g1 + (s[i + 1, j1 + 1, 1] - s[i, j1 + 1, 1]) * f1
-                     - (s[i + 1, j0, 1] - s[i, j0, 1]) * g0 - (s[i + 1, j0 + 1, 1] - s[i, j0 + 1, 1]) * f0)
-        a2 += hgt * ((s[i + 1, j1, 2] - s[i, j1, 2]) * g1 + (s[i + 1, j1 + 1, 2] - s[i, j1 + 1, 2]) * f1
-                     - (s[i + 1, j0, 2] - s[i, j0, 2]) * g0 - (s[i + 1, j0 + 1, 2] - s[i, j0 + 1, 2]) * f0)
-        a3 += hgt * ((s[i + 1, j1, 3] - s[i, j1, 3]) * g1 + (s[i + 1, j1 + 1, 3] - s[i, j1 + 1, 3]) * f1
-                     - (s[i + 1, j0, 3] - s[i, j0, 3]) * g0 - (s[i + 1, j0 + 1, 3] - s[i, j0 + 1, 3]) * f0)
+        a0 += hgt * _row_sum(s, i, j0, f0, j1, f1, 0)
+        a1 += hgt * _row_sum(s, i, j0, f0, j1, f1, 1)
+        a2 += hgt * _row_sum(s, i, j0, f0, j1, f1, 2)
+        a3 += hgt * _row_sum(s, i, j0, f0, j1, f1, 3)
         area += hgt * (X1 - X0)
     if area <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0
@@ -278,39 +289,18 @@ def disk_mean4_weighted(sat, sat1, layer, x, y, r, pad, ax, ay):
     a3 = 0.0
     area = 0.0
     for i in range(i_lo, i_hi + 1):
-        ylo = max(float(i), Y - r)
-        yhi = min(i + 1.0, Y + r)
-        hgt = yhi - ylo
+        hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
         if hgt <= 0.0:
-            continue
-        dy = 0.5 * (ylo + yhi) - Y
-        hw = math.sqrt(max(r * r - dy * dy, 0.0))
-        X0 = min(max(X - hw, 0.0), wmax)
-        X1 = min(max(X + hw, 0.0), wmax)
-        if X1 <= X0:
             continue
         j0 = min(int(X0), sat.shape[2] - 2)
         j1 = min(int(X1), sat.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
-        g0 = 1.0 - f0
-        g1 = 1.0 - f1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
-        for c in range(4):
-            # row prefixes R(u) = S[i+1, u] − S[i, u] of the texels and of u·texel, linear between table columns
-            r0 = ((s[i + 1, j1, c] - s[i, j1, c]) * g1 + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
-                  - (s[i + 1, j0, c] - s[i, j0, c]) * g0 - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
-            r1 = ((m[i + 1, j1, c] - m[i, j1, c]) * g1 + (m[i + 1, j1 + 1, c] - m[i, j1 + 1, c]) * f1
-                  - (m[i + 1, j0, c] - m[i, j0, c]) * g0 - (m[i + 1, j0 + 1, c] - m[i, j0 + 1, c]) * f0)
-            v = hgt * (base * r0 + ax * r1)
-            if c == 0:
-                a0 += v
-            elif c == 1:
-                a1 += v
-            elif c == 2:
-                a2 += v
-            else:
-                a3 += v
+        a0 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 0) + ax * _row_sum(m, i, j0, f0, j1, f1, 0))
+        a1 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 1) + ax * _row_sum(m, i, j0, f0, j1, f1, 1))
+        a2 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 2) + ax * _row_sum(m, i, j0, f0, j1, f1, 2))
+        a3 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 3) + ax * _row_sum(m, i, j0, f0, j1, f1, 3))
         area += hgt * (base * (X1 - X0) + 0.5 * ax * (X1 * X1 - X0 * X0))
     if area <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0
