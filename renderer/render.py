@@ -383,8 +383,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
     general = scene.kinds == GEOM_GENERAL
-    if np.any(general):
-        # the general layers' summed-area tables of u·texel (u: the padded column coordinate of the texel centre)
+    if np.any(general) and q.strips:
+        # the general layers' summed-area tables of u·texel (u: the padded column coordinate of the texel centre),
+        # read only by their weighted disk reads
         sat1 = np.zeros_like(sat)
         cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
         sat1[general] = _summed_area_tables(scene.tex[general] * cols)
