@@ -60,6 +60,9 @@ GENERAL_CELL_DIVISOR = 2.5
 # texel is steep from this bound on, and a pixel with no steep texel within its circle of confusion sees a smooth
 # graph (one crossing per ray; its footprint read as a weighted disk where it is round enough).
 FOLD_SLOPE = 0.95
+# A pixel may see a general layer fold when a steep texel lies within its circle of confusion plus this margin (its
+# cells' footprints span a texel each way, and p lies within a texel of the window's texel).
+FOLD_MARGIN_PX = 2.5
 # Disk reads in rows (see render_kernel) need a plane tilted so little that its footprint departs from the disk
 # by at most this many pixels.
 STRIP_MAX_DISTORTION = 0.25
@@ -746,8 +749,8 @@ def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, 
             dhi[l] = dwin[l, ti, tj, 1]
             r = max(abs(dlo[l] - df), abs(dhi[l] - df))
             r = 0.0 if r < FOCUS_EPS else K * r
-            # a steep texel within reach (its cells span a texel each way; p lies within a texel of (ti, tj))
-            fold[l] = dwin[l, ti, tj, 2] <= r + 2.5
+            # a steep texel within reach
+            fold[l] = dwin[l, ti, tj, 2] <= r + FOLD_MARGIN_PX
         else:
             dc = disparity_at_pixel(l, kinds, gparam, dtex, pad, px, py)
             r = abs(dc - df)

@@ -214,6 +214,20 @@ def _general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
     return out
 
 
+def _fold_fraction(windows: np.ndarray, scene: _Scene, K: float, df: float, h: int, w: int) -> float:
+    """Share of the pixels where some general layer may fold within their circle of confusion (a steep texel in
+    reach: the kernel's test, ignoring whether nearer layers hide the layer there). Those pixels are traced with
+    finer cells and a marched intersection (no closed form, no root bracketing): they set a depth map's cost."""
+    fold = np.zeros((h, w), dtype=bool)
+    p = scene.pad
+    for k in np.flatnonzero(scene.kinds == GEOM_GENERAL):
+        win = windows[k, p:p + h, p:p + w]
+        r = K * np.maximum(np.abs(win[..., 0] - df), np.abs(win[..., 1] - df))
+        r[r < K * kernels.FOCUS_EPS] = 0.0
+        fold |= win[..., 2] <= r + kernels.FOLD_MARGIN_PX
+    return float(fold.mean())
+
+
 def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None) -> _Scene:
     L = len(layers)
     h, w = layers[0].shape
@@ -391,8 +405,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         sat1[general] = _summed_area_tables(scene.tex[general] * cols)
     else:
         sat1 = np.zeros((1, 1, 1, 4))
+    windows = _general_windows(scene, K, df)
     kernels.render_kernel(
-        (scene.tex, sat, sat1, scene.dtex, _general_windows(scene, K, df), scene.kinds, scene.gparam, scene.pad),
+        (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
@@ -422,5 +437,6 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         "seconds": seconds,
         "rays_per_second": rays / seconds if seconds > 0 else float("nan"),
         "general_layers": int(np.sum(scene.kinds == GEOM_GENERAL)),
+        "fold_fraction": _fold_fraction(windows, scene, K, df, h, w),
     }
     return image, info

@@ -364,6 +364,39 @@ def test_smooth_sloped_depth_map_is_read_as_a_shifted_weighted_disk():
     assert info_rows["mean_spp"] < 0.5 * info_rays["mean_spp"]
 
 
+def test_fold_fraction_reports_the_band_within_blur_of_a_depth_step():
+    """``info["fold_fraction"]``: the share of pixels where a depth map may occlude itself within their blur (a
+    step's steep texels in reach). A smooth map has none; at a step it is the columns within the circle of
+    confusion (+ the margin) of the step, so it grows with K, and those pixels cost more rays than the rest."""
+    h, w = 32, 96
+    ys, xs = np.mgrid[0:h, 0:w]
+    smooth = Layer(textured(h, w, 7), np.ones((h, w), np.float32),
+                   (0.2 + 0.002 * xs + 0.001 * np.sin(ys / 4.0)).astype(np.float32))
+    assert render_bokeh([smooth], 10.0, 0.88, return_info=True)[1]["fold_fraction"] == 0.0
+    step = Layer(textured(h, w, 7), np.ones((h, w), np.float32),
+                 np.where(xs < w // 2, 0.2, 0.5).astype(np.float32) + 0.001 * np.sin(ys / 4.0).astype(np.float32))
+    assert step.geometry_kind == "general"
+    fractions = []
+    for K in (5.0, 10.0):
+        _, info = render_bokeh([step], K, 0.88, return_info=True, seed=1)
+        # steep columns: w/2 − 1 and w/2. A column folds when one lies within its blur + 2.5 px: the far side's
+        # blur is K·0.68; the near side's is K·0.38 unless its window (the layer's largest blur + 2 columns) holds
+        # far texels, whose rays can reach it too
+        radius = math.ceil(K * 0.681) + 2
+        band = 0
+        for j in range(w):
+            far_in_window = j < w // 2 or j - radius <= w // 2 - 1
+            blur = K * (0.68 if far_in_window else 0.38)
+            band += min(abs(j - (w // 2 - 1)), abs(j - w // 2)) <= blur + 2.5
+        assert info["fold_fraction"] == pytest.approx(band / w, abs=1e-9)
+        fractions.append(info["fold_fraction"])
+    assert fractions[0] < fractions[1]
+    # those pixels are the ones traced with finer cells
+    _, info = render_bokeh([smooth], 10.0, 0.88, return_info=True)
+    _, info_step = render_bokeh([step], 10.0, 0.88, return_info=True)
+    assert info_step["mean_spp"] > info["mean_spp"]
+
+
 def test_opaque_in_focus_foreground_is_read_once_and_hides_the_background():
     h, w = 48, 48
     alpha = disk_alpha(h, w, 24, 24, 16, soft=1e-3)
