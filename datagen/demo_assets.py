@@ -7,9 +7,10 @@ of the same photographs with procedurally generated soft mattes (a feathered ell
 of thin fractional-alpha strands; a soft rounded rectangle). Licences, from the docstrings of skimage.data: astronaut
 (NASA, no known copyright restrictions), coffee (CC0, Rachel Michetti), chelsea (CC0, Stefan van der Walt), rocket
 (SpaceX, released into the public domain); written to LICENSES.txt beside the assets. Plus the Middlebury 2014
-"motorcycle" left view with its real disparity (``bg/motorcycle.png`` + ``bg/motorcycle_disp.npy``, invalid pixels
-filled with the farthest valid disparity), a background with real depth (Scharstein et al., GCPR 2014). The
-folder layout is the scanner's: ``fg/`` (generic RGBA cut-outs) and ``bg/`` (backgrounds); nothing is downloaded.
+"motorcycle" left view with its real disparity (``bg/motorcycle.png`` + ``bg/motorcycle_disp.npy``, unknown pixels
+filled with the background beside them: :func:`fill_disparity_holes`), a background with real depth (Scharstein et
+al., GCPR 2014). The folder layout is the scanner's: ``fg/`` (generic RGBA cut-outs) and ``bg/`` (backgrounds);
+nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut")
 LICENCES = {"astronaut": "NASA, no known copyright restrictions", "coffee": "CC0, Rachel Michetti",
             "chelsea": "CC0, Stefan van der Walt", "rocket": "SpaceX, public domain",
             "motorcycle": "Middlebury Stereo 2014 (Scharstein et al.), as shipped by scikit-image"}
-VERSION = "2"  # bump when the set changes: an older generated folder is rewritten
+VERSION = "3"  # bump when the set changes: an older generated folder is rewritten
 
 
 def default_dir() -> Path:
@@ -93,14 +94,30 @@ def make_demo_assets(out: Path | None = None) -> Path:
         alpha = np.round(matte * 255).astype(np.uint8)
         Image.fromarray(np.dstack([img, alpha])).save(out / "fg" / f"{name}_{shape}.png")
     left, _, disp = data.stereo_motorcycle()
-    disp = np.asarray(disp, np.float32)
-    valid = np.isfinite(disp) & (disp > 0)
-    disp = np.where(valid, disp, disp[valid].min()).astype(np.float32)  # unknown: as far as the farthest known
+    disp = fill_disparity_holes(np.asarray(disp, np.float32))
     Image.fromarray(left[..., :3]).save(out / "bg" / "motorcycle.png")
     np.save(out / "bg" / "motorcycle_disp.npy", disp)
     (out / "LICENSES.txt").write_text("".join(f"{k}: {v} (scikit-image data)\n" for k, v in LICENCES.items()))
     done.write_text(VERSION + "\n")
     return out
+
+
+def fill_disparity_holes(disp: np.ndarray) -> np.ndarray:
+    """A stereo ground truth's unknown pixels (non-finite or ≤ 0: mostly seen by one camera only, i.e. occluded
+    background beside a nearer edge) filled along their row with the smaller (farther) of the nearest known
+    disparities to their left and right: the background the occluder hides, not a pit. A row with no known
+    pixel takes the farthest known disparity."""
+    valid = np.isfinite(disp) & (disp > 0)
+    cols = np.arange(disp.shape[1])
+    left = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
+    right = np.minimum.accumulate(np.where(valid, cols, disp.shape[1])[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(disp.shape[0])[:, None]
+    known = np.where(valid, disp, np.inf)
+    from_left = np.where(left >= 0, known[rows, np.maximum(left, 0)], np.inf)
+    from_right = np.where(right < disp.shape[1], known[rows, np.minimum(right, disp.shape[1] - 1)], np.inf)
+    fill = np.minimum(from_left, from_right)
+    fill = np.where(np.isfinite(fill), fill, known[valid].min() if valid.any() else 1.0)
+    return np.where(valid, disp, fill).astype(np.float32)
 
 
 def main(argv=None) -> Path:

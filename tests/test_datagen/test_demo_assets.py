@@ -30,3 +30,30 @@ def test_demo_assets_scan_and_preview(tmp_path):
     sheet = np.asarray(Image.open(contact_sheet(samples, tmp_path / "sheet.png")))
     assert sheet.shape == (2 * 96, 5 * 96, 3)
     assert (tmp_path / "demo" / "LICENSES.txt").read_text().count("\n") == 5
+
+
+def test_stereo_holes_are_filled_with_the_background_beside_them():
+    """Unknown disparities (occluded in the other view) take the farther of their row's nearest known neighbours,
+    never a pit down to the scene's farthest depth: a hole between a near and a far surface becomes the far one,
+    a hole inside one surface that surface."""
+    from datagen.demo_assets import fill_disparity_holes
+
+    d = np.array([[np.inf, 50.0, 50.0, np.inf, np.inf, 20.0, 20.0, 0.0, 20.0, np.nan],
+                  [np.inf] * 10,
+                  [30.0, 30.0, 31.0, np.inf, 32.0, 32.0, 33.0, 33.0, 34.0, 35.0]], np.float32)
+    filled = fill_disparity_holes(d)
+    np.testing.assert_array_equal(filled[0], [50, 50, 50, 20, 20, 20, 20, 20, 20, 20])
+    np.testing.assert_array_equal(filled[1], [20] * 10)  # no known pixel in the row: the farthest known
+    np.testing.assert_array_equal(filled[2, 3], 31.0)
+    # on the real Middlebury ground truth: no filled pixel lies below both row neighbours (a pit)
+    from skimage import data
+
+    _, _, gt = data.stereo_motorcycle()
+    gt = np.asarray(gt, np.float32)
+    holes = ~(np.isfinite(gt) & (gt > 0))
+    assert holes.mean() > 0.05  # the ground truth does have them
+    moto = fill_disparity_holes(gt)
+    assert np.isfinite(moto).all() and moto.min() > 0
+    iy, ix = np.nonzero(holes[:, 1:-1])
+    ix += 1
+    assert np.all(moto[iy, ix] >= np.minimum(moto[iy, ix - 1], moto[iy, ix + 1]) - 1e-6)
