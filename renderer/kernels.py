@@ -239,46 +239,13 @@ def _row_sum(s, i, j0, f0, j1, f1, c):
 
 
 @njit(cache=True)
-def disk_mean4(sat, layer, x, y, r, pad):
-    """Mean of the 4 channels over the disk of radius r centred at image position (x, y), in texel
-    rows: each row's chord at its mid-height, integrated exactly from the summed-area table (the difference of
-    two table rows is that texel row's prefix sum along x). Returns (c0, c1, c2, c3, rows read)."""
-    wmax = sat.shape[2] - 1.0
-    X = x + pad
-    Y = y + pad
-    s = sat[layer]
-    i_lo = max(int(math.floor(Y - r)), 0)
-    i_hi = min(int(math.floor(Y + r)), sat.shape[1] - 2)
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    area = 0.0
-    for i in range(i_lo, i_hi + 1):
-        hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
-        if hgt <= 0.0:
-            continue
-        j0 = min(int(X0), sat.shape[2] - 2)
-        j1 = min(int(X1), sat.shape[2] - 2)
-        f0 = X0 - j0
-        f1 = X1 - j1
-        a0 += hgt * _row_sum(s, i, j0, f0, j1, f1, 0)
-        a1 += hgt * _row_sum(s, i, j0, f0, j1, f1, 1)
-        a2 += hgt * _row_sum(s, i, j0, f0, j1, f1, 2)
-        a3 += hgt * _row_sum(s, i, j0, f0, j1, f1, 3)
-        area += hgt * (X1 - X0)
-    if area <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0
-    inv = 1.0 / area
-    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
-
-
-@njit(cache=True)
-def disk_mean4_weighted(sat, sat1, layer, x, y, r, pad, ax, ay):
-    """Mean of the 4 channels over the disk of radius r centred at (x, y) under the weight 1 + ax·(u − x) +
-    ay·(v − y) at image position (u, v), in texel rows as :func:`disk_mean4` (a row's weight in v at its
-    mid-height; in u integrated exactly with ``sat1``, the summed-area table of u·texel). Returns (c0, c1, c2, c3,
-    rows read)."""
+def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
+    """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
+    1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
+    chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
+    texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
+    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
+    Returns (c0, c1, c2, c3, rows read)."""
     wmax = sat.shape[2] - 1.0
     X = x + pad
     Y = y + pad
@@ -300,11 +267,22 @@ def disk_mean4_weighted(sat, sat1, layer, x, y, r, pad, ax, ay):
         f0 = X0 - j0
         f1 = X1 - j1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
-        a0 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 0) + ax * _row_sum(m, i, j0, f0, j1, f1, 0))
-        a1 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 1) + ax * _row_sum(m, i, j0, f0, j1, f1, 1))
-        a2 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 2) + ax * _row_sum(m, i, j0, f0, j1, f1, 2))
-        a3 += hgt * (base * _row_sum(s, i, j0, f0, j1, f1, 3) + ax * _row_sum(m, i, j0, f0, j1, f1, 3))
-        area += hgt * (base * (X1 - X0) + 0.5 * ax * (X1 * X1 - X0 * X0))
+        c0 = base * _row_sum(s, i, j0, f0, j1, f1, 0)
+        c1 = base * _row_sum(s, i, j0, f0, j1, f1, 1)
+        c2 = base * _row_sum(s, i, j0, f0, j1, f1, 2)
+        c3 = base * _row_sum(s, i, j0, f0, j1, f1, 3)
+        w = base * (X1 - X0)
+        if ax != 0.0:
+            c0 += ax * _row_sum(m, i, j0, f0, j1, f1, 0)
+            c1 += ax * _row_sum(m, i, j0, f0, j1, f1, 1)
+            c2 += ax * _row_sum(m, i, j0, f0, j1, f1, 2)
+            c3 += ax * _row_sum(m, i, j0, f0, j1, f1, 3)
+            w += 0.5 * ax * (X1 * X1 - X0 * X0)
+        a0 += hgt * c0
+        a1 += hgt * c1
+        a2 += hgt * c2
+        a3 += hgt * c3
+        area += hgt * w
     if area <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0
     inv = 1.0 / area
@@ -967,13 +945,15 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
     pixel read in rows, the texel rows read).
 
-    scene = (tex, sat, dtex, dwin, kinds, gparam, pad):
+    scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
+        sat1: like ``sat``, of u·texel (u: the padded column coordinate of the texel centre) for the general layers'
+            weighted disk reads (1×1×1×4 when strips are off or no layer is general);
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
-        dwin: L×Hp×Wp×3 float64, over the window around each texel that a pixel's disk can cover, a general
-            layer's min and max disparity and the largest K·|∇D| (render.py: _general_windows; L×1×1×3 when no
-            layer is general);
+        dwin: L×Hp×Wp×3 float64, per texel, a general layer's min and max disparity over the window around it that a
+            pixel's disk can cover, and the distance in texels to its nearest steep texel (K·|∇D| ≥ FOLD_SLOPE)
+            (render.py: _general_windows; L×1×1×3 when no layer is general);
         kinds, gparam: per-layer geometry (renderer/layers.py).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter): the
         Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
@@ -1033,10 +1013,10 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
                         # (1 − 3·|c|²/R²)·(1 + a·(x − p − c)) about the disk's centre
                         wsc = -3.0 / (r_disk * r_disk)
                         wsc /= 1.0 + wsc * (sx_c * sx_c + sy_c * sy_c)
-                        m0, m1, m2, m3, rows = disk_mean4_weighted(
+                        m0, m1, m2, m3, rows = disk_mean4(
                             sat, sat1, only, px + sx_c, py + sy_c, r_eff, pad, wsc * sx_c, wsc * sy_c)
                     else:
-                        m0, m1, m2, m3, rows = disk_mean4(sat, only, px, py, r_eff, pad)
+                        m0, m1, m2, m3, rows = disk_mean4(sat, sat, only, px, py, r_eff, pad, 0.0, 0.0)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2

@@ -436,7 +436,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         "rays": rays,
         "seconds": seconds,
         "rays_per_second": rays / seconds if seconds > 0 else float("nan"),
-        "general_layers": int(np.sum(scene.kinds == GEOM_GENERAL)),
+        "general_layers": int(np.sum(general)),
         "fold_fraction": _fold_fraction(windows, scene, K, df, h, w),
     }
     return image, info
