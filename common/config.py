@@ -24,6 +24,21 @@ import yaml
 __all__ = ["check", "from_dict", "load", "parse_overrides", "read_yaml", "to_dict"]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML itself keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}, again on line "
+                                f"{key_node.start_mark.line + 1}): give each key once", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path) -> dict:
     """A YAML file that holds a mapping (an empty file is ``{}``); any problem is a ValueError naming the file."""
     path = Path(path)
@@ -32,9 +47,12 @@ def read_yaml(path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot read config file ({e})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: invalid YAML: {e}") from None
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:  # one line: the line, the column and the problem
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ValueError(f"{path}: invalid YAML{at}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -71,7 +89,22 @@ def load(cls, path=None, overrides=(), *, where: str | None = None):
     """``cls`` from an optional YAML file plus overrides, every value checked (see the module docstring)."""
     data = read_yaml(path) if path is not None else {}
     data = parse_overrides(overrides, data)
-    return from_dict(cls, data, where or (str(path) if path is not None else "config"))
+    where = where or (str(path) if path is not None else "config")
+    try:
+        return from_dict(cls, data, where)
+    except ValueError as e:
+        raise ValueError(blame_override(str(e), where, overrides)) from None
+
+
+def blame_override(message: str, where: str, overrides) -> str:
+    """An error about a key that an override set names that ``--set KEY=VALUE``, not the file it came from."""
+    rest = message[len(where) + 2:] if message.startswith(f"{where}: ") else message
+    for item in reversed(list(overrides)):
+        key = str(item).partition("=")[0].strip()
+        if key and (rest.startswith(f"{key}:") or rest.startswith(f"unknown key '{key}'")
+                    or rest.startswith(f"{key}.") or f"'{key}'" in rest.split(";")[0]):
+            return f"--set {item}: {rest}"
+    return message
 
 
 def from_dict(cls, data, where: str = "config", prefix: str = ""):

@@ -93,7 +93,7 @@ def load_alpha(path) -> np.ndarray:
 
 def read_disparity(path) -> np.ndarray:
     """A disparity file as H×W float32 (larger = nearer, any scale): ``.npy`` (a numeric H×W or H×W×1 array) or a
-    grey image (8- or 16-bit, as :func:`load_alpha` reads it). NaN or infinite values are refused; every error
+    grey image (8- or 16-bit; a colour image only when its channels are equal). NaN or infinite values are refused; every error
     names the file."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
@@ -107,7 +107,16 @@ def read_disparity(path) -> np.ndarray:
             raise ValueError(f"{display_name(path)}: expected an H×W numeric array, got {disp.dtype} {disp.shape}")
         disp = disp.astype(np.float32)
     else:
-        disp = load_alpha(path)
+        im = _open(path)
+        if im.mode in ("1", "L", "I", "F") or im.mode in _SIXTEEN_BIT:
+            disp = _channel(im)
+        else:  # a colour picture is depth only when every channel holds the same value (a grey saved as RGB)
+            rgb, _ = load_image(path)
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                raise ValueError(f"{display_name(path)}: a colour image ({im.mode}), not a disparity map: a "
+                                 f"colour-mapped depth picture cannot be read as depth; save the disparity as a "
+                                 f"grey 8- or 16-bit PNG or a float .npy")
+            disp = rgb[..., 0]
     if not np.isfinite(disp).all():
         raise ValueError(f"{display_name(path)}: disparity map has NaN or infinite values")
     return disp

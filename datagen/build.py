@@ -28,6 +28,7 @@ from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
+from manifests.outdir import MARKER, OutputFolderError, is_output, check_not_input, claim, foreign_files
 
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
@@ -93,6 +94,8 @@ class BuildConfig:
         if self.size % deg.scale or self.size < deg.scale * max(deg.kernel_range):
             raise ValueError(f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
                              f"least {deg.scale * max(deg.kernel_range)} (scale × largest kernel)")
+        if not self.license.strip():
+            raise ValueError("license: an SPDX id (e.g. cc-by-4.0) or 'other', got an empty string")
         if self.bit_depth not in (8, 16):
             raise ValueError(f"bit_depth: 8 or 16, got {self.bit_depth}")
         Quality.from_dict(self.render, "render")
@@ -115,7 +118,12 @@ class BuildConfig:
     @classmethod
     def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
         """The YAML file ``path`` (optional) with ``key=value`` overrides, every value checked."""
-        return config.load(cls, path, overrides, where=str(path) if path else "build config")
+        where = str(path) if path else "build config"
+        data = config.parse_overrides(overrides, config.read_yaml(path) if path is not None else {})
+        if "k_range" in data and isinstance(data.get("scene"), dict) and "k_range" in data["scene"]:
+            raise ValueError(f"{where}: k_range and scene.k_range are both given; k_range is the older name of "
+                             f"scene.k_range: give only scene.k_range")
+        return config.load(cls, path, overrides, where=where)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(config.to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -142,6 +150,19 @@ def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
         sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
     return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction,
                 progress=progress)
+
+
+def check_asset_folders(cfg: BuildConfig) -> None:
+    """Every ``--assets`` source is an existing folder (checked before Ray starts): one line naming it otherwise."""
+    for item in cfg.assets:
+        layout, _, path = item.partition(":")
+        if "://" in path:
+            continue  # a URI is listed through its filesystem by the scan
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise SystemExit(f"error: --assets {item}: no such folder {p}")
+        if not p.is_dir():
+            raise SystemExit(f"error: --assets {item}: {p} is a file; give the folder that holds the {layout} assets")
 
 
 def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str) -> dict:
@@ -363,18 +384,26 @@ def main(args: argparse.Namespace) -> dict:
     # everything below is checked before anything is written or Ray starts
     store = Store(args.out)
     where = store.display()
-    if store.is_file_or_missing_parent():
-        raise SystemExit(f"--out {where}: is a file (or lies under one), not a folder")
+    try:  # the owner of the folder and the inputs: checked before anything is written
+        check_not_input(args.out, [p.split(":", 1)[1] for p in cfg.assets], "--out")
+        claim(store, BUILD_COMMAND, BUILD_OUTPUTS, create=False)
+    except OutputFolderError as e:
+        raise SystemExit(f"error: {e}") from None
+    check_asset_folders(cfg)
     old_meta = _read_meta(store)
     if old_meta and not args.overwrite and old_meta.get("config_hash") != cfg.digest():
         raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
                          f"{cfg.digest()}); use another --out or --overwrite")
     if args.overwrite:
-        foreign = foreign_entries(store, old_meta)
+        foreign = foreign_files(store, BUILD_COMMAND, BUILD_OUTPUTS)
         if foreign:
             raise SystemExit(f"--overwrite {where}: refused, the folder holds files a bokehgen build did not write: "
                              f"{', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; --overwrite only "
-                             f"replaces a dataset folder (one with the dataset.json of a build) or an empty one")
+                             f"replaces what a build wrote")
+    try:  # the marker is the first write: a folder that cannot be written fails here, before Ray starts
+        claim(store, BUILD_COMMAND, BUILD_OUTPUTS)
+    except OSError as e:
+        raise SystemExit(f"error: --out {where}: cannot write there ({e.strerror or e})") from None
     ray_info = connect_ray(args.address, args.workers)
     rows = scan_assets(cfg)
     for kind in ("foreground", "background"):
@@ -392,7 +421,6 @@ def main(args: argparse.Namespace) -> dict:
         removed = remove_dataset(store)
         print(f"--overwrite: removed {len(removed)} files of the previous build from {where}", flush=True)
         old_meta = {}
-    store.makedirs()
     store.clean_partial()  # half-written files of an interrupted run
     for problem in check_complete_shards(store):  # a shard damaged on disk is rebuilt, not trusted
         print(f"rebuilding: {problem}", flush=True)
@@ -457,11 +485,12 @@ def main(args: argparse.Namespace) -> dict:
     return summary
 
 
-# files a build writes, by name: --overwrite removes these and nothing else
-BUILD_FILES = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "report.html",
-               "README.md", "train.wids.json", "val.wids.json")
-BUILD_PATTERNS = ("train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
-                  "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
+# files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
+BUILD_COMMAND = "datagen.build"
+BUILD_OUTPUTS = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "report.html",
+                 "README.md", "train.wids.json", "val.wids.json",
+                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
+                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
 
 
 def _read_meta(store) -> dict:
@@ -478,27 +507,10 @@ def _read_meta(store) -> dict:
     return meta
 
 
-def _is_build_file(name: str) -> bool:
-    import fnmatch
-
-    from manifests.storage import PARTIAL
-
-    return name in BUILD_FILES or any(fnmatch.fnmatch(name, p) for p in BUILD_PATTERNS + (PARTIAL,))
-
-
-def foreign_entries(store, meta: dict) -> list[str]:
-    """What --overwrite would have to delete that a build did not write: every entry of a folder without a
-    build's dataset.json, else sub-folders and files whose names a build never writes."""
-    entries = store.entries()
-    if not meta:
-        return sorted(name + ("/" if is_dir else "") for name, is_dir in entries)
-    return sorted(name + ("/" if is_dir else "") for name, is_dir in entries if is_dir or not _is_build_file(name))
-
-
 def remove_dataset(store) -> list[str]:
-    """Delete the files of a build (after :func:`foreign_entries` found nothing else); dataset.json goes last, so
-    an interrupted removal still leaves a folder that --overwrite accepts."""
-    names = sorted((n for n, is_dir in store.entries() if not is_dir and _is_build_file(n)),
+    """Delete the files of a build (after :func:`manifests.outdir.foreign_files` found nothing else); dataset.json
+    goes last, so an interrupted removal still leaves a folder that --overwrite accepts. The marker stays."""
+    names = sorted((n for n, is_dir in store.entries() if not is_dir and n != MARKER and is_output(n, BUILD_OUTPUTS)),
                    key=lambda n: n == "dataset.json")
     for name in names:
         store.delete(name)
@@ -576,7 +588,9 @@ def _versions() -> dict:
 
 
 def cli() -> None:
-    main(parse_args())
+    from common.cli import run
+
+    run(main, parse_args())
 
 
 if __name__ == "__main__":

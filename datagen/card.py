@@ -5,15 +5,47 @@ person learns what the data is, how it was made and how to read it."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 
+import pyarrow as pa
 import yaml
+
+from manifests.schemas import sample_json_type
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
 
 
+def _quality(render: dict) -> dict:
+    """The renderer Quality fields a build renders with (its ``render:`` section over the defaults)."""
+    from renderer import Quality
+
+    return dataclasses.asdict(Quality.from_dict({k: (float(v) if v == "inf" else v) for k, v in render.items()}))
+
+
 def size_category(n: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if n < limit), "n>100M")
+
+
+def _hf_feature(t: pa.DataType) -> dict:
+    """A pyarrow type as one entry of Hugging Face's ``dataset_info: features`` YAML (without its name)."""
+    if pa.types.is_struct(t):
+        return {"struct": [{"name": t.field(i).name, **_hf_feature(t.field(i).type)} for i in range(t.num_fields)]}
+    if pa.types.is_list(t):
+        inner = _hf_feature(t.value_type)
+        return {"list": inner["dtype"] if set(inner) == {"dtype"} else inner.get("struct", inner)}
+    return {"dtype": {pa.float64(): "float64", pa.float32(): "float32", pa.int64(): "int64", pa.bool_(): "bool",
+                      pa.string(): "string"}[t]}
+
+
+def hf_features(quality: dict) -> list[dict]:
+    """The features of one sample as ``datasets`` reads a shard (images decoded, ``disp.npy`` as rows of float32,
+    the ``json`` member's full struct from manifests.sample_json_type), so that every sample loads with one schema
+    even where the first samples leave a value undrawn (null)."""
+    members = [{"name": m, "dtype": "image"} for m in ("aif.png", "bokeh.png", "lq.png")]
+    members.append({"name": "disp.npy", "list": {"list": "float32"}})
+    members.append({"name": "json", **_hf_feature(sample_json_type(quality))})
+    return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
 def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: str) -> str:
@@ -28,6 +60,7 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         "size_categories": [size_category(sum(counts.values()))],
         "pretty_name": "bokehgen synthetic bokeh dataset",
         "configs": [{"config_name": "default", "data_files": splits}],
+        "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})))},
     }
     cfg = summary["config"]
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)

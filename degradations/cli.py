@@ -20,9 +20,14 @@ from tqdm import tqdm
 
 from common.images import IMAGE_SUFFIXES, list_images, load_image, on_white, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
+from manifests.outdir import OutputFolderError, claim
 
 from .config import DegradationConfig
 from .pipeline import degrade
+
+COMMAND = "degradations.cli"
+OUTPUTS = ("hq/*.png", "lq/*.png", "pairs.parquet", "skipped.parquet")
+
 
 def sample_seed(seed: int, index: int) -> int:
     """The seed of image ``index``: from (run seed, index) only (DESIGN.md "Seeds")."""
@@ -53,9 +58,18 @@ def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
         cfg = cfg.override(args.overrides)
     except ValueError as e:  # names the file or the override and the key
         raise SystemExit(f"error: {e}") from None
+    if not args.input.exists():
+        raise SystemExit(f"error: --input {args.input}: no such folder")
+    if not args.input.is_dir():
+        raise SystemExit(f"error: --input {args.input}: is a file, not a folder of images")
+    try:
+        claim(args.out, COMMAND, OUTPUTS, inputs=[args.input], create=False)
+    except OutputFolderError as e:
+        raise SystemExit(f"error: {e}") from None
     files = list_images(args.input)
     if not files:
-        raise SystemExit(f"{args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise SystemExit(f"error: --input {args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    claim(args.out, COMMAND, OUTPUTS, inputs=[args.input])
     (args.out / "hq").mkdir(parents=True, exist_ok=True)
     (args.out / "lq").mkdir(parents=True, exist_ok=True)
     rows, skipped = [], []
@@ -77,12 +91,22 @@ def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
                      **rec.columns()})
     write_table(rows, pairs_schema(), args.out / "pairs.parquet")
     write_table(skipped, skipped_schema(), args.out / "skipped.parquet")
+    # an earlier run's pairs that this run did not make: the folder holds exactly what pairs.parquet lists
+    listed = {r["hq"] for r in rows} | {r["lq"] for r in rows}
+    stale = [p for sub in ("hq", "lq") for p in sorted((args.out / sub).glob("*.png"))
+             if f"{sub}/{p.name}" not in listed]
+    for p in stale:
+        p.unlink()
+    if stale:
+        print(f"removed {len(stale)} files of an earlier run that this one did not make")
     print(f"wrote {len(rows)} HQ/LQ pairs to {args.out.resolve()} ({len(skipped)} skipped: see skipped.parquet)")
     return rows, skipped
 
 
 def cli() -> None:
-    main(parse_args())
+    from common.cli import run
+
+    run(main, parse_args())
 
 
 if __name__ == "__main__":

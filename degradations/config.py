@@ -11,6 +11,18 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 
 
+# the values each [low, high] range may hold: (least, greatest, whether the least itself is allowed)
+RANGE_BOUNDS = {
+    "blur_sigma": (0.0, 20.0, False), "blur_sigma2": (0.0, 20.0, False),  # Gaussian σ in px
+    "betag_range": (0.0, 10.0, False), "betag_range2": (0.0, 10.0, False),  # generalized Gaussian shape
+    "betap_range": (0.0, 10.0, False), "betap_range2": (0.0, 10.0, False),  # plateau shape
+    "resize_range": (0.0, 4.0, False), "resize_range2": (0.0, 4.0, False),  # resize factor
+    "noise_range": (0.0, 255.0, True), "noise_range2": (0.0, 255.0, True),  # Gaussian σ on the 0..255 scale
+    "poisson_scale_range": (0.0, 10.0, True), "poisson_scale_range2": (0.0, 10.0, True),
+    "jpeg_range": (1.0, 100.0, True), "jpeg_range2": (1.0, 100.0, True),  # JPEG quality
+}
+
+
 def _six(values=(0.45, 0.25, 0.12, 0.03, 0.12, 0.03)):
     return field(default_factory=lambda: list(values))
 
@@ -82,6 +94,11 @@ class DegradationConfig:
             if "range" in f.name or "sigma" in f.name:
                 if f.name != "kernel_range" and (len(v) != 2 or v[0] > v[1]):
                     raise ValueError(f"{f.name}: [low, high] with low <= high, got {v}")
+        for name, (least, greatest, closed) in RANGE_BOUNDS.items():
+            lo, hi = getattr(self, name)
+            if not ((least <= lo) if closed else (least < lo)) or not hi <= greatest:
+                raise ValueError(f"{name}: both ends in {'[' if closed else '('}{least:g}, {greatest:g}], got "
+                                 f"{[lo, hi]}")
         for name in ("betag_range", "betap_range", "betag_range2", "betap_range2"):
             lo, hi = getattr(self, name)
             if not lo <= 1.0 <= hi:

@@ -60,6 +60,41 @@ def degradation_schema() -> pa.Schema:
                    + _kernel("final_kernel") + [("final_order", S), ("final_interp", S)])
 
 
+def _struct(columns) -> pa.DataType:
+    return pa.struct([pa.field(name, kind) for name, kind in columns])
+
+
+def sample_json_type(quality: dict) -> pa.DataType:
+    """The full struct of a sample's ``json`` member (datagen.scenes.make_sample), for readers that need it declared
+    (the dataset card's ``dataset_info: features``). ``quality``: the renderer Quality fields the build renders with
+    (``dataclasses.asdict``): their values decide their JSON types, an infinite float being the string "inf".
+    A value that was not drawn is null in its declared type (e.g. a Gaussian kernel's beta)."""
+    def kind(v):
+        if isinstance(v, bool):
+            return B
+        if isinstance(v, int):
+            return I
+        if isinstance(v, float):
+            return S if v != v or v in (float("inf"), float("-inf")) else F
+        return S
+
+    floats = pa.list_(F)
+    scene = _struct([("seed", I), ("index", I), ("size", I), ("background_id", S), ("bg_crop", floats),
+                     ("bg_flip", B), ("bg_plane", floats),
+                     ("foregrounds", pa.list_(_struct([("asset_id", S), ("disparity", F), ("scale", F),
+                                                        ("center", floats), ("flip", B)]))),
+                     ("K", F), ("focus_target", S), ("focus_u", floats), ("degradation_seed", I), ("bg_model", S),
+                     ("bg_map_range", floats), ("highlights", B)])
+    render = _struct([("K", F), ("focus_disparity", F), ("gamma", F),
+                      ("aperture", _struct([("blades", I), ("rotation_deg", F), ("roundness", F), ("cateye", F),
+                                            ("falloff", B)])),
+                      ("quality", _struct([(k, kind(v)) for k, v in quality.items()])), ("mean_spp", F),
+                      ("highlights", _struct([("threshold", F), ("gain", F), ("clipped_fraction", F)]))])
+    return _struct([("scene", scene), ("degradation", pa.struct(list(degradation_schema()))),
+                    ("focus", _struct([("target", S), ("xy", floats), ("disparity", F)])), ("render", render),
+                    ("background", _struct([("model", S), ("uri", S)])), ("bit_depth", I), ("defocus", S)])
+
+
 def samples_schema(num_foregrounds: int = 2) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""

@@ -83,8 +83,11 @@ def load_section(path, overrides, section: str, cls):
         if str(item).split("=", 1)[0].split(".", 1)[0] not in ("model", section):
             raise ValueError(f"override {item!r}: expected model.KEY=VALUE or {section}.KEY=VALUE")
     data = config.parse_overrides(overrides, {"model": data.get("model") or {}, section: data.get(section) or {}})
-    return (config.from_dict(ModelConfig, data["model"], str(path), "model."),
-            config.from_dict(cls, data[section], str(path), f"{section}."))
+    try:
+        return (config.from_dict(ModelConfig, data["model"], str(path), "model."),
+                config.from_dict(cls, data[section], str(path), f"{section}."))
+    except ValueError as e:  # an error in a value that --set gave names --set, not the file
+        raise ValueError(config.blame_override(str(e), str(path), overrides)) from None
 
 
 def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str,

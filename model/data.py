@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from dataclasses import dataclass
 from itertools import count
@@ -53,7 +54,12 @@ def expand_urls(spec) -> list[str]:
         for u in braceexpand.braceexpand(str(item).strip()):
             matches = sorted(glob.glob(u)) if any(c in u for c in "*?[") else [u]
             if not matches:
-                raise FileNotFoundError(f"{u}: no shard matches")
+                raise ValueError(f"{u}: no shard matches")
+            local = [m for m in matches if "://" not in m and not m.startswith("pipe:")]
+            missing = [m for m in local if not os.path.isfile(m)]
+            if missing:
+                raise ValueError(f"{missing[0]}: no such shard file ({len(missing)} of the {len(matches)} named by "
+                                 f"{item.strip()!r} are missing)")
             urls.extend(matches)
     if not urls:
         raise ValueError(f"no shards in {spec!r}")

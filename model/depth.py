@@ -7,6 +7,7 @@ multiples of 14; output: relative disparity (larger = nearer) at the input's siz
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -41,13 +42,28 @@ def depth_config(size: str) -> DepthAnythingConfig:
                                head_hidden_size=max(8, c["fusion"] // 2), depth_estimation_type="relative")
 
 
+def check_depth_folder(folder, what: str = "--weights") -> None:
+    """A local Depth Anything folder in transformers format: its config.json exists and names a depth model; a
+    ValueError naming the folder otherwise."""
+    import json
+
+    cfg_file = Path(folder) / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"{what} {folder}: no config.json: not a local Depth Anything folder (nothing is downloaded)")
+    try:
+        model_type = json.loads(cfg_file.read_text()).get("model_type")
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise ValueError(f"{what} {cfg_file}: unreadable config ({e})") from None
+    if model_type != "depth_anything":
+        raise ValueError(f"{what} {folder}: config.json describes a {model_type!r} model, not a Depth Anything "
+                         f"depth model (model_type 'depth_anything')")
+
+
 def load_depth_model(size: str = "tiny", weights=None, seed: int = 0) -> DepthAnythingForDepthEstimation:
     """Local weights (a transformers folder: config.json + safetensors) or a random model of ``size``."""
     if weights is not None:
         weights = Path(weights)
-        if not (weights / "config.json").is_file():
-            raise FileNotFoundError(f"{weights}: no config.json: not a local Depth Anything folder "
-                                    "(nothing is downloaded)")
+        check_depth_folder(weights, "depth weights")
         return DepthAnythingForDepthEstimation.from_pretrained(weights, local_files_only=True)
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
@@ -114,26 +130,46 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.images.is_dir():
         p.error(f"--images {args.images}: no such folder")
-    if not (args.weights / "config.json").is_file():
-        p.error(f"--weights {args.weights}: no config.json: not a local Depth Anything folder")
+    try:
+        check_depth_folder(args.weights)
+    except ValueError as e:
+        p.error(str(e))
     if args.input_size < 14:
         p.error(f"--input-size: at least 14, got {args.input_size}")
     return args
 
 
+DEPTH_RECORD = ".bokehgen-depth.json"  # in --images: the maps model.depth wrote, with their sha256
+
+
 def main(args: argparse.Namespace) -> dict:
-    """Write the maps; returns counts (written, kept, failed with reasons). A bad photo is reported and skipped."""
+    """Write the maps; returns counts (written, kept, failed with reasons). A bad photo is reported and skipped.
+
+    A photo that already has a disparity map (``NAME_disp.npy`` or ``NAME_disp.png``) keeps it: the user's depth
+    is never replaced. ``--overwrite`` replaces only maps this command wrote (listed with their sha256 in
+    ``.bokehgen-depth.json`` in the folder) and still unchanged."""
+    import hashlib
+    import json
+
     from tqdm import tqdm
 
     from common.images import list_images, load_image
+    from manifests import Store
 
+    folder = Store(args.images)
+    record = json.loads(folder.read_text(DEPTH_RECORD)) if folder.exists(DEPTH_RECORD) else {}
     photos = [p for p in list_images(args.images) if not p.stem.endswith("_disp")]
+    if not photos:
+        raise SystemExit(f"error: --images {args.images}: no photos")
     estimator = DepthEstimator(load_depth_model(weights=args.weights), args.input_size).eval()
     written, kept, failed = [], [], []
     for photo in tqdm(photos, desc="depth", unit="photo"):
         target = photo.with_name(photo.stem + "_disp.npy")
-        if target.exists() and not args.overwrite:
-            kept.append(str(target))
+        existing = [m for m in (target, photo.with_name(photo.stem + "_disp.png")) if m.exists()]
+        rel = target.relative_to(args.images).as_posix()
+        ours = target.exists() and record.get(rel) == hashlib.sha256(target.read_bytes()).hexdigest()
+        if existing and not (args.overwrite and ours and existing == [target]):
+            kept.append(str(existing[0]))
             continue
         try:
             rgb, alpha = load_image(photo)
@@ -143,15 +179,25 @@ def main(args: argparse.Namespace) -> dict:
             continue
         with torch.no_grad():
             disp = estimator(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy().astype(np.float32)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, disp, allow_pickle=False)
-        tmp.replace(target)
+        buf = io.BytesIO()
+        np.save(buf, disp, allow_pickle=False)
+        Store(target.parent).write_bytes(target.name, buf.getvalue())
+        record[rel] = hashlib.sha256(buf.getvalue()).hexdigest()
+        folder.write_text(DEPTH_RECORD, json.dumps(record, indent=1, sort_keys=True))
         written.append(str(target))
-    print(f"{len(written)} disparity maps written, {len(kept)} kept, {len(failed)} photos skipped "
+    print(f"{len(written)} disparity maps written, {len(kept)} kept (existing maps are never replaced, except ones "
+          f"model.depth wrote, with --overwrite), {len(failed)} photos skipped "
           f"(use them with --assets backgrounds:{args.images})")
+    if not written and not kept:
+        raise SystemExit(f"error: --images {args.images}: no disparity map written ({len(failed)} photos failed)")
     return {"written": written, "kept": kept, "failed": failed}
 
 
+def cli() -> None:
+    from common.cli import run
+
+    run(main, parse_args())
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    cli()

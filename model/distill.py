@@ -27,6 +27,8 @@ import torch.nn.functional as F
 
 from common.limits import check_seed
 
+from manifests.outdir import OutputFolderError, claim
+
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .photos import PhotoSource, PhotoStream, check_online, photo_loader
@@ -155,12 +157,16 @@ def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print)
         ctx.close()
 
 
+# what model.distill writes into its folder (manifests.outdir patterns)
+DISTILL_OUTPUTS = ("depth_eval.csv", "depth_examples.png", "student/**")
+
+
 def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log) -> dict:
     out = Path(out)
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
+    if ctx.main:
+        claim(out, "model.distill", DISTILL_OUTPUTS, inputs=[*urls, *val_urls])
     check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
     if dcfg.isr_data is not None:
@@ -266,8 +272,23 @@ def _flushed(message: str) -> None:
 def main(args) -> dict:
     """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, dcfg = configs_or_exit(load_configs, args)
-    return distill(mcfg, dcfg, args.shards, args.val, args.out, log=_flushed)
+    try:  # the inputs, before any model is built: every shard exists
+        for spec in (args.shards, args.val):
+            if spec:
+                expand_urls(spec)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        return distill(mcfg, dcfg, args.shards, args.val, args.out, log=_flushed)
+    except OutputFolderError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def cli() -> None:
+    from common.cli import run
+
+    run(main, parse_args())
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    cli()

@@ -49,8 +49,13 @@ from PIL import Image
 from common.images import display_name, list_images, load_image, read_disparity, to_uint8
 from common.limits import MAX_K
 
+from manifests.outdir import claim
+
 from . import iqa
 
+COMMAND = "model.evaluate"
+OUTPUTS = ("results.csv", "summary.md", "examples.png", "lq/**", "predictions/**", "fid/**")
+REALSR_SCALE = 4  # the model and Table 4 are ×4 super-resolution
 PROTOCOLS = ("pairs", "realsr", "depth", "synthetic")
 IMAGE_METHODS = ("identity", "classical", "classical-gt", "model", "model-gt")
 DEPTH_METHODS = ("model",)
@@ -262,11 +267,13 @@ def realsr_items(data: Path, names=None):
             continue
         try:
             lq, hr = _rgb_u8(lr_path), _rgb_u8(hr_path)
-            s = hr.shape[0] / lq.shape[0]
-            hr = hr[:lq.shape[0] * round(s), :lq.shape[1] * round(s)]
-            if round(s) < 1 or hr.shape[:2] != (lq.shape[0] * round(s), lq.shape[1] * round(s)):
-                raise ValueError(f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is not an integer multiple of "
-                                 f"{lr_path.name} ({lq.shape[1]}×{lq.shape[0]})")
+            want = (lq.shape[0] * REALSR_SCALE, lq.shape[1] * REALSR_SCALE)
+            # the documented crop: the HR's bottom and right edges down to 4× the LR (at most 3 px each)
+            if not all(w <= h < w + REALSR_SCALE for h, w in zip(hr.shape[:2], want)):
+                raise ValueError(f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is not {REALSR_SCALE}× its LR "
+                                 f"{lr_path.name} ({lq.shape[1]}×{lq.shape[0]} -> {want[1]}×{want[0]}, up to "
+                                 f"{REALSR_SCALE - 1} px more cropped); pair skipped")
+            hr = hr[:want[0], :want[1]]
         except ValueError as e:
             yield name, str(e)
             continue
@@ -616,9 +623,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--crop-border: at least 0, got {args.crop_border}")
     if args.protocol != "synthetic" and not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: no such folder")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file")
+    claim(args.out, COMMAND, OUTPUTS, inputs=[args.data] if "://" not in str(args.data) and Path(args.data).exists()
+          else [], create=False)  # refused with the foreign files named, before any network loads
     args.method_list, args.prediction_dirs, args.metric_list = methods, preds, metrics
 
 
@@ -688,7 +694,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, COMMAND, OUTPUTS)
     here = [m for m in args.metric_list if m in iqa.HERE_METRICS]
     pyiqa_names = tuple(m for m in args.metric_list if m in iqa.PYIQA_METRICS)
     metrics = iqa.PyiqaMetrics(pyiqa_names, args.metric_weights, args.device)
@@ -912,7 +918,7 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, COMMAND, OUTPUTS)
     data = Path(args.data)
     rgbs = _stem_map(data / "rgb")
     if not rgbs:
@@ -992,9 +998,11 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli() -> None:
+    from common.cli import run
+
     args = parse_args()
     try:
-        main(args)
+        run(main, args)
     except ValueError as e:
         sys.exit(f"error: {e}")
 

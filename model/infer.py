@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common.limits import MAX_K
+from manifests.outdir import check_not_input
 
 from .conditioning import defocus_and_mask, focus_at
 from .config import ModelConfig
-from .depth import DepthEstimator, load_depth_model
+from .depth import DepthEstimator, check_depth_folder, load_depth_model
 
 NO_WEIGHTS = ("NOTE: no trained MagicBokeh weights given (--weights DIR): running the UNTRAINED tiny random model. "
               "Its output is not a bokeh rendering. Train weights with `python -m model.train`, or use --classical "
@@ -131,6 +132,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def disparity_path(out) -> Path:
+    """Where the disparity of the output ``out`` is written: beside it, NAME_disparity.png."""
+    out = Path(out)
+    return out.with_name(out.stem + "_disparity.png")
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Every argument checked before anything heavy runs (depth network, model, renderer); a ValueError names
     the argument. Fills ``args.focus_xy``."""
@@ -142,6 +149,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {out}: unknown image extension {out.suffix!r}; use .png (or .jpg, .tif, .webp)")
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out}: is a folder; give a file name such as {out / 'bokeh.png'}")
+    inputs = [args.image, args.disparity]
+    check_not_input(out, inputs, "--out")  # never write over the photo or its disparity
+    check_not_input(disparity_path(out), inputs, f"--out {out}: its disparity")
     if not 0 <= args.K <= MAX_K:
         raise ValueError(f"--K: in [0, {MAX_K:g}], got {args.K:g}")
     if not args.upscale > 0:
@@ -151,6 +161,11 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, folder in (("--weights", args.weights), ("--depth-weights", args.depth_weights)):
         if folder and not Path(folder).is_dir():
             raise ValueError(f"{flag} {folder}: no such folder")
+    if args.weights and not (Path(args.weights) / "model.yaml").is_file():
+        raise ValueError(f"--weights {args.weights}: holds no model (no model.yaml): give the weights/ folder that "
+                         f"model.train wrote")
+    if args.depth_weights:
+        check_depth_folder(args.depth_weights, "--depth-weights")
     if args.disparity and not Path(args.disparity).is_file():
         raise ValueError(f"--disparity {args.disparity}: no such file")
     try:
@@ -265,7 +280,7 @@ def infer(args: argparse.Namespace) -> dict:
 
     out_path = Path(args.out)
     _save(out_path, out)
-    disp_path = out_path.with_name(out_path.stem + "_disparity.png")
+    disp_path = disparity_path(out_path)
     Image.fromarray((disp * 65535).round().astype(np.uint16)).save(disp_path)
     total = time.perf_counter() - t_start
     print(f"{image} ({w}×{h}) -> {out_path}  [{what}, K={args.K:g}, d_f={d_f:.3f}]")
@@ -290,11 +305,16 @@ def render(image, out, *, K: float, focus: tuple[int, int] | None = None, focus_
 
 
 def main(args: argparse.Namespace) -> dict:
-    return infer(args)
+    try:
+        return infer(args)
+    except ValueError as e:  # a bad file met while loading (a disparity of the wrong shape, NaN): one line
+        raise SystemExit(f"error: {e}") from None
 
 
 def cli() -> None:
-    main(parse_args())
+    from common.cli import run
+
+    run(main, parse_args())
 
 
 if __name__ == "__main__":

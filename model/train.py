@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from manifests.outdir import OutputFolderError, claim
+
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .photos import PhotoSource, PhotoStream, check_online, photo_loader
@@ -306,6 +308,23 @@ def resolve_depth(mcfg: ModelConfig, depth_weights=None) -> ModelConfig:
     return dataclasses.replace(mcfg, depth=str(folder))
 
 
+# what model.train writes into its run folder (manifests.outdir patterns)
+TRAIN_OUTPUTS = ("config.json", "train_log.csv", "val.csv", "curves.png", "val_examples_*.png", "base/**",
+                 "base.tmp/**", "checkpoints/**", "weights/**")
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """'key: old -> new' for every value that differs between two nested config records."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} there, {b!r} now")
+    return out
+
+
 def _uses_photos(tcfg: TrainConfig, phase: str) -> bool:
     return tcfg.isr_data is not None and phase in ("isr1", "isr")
 
@@ -346,9 +365,12 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptu
     record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
     cfg_file = run / "config.json"
     if ctx.main:
-        run.mkdir(parents=True, exist_ok=True)
-        if cfg_file.is_file() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
-            raise ValueError(f"{run}: holds a run with a different configuration (see {cfg_file}); use another --out")
+        claim(run, "model.train", TRAIN_OUTPUTS, inputs=[*urls, *(val_urls or [])])
+        if cfg_file.is_file():
+            differ = config_differences(json.loads(cfg_file.read_text()), json.loads(json.dumps(record)))
+            if differ:
+                raise OutputFolderError(f"--out {run}: holds a run of another configuration ({'; '.join(differ[:6])}"
+                                 f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config")
         cfg_file.write_text(json.dumps(record, indent=2))
     ctx.barrier()
     if ctx.distributed and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
@@ -490,8 +512,23 @@ def main(args) -> dict:
     mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
     if args.stop_after is not None and args.stop_after < 1:
         raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
-    return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after, log=_flushed)
+    try:  # the inputs, before any model is built: every shard exists
+        for spec in (args.shards, args.val):
+            if spec:
+                expand_urls(spec)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after, log=_flushed)
+    except OutputFolderError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def cli() -> None:
+    from common.cli import run
+
+    run(main, parse_args())
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    cli()

@@ -72,9 +72,12 @@ class Layer:
         for nm, arr in (("alpha", alpha), ("disparity", disparity)):
             if arr.shape != (h, w):
                 raise ValueError(f"{label}.{nm}: shape {arr.shape} does not match rgb's {(h, w)}")
-        object.__setattr__(self, "rgb", rgb)
-        object.__setattr__(self, "alpha", alpha)
-        object.__setattr__(self, "disparity", disparity)
+        # the layer keeps its own read-only copies: what was checked is what renders (a later write into the
+        # caller's arrays, or into these, cannot bring a NaN or an out-of-range value to the render)
+        for nm, arr in (("rgb", rgb), ("alpha", alpha), ("disparity", disparity)):
+            own = np.array(arr, dtype=np.float32, copy=True)
+            own.flags.writeable = False
+            object.__setattr__(self, nm, own)
         object.__setattr__(self, "geometry", layer_geometry(disparity))
 
     @property
