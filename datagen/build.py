@@ -28,7 +28,7 @@ from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
-from manifests.outdir import MARKER, OutputFolderError, is_output, check_not_input, claim, foreign_files
+from manifests.outdir import MARKER, OutputFolderError, check_not_input, claim, foreign_files, is_output
 
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
@@ -150,6 +150,14 @@ def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
         sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
     return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction,
                 progress=progress)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` (or, when it does not exist yet, its nearest existing parent) can be written."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return os.access(p, os.W_OK | os.X_OK)
+    return False
 
 
 def check_asset_folders(cfg: BuildConfig) -> None:
@@ -386,7 +394,7 @@ def main(args: argparse.Namespace) -> dict:
     where = store.display()
     try:  # the owner of the folder and the inputs: checked before anything is written
         check_not_input(args.out, [p.split(":", 1)[1] for p in cfg.assets], "--out")
-        claim(store, BUILD_COMMAND, BUILD_OUTPUTS, create=False)
+        claim(store, BUILD_COMMAND, BUILD_OUTPUTS, create=False, signature="dataset.json")
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
     check_asset_folders(cfg)
@@ -395,16 +403,15 @@ def main(args: argparse.Namespace) -> dict:
         raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
                          f"{cfg.digest()}); use another --out or --overwrite")
     if args.overwrite:
-        foreign = foreign_files(store, BUILD_COMMAND, BUILD_OUTPUTS)
+        foreign = foreign_files(store, BUILD_OUTPUTS)
         if foreign:
             raise SystemExit(f"--overwrite {where}: refused, the folder holds files a bokehgen build did not write: "
                              f"{', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; --overwrite only "
                              f"replaces what a build wrote")
-    try:  # the marker is the first write: a folder that cannot be written fails here, before Ray starts
-        claim(store, BUILD_COMMAND, BUILD_OUTPUTS)
-    except OSError as e:
-        raise SystemExit(f"error: --out {where}: cannot write there ({e.strerror or e})") from None
+    if store.local and not _writable(Path(store.root)):
+        raise SystemExit(f"error: --out {where}: cannot write there (permission denied or a read-only file system)")
     ray_info = connect_ray(args.address, args.workers)
+    claim(store, BUILD_COMMAND, BUILD_OUTPUTS, signature="dataset.json")  # the first write: the folder's marker
     rows = scan_assets(cfg)
     for kind in ("foreground", "background"):
         if not usable(rows, kind, "train"):

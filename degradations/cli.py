@@ -63,13 +63,13 @@ def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     if not args.input.is_dir():
         raise SystemExit(f"error: --input {args.input}: is a file, not a folder of images")
     try:
-        claim(args.out, COMMAND, OUTPUTS, inputs=[args.input], create=False)
+        claim(args.out, COMMAND, OUTPUTS, inputs=[args.input], create=False, signature="pairs.parquet")
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
     files = list_images(args.input)
     if not files:
         raise SystemExit(f"error: --input {args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    claim(args.out, COMMAND, OUTPUTS, inputs=[args.input])
+    claim(args.out, COMMAND, OUTPUTS, inputs=[args.input], signature="pairs.parquet")
     (args.out / "hq").mkdir(parents=True, exist_ok=True)
     (args.out / "lq").mkdir(parents=True, exist_ok=True)
     rows, skipped = [], []

@@ -7,8 +7,9 @@ The rule (ARCHITECTURE.md, "Output folders"):
 
 - a folder belongs to a command only when it holds that command's marker file (``.bokehgen.json``, which names
   the command);
-- a folder that does not exist, an empty one, or one that holds nothing but files the command writes (by name:
-  its ``outputs`` patterns) is the command's to use: the marker is written and the folder is then its own;
+- a folder that does not exist, an empty one, or one that holds nothing but an earlier run's outputs (by name:
+  its ``outputs`` patterns, and the ``signature`` file such a run always wrote) is the command's to use: the
+  marker is written and the folder is then its own;
 - anything else is refused, naming the foreign files (and a folder of another command, naming that command);
 - no output may resolve to one of the command's inputs: the folder is not an input, does not lie inside one and
   does not hold one.
@@ -73,10 +74,13 @@ def read_marker(store: Store) -> dict | None:
     return marker
 
 
-def foreign_files(store: Store, command: str, outputs) -> list[str]:
-    """What the folder holds that ``command`` does not write (folders end in '/'), [] when it holds only its
-    outputs (or nothing). A folder is foreign only when it holds nothing of the command's and no pattern names it."""
+def foreign_files(store: Store, outputs, signature: str | None = None) -> list[str]:
+    """What the folder holds that the command does not write (folders end in '/'), [] when it holds only its
+    outputs (or nothing). ``signature``: the file an earlier run of the command always wrote first (build:
+    dataset.json); without it, files that merely bear an output's name are the user's, and all are foreign."""
     files, folders = _relative_files(store)
+    if signature is not None and signature not in files:
+        outputs = ()
     foreign = [f for f in files if f != MARKER and not is_output(f, outputs)]
     for folder in folders:
         ours = is_output(folder + "/", outputs) or any(p.startswith(folder + "/") for p in outputs)
@@ -108,9 +112,11 @@ def check_not_input(output, inputs, what: str = "--out") -> None:
                                     f"not contain the inputs")
 
 
-def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create: bool = True) -> Store:
+def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create: bool = True,
+          signature: str | None = None) -> Store:
     """Make sure ``command`` may write its ``outputs`` (patterns relative to the folder) into ``folder`` and mark
-    it as the command's; returns its Store. Raises OutputFolderError (one line) otherwise; writes nothing then."""
+    it as the command's; returns its Store. Raises OutputFolderError (one line) otherwise; writes nothing then.
+    ``signature``: see :func:`foreign_files` (a folder without a marker)."""
     store = Store.of(folder)
     where = store.display()
     if store.is_file_or_missing_parent():
@@ -121,7 +127,7 @@ def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create:
         raise OutputFolderError(f"{what} {where}: holds the output of {marker['command']}, not of {command}; choose "
                                 f"another folder")
     if marker is None:
-        foreign = foreign_files(store, command, outputs)
+        foreign = foreign_files(store, outputs, signature)
         if foreign:
             shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
             raise OutputFolderError(f"{what} {where}: refused, the folder holds files that {command} did not write "

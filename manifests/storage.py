@@ -97,11 +97,14 @@ class Store:
                 with self.fs.open_output_stream(tmp) as f:
                     yield f
                 self.fs.move(tmp, self.path(name))
-        except BaseException:
+        except BaseException as e:
             try:
                 self.fs.delete_file(tmp)
             except OSError:
                 pass
+            if isinstance(e, OSError) and e.errno is not None and e.filename in (tmp, None):
+                # name the file the user asked for, not its hidden temporary name (a full disk, a read-only folder)
+                raise OSError(e.errno, e.strerror, self.path(name)) from e
             raise
 
     def write_bytes(self, name: str, data: bytes) -> None:

@@ -166,7 +166,7 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
     if ctx.main:
-        claim(out, "model.distill", DISTILL_OUTPUTS, inputs=[*urls, *val_urls])
+        claim(out, "model.distill", DISTILL_OUTPUTS, inputs=[*urls, *val_urls], signature="depth_eval.csv")
     check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
     if dcfg.isr_data is not None:

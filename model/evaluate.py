@@ -624,7 +624,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.protocol != "synthetic" and not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: no such folder")
     claim(args.out, COMMAND, OUTPUTS, inputs=[args.data] if "://" not in str(args.data) and Path(args.data).exists()
-          else [], create=False)  # refused with the foreign files named, before any network loads
+          else [], create=False, signature="results.csv")  # refused with the foreign files named, before any network loads
     args.method_list, args.prediction_dirs, args.metric_list = methods, preds, metrics
 
 
@@ -694,7 +694,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     out = Path(args.out)
-    claim(out, COMMAND, OUTPUTS)
+    claim(out, COMMAND, OUTPUTS, signature="results.csv")
     here = [m for m in args.metric_list if m in iqa.HERE_METRICS]
     pyiqa_names = tuple(m for m in args.metric_list if m in iqa.PYIQA_METRICS)
     metrics = iqa.PyiqaMetrics(pyiqa_names, args.metric_weights, args.device)
@@ -918,7 +918,7 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     out = Path(args.out)
-    claim(out, COMMAND, OUTPUTS)
+    claim(out, COMMAND, OUTPUTS, signature="results.csv")
     data = Path(args.data)
     rgbs = _stem_map(data / "rgb")
     if not rgbs:

@@ -365,7 +365,7 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptu
     record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
     cfg_file = run / "config.json"
     if ctx.main:
-        claim(run, "model.train", TRAIN_OUTPUTS, inputs=[*urls, *(val_urls or [])])
+        claim(run, "model.train", TRAIN_OUTPUTS, inputs=[*urls, *(val_urls or [])], signature="config.json")
         if cfg_file.is_file():
             differ = config_differences(json.loads(cfg_file.read_text()), json.loads(json.dumps(record)))
             if differ:

@@ -189,7 +189,7 @@ def test_build_to_object_storage_gives_the_same_bytes(tmp_path, local_ray, s3_bu
     names = [n for n in remote.names() if n.endswith((".tar", ".parquet")) and n != "assets.parquet"]
     assert {n: remote.read_bytes(n) for n in names} == _bytes(local)
     assert {"report.html", "preview.png", "dataset.json", "train.wids.json"} <= set(remote.names())
-    assert not remote.names(".*")  # no temporary objects left
+    assert remote.names(".*") == [".bokehgen.json"]  # the marker, and no temporary objects left
     assert verify(uri) == [] and stats(uri)["samples"] == 4
     # a lost shard is rebuilt on the rerun, the same bytes
     first = remote.read_bytes("train-000001.tar")
@@ -252,7 +252,7 @@ def test_overwrite_removes_only_what_a_build_wrote(tmp_path, monkeypatch):
     home = tmp_path / "thesis"
     (home / "figures").mkdir(parents=True)
     (home / "thesis.tex").write_text("years of work")
-    with pytest.raises(SystemExit, match=r"holds files a bokehgen build did not write: figures/, thesis.tex"):
+    with pytest.raises(SystemExit, match=r"holds files that datagen.build did not write \(figures/, thesis.tex\)"):
         main(parse_args(["--out", str(home), "--overwrite"]))
     assert (home / "thesis.tex").read_text() == "years of work" and (home / "figures").is_dir()
     # a dataset folder with a stranger inside: refused too, and the dataset is left as it was
@@ -261,7 +261,7 @@ def test_overwrite_removes_only_what_a_build_wrote(tmp_path, monkeypatch):
     (ds / "dataset.json").write_text(json.dumps({"config_hash": "x", "complete": True}))
     (ds / "train-000000.tar").write_bytes(b"old shard")
     (ds / "notes.txt").write_text("mine")
-    with pytest.raises(SystemExit, match="did not write: notes.txt"):
+    with pytest.raises(SystemExit, match=r"did not write \(notes.txt\)"):
         main(parse_args(["--out", str(ds), "--overwrite"]))
     assert sorted(p.name for p in ds.iterdir()) == ["dataset.json", "notes.txt", "train-000000.tar"]
 
@@ -381,3 +381,96 @@ def test_where_the_build_runs_is_decided_before_ray_starts(tmp_path, monkeypatch
     assert build.connect_ray(None, None)["mode"] == "local" and calls[-1]["address"] == "local"
     with pytest.raises(SystemExit, match=f"cannot reach the Ray cluster at {live}"):
         build.connect_ray(live, None)
+
+
+def test_a_folder_of_the_users_files_is_refused_without_overwrite_and_left_as_it_was(tmp_path, monkeypatch):
+    """Once a build without --overwrite wrote over README.md, report.html and train-000000.tar of any folder."""
+    import datagen.build
+
+    monkeypatch.setattr(datagen.build, "connect_ray", lambda *a: pytest.fail("Ray started before the checks"))
+    home = tmp_path / "u"
+    home.mkdir()
+    (home / "README.md").write_text("mine")
+    (home / "train-000000.tar").write_bytes(b"my own shard")
+    with pytest.raises(SystemExit, match=r"u: refused, the folder holds files that datagen.build did not write "
+                                         r"\(README.md, train-000000.tar\)"):
+        main(parse_args(ARGS + ["--out", str(home)]))
+    assert (home / "README.md").read_text() == "mine" and sorted(p.name for p in home.iterdir()) == [
+        "README.md", "train-000000.tar"]
+    # another command's folder, and an output inside an asset folder, are refused the same way
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".bokehgen.json").write_text('{"command": "model.train"}')
+    with pytest.raises(SystemExit, match="holds the output of model.train, not of datagen.build"):
+        main(parse_args(ARGS + ["--out", str(tmp_path / "run")]))
+    (tmp_path / "bg").mkdir()
+    with pytest.raises(SystemExit, match="lies inside the input"):
+        main(parse_args(ARGS + ["--assets", f"backgrounds:{tmp_path / 'bg'}", "--out", str(tmp_path / "bg" / "ds")]))
+
+
+def test_asset_folders_and_a_writable_out_are_checked_before_ray_starts(tmp_path, monkeypatch):
+    import os
+
+    import datagen.build
+
+    monkeypatch.setattr(datagen.build, "connect_ray", lambda *a: pytest.fail("Ray started before the checks"))
+    (tmp_path / "FILE").write_text("x")
+    with pytest.raises(SystemExit, match=r"--assets generic:.*FILE: .*FILE is a file; give the folder"):
+        main(parse_args(ARGS + ["--assets", f"generic:{tmp_path / 'FILE'}", "--out", str(tmp_path / "o")]))
+    with pytest.raises(SystemExit, match="--assets generic:.*: no such folder"):
+        main(parse_args(ARGS + ["--assets", f"generic:{tmp_path / 'nope'}", "--out", str(tmp_path / "o")]))
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(ro))  # root writes anywhere: pretend
+    if True:
+        with pytest.raises(SystemExit, match="ds: cannot write there"):
+            main(parse_args(ARGS + ["--out", str(ro / "ds")]))
+
+
+def test_conflicting_and_duplicate_config_values_are_refused():
+    from datagen.build import BuildConfig
+
+    with pytest.raises(ValueError, match="k_range and scene.k_range are both given"):
+        BuildConfig.load(None, ["k_range=[0,4]", "scene.k_range=[10,20]"])
+    with pytest.raises(ValueError, match="license: .*empty string"):
+        BuildConfig.load(None, ['license=""'])
+    with pytest.raises(ValueError, match=r"^--set seed=abc: seed: expected an integer"):
+        BuildConfig.load(None, ["seed=abc"])
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key_and_the_line(tmp_path):
+    from datagen.build import BuildConfig
+
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("seed: 1\nscene:\n  k_range: [0, 8]\n  k_range: [0, 16]\n")
+    with pytest.raises(ValueError, match=r"dup.yaml: invalid YAML \(line 4, column 3\): duplicate key 'k_range' "
+                                         r"\(first on line 3, again on line 4\)") as e:
+        BuildConfig.load(cfg, [])
+    assert "\n" not in str(e.value)
+
+
+def test_a_full_disk_ends_the_build_in_one_line_and_the_rerun_resumes(tmp_path, local_ray, monkeypatch, capsys):
+    """The disk filled up while the report was written (after every shard): one line naming the file, then the
+    same command finishes the folder."""
+    import errno
+
+    from common.cli import run
+    from manifests import Store
+
+    real = Store.write_bytes
+
+    def full(self, name, data):
+        if name == "report.html":
+            raise OSError(errno.ENOSPC, "No space left on device", self.path(name))
+        return real(self, name, data)
+
+    out = tmp_path / "ds"
+    monkeypatch.setattr(Store, "write_bytes", full)
+    with pytest.raises(SystemExit) as e:
+        run(main, parse_args(ARGS + ["--out", str(out)]))
+    assert str(e.value).startswith(f"error: {out}/report.html: No space left on device: the disk is full")
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(Store, "write_bytes", real)
+    mtime = (out / "train-000000.tar").stat().st_mtime_ns
+    summary = main(parse_args(ARGS + ["--out", str(out)]))
+    assert summary["samples"] == 4 and (out / "report.html").is_file()
+    assert (out / "train-000000.tar").stat().st_mtime_ns == mtime  # resumed: the shards were not built again

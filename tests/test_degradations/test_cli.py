@@ -1,6 +1,7 @@
 """End to end: degrade a folder with the real CLI, bad files included."""
 
 import numpy as np
+import pytest
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -48,3 +49,31 @@ def test_config_errors_name_the_file_and_key(tmp_path):
         main(parse_args(["--input", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(bad)]))
     with pytest.raises(SystemExit, match="sinc_prob: expected a number, got 'often'"):
         main(parse_args(["--input", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "sinc_prob=often"]))
+
+
+def test_a_rerun_leaves_exactly_the_pairs_it_lists_and_never_reads_its_own_output(tmp_path):
+    """Files of an earlier run once stayed in hq/ and lq/ beside a pairs.parquet that listed fewer; an --out inside
+    --input read its own output back as new pairs."""
+    from skimage import data
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()[:96, :96]).save(src / f"{name}.png")
+    out = tmp_path / "pairs"
+    main(parse_args(["--input", str(src), "--out", str(out)]))
+    (src / "coffee.png").unlink()
+    rows, _ = main(parse_args(["--input", str(src), "--out", str(out)]))
+    listed = sorted(pq.read_table(out / "pairs.parquet")["hq"].to_pylist())
+    assert listed == ["hq/astronaut.png"] and sorted(p.name for p in (out / "hq").iterdir()) == ["astronaut.png"]
+    assert sorted(p.name for p in (out / "lq").iterdir()) == ["astronaut.png"]
+    with pytest.raises(SystemExit, match="lies inside the input"):
+        main(parse_args(["--input", str(src), "--out", str(src / "pairs")]))
+    mine = tmp_path / "mine"
+    (mine / "hq").mkdir(parents=True)
+    (mine / "hq" / "holiday.png").write_bytes(b"a photo of mine")
+    with pytest.raises(SystemExit, match=r"did not write \(hq/holiday.png\)"):
+        main(parse_args(["--input", str(src), "--out", str(mine)]))
+    assert (mine / "hq" / "holiday.png").read_bytes() == b"a photo of mine"
+    with pytest.raises(SystemExit, match="--input .*nope: no such folder"):
+        main(parse_args(["--input", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]))

@@ -167,3 +167,21 @@ def test_seed_must_fit_the_manifest(hq, seed):
     with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 2\*\*63\)"):
         degrade(hq, seed)
     assert degrade(hq, 2**63 - 1)[0].shape == (hq.shape[0] // 4, hq.shape[1] // 4, 3)
+
+
+@pytest.mark.parametrize("name,least,greatest,least_allowed", [
+    (name, *bounds) for name, bounds in __import__("degradations.config", fromlist=["RANGE_BOUNDS"]).RANGE_BOUNDS.items()])
+def test_every_range_is_bounded(name, least, greatest, least_allowed):
+    """`jpeg_range: [40, 200]` once drew and recorded quality 138.7: every [low, high] range has its bounds."""
+    ok = DegradationConfig().override([f"{name}=[{least if least_allowed else least + 0.01}, {greatest}]"])
+    assert getattr(ok, name)[1] == greatest
+    for bad in ([least - 1, greatest] if least_allowed else [least, greatest], [least + 0.01, greatest + 1]):
+        if name.startswith(("betag", "betap")) and not bad[0] <= 1 <= bad[1]:
+            continue  # refused by the beta rule first
+        with pytest.raises(ValueError, match=rf"{name}: both ends in"):
+            DegradationConfig().override([f"{name}=[{bad[0]}, {bad[1]}]"])
+
+
+def test_jpeg_quality_above_100_is_refused():
+    with pytest.raises(ValueError, match=r"jpeg_range: both ends in \[1, 100\], got \[40.0, 200.0\]"):
+        DegradationConfig().override(["jpeg_range=[40, 200]"])

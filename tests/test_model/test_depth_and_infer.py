@@ -37,7 +37,7 @@ def test_depth_weights_folder_round_trip(tmp_path):
     m.save_pretrained(tmp_path / "da")
     m2 = load_depth_model("tiny", weights=tmp_path / "da")
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+    with pytest.raises(ValueError, match="nothing is downloaded"):
         load_depth_model("small", weights=tmp_path / "missing")
 
 
@@ -185,3 +185,75 @@ def test_depth_cli_gives_a_folder_of_photos_real_depth(tmp_path):
     assert rows["coffee.jpg"].ok and rows["coffee.jpg"].disp_uri.endswith("coffee_disp.npy")
     again = depth_cli.main(depth_cli.parse_args(["--images", str(photos), "--weights", str(folder)]))
     assert len(again["kept"]) == 2 and not again["written"]  # a rerun keeps what is there
+
+
+def test_infer_never_writes_over_its_inputs(photo, tmp_path):
+    """`--image p.png --out p.png` once replaced the photo; `--disparity q_disparity.png --out q.png` the disparity
+    (written beside the output)."""
+    import shutil
+
+    p = tmp_path / "p.png"
+    shutil.copy(photo / "moto.png", p)
+    before = p.read_bytes()
+    with pytest.raises(SystemExit, match="--out .*p.png: is also an input"):
+        run(["--image", str(p), "--out", str(p), "--focus-disparity", "0.5", "--K", "4", "--classical"])
+    disp = np.load(photo / "moto_disp.npy")
+    q_disp = tmp_path / "q_disparity.png"
+    Image.fromarray((disp / disp.max() * 65535).astype(np.uint16)).save(q_disp)
+    q_before = q_disp.read_bytes()
+    with pytest.raises(SystemExit, match="its disparity .*q_disparity.png: is also an input"):
+        run(["--image", str(p), "--out", str(tmp_path / "q.png"), "--disparity", str(q_disp),
+             "--focus-disparity", "0.5", "--K", "4", "--classical"])
+    assert p.read_bytes() == before and q_disp.read_bytes() == q_before and not (tmp_path / "q.png").exists()
+
+
+def test_infer_names_the_file_for_a_folder_without_a_model_and_a_bad_disparity(photo, tmp_path):
+    moto = str(photo / "moto.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="--weights .*empty: holds no model"):
+        run(["--image", moto, "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
+             "--weights", str(tmp_path / "empty")])
+    np.save(tmp_path / "small.npy", np.zeros((10, 10), np.float32))
+    nan = np.load(photo / "moto_disp.npy").astype(np.float32)
+    nan[5, 5] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    for bad, message in (("small.npy", "small.npy: disparity is 10×10, the image 185×125"),
+                         ("nan.npy", "nan.npy: disparity map has NaN")):
+        with pytest.raises(SystemExit, match=message) as e:
+            run(["--image", moto, "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
+                 "--classical", "--disparity", str(tmp_path / bad)])
+        assert str(e.value).startswith("error: ") and "\n" not in str(e.value)
+
+
+def test_depth_cli_never_replaces_a_users_map_and_refuses_a_non_depth_folder(tmp_path, capsys):
+    """model.depth once wrote NAME_disp.npy beside the user's NAME_disp.png; the .npy wins at scan time."""
+    from model import depth as depth_cli
+
+    folder = tmp_path / "weights"
+    load_depth_model("tiny").save_pretrained(folder)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("coffee", "chelsea"):
+        Image.fromarray(getattr(data, name)()[:96, :128]).save(photos / f"{name}.jpg")
+    Image.fromarray(np.full((96, 128), 40000, np.uint16)).save(photos / "coffee_disp.png")  # the user's depth
+    np.save(photos / "chelsea_disp.npy", np.ones((96, 128), np.float32))  # the user's too, in .npy
+    argv = ["--images", str(photos), "--weights", str(folder)]
+    res = depth_cli.main(depth_cli.parse_args(argv + ["--overwrite"]))
+    assert not res["written"] and len(res["kept"]) == 2 and not (photos / "coffee_disp.npy").exists()
+    assert np.array_equal(np.load(photos / "chelsea_disp.npy"), np.ones((96, 128), np.float32))
+    # its own maps it may replace with --overwrite
+    (photos / "chelsea_disp.npy").unlink()
+    assert depth_cli.main(depth_cli.parse_args(argv))["written"] == [str(photos / "chelsea_disp.npy")]
+    assert depth_cli.main(depth_cli.parse_args(argv + ["--overwrite"]))["written"] == [
+        str(photos / "chelsea_disp.npy")]
+    # a folder that is not a depth model, and a folder where nothing can be written: non-zero exits
+    (tmp_path / "notdepth").mkdir()
+    (tmp_path / "notdepth" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(SystemExit):
+        depth_cli.parse_args(["--images", str(photos), "--weights", str(tmp_path / "notdepth")])
+    assert "config.json describes a 'bert' model, not a Depth Anything" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.png").write_bytes(b"not a png")
+    with pytest.raises(SystemExit, match="no disparity map written"):
+        depth_cli.main(depth_cli.parse_args(["--images", str(broken), "--weights", str(folder)]))

@@ -321,3 +321,31 @@ def test_synthetic_data_may_be_a_build_folder_read_through_its_val_shards(synthe
     result = run(["--protocol", "synthetic", "--data", str(build), "--methods", "identity", "--metrics", "psnr",
                   "--out", str(tmp_path / "o")])
     assert sorted(r["image"] for r in result["rows"]) == ["000001_000003", "000001_000004"]
+
+
+def test_an_out_folder_of_the_users_files_is_refused(pairs_set, tmp_path):
+    """model.evaluate once wrote over a user's summary.md in --out."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.md").write_text("my thesis summary")
+    with pytest.raises(ValueError, match=r"mine: refused, the folder holds files that model.evaluate did not "
+                                         r"write \(summary.md\)"):
+        run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr",
+             "--out", str(out)])
+    assert (out / "summary.md").read_text() == "my thesis summary"
+    with pytest.raises(ValueError, match="lies inside the input"):
+        run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr",
+             "--out", str(pairs_set / "eval")])
+
+
+def test_realsr_pair_that_is_not_4x_is_skipped_with_the_reason(tmp_path):
+    """HR 70×50 against LR 16×16 was scored by stretching."""
+    (tmp_path / "LR").mkdir()
+    (tmp_path / "HR").mkdir()
+    Image.fromarray(photo("astronaut")[:16, :16]).save(tmp_path / "LR" / "a.png")
+    Image.fromarray(photo("astronaut")[:50, :70]).save(tmp_path / "HR" / "a.png")
+    Image.fromarray(photo("coffee")[:16, :16]).save(tmp_path / "LR" / "b.png")
+    Image.fromarray(photo("coffee")[:66, :67]).save(tmp_path / "HR" / "b.png")  # 4× plus the documented crop
+    got = {x[0] if isinstance(x, tuple) else x.name: x for x in ev.realsr_items(tmp_path)}
+    assert isinstance(got["a"], tuple) and "70×50 is not 4× its LR a.png (16×16 -> 64×64" in got["a"][1]
+    assert got["b"].target.shape == (64, 64, 3)

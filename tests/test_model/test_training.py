@@ -1,6 +1,7 @@
 """Training and depth distillation end to end on a small dataset built by datagen (CPU, minutes)."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -184,3 +185,40 @@ def test_bf16_with_gradient_checkpointing_trains(shards, tmp_path):
     assert [r["phase"] for r in rows] == ["isr1", "bokeh", "bokeh", "isr"]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     assert (tmp_path / "bf16" / "weights" / "controlnet.safetensors").is_file()
+
+
+def test_a_run_folder_that_is_not_this_runs_is_refused_before_any_work(shards, tmp_path, monkeypatch):
+    """model.train once wrote weights/model.yaml and curves.png over a user's, appended to their train_log.csv,
+    then crashed at the end (KeyError 'phase') on every rerun; another config was refused with a traceback."""
+    import dataclasses
+
+    import model.network
+    from model.train import main, parse_args
+
+    monkeypatch.setattr(model.network.MagicBokeh, "__init__", lambda *a, **k: pytest.fail("model built"))
+    train_shards, val_shards = shards
+    user = tmp_path / "user"
+    (user / "weights").mkdir(parents=True)
+    (user / "weights" / "model.yaml").write_text("mine")
+    (user / "train_log.csv").write_text("epoch,acc\n1,0.5\n")
+    (user / "curves.png").write_bytes(b"my plot")
+    argv = ["--config", "tiny", "--shards", train_shards, "--val", val_shards]
+    with pytest.raises(SystemExit, match=r"user: refused, the folder holds files that model.train did not write "
+                                         r"\(curves.png, train_log.csv, weights/model.yaml\)"):
+        main(parse_args(argv + ["--out", str(user)]))
+    assert (user / "train_log.csv").read_text() == "epoch,acc\n1,0.5\n" and not (user / ".bokehgen.json").exists()
+    # a run of another config: one line naming the keys that differ
+    mcfg, tcfg = load_configs("tiny")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".bokehgen.json").write_text('{"command": "model.train"}')
+    (other / "config.json").write_text(json.dumps({"model": mcfg.to_dict(), "train": dataclasses.asdict(
+        dataclasses.replace(tcfg, seed=7, lr_bokeh=1e-3))}))
+    with pytest.raises(SystemExit, match=r"holds a run of another configuration \(train.lr_bokeh: 0.001 there, "
+                                         r".* now; train.seed: 7 there, 0 now\)"):
+        main(parse_args(argv + ["--out", str(other)]))
+    # shards that do not exist (a brace range past the last shard) are named before anything is built
+    missing = train_shards.replace("000006}", "000009}")
+    with pytest.raises(SystemExit, match=r"train-000008.tar: no such shard file \(2 of the 10"):
+        main(parse_args(["--config", "tiny", "--shards", missing, "--out", str(tmp_path / "x")]))
+    assert not (tmp_path / "x").exists()

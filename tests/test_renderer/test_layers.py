@@ -74,3 +74,18 @@ def test_srgb_curve_is_the_standard_one():
     # IEC 61966-2-1: encoded 0.5 -> 0.21404 linear; linear segment below 0.04045.
     assert to_linear(np.array(0.5), "srgb") == pytest.approx(0.214041, abs=1e-6)
     assert to_linear(np.array(0.04), "srgb") == pytest.approx(0.04 / 12.92)
+
+
+def test_a_layer_keeps_what_was_checked_nan_written_later_cannot_reach_the_render():
+    """A NaN written into a Layer's array after construction once reached the render."""
+    from renderer import Layer, render_bokeh
+
+    rgb = np.full((8, 8, 3), 0.5, np.float32)
+    alpha = np.ones((8, 8), np.float32)
+    disp = np.full((8, 8), 0.5, np.float32)
+    layer = Layer(rgb, alpha, disp)
+    with pytest.raises(ValueError, match="read-only"):
+        layer.disparity[0, 0] = np.nan
+    disp[0, 0] = np.nan  # the caller's own array: the layer holds a copy
+    rgb[1, 1] = 7.0
+    assert np.isfinite(render_bokeh([layer], 8.0, 0.2)).all() and layer.rgb.max() == 0.5
