@@ -196,6 +196,24 @@ LAYOUTS = {
 }
 
 
+def check_layout(layout: str, root: Path) -> None:
+    """The folder exists and, for layouts of two subfolders (aim500: original/ + mask/, ...), holds both; a
+    ValueError naming the folder and what was expected otherwise."""
+    root = Path(root)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown asset layout {layout!r}; known: {sorted(LAYOUTS)}")
+    if not root.exists():
+        raise ValueError(f"{root}: no such folder (assets of layout {layout!r})")
+    if not root.is_dir():
+        raise ValueError(f"{root}: is a file; give the folder that holds the {layout} assets")
+    spec = LAYOUTS[layout]
+    if "image_dir" in spec:
+        absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if not (root / d).is_dir()]
+        if absent:
+            raise ValueError(f"{root}: the {layout} layout expects the subfolders {spec['image_dir']}/ (images) and "
+                             f"{spec['matte_dir']}/ (mattes); missing: {', '.join(d + '/' for d in absent)}")
+
+
 def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: int = 256,
          val_fraction: float = 0.05, progress: bool = True) -> list[Asset]:
     """Scan (layout, folder) pairs into asset rows; write them to ``out`` (assets.parquet) when given.
@@ -208,8 +226,7 @@ def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: 
         root = Path(root)
         if layout not in LAYOUTS:
             raise ValueError(f"unknown asset layout {layout!r}; known: {sorted(LAYOUTS)}")
-        if not root.is_dir():
-            raise ValueError(f"{root}: asset folder for layout {layout!r} does not exist")
+        check_layout(layout, root)
         spec = LAYOUTS[layout]
         if "image_dir" in spec:
             found, missing = pairs(root, spec["image_dir"], spec["matte_dir"])

@@ -161,16 +161,18 @@ def _writable(folder: Path) -> bool:
 
 
 def check_asset_folders(cfg: BuildConfig) -> None:
-    """Every ``--assets`` source is an existing folder (checked before Ray starts): one line naming it otherwise."""
+    """Every ``--assets`` source is an existing folder in its layout (checked before Ray starts): one line naming
+    it otherwise."""
+    from datagen.assets import check_layout
+
     for item in cfg.assets:
         layout, _, path = item.partition(":")
         if "://" in path:
             continue  # a URI is listed through its filesystem by the scan
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise SystemExit(f"error: --assets {item}: no such folder {p}")
-        if not p.is_dir():
-            raise SystemExit(f"error: --assets {item}: {p} is a file; give the folder that holds the {layout} assets")
+        try:
+            check_layout(layout, Path(path).expanduser())
+        except ValueError as e:
+            raise SystemExit(f"error: --assets {item}: {e}") from None
 
 
 def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str) -> dict:

@@ -231,13 +231,19 @@ class ShardStream(GlobalBatches):
         return keys
 
     def raw(self, first_epoch: int = 0):
-        """Endless undecoded samples of the global stream, epoch after epoch."""
+        """Endless undecoded samples of the global stream, epoch after epoch. A damaged shard is read up to the
+        damage and the rest of it skipped, with its name on stderr (every rank skips the same samples)."""
         for epoch in count(first_epoch):
             urls = list(self.urls)
             random.Random(f"{self.cfg.seed}:shards:{epoch}").shuffle(urls)
-            samples = wds.tarfile_to_samples()(iter({"url": u} for u in urls))
+            samples = wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in urls))
             rng = random.Random(f"{self.cfg.seed}:buffer:{epoch}")
-            yield from wds.shuffle(self.cfg.shuffle_buffer, min(self.cfg.shuffle_buffer, 16), rng=rng)(samples)
+            served = 0
+            for sample in wds.shuffle(self.cfg.shuffle_buffer, min(self.cfg.shuffle_buffer, 16), rng=rng)(samples):
+                served += 1
+                yield sample
+            if not served:
+                raise ValueError(f"no readable sample in any of the {len(urls)} shards (first: {urls[0]})")
 
     def __iter__(self):
         c = self.cfg
@@ -256,6 +262,19 @@ class ShardStream(GlobalBatches):
                     if len(batch) == len(indices):
                         break
             yield collate(batch)
+
+
+def _skip_damaged_shard(exn: Exception) -> bool:
+    """webdataset's handler for a tar that cannot be read on: say which (webdataset appends the url to the
+    error's arguments) and go on with the next shard."""
+    import sys
+
+    url = next((a for a in reversed(exn.args) if isinstance(a, str) and a.endswith(".tar")), None)
+    if url is None:  # the same error passing the inner stage, which does not know the url: said once, below
+        return True
+    print(f"skipped the rest of a damaged shard {url}: {type(exn).__name__}: {exn.args[0] if exn.args else ''}",
+          file=sys.stderr, flush=True)
+    return True
 
 
 def loader(urls_or_dataset, cfg: StreamConfig | None = None, skip_batches: int = 0,

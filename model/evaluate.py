@@ -788,6 +788,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         example_sheet(out / "examples.png", examples, ["input (LQ up)"] + methods + ["target"])
     print(summary)
     print(f"results: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'examples.png'}")
+    unscored = [m for m in methods if not any(r["method"] == m and "error" not in r for r in rows)]
+    if unscored:  # the outputs are written (they say why); the exit status says it too
+        raise ValueError(f"{', '.join(unscored)}: no image scored (see {out / 'summary.md'})")
     return {"rows": rows, "summary": summary, "fid": fid, "missing": dict(metrics.missing), "skipped": skipped,
             "lq_made": cache.made, "lq_reused": cache.reused,
             "predictions_reused": {m: s.reused for m, s in stores.items()}}
@@ -853,10 +856,15 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
         seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
         cells.append(_fmt(float(np.median(seconds)) if seconds else None, 3))
         lines.append("| " + " | ".join(cells) + " |")
+    failures = []
+    for method in methods:  # failed or missing predictions, in the text a reader sees
         errors = [r for r in rows if r["method"] == method and "error" in r]
         if errors:
-            lines.append(f"<!-- {method}: {len(errors)} images failed, e.g. {errors[0]['image']}: "
-                         f"{errors[0]['error']} -->")
+            scored = sum(1 for r in rows if r["method"] == method and "error" not in r)
+            failures.append(f"- **{method}: {len(errors)} of {len(errors) + scored} images failed** (its means "
+                            f"are over the other {scored}); e.g. {errors[0]['image']}: {errors[0]['error']}")
+    if failures:
+        lines += ["", *failures]
     if any("px@r<=1" in r for r in rows):
         labels = [b[0] for b in BINS] + ["occlusion"]
         pixels = [r for r in rows if r["method"] == methods[0] and "px@r<=1" in r]

@@ -117,6 +117,16 @@ def list_source(src: PhotoSource, where: str) -> list:
     photos = [p for p in list_images(folder)]
     if not photos:
         raise ValueError(f"{where}: {folder}: no images in it")
+    first_error = None
+    for p in photos:  # at least one must open (the stream skips bad ones, but a folder of none would never serve)
+        try:
+            with Image.open(p) as im:
+                im.verify()
+            break
+        except Exception as e:  # PIL raises many types for a bad file
+            first_error = first_error or f"{p.name}: {e}"
+    else:
+        raise ValueError(f"{where}: {folder}: none of its {len(photos)} images can be read (e.g. {first_error})")
     return photos
 
 

@@ -276,12 +276,25 @@ def test_built_folder_is_a_dataset_the_hubs_read(tmp_path, local_ray):
     from common.images import decode_png
 
     out = tmp_path / "hub"
-    main(parse_args(ARGS + ["--out", str(out), "--set", "bit_depth=16", "--set", "license=cc0-1.0"]))
+    # the default build's 16 samples (seed 0), smaller: their degradation draws mix null (not drawn) and numbers
+    # within a key, which once broke the webdataset builder's schema inference on the first 5 samples
+    main(parse_args(ARGS + ["--num-samples", "16", "--samples-per-shard", "8", "--out", str(out),
+                            "--set", "bit_depth=16", "--set", "license=cc0-1.0"]))
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlicense: cc0-1.0\n") and "size_categories:\n- n<1K" in card
-    ds = datasets.load_dataset(str(out))
-    assert ds["train"].num_rows == 4 and {"aif.png", "bokeh.png", "lq.png", "disp.npy", "json"} <= set(
+    assert "dataset_info:\n  features:\n" in card
+    import webdataset as wds
+
+    draws = [json.loads(s["json"])["degradation"] for s in wds.WebDataset(
+        str(out / "train-{000000..000001}.tar"), shardshuffle=False)]
+    mixed = [k for k in draws[0] if all(d[k] is None for d in draws[:5]) and any(d[k] is not None for d in draws)]
+    assert mixed, "the build no longer mixes null and numbers: the test lost its point"
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf_cache"))  # datasets caches by folder name
+    assert ds["train"].num_rows == 16 and {"aif.png", "bokeh.png", "lq.png", "disp.npy", "json"} <= set(
         ds["train"].column_names)
+    late = next(i for i, d in enumerate(draws) if d[mixed[0]] is not None)
+    assert ds["train"][late]["json"]["degradation"][mixed[0]] == draws[late][mixed[0]]
+    assert ds["train"][0]["json"]["degradation"][mixed[0]] is None
 
     def strict(text):
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
@@ -414,10 +427,14 @@ def test_asset_folders_and_a_writable_out_are_checked_before_ray_starts(tmp_path
 
     monkeypatch.setattr(datagen.build, "connect_ray", lambda *a: pytest.fail("Ray started before the checks"))
     (tmp_path / "FILE").write_text("x")
-    with pytest.raises(SystemExit, match=r"--assets generic:.*FILE: .*FILE is a file; give the folder"):
+    with pytest.raises(SystemExit, match=r"--assets generic:.*FILE: .*FILE: is a file; give the folder"):
         main(parse_args(ARGS + ["--assets", f"generic:{tmp_path / 'FILE'}", "--out", str(tmp_path / "o")]))
     with pytest.raises(SystemExit, match="--assets generic:.*: no such folder"):
         main(parse_args(ARGS + ["--assets", f"generic:{tmp_path / 'nope'}", "--out", str(tmp_path / "o")]))
+    (tmp_path / "aim").mkdir()  # an empty aim500 folder: which subfolders were expected
+    with pytest.raises(SystemExit, match=r"the aim500 layout expects the subfolders original/ \(images\) and "
+                                         r"mask/ \(mattes\); missing: original/, mask/"):
+        main(parse_args(ARGS + ["--assets", f"aim500:{tmp_path / 'aim'}", "--out", str(tmp_path / "o")]))
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o555)
     monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(ro))  # root writes anywhere: pretend
@@ -474,3 +491,27 @@ def test_a_full_disk_ends_the_build_in_one_line_and_the_rerun_resumes(tmp_path, 
     summary = main(parse_args(ARGS + ["--out", str(out)]))
     assert summary["samples"] == 4 and (out / "report.html").is_file()
     assert (out / "train-000000.tar").stat().st_mtime_ns == mtime  # resumed: the shards were not built again
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_the_same_command_resumes_and_it_does(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "datagen" / "build.py"
+    argv = [sys.executable, str(script), "--out", str(tmp_path / "ds"), "--workers", "2", *ARGS,
+            "--num-samples", "8"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "shards," not in seen:  # the first shard is done: interrupt mid-build
+        c = proc.stdout.read(1)
+        assert c, "the build ended before it showed progress"
+        seen += c
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.rstrip().endswith("interrupted; the same command resumes"), err
+    assert "Traceback" not in err
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "wrote 8 samples in 4 shards" in done.stdout, done.stderr[-2000:]

@@ -323,19 +323,20 @@ def test_synthetic_data_may_be_a_build_folder_read_through_its_val_shards(synthe
     assert sorted(r["image"] for r in result["rows"]) == ["000001_000003", "000001_000004"]
 
 
-def test_an_out_folder_of_the_users_files_is_refused(pairs_set, tmp_path):
+def test_an_out_folder_of_the_users_files_is_refused(pairs_set, tmp_path, capsys):
     """model.evaluate once wrote over a user's summary.md in --out."""
     out = tmp_path / "mine"
     out.mkdir()
     (out / "summary.md").write_text("my thesis summary")
-    with pytest.raises(ValueError, match=r"mine: refused, the folder holds files that model.evaluate did not "
-                                         r"write \(summary.md\)"):
-        run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr",
-             "--out", str(out)])
+    argv = ["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr"]
+    with pytest.raises(SystemExit):
+        run(argv + ["--out", str(out)])
+    assert ("mine: refused, the folder holds files that model.evaluate did not write (summary.md)"
+            in capsys.readouterr().err)
     assert (out / "summary.md").read_text() == "my thesis summary"
-    with pytest.raises(ValueError, match="lies inside the input"):
-        run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr",
-             "--out", str(pairs_set / "eval")])
+    with pytest.raises(SystemExit):
+        run(argv + ["--out", str(pairs_set / "eval")])
+    assert "lies inside the input" in capsys.readouterr().err
 
 
 def test_realsr_pair_that_is_not_4x_is_skipped_with_the_reason(tmp_path):
@@ -349,3 +350,18 @@ def test_realsr_pair_that_is_not_4x_is_skipped_with_the_reason(tmp_path):
     got = {x[0] if isinstance(x, tuple) else x.name: x for x in ev.realsr_items(tmp_path)}
     assert isinstance(got["a"], tuple) and "70×50 is not 4× its LR a.png (16×16 -> 64×64" in got["a"][1]
     assert got["b"].target.shape == (64, 64, 3)
+
+
+def test_failed_predictions_are_in_the_visible_summary_and_a_method_with_none_fails_the_run(pairs_set, tmp_path):
+    """Missing predictions were once only in an HTML comment of summary.md, and the run exited 0."""
+    some, none = tmp_path / "some", tmp_path / "none"
+    some.mkdir()
+    none.mkdir()
+    Image.open(pairs_set / "bokeh" / "coffee.png").save(some / "coffee.png")
+    argv = ["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr"]
+    run(argv + ["--predictions", f"partial={some}", "--out", str(tmp_path / "a")])
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert "<!--" not in summary and "- **partial: 2 of 3 images failed** (its means are over the other 1)" in summary
+    with pytest.raises(ValueError, match="empty: no image scored"):
+        run(argv + ["--predictions", f"empty={none}", "--out", str(tmp_path / "b")])
+    assert "- **empty: 3 of 3 images failed**" in (tmp_path / "b" / "summary.md").read_text()

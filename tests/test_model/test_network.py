@@ -218,3 +218,13 @@ def test_building_the_model_leaves_the_callers_random_state_alone():
     assert torch.equal(torch.rand(3), expected)
     second = MagicBokeh(TINY)  # and the same config gives the same weights, whatever the caller's state
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_model_commands_print_no_bitsandbytes_kernel_notice():
+    """Every model command once printed "Failed to load CPU gemm_4bit_forward from kernels-community"."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import model.network, model.evaluate, peft, diffusers"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "gemm_4bit_forward" not in proc.stderr, proc.stderr

@@ -144,3 +144,39 @@ def test_a_photo_source_can_be_webdataset_shards_of_images(tmp_path):
     batch = first(stream, 1)[0]
     assert batch["aif"].shape == (6, 3, 64, 64)
     assert {k.split(":")[-1] for k in batch["key"]} <= {"astronaut.jpg", "coffee.jpg", "chelsea.jpg"}
+
+
+def test_a_damaged_shard_is_skipped_with_its_name_and_none_readable_is_one_error(tmp_path, capsys):
+    """A corrupt tar met during training ended the run with a webdataset traceback."""
+    import tarfile
+
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        for i in range(4):
+            for ext in ("a", "b"):
+                data = f"{i}{ext}".encode() * 1000
+                info = tarfile.TarInfo(f"s{i:03d}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, __import__("io").BytesIO(data))
+    whole = good.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole[:6000])  # cut inside the second sample's first member
+    cfg = StreamConfig(2, 4, 0, 32, 1.0, 96)
+    served = [s["__key__"] for s, _ in zip(ShardStream([str(good), str(cut)], cfg).raw(), range(12))]
+    assert len(served) == 12  # the stream goes on, epoch after epoch
+    err = capsys.readouterr().err
+    assert f"skipped the rest of a damaged shard {cut}" in err and "Traceback" not in err
+    (tmp_path / "bad.tar").write_bytes(b"\xff" * 5000)
+    with pytest.raises(ValueError, match="no readable sample in any of the 1 shards"):
+        next(iter(ShardStream([str(tmp_path / "bad.tar")], cfg).raw()))
+
+
+def test_a_photo_folder_of_unreadable_files_is_refused_when_the_config_loads(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    from model.photos import list_source
+
+    with pytest.raises(ValueError, match=r"isr_data: .*none of its 2 images can be read \(e.g. a.jpg: "):
+        list_source(parse_sources([str(tmp_path)])[0], "isr_data")
+    with pytest.raises(ValueError, match="no such folder"):
+        list_source(parse_sources([str(tmp_path / "nope")])[0], "isr_data")
