@@ -6,8 +6,9 @@ Colour comes back as H×W×3 float32 sRGB in [0, 1] (RGB order) and alpha, where
 
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,8 +24,31 @@ def list_images(folder) -> list[Path]:
 
 def display_name(path) -> str:
     """``path`` as text that can always be stored (UTF-8): bytes of a file name that are not UTF-8 appear as
-    ``\\xNN`` escapes."""
+    ``\\xNN`` escapes. A :class:`FileBytes` shows its name."""
+    if isinstance(path, FileBytes):
+        return path.name
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+class FileBytes(io.BytesIO):
+    """A file's bytes already read (from object storage, or checked against a hash), with the name that error
+    messages show; every reader here takes one wherever it takes a path."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name.split("?", 1)[0]).suffix
+
+
+def _source(path):
+    """A path as a Path, a FileBytes as it is (rewound)."""
+    if isinstance(path, FileBytes):
+        path.seek(0)
+        return path
+    return Path(path)
 
 
 def _open(path: Path) -> Image.Image:
@@ -58,7 +82,7 @@ def load_image(path) -> tuple[np.ndarray, np.ndarray | None]:
     Modes: L / 1 / I;16 / I / F (grey, replicated to RGB), LA, P (with or without transparency), RGB, RGBA,
     CMYK and YCbCr (converted by PIL to RGB).
     """
-    path = Path(path)
+    path = _source(path)
     im = _open(path)
     mode = im.mode
     if mode in ("1", "L", "I", "F") or mode in _SIXTEEN_BIT:
@@ -83,7 +107,7 @@ def load_image(path) -> tuple[np.ndarray, np.ndarray | None]:
 def load_alpha(path) -> np.ndarray:
     """A matte file as H×W float32 in [0, 1]: grey modes directly, colour mattes by their first channel,
     RGBA mattes by their alpha channel."""
-    path = Path(path)
+    path = _source(path)
     im = _open(path)
     if im.mode in ("1", "L", "I", "F") or im.mode in _SIXTEEN_BIT:
         return _channel(im)
@@ -95,7 +119,7 @@ def read_disparity(path) -> np.ndarray:
     """A disparity file as H×W float32 (larger = nearer, any scale): ``.npy`` (a numeric H×W or H×W×1 array) or a
     grey image (8- or 16-bit; a colour image only when its channels are equal). NaN or infinite values are refused; every error
     names the file."""
-    path = Path(path)
+    path = _source(path)
     if path.suffix.lower() == ".npy":
         try:
             disp = np.load(path, allow_pickle=False)

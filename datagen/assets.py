@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm
 
 from manifests import assets_schema, write_table
 
-from common.images import display_name, list_images, load_alpha, load_image, read_disparity
+from common.images import IMAGE_SUFFIXES, FileBytes, display_name, load_alpha, load_image, read_disparity
+
+from .sources import AssetUnavailable, Folder, read_bytes, read_checked
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -59,13 +61,6 @@ def split_of(asset_id: str, val_fraction: float) -> str:
     return "val" if int(asset_id[:8], 16) / 16**8 < val_fraction else "train"
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def _skipped(uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "",
              disp_uri: str = "") -> Asset:
     return Asset(sha[:16], uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, reason, disp_uri)
@@ -75,71 +70,87 @@ DISP_SUFFIX = "_disp"
 
 
 def load_disparity_map(path) -> np.ndarray:
-    """A background's disparity map as H×W float32, larger = nearer (:func:`common.images.read_disparity`). Only its
-    relative values matter (a scene rescales it), so a constant map is refused too, naming the file."""
+    """A background's disparity map as H×W float32, larger = nearer (:func:`common.images.read_disparity`: a path or
+    :class:`common.images.FileBytes`). Only its relative values matter (a scene rescales it), so a constant map is
+    refused too, naming the file."""
     disp = read_disparity(path)
     if float(disp.max() - disp.min()) <= 0.0:
         raise ValueError(f"{display_name(path)}: constant disparity map (no depth to use)")
     return disp
 
 
-def vet(image: Path, matte: Path | None, kind: str, source: str, *, min_size: int, val_fraction: float,
-        disp: Path | None = None) -> Asset:
-    """Open and check one asset (with its matte, or for a background its disparity map); returns an ok row or a
-    skipped row naming the problem (never raises for a bad file)."""
-    uri, alpha_uri = display_name(image), display_name(matte) if matte else ""
-    disp_uri = display_name(disp) if disp else ""
+def _shown(uri: str) -> str:
+    """A location as messages show it: a URI without its query string (which may hold credentials)."""
+    return uri.split("?", 1)[0] if "://" in uri else uri
+
+
+def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int, val_fraction: float,
+        disp: str | None = None) -> Asset:
+    """Read and check one asset (locations as :mod:`datagen.sources` reads them: a local path, a URI or demo://),
+    with its matte, or for a background its disparity map; returns an ok row or a skipped row naming the problem
+    (never raises for a bad file)."""
+    uri, alpha_uri, disp_uri = display_name(image), display_name(matte) if matte else "", \
+        display_name(disp) if disp else ""
     for path, text in ((image, uri), (matte, alpha_uri), (disp, disp_uri)):
         if path is not None and text != str(path):
             return _skipped(uri, kind, source, f"{text}: the file name is not valid UTF-8 (shown escaped); rename "
                                                f"it", alpha_uri)
     try:
-        sha = _digest(*(p for p in (image, matte, disp) if p is not None))
-    except OSError as e:
-        return _skipped(uri, kind, source, f"{uri}: cannot read ({e})", alpha_uri)
+        blobs = [read_bytes(u) for u in (image, matte, disp) if u]
+    except AssetUnavailable as e:
+        return _skipped(uri, kind, source, f"{_shown(uri)}: cannot read ({e})", alpha_uri)
+    sha = hashlib.sha256(b"".join(blobs)).hexdigest()
     asset_id = sha[:16]
+    files = dict(zip([u for u in (image, matte, disp) if u], blobs))
     try:
-        rgb, alpha = load_image(image)
+        rgb, alpha = load_image(FileBytes(files[image], _shown(uri)))
         if matte is not None:
-            alpha = load_alpha(matte)
+            alpha = load_alpha(FileBytes(files[matte], _shown(alpha_uri)))
             if alpha.shape != rgb.shape[:2]:
-                raise ValueError(f"{matte}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
-                                 f"{image} ({rgb.shape[1]}×{rgb.shape[0]})")
+                raise ValueError(f"{_shown(alpha_uri)}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
+                                 f"{_shown(uri)} ({rgb.shape[1]}×{rgb.shape[0]})")
         h, w = rgb.shape[:2]
         if disp is not None:
-            dmap = load_disparity_map(disp)
+            dmap = load_disparity_map(FileBytes(files[disp], _shown(disp_uri)))
             if dmap.shape != (h, w):
-                raise ValueError(f"{disp_uri}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not match "
-                                 f"{uri} ({w}×{h})")
+                raise ValueError(f"{_shown(disp_uri)}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not "
+                                 f"match {_shown(uri)} ({w}×{h})")
         if min(h, w) < min_size:
-            raise ValueError(f"{image}: too small ({w}×{h}, need at least {min_size} px on each side)")
+            raise ValueError(f"{_shown(uri)}: too small ({w}×{h}, need at least {min_size} px on each side)")
         if kind == "foreground":
+            name = _shown(alpha_uri or uri)
             if alpha is None:
-                raise ValueError(f"{image}: a foreground needs a matte (alpha channel or matte file)")
+                raise ValueError(f"{_shown(uri)}: a foreground needs a matte (alpha channel or matte file)")
             if float(alpha.max()) < 1.0 / 255.0:
-                raise ValueError(f"{matte or image}: empty matte (alpha is 0 everywhere)")
+                raise ValueError(f"{name}: empty matte (alpha is 0 everywhere)")
             if float(alpha.min()) > 1.0 - 1.0 / 255.0:
-                raise ValueError(f"{matte or image}: all-opaque matte (alpha is 1 everywhere): not a cut-out")
+                raise ValueError(f"{name}: all-opaque matte (alpha is 1 everywhere): not a cut-out")
     except ValueError as e:
         return _skipped(uri, kind, source, str(e), alpha_uri, sha, disp_uri)
     except Exception as e:  # a decoder bug on one odd file must not stop a scan of thousands
-        return _skipped(uri, kind, source, f"{uri}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
+        return _skipped(uri, kind, source, f"{_shown(uri)}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
                         disp_uri)
     return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
                  split_of(asset_id, val_fraction), True, "", disp_uri)
 
 
-def photomatte85(root: Path) -> list[tuple[Path, Path | None]]:
-    """A folder of RGBA images."""
-    return [(p, None) for p in list_images(root)]
+def _images(files) -> list[PurePosixPath]:
+    return [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, Path | None]], list[Asset]]:
+def photomatte85(files) -> list[tuple[PurePosixPath, None]]:
+    """A folder of RGBA images (paths relative to the folder)."""
+    return [(p, None) for p in _images(files)]
+
+
+def pairs(files, image_dir: str, matte_dir: str) -> tuple[list[tuple[PurePosixPath, PurePosixPath]],
+                                                          list[PurePosixPath]]:
     """image_dir/NAME.* with matte_dir/NAME.*; images without a matte are reported."""
-    mattes = {p.relative_to(root / matte_dir).with_suffix("").as_posix(): p for p in list_images(root / matte_dir)}
+    under = lambda d: [f for f in _images(files) if f.parts[0] == d]  # noqa: E731
+    mattes = {p.relative_to(matte_dir).with_suffix("").as_posix(): p for p in under(matte_dir)}
     found, missing = [], []
-    for img in list_images(root / image_dir):
-        stem = img.relative_to(root / image_dir).with_suffix("").as_posix()
+    for img in under(image_dir):
+        stem = img.relative_to(image_dir).with_suffix("").as_posix()
         if stem in mattes:
             found.append((img, mattes[stem]))
         else:
@@ -147,10 +158,10 @@ def pairs(root: Path, image_dir: str, matte_dir: str) -> tuple[list[tuple[Path, 
     return found, missing
 
 
-def generic(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
+def generic(files) -> tuple[list[tuple[PurePosixPath, PurePosixPath | None]], list[PurePosixPath]]:
     """RGBA images, and images with a NAME_alpha / NAME_mask / NAME_matte file beside them; returns those and the
     orphan mattes (a NAME_alpha file with no NAME image beside it)."""
-    files = list_images(root)
+    files = _images(files)
     by_stem = {p.with_suffix(""): p for p in files}
     mattes = {p for p in files if p.stem.endswith(MATTE_SUFFIXES)}
     out, used = [], set()
@@ -164,14 +175,14 @@ def generic(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
     return out, sorted(mattes - used)
 
 
-def backgrounds(root: Path) -> tuple[list[tuple[Path, None, Path | None]], list[Path]]:
+def backgrounds(files) -> tuple[list[tuple[PurePosixPath, None, PurePosixPath | None]], list[PurePosixPath]]:
     """Photos, each with its disparity map when one lies beside it (NAME_disp.npy, else NAME_disp.png); returns
     (image, None, map) triples and the orphan maps."""
-    files = list_images(root)
-    pngs = {p.with_suffix(""): p for p in files if p.stem.endswith(DISP_SUFFIX)}
-    npys = {p.with_suffix(""): p for p in Path(root).rglob(f"*{DISP_SUFFIX}.npy") if p.is_file()}
+    images = _images(files)
+    pngs = {p.with_suffix(""): p for p in images if p.stem.endswith(DISP_SUFFIX)}
+    npys = {p.with_suffix(""): p for p in files if p.name.endswith(f"{DISP_SUFFIX}.npy")}
     out, used = [], set()
-    for p in files:
+    for p in images:
         if p.stem.endswith(DISP_SUFFIX):
             continue
         stem = p.with_suffix("").with_name(p.stem + DISP_SUFFIX)
@@ -196,58 +207,64 @@ LAYOUTS = {
 }
 
 
-def check_layout(layout: str, root: Path) -> None:
-    """The folder exists and, for layouts of two subfolders (aim500: original/ + mask/, ...), holds both; a
-    ValueError naming the folder and what was expected otherwise."""
-    root = Path(root)
+def check_layout(layout: str, root) -> None:
+    """The folder (a path, a pyarrow.fs URI or demo://) exists and, for layouts of two subfolders (aim500:
+    original/ + mask/, ...), holds both; a ValueError naming the folder and what was expected otherwise."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown asset layout {layout!r}; known: {sorted(LAYOUTS)}")
-    if not root.exists():
-        raise ValueError(f"{root}: no such folder (assets of layout {layout!r})")
-    if not root.is_dir():
-        raise ValueError(f"{root}: is a file; give the folder that holds the {layout} assets")
+    folder = root if isinstance(root, Folder) else Folder(root)
+    if folder.kind == "local" and folder.local_root.is_file():
+        raise ValueError(f"{folder.display()}: is a file; give the folder that holds the {layout} assets")
+    if not folder.exists():
+        raise ValueError(f"{folder.display()}: no such folder (assets of layout {layout!r})")
     spec = LAYOUTS[layout]
     if "image_dir" in spec:
-        absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if not (root / d).is_dir()]
+        present = {f.parts[0] for f in folder.files() if len(f.parts) > 1}
+        absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if d not in present]
         if absent:
-            raise ValueError(f"{root}: the {layout} layout expects the subfolders {spec['image_dir']}/ (images) and "
-                             f"{spec['matte_dir']}/ (mattes); missing: {', '.join(d + '/' for d in absent)}")
+            raise ValueError(f"{folder.display()}: the {layout} layout expects the subfolders {spec['image_dir']}/ "
+                             f"(images) and {spec['matte_dir']}/ (mattes); missing: "
+                             f"{', '.join(d + '/' for d in absent)}")
 
 
-def scan(sources: list[tuple[str, Path]], out: Path | None = None, *, min_size: int = 256,
+def scan(sources: list[tuple[str, object]], out: Path | None = None, *, min_size: int = 256,
          val_fraction: float = 0.05, progress: bool = True) -> list[Asset]:
     """Scan (layout, folder) pairs into asset rows; write them to ``out`` (assets.parquet) when given.
 
-    Layouts: photomatte85, aim500, rwp636, pairs, generic, backgrounds (see the module docstring).
-    Rows are sorted by (kind, uri), so the manifest is the same for the same files.
+    A folder is a local path, a ``pyarrow.fs`` URI (``s3://bucket/fg``: listed and read through its filesystem) or
+    ``demo://fg`` (the bundled demo assets); see :mod:`datagen.sources`. Layouts: photomatte85, aim500, rwp636,
+    pairs, generic, backgrounds (see the module docstring). Rows are sorted by (kind, uri), so the manifest is the
+    same for the same files.
     """
     jobs, rows = [], []
     for layout, root in sources:
-        root = Path(root)
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown asset layout {layout!r}; known: {sorted(LAYOUTS)}")
-        check_layout(layout, root)
+        folder = Folder(root)
+        check_layout(layout, folder)
         spec = LAYOUTS[layout]
+        files = folder.files()
+        where = lambda p: display_name(folder.uri(p))  # noqa: E731
         if "image_dir" in spec:
-            found, missing = pairs(root, spec["image_dir"], spec["matte_dir"])
-            rows += [_skipped(display_name(p), spec["kind"], layout,
-                              f"{display_name(p)}: no matte with the same name in {root / spec['matte_dir']}")
-                     for p in missing]
+            found, missing = pairs(files, spec["image_dir"], spec["matte_dir"])
+            rows += [_skipped(where(p), spec["kind"], layout,
+                              f"{_shown(where(p))}: no matte with the same name in "
+                              f"{folder.display()}/{spec['matte_dir']}") for p in missing]
         elif layout == "generic":
-            found, orphans = generic(root)
-            rows += [_skipped(display_name(p), spec["kind"], layout,
-                              f"{display_name(p)}: a matte with no image of the same name beside it (orphan)")
+            found, orphans = generic(files)
+            rows += [_skipped(where(p), spec["kind"], layout,
+                              f"{_shown(where(p))}: a matte with no image of the same name beside it (orphan)")
                      for p in orphans]
         elif layout == "backgrounds":
-            triples, orphans = backgrounds(root)
-            rows += [_skipped(display_name(p), spec["kind"], layout,
-                              f"{display_name(p)}: a disparity map with no photo of the same name beside it "
+            triples, orphans = backgrounds(files)
+            rows += [_skipped(where(p), spec["kind"], layout,
+                              f"{_shown(where(p))}: a disparity map with no photo of the same name beside it "
                               f"(orphan)") for p in orphans]
-            jobs += [(img, None, disp, spec["kind"], layout) for img, _, disp in triples]
+            jobs += [(folder.uri(img), None, folder.uri(disp) if disp else None, spec["kind"], layout)
+                     for img, _, disp in triples]
             continue
         else:
-            found = photomatte85(root)
-        jobs += [(img, matte, None, spec["kind"], layout) for img, matte in found]
+            found = photomatte85(files)
+        jobs += [(folder.uri(img), folder.uri(matte) if matte else None, None, spec["kind"], layout)
+                 for img, matte in found]
     for img, matte, disp, kind, layout in tqdm(jobs, desc="scanning assets", unit="file", disable=not progress):
         rows.append(vet(img, matte, kind, layout, min_size=min_size, val_fraction=val_fraction, disp=disp))
     rows.sort(key=lambda a: (a.kind, a.uri))
@@ -267,8 +284,19 @@ def usable(rows: list[Asset], kind: str, split: str) -> list[Asset]:
 
 
 def load_asset(asset: Asset) -> tuple[np.ndarray, np.ndarray | None]:
-    """(rgb, alpha) of a scanned asset, as :func:`common.images.load_image` returns them."""
-    rgb, alpha = load_image(asset.uri)
-    if asset.alpha_uri:
-        alpha = load_alpha(asset.alpha_uri)
+    """(rgb, alpha) of a scanned asset, as :func:`common.images.load_image` returns them, read on this node with its
+    files' hash checked (:func:`datagen.sources.read_checked`)."""
+    rgb, alpha, _ = load_asset_files(asset)
     return rgb, alpha
+
+
+def load_asset_files(asset: Asset) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(rgb, alpha, disparity map or None) of a scanned asset: every file read once on this node, their SHA-256
+    checked against the scan's (AssetUnavailable names the node and the files otherwise)."""
+    uris = [u for u in (asset.uri, asset.alpha_uri, asset.disp_uri) if u]
+    files = dict(zip(uris, read_checked(uris, asset.sha256)))
+    rgb, alpha = load_image(FileBytes(files[asset.uri], _shown(asset.uri)))
+    if asset.alpha_uri:
+        alpha = load_alpha(FileBytes(files[asset.alpha_uri], _shown(asset.alpha_uri)))
+    disp = load_disparity_map(FileBytes(files[asset.disp_uri], _shown(asset.disp_uri))) if asset.disp_uri else None
+    return rgb, alpha, disp

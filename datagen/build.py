@@ -28,6 +28,8 @@ from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
+from datagen.preflight import check_cluster, check_this_node, sample_assets
+from datagen.sources import AssetUnavailable
 from manifests.outdir import MARKER, OutputFolderError, check_not_input, claim, foreign_files, is_output
 
 
@@ -138,16 +140,22 @@ def plan(cfg: BuildConfig) -> list[tuple[str, int, list[int]]]:
     return shards
 
 
+def asset_sources(cfg: BuildConfig) -> list[tuple[str, str]]:
+    """(layout, location) of every asset folder: the config's, or the bundled demo assets (``demo://``: generated
+    on any node that lacks them, checked against the scan's hashes: datagen.sources)."""
+    from datagen.sources import DEMO
+
+    if not cfg.assets:
+        return [("generic", f"{DEMO}fg"), ("backgrounds", f"{DEMO}bg")]
+    return [tuple(s.split(":", 1)) for s in cfg.assets]
+
+
 def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
     """The config's asset rows: its ``assets`` sources (the bundled demo assets when empty), scanned with its
     minimum size (at most the output size) and validation fraction."""
     from datagen.assets import scan
-    from datagen.demo_assets import make_demo_assets
 
-    sources = [tuple(s.split(":", 1)) for s in cfg.assets]
-    if not sources:
-        root = make_demo_assets()
-        sources = [("generic", root / "fg"), ("backgrounds", root / "bg")]
+    sources = asset_sources(cfg)
     return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction,
                 progress=progress)
 
@@ -167,16 +175,17 @@ def check_asset_folders(cfg: BuildConfig) -> None:
 
     for item in cfg.assets:
         layout, _, path = item.partition(":")
-        if "://" in path:
-            continue  # a URI is listed through its filesystem by the scan
         try:
-            check_layout(layout, Path(path).expanduser())
+            check_layout(layout, path)
         except ValueError as e:
             raise SystemExit(f"error: --assets {item}: {e}") from None
 
 
-def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str) -> dict:
-    """Render, degrade and write one shard and its manifest; returns counts and timings."""
+def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str,
+                sample: list | None = None) -> dict:
+    """Render, degrade and write one shard and its manifest; returns counts and timings. ``sample``: the assets
+    the pre-flight check reads (datagen.preflight), read again here on a node that has not yet checked them. A
+    node that cannot read an asset raises AssetUnavailable (the build stops), not a failed sample."""
     import pyarrow as pa
 
     from datagen.assets import usable
@@ -187,6 +196,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
 
     t0 = time.perf_counter()
     _pin_threads()
+    if sample:
+        check_this_node(sample)
     fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
     by_id = {a.id: a for a in rows}
     deg = cfg.degradation_config()
@@ -199,6 +210,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                               highlights_prob=cfg.highlights.prob)
             sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, **cfg.render)
             members = encode_sample(sample, cfg.png_compress_level)
+        except AssetUnavailable:
+            raise  # this node's storage, not this sample
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
             failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
             continue
@@ -357,8 +370,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="bokeh_dataset",
                    help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI "
                         "(s3://, gs://, ...)")
-    p.add_argument("--assets", action="append", metavar="LAYOUT:PATH",
-                   help="asset folder (repeatable): photomatte85, aim500, rwp636, pairs, generic or backgrounds")
+    p.add_argument("--assets", action="extend", nargs="+", metavar="LAYOUT:PATH",
+                   help="asset folders (several, or the flag repeated), LAYOUT one of photomatte85, aim500, rwp636, "
+                        "am2k, p3m10k, pairs, generic, backgrounds; PATH a folder every node mounts at that path, or "
+                        "a pyarrow.fs URI (s3://bucket/fg, gs://..., hdfs://...)")
     p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
     p.add_argument("--samples-per-shard", type=int, help="samples per shard (config samples_per_shard)")
     p.add_argument("--seed", type=int, help="run seed (config seed)")
@@ -420,6 +435,10 @@ def main(args: argparse.Namespace) -> dict:
             raise SystemExit(f"no usable {kind} assets for training among {len(rows)} scanned "
                              f"({sum(not a.ok for a in rows)} skipped); see the reasons with --assets ... and "
                              f"datagen.assets.scan")
+    sample = sample_assets(asset_sources(cfg), rows)
+    checked = check_cluster(sample)  # every node that may run a shard reads a sample of every asset folder
+    print(f"assets: {len(rows)} scanned; a sample read on each of the {checked} nodes with CPUs, hashes checked",
+          flush=True)
     # the assets decide the bytes as much as the config: a resumed build must see the same ones
     listing = json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows))
     assets_hash = hashlib.sha256(listing.encode()).hexdigest()[:16]
@@ -445,13 +464,18 @@ def main(args: argparse.Namespace) -> dict:
     todo = [s for s in todo if s not in skipped_val]
     task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
     rows_ref = ray.put(rows)
-    pending = [task.remote(cfg, rows_ref, split, shard, idx, store.location) for split, shard, idx in todo]
+    pending = [task.remote(cfg, rows_ref, split, shard, idx, store.location, sample) for split, shard, idx in todo]
     results, t0 = [], time.perf_counter()
     total = sum(len(s[2]) for s in todo)
     size, size_at = cluster_size(), time.monotonic()
     while pending:
         done, pending = ray.wait(pending, num_returns=1, timeout=10.0)
-        results += ray.get(done)
+        try:
+            results += ray.get(done)
+        except ray.exceptions.RayTaskError as e:  # a node that cannot read the assets stops the build: one line
+            if isinstance(e.cause, AssetUnavailable):
+                raise SystemExit(f"\nerror: {e.cause}") from None
+            raise
         if time.monotonic() - size_at > 5.0:  # the cluster may grow (autoscaler) or lose nodes
             size, size_at = cluster_size(), time.monotonic()
         n = sum(r["samples"] for r in results)

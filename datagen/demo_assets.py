@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +77,14 @@ def make_demo_assets(out: Path | None = None) -> Path:
     """Write the demo assets (idempotent); returns the folder."""
     from skimage import data
 
-    out = Path(out) if out else default_dir()
+    final = Path(out) if out else default_dir()
+    if _complete(final):
+        return final
+    # written into a private folder and moved into place whole: Ray tasks on one node may generate at once, and
+    # none may read a half-written file
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     done = out / "DONE"
-    if done.exists() and done.read_text().strip() == VERSION:
-        return out
     (out / "fg").mkdir(parents=True, exist_ok=True)
     (out / "bg").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -99,7 +105,19 @@ def make_demo_assets(out: Path | None = None) -> Path:
     np.save(out / "bg" / "motorcycle_disp.npy", disp)
     (out / "LICENSES.txt").write_text("".join(f"{k}: {v} (scikit-image data)\n" for k, v in LICENCES.items()))
     done.write_text(VERSION + "\n")
-    return out
+    if not _complete(final):
+        shutil.rmtree(final, ignore_errors=True)  # an older version
+        try:
+            os.rename(out, final)
+        except OSError:  # another process moved its copy in first: the same bytes
+            pass
+    shutil.rmtree(out, ignore_errors=True)
+    return final
+
+
+def _complete(folder: Path) -> bool:
+    done = folder / "DONE"
+    return done.exists() and done.read_text().strip() == VERSION
 
 
 def fill_disparity_holes(disp: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
 from renderer import Highlights, Layer, pinhole_view, render_bokeh
 
-from .assets import Asset, load_asset, load_disparity_map
+from .assets import Asset, load_asset, load_asset_files
 from common.images import to_uint8, to_uint16
 
 
@@ -244,13 +244,15 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     """The scene's layers (foregrounds first, background last), size × size, from the assets by id."""
     s = spec.size
     bg = assets[spec.background_id]
-    rgb, _ = load_asset(bg)
+    rgb, _, bg_map = load_asset_files(bg)
     h, w = rgb.shape[:2]
     side = spec.bg_crop[2] * min(h, w)
     x0, y0 = spec.bg_crop[0] * w, spec.bg_crop[1] * h
     crop = _background_view(rgb, (x0, y0, side), s, spec.bg_flip)
     if spec.bg_model == "map":
-        bg_disp = _background_map(bg, spec, (x0, y0, side), s)
+        if bg_map is None:
+            raise ValueError(f"{bg.uri}: the scene uses its disparity map, but the asset has none")
+        bg_disp = _background_map(bg_map, spec, (x0, y0, side), s)
     else:
         ys, xs = np.mgrid[0:s, 0:s] + 0.5
         a, gx, gy = spec.bg_plane
@@ -274,10 +276,10 @@ def _background_view(arr: np.ndarray, crop: tuple, s: int, flip: bool) -> np.nda
     return view[:, ::-1] if flip else view
 
 
-def _background_map(bg: Asset, spec: SceneSpec, crop: tuple, s: int) -> np.ndarray:
+def _background_map(disp: np.ndarray, spec: SceneSpec, crop: tuple, s: int) -> np.ndarray:
     """The background's disparity map, cropped, resized and flipped like its photo, its [min, max] over the crop
     rescaled to ``spec.bg_map_range`` (a flat crop: the range's middle)."""
-    crop_d = _background_view(load_disparity_map(bg.disp_uri), crop, s, spec.bg_flip)
+    crop_d = _background_view(disp, crop, s, spec.bg_flip)
     lo, hi = float(crop_d.min()), float(crop_d.max())
     m_lo, m_hi = spec.bg_map_range
     if hi - lo < 1e-9:

@@ -1,0 +1,158 @@
+"""Where asset files live, and reading them on whichever node a shard runs (ARCHITECTURE.md, "Assets on a
+cluster").
+
+An asset's location (``Asset.uri``, ``alpha_uri``, ``disp_uri`` in assets.parquet) is one of:
+
+* an absolute local path: read from this node's disk, so every node must mount the folder at the same path (a
+  local folder is checked on every node before a build starts: :func:`check_node`);
+* a ``pyarrow.fs`` URI (``s3://bucket/fg/a.png``, ``gs://…``, ``hdfs://…``, ``file://…``): listed and read through
+  its filesystem by every node;
+* ``demo://fg/NAME.png``: a bundled demo asset. Demo assets are generated deterministically from photographs that
+  ship in scikit-image, so a node that lacks them generates them into its own cache (``datagen.demo_assets``)
+  before it reads one; the hash check below proves that its copy is the scan's.
+
+Every read of an asset checks the SHA-256 of its files against the one the scan recorded, so a node holding a
+different copy is caught, never silently used. A file that is absent on a node is an :class:`AssetUnavailable`
+naming the node and the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path, PurePosixPath
+
+DEMO = "demo://"
+
+
+class AssetUnavailable(RuntimeError):
+    """An asset file that this node cannot read (absent here, or another copy than the scan's): a problem of the
+    node's storage, not of one sample, so it stops the build with one line."""
+
+
+def node_name() -> str:
+    """This node's address as Ray knows it (the host name outside Ray)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.util.get_node_ip_address()
+    except Exception:
+        pass
+    return socket.gethostname()
+
+
+def is_uri(location: str) -> bool:
+    return "://" in str(location) and not str(location).startswith(DEMO)
+
+
+def _filesystem(uri: str):
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _query(uri: str) -> str:
+    return "?" + uri.split("?", 1)[1] if "?" in uri else ""
+
+
+class Folder:
+    """One asset folder (``--assets LAYOUT:LOCATION``): a local path, a pyarrow.fs URI or ``demo://SUB``."""
+
+    def __init__(self, location):
+        self.location = str(location)
+        if self.location.startswith(DEMO):
+            from .demo_assets import make_demo_assets
+
+            self.kind = "demo"
+            self.local_root = make_demo_assets() / self.location[len(DEMO):].strip("/")
+        elif is_uri(self.location):
+            self.kind = "uri"
+            self.fs, self.root = _filesystem(self.location)
+            self.root = self.root.rstrip("/")
+        else:
+            self.kind = "local"
+            self.local_root = Path(self.location).expanduser().resolve()
+
+    def display(self) -> str:
+        return self.location.split("?", 1)[0]
+
+    def exists(self) -> bool:
+        if self.kind == "uri":
+            import pyarrow.fs as pafs
+
+            return self.fs.get_file_info(self.root).type == pafs.FileType.Directory
+        return self.local_root.is_dir()
+
+    def files(self) -> list[PurePosixPath]:
+        """Every file below the folder, relative to it, sorted."""
+        if self.kind == "uri":
+            import pyarrow.fs as pafs
+
+            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+            return sorted(PurePosixPath(i.path[len(self.root):].lstrip("/")) for i in infos
+                          if i.type == pafs.FileType.File)
+        return sorted(PurePosixPath(p.relative_to(self.local_root).as_posix()) for p in self.local_root.rglob("*")
+                      if p.is_file())
+
+    def uri(self, rel: PurePosixPath) -> str:
+        """The location of the file ``rel`` as assets.parquet records it (a URI keeps its query string)."""
+        if self.kind == "local":
+            return str(self.local_root / rel)
+        base = self.location.split("?", 1)[0].rstrip("/")
+        return f"{base}/{rel.as_posix()}{_query(self.location)}"
+
+
+def _local_path(uri: str) -> Path:
+    """The file on this node that a local or demo location names (demo assets generated here when absent)."""
+    if uri.startswith(DEMO):
+        from .demo_assets import make_demo_assets
+
+        return make_demo_assets() / uri[len(DEMO):]
+    return Path(uri)
+
+
+def read_bytes(uri: str) -> bytes:
+    """The bytes of one asset file on this node; AssetUnavailable (node and path) when it is not there."""
+    try:
+        if is_uri(uri):
+            fs, path = _filesystem(uri)
+            with fs.open_input_stream(path) as f:
+                return f.read()
+        return _local_path(uri).read_bytes()
+    except FileNotFoundError:
+        raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: missing on this node (no such file "
+                               f"here): put the assets on storage every node mounts, or pass a URI") from None
+    except OSError as e:
+        if "not found" in str(e).lower() or "no such file" in str(e).lower():
+            raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: missing on this node ({e})") from None
+        raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: cannot be read on this node ({e})") \
+            from None
+
+
+def read_checked(uris: list[str], sha256: str) -> list[bytes]:
+    """The bytes of an asset's files (image, matte, disparity map: the scan's order), checked against the SHA-256
+    the scan recorded for them together; AssetUnavailable names the node and the files otherwise."""
+    blobs = [read_bytes(u) for u in uris]
+    h = hashlib.sha256()
+    for b in blobs:
+        h.update(b)
+    if sha256 and h.hexdigest() != sha256:
+        names = ", ".join(u.split("?", 1)[0] for u in uris)
+        raise AssetUnavailable(f"node {node_name()}: {names}: another copy than the one scanned (sha256 "
+                               f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): every node must read the "
+                               f"same files")
+    return blobs
+
+
+def check_node(samples: list[tuple[str, list]]) -> str | None:
+    """Read a sample of assets (per asset folder: (folder, [Asset, ...])) as a shard on this node would, hashes
+    checked; None when every one reads, else one line naming this node and the folder it cannot read."""
+    for folder, assets in samples:
+        for a in assets:
+            try:
+                read_checked([u for u in (a.uri, a.alpha_uri, a.disp_uri) if u], a.sha256)
+            except AssetUnavailable as e:
+                return (f"node {node_name()} cannot read {folder}: put the assets on storage every node mounts, or "
+                        f"pass a URI ({e})")
+    return None
