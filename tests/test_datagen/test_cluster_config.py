@@ -20,7 +20,13 @@ def test_cluster_yaml_is_valid_for_ray_up():
     assert ".gitignore" in cfg["rsync_filter"]
     assert {"**/.venv", "**/.git", "**/bokeh_dataset"} <= set(cfg["rsync_exclude"])
     mount = next(iter(cfg["file_mounts"]))
-    assert any("pip install" in c and mount in c for c in cfg["setup_commands"])  # on head and workers alike
+    for nodes in ("head_setup_commands", "worker_setup_commands"):  # on head and workers alike
+        assert any(c.startswith("python -m pip install") and mount in c for c in cfg[nodes]), nodes
+    # one Python: the one `ray submit` runs build.py with (plain `python`) is the one the package goes into
+    assert not any("python3" in c for k in ("setup_commands", "head_setup_commands", "worker_setup_commands")
+                   for c in cfg.get(k) or [])
+    text = (REPO / "datagen" / "cluster.yaml").read_text()
+    assert "Assets: the same" in text and "Numba" not in text
     gitignore = (REPO / ".gitignore").read_text().split()
     assert ".venv/" in gitignore and "bokeh_dataset/" in gitignore
 
