@@ -26,15 +26,14 @@ import numba  # noqa: E402
 
 
 def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
-    from datagen.assets import usable
     from common.images import to_uint8
+    from datagen.assets import usable
+    from datagen.build import BuildConfig, scan_assets
     from datagen.scenes import SceneConfig, build_layers, draw_scene, resolve_focus
     from datagen.shards import encode_sample, write_shard
     from degradations import degrade
     from manifests import Store
     from renderer import pinhole_view, render_bokeh
-
-    from datagen.build import BuildConfig, scan_assets
 
     cfg = BuildConfig(size=size)  # the same assets and splits as the Ray builds below, so the same scenes
     rows = scan_assets(cfg, progress=False)
@@ -113,9 +112,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bokehgen-bench-"))
     try:
-        import torch
-
         import cv2
+        import torch
 
         numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU (datagen.build._pin_threads)
         torch.set_num_threads(1)

@@ -218,7 +218,8 @@ def main(args):
             rows = [("default", *run(layers, K, df)), ("grid n=51", *run(layers, K, df, grid_n=51, **GRID))]
             t_grid = rows[1][2]
             for name, img, t, info in rows:
-                print(f"{size:>5} {K:>3g} | {name:<14} {t:>7.2f} {info['rays'] / t / 1e6:>8.1f} {info['mean_spp']:>7.1f} "
+                print(f"{size:>5} {K:>3g} | {name:<14} {t:>7.2f} {info['rays'] / t / 1e6:>8.1f} "
+                      f"{info['mean_spp']:>7.1f} "
                       f"{psnr(img, ref):>8.2f} | {t_grid / t:>7.1f}x")
             print(f"{size:>5} {K:>3g} | {'reference':<14} {t_ref:>7.2f} {i_ref['rays'] / t_ref / 1e6:>8.1f} "
                   f"{i_ref['mean_spp']:>7.1f} {'(ref)':>8} |")

@@ -117,8 +117,8 @@ def load_alpha(path) -> np.ndarray:
 
 def read_disparity(path) -> np.ndarray:
     """A disparity file as H×W float32 (larger = nearer, any scale): ``.npy`` (a numeric H×W or H×W×1 array) or a
-    grey image (8- or 16-bit; a colour image only when its channels are equal). NaN or infinite values are refused; every error
-    names the file."""
+    grey image (8- or 16-bit; a colour image only when its channels are equal). NaN or infinite values are
+    refused; every error names the file."""
     path = _source(path)
     if path.suffix.lower() == ".npy":
         try:

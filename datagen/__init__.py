@@ -1,7 +1,8 @@
 """Assets, scenes and the dataset build (issues 4 and 5): asset scanning, random scenes, one sample per scene."""
 
-from .assets import Asset, scan, usable
 from common.images import load_alpha, load_image
+
+from .assets import Asset, scan, usable
 from .scenes import SceneConfig, SceneSpec, build_layers, draw_scene, make_sample
 
 __all__ = ["Asset", "SceneConfig", "SceneSpec", "build_layers", "draw_scene", "load_alpha", "load_image",

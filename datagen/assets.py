@@ -28,9 +28,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from manifests import assets_schema, write_table
-
 from common.images import IMAGE_SUFFIXES, FileBytes, display_name, load_alpha, load_image, read_disparity
+from manifests import assets_schema, write_table
 
 from .sources import AssetUnavailable, Folder, read_bytes, read_checked
 
@@ -242,7 +241,9 @@ def scan(sources: list[tuple[str, object]], out: Path | None = None, *, min_size
         check_layout(layout, folder)
         spec = LAYOUTS[layout]
         files = folder.files()
-        where = lambda p: display_name(folder.uri(p))  # noqa: E731
+        def where(p, folder=folder):
+            return display_name(folder.uri(p))
+
         if "image_dir" in spec:
             found, missing = pairs(files, spec["image_dir"], spec["matte_dir"])
             rows += [_skipped(where(p), spec["kind"], layout,

@@ -26,12 +26,11 @@ from pathlib import Path
 from common import config
 from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K, check_seed
-from datagen.scenes import HighlightsConfig, SceneConfig
-from degradations import DegradationConfig
 from datagen.preflight import check_cluster, check_this_node, sample_assets
+from datagen.scenes import HighlightsConfig, SceneConfig
 from datagen.sources import AssetUnavailable
+from degradations import DegradationConfig
 from manifests.outdir import MARKER, OutputFolderError, check_not_input, claim, foreign_files, is_output
-
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
 
@@ -503,7 +502,8 @@ def main(args: argparse.Namespace) -> dict:
     store.write_text("README.md", dataset_card(summary, {k: v for k, v in counts.items() if v}, rows, cfg.license))
     # timings: the one output that is not deterministic
     log = json.loads(store.read_text("build_log.json")) if store.exists("build_log.json") else []
-    log.append({"ray": ray_info, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - (time.perf_counter() - t0))),
+    started_at = time.gmtime(time.time() - (time.perf_counter() - t0))
+    log.append({"ray": ray_info, "started": time.strftime("%Y-%m-%dT%H:%M:%S", started_at),
                 "seconds": time.perf_counter() - t0, "shards": results})
     store.write_text("build_log.json", json_dumps(log, sort_keys=False))
     sheet = preview(store)

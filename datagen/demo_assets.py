@@ -95,8 +95,12 @@ def make_demo_assets(out: Path | None = None) -> Path:
     for name, (y0, y1, x0, x1), shape in cutouts:
         img = getattr(data, name)()[y0:y1, x0:x1, :3]
         h, w = img.shape[:2]
-        matte = {"hairy": lambda: _hairy(h, w, rng), "ellipse": lambda: _ellipse(h, w, soft=4.0),
-                 "rect": lambda: _rounded_rect(h, w, soft=3.0)}[shape]()
+        if shape == "hairy":
+            matte = _hairy(h, w, rng)
+        elif shape == "ellipse":
+            matte = _ellipse(h, w, soft=4.0)
+        else:
+            matte = _rounded_rect(h, w, soft=3.0)
         alpha = np.round(matte * 255).astype(np.uint8)
         Image.fromarray(np.dstack([img, alpha])).save(out / "fg" / f"{name}_{shape}.png")
     left, _, disp = data.stereo_motorcycle()

@@ -116,7 +116,8 @@ def write_report(folder, sheet: bytes | None = None) -> str:
 <p>splits: {html.escape(json.dumps(st['splits']))}</p>{sheet_html}
 <h2>Configured vs realised</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in compare)}
 <h2>Sampled parameters</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
-<h2>Shards</h2><table><tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
+<h2>Shards</h2><table>
+<tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
 </body></html>"""
     store.write_text("report.html", page)
     return store.path("report.html")

@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from common.images import to_uint8, to_uint16
 from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
 from renderer import Highlights, Layer, pinhole_view, render_bokeh
 
 from .assets import Asset, load_asset, load_asset_files
-from common.images import to_uint8, to_uint16
-
 
 MAX_FOREGROUNDS = 8
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+
 import numpy as np
 from webdataset import TarWriter
 

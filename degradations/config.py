@@ -102,7 +102,8 @@ class DegradationConfig:
         for name in ("betag_range", "betap_range", "betag_range2", "betap_range2"):
             lo, hi = getattr(self, name)
             if not lo <= 1.0 <= hi:
-                raise ValueError(f"{name}: basicsr draws beta below or above 1, so the range must contain 1, got {[lo, hi]}")
+                raise ValueError(f"{name}: basicsr draws beta below or above 1, so the range must contain 1, "
+                                 f"got {[lo, hi]}")
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "DegradationConfig":

@@ -24,6 +24,7 @@ import webdataset as wds
 
 from common.images import decode_png
 from common.limits import MAX_K
+
 from .conditioning import defocus_and_mask
 
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config

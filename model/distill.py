@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from common.limits import check_seed
-
 from manifests.outdir import OutputFolderError, claim
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
-from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
 from .depth import DepthEstimator, load_depth_model, normalise
+from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
 
 
 @dataclass

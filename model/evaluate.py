@@ -40,7 +40,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ from PIL import Image
 
 from common.images import display_name, list_images, load_image, read_disparity, to_uint8
 from common.limits import MAX_K
-
 from manifests.outdir import claim
 
 from . import iqa
@@ -311,7 +310,9 @@ def synthetic_items(data: str, names=None):
             if missing:
                 raise ValueError(f"sample {key} ({sample.get('__url__')}): missing members {missing}")
             meta = json.loads(sample["json"])
-            dec = lambda m: to_uint8(_as_float(decode_png(sample[m], f"sample {key}: {m}")))  # noqa: E731
+            def dec(m, sample=sample, key=key):
+                return to_uint8(_as_float(decode_png(sample[m], f"sample {key}: {m}")))
+
             disp = np.load(io.BytesIO(sample["disp.npy"]), allow_pickle=False).astype(np.float32)
             x, y = meta["focus"]["xy"]
             item = Item(key, dec("lq.png"), dec("bokeh.png"), float(meta["render"]["K"]), aif=dec("aif.png"),
@@ -624,7 +625,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.protocol != "synthetic" and not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: no such folder")
     claim(args.out, COMMAND, OUTPUTS, inputs=[args.data] if "://" not in str(args.data) and Path(args.data).exists()
-          else [], create=False, signature="results.csv")  # refused with the foreign files named, before any network loads
+          else [], create=False, signature="results.csv")  # refused naming the foreign files, before any network loads
     args.method_list, args.prediction_dirs, args.metric_list = methods, preds, metrics
 
 

@@ -131,7 +131,6 @@ def offline(folder: Path):
     """pyiqa, torchvision and CLIP read their files from ``folder`` (a torch hub folder); any download raises
     :class:`MissingWeights` naming the file that is needed."""
     import torch.hub
-
     from pyiqa.archs import clip_model
     from pyiqa.utils import download_util
 

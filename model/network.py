@@ -63,7 +63,8 @@ TINY_VAE = dict(
 TINY_CONTROLNET_EMBEDDING = (8, 16, 16, 32)
 
 VAE_LORA_TARGETS = (r"^encoder\.(conv_in|conv_out|.*\.(conv1|conv2|conv_shortcut|conv|to_q|to_k|to_v|to_out\.0))$")
-SR_LORA_TARGETS = r"^(down_blocks|up_blocks).*\.(conv1|conv2|conv_shortcut|proj_in|proj_out|to_q|to_k|to_v|to_out\.0|ff\.net\.0\.proj|ff\.net\.2)$"
+SR_LORA_TARGETS = (r"^(down_blocks|up_blocks).*\.(conv1|conv2|conv_shortcut|proj_in|proj_out|to_q|to_k|to_v|to_out\.0"
+                   r"|ff\.net\.0\.proj|ff\.net\.2)$")
 BOKEH_LORA_TARGETS = r"^.*\.attn1\.(to_q|to_k|to_v|to_out\.0)$"
 ADAPTERS = ("vae", "sr", "bokeh")
 # What each training phase updates (the rest is frozen). "isr1": first ISR stage; "bokeh"/"isr": alternating phases.
@@ -99,7 +100,8 @@ def _check_base(base: Path) -> None:
         "scheduler_config.json" if sub == "scheduler" else "config.json")).is_file()]
     if missing:
         raise FileNotFoundError(f"{base}: not a diffusers Stable Diffusion folder, missing {missing} "
-                                "(expected unet/, vae/, scheduler/ as in stable-diffusion-2-1-base; nothing is downloaded)")
+                                "(expected unet/, vae/, scheduler/ as in stable-diffusion-2-1-base; nothing is "
+                                "downloaded)")
 
 
 def strip_cross_attention(model: torch.nn.Module) -> int:
@@ -146,7 +148,8 @@ def build_controlnet(unet: UNet2DConditionModel, embedding_channels=None, vae_fa
     conditioning embedding downsamples the full-size map by ``vae_factor`` (one stride-2 stage per factor 2)."""
     cfg = unet.config
     if embedding_channels is None:
-        embedding_channels = SD21_CONTROLNET_EMBEDDING if cfg.block_out_channels[0] >= 256 else TINY_CONTROLNET_EMBEDDING
+        embedding_channels = (SD21_CONTROLNET_EMBEDDING if cfg.block_out_channels[0] >= 256
+                              else TINY_CONTROLNET_EMBEDDING)
         stages = int(math.log2(vae_factor))
         if 2 ** stages != vae_factor or not 1 <= stages < len(embedding_channels):
             raise ValueError(f"vae_factor: a power of 2 up to {2 ** (len(embedding_channels) - 1)}, got {vae_factor}")

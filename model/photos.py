@@ -182,7 +182,7 @@ class PhotoStream(GlobalBatches):
         if self._cfg is None:
             self._cfg = DegradationConfig.preset(self.degradation)
         rng = random.Random(f"{self.seed}:photo:{index}")
-        for attempt in range(100):
+        for _ in range(100):
             s = int(np.searchsorted(self.cum, rng.random(), side="right").clip(0, len(self.items) - 1))
             item = self.items[s][rng.randrange(len(self.items[s]))]
             name = str(item if not isinstance(item, tuple) else f"{item[0]}:{item[1]}")

@@ -335,7 +335,6 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptua
     after that many steps (tests: a run interrupted and resumed). Under ``torchrun``/``accelerate launch``
     (``WORLD_SIZE`` > 1) every process runs this: data-parallel with DDP, rank 0 alone writes (model/distributed.py)."""
     from .distributed import setup
-    from .network import MagicBokeh
 
     ctx = setup(tcfg.device)
     try:

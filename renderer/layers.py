@@ -36,7 +36,8 @@ def _check_array(name: str, value, shape_desc: str, ndim: int, last: int | None 
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.argwhere(~finite)[0]
-        raise ValueError(f"{name}: {int((~finite).sum())} non-finite value(s) (NaN or inf), first at index {tuple(bad)}")
+        raise ValueError(f"{name}: {int((~finite).sum())} non-finite value(s) (NaN or inf), first at index "
+                         f"{tuple(bad)}")
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: values must lie in [0, 1], got range [{lo:.6g}, {hi:.6g}]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numba
 import numpy as np
@@ -18,7 +18,6 @@ from common import config
 
 from . import kernels
 from .layers import GEOM_GENERAL, GEOM_NAMES, Layer, check_gamma, check_layers, from_linear, to_linear
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Options

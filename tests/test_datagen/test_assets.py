@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from datagen.assets import scan, split_of, usable
 from common.images import load_alpha, load_image
+from datagen.assets import scan, split_of, usable
 from manifests import assets_schema
 
 

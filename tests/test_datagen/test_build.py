@@ -143,7 +143,8 @@ def test_driver_killed_mid_build_then_rerun_gives_the_same_bytes(tmp_path, local
     killed = tmp_path / "killed"
     args = ["--size", "96", "--num-samples", "6", "--samples-per-shard", "1", "--set", "min_asset_size=96",
             "--set", "val_samples=0"]
-    cmd = [sys.executable, str(repo / "datagen" / "build.py"), "--out", str(killed), "--address", "local", "--workers", "1"] + args
+    cmd = [sys.executable, str(repo / "datagen" / "build.py"), "--out", str(killed), "--address", "local",
+           "--workers", "1"] + args
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < 180 and len(list(killed.glob("train-*.parquet"))) < 2 and proc.poll() is None:

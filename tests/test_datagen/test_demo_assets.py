@@ -3,9 +3,9 @@
 import numpy as np
 from PIL import Image
 
+from common.images import load_image
 from datagen.assets import scan, usable
 from datagen.demo_assets import make_demo_assets
-from common.images import load_image
 from datagen.preview import contact_sheet
 from datagen.scenes import SceneConfig, draw_scene, make_sample
 

@@ -19,7 +19,7 @@ def assets(tmp_path_factory):
     (root / "bg").mkdir()
     ys, xs = np.mgrid[0:120, 0:100]
     matte = (np.clip((40 - np.hypot(ys - 60, xs - 50)) / 3, 0, 1) * 255).astype(np.uint8)
-    for i, name in enumerate(["astronaut", "chelsea"]):
+    for name in ["astronaut", "chelsea"]:
         img = getattr(data, name)()[:120, :100]
         Image.fromarray(np.dstack([img, matte])).save(root / "fg" / f"{name}.png")
     Image.fromarray(data.coffee()).save(root / "bg" / "coffee.png")
@@ -84,6 +84,8 @@ def test_focus_on_a_foreground_keeps_it_sharp_and_blurs_the_background(assets):
     inner = solid & ~np.asarray(front)
     bg_only = (layers[0].alpha == 0) & (layers[1].alpha == 0)
     assert np.abs(bokeh[inner] - aif[inner]).mean() < 1.0  # the focused subject is unchanged
-    grad = lambda im: np.abs(np.diff(im, axis=1)).mean(axis=-1)
+    def grad(im):
+        return np.abs(np.diff(im, axis=1)).mean(axis=-1)
+
     mask = bg_only[:, 1:] & bg_only[:, :-1]
     assert grad(bokeh)[mask].mean() < 0.6 * grad(aif)[mask].mean()  # the background is blurred

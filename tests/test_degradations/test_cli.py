@@ -1,8 +1,8 @@
 """End to end: degrade a folder with the real CLI, bad files included."""
 
 import numpy as np
-import pytest
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 from degradations.cli import main, parse_args

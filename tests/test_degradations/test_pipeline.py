@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from degradations import DegradationConfig, KernelDraw, degrade, draw
+from degradations.config import RANGE_BOUNDS
 from degradations.pipeline import apply, to_tensor
 from degradations.reference import reference_apply
 
@@ -169,8 +170,8 @@ def test_seed_must_fit_the_manifest(hq, seed):
     assert degrade(hq, 2**63 - 1)[0].shape == (hq.shape[0] // 4, hq.shape[1] // 4, 3)
 
 
-@pytest.mark.parametrize("name,least,greatest,least_allowed", [
-    (name, *bounds) for name, bounds in __import__("degradations.config", fromlist=["RANGE_BOUNDS"]).RANGE_BOUNDS.items()])
+@pytest.mark.parametrize("name,least,greatest,least_allowed",
+                         [(name, *bounds) for name, bounds in RANGE_BOUNDS.items()])
 def test_every_range_is_bounded(name, least, greatest, least_allowed):
     """`jpeg_range: [40, 200]` once drew and recorded quality 138.7: every [low, high] range has its bounds."""
     ok = DegradationConfig().override([f"{name}=[{least if least_allowed else least + 0.01}, {greatest}]"])

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import numpy as np
 import pyarrow as pa
 
 from manifests import assets_schema, checked_table, degradation_schema, samples_schema, scene_schema

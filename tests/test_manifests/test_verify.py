@@ -10,8 +10,7 @@ import pyarrow as pa
 import pytest
 from webdataset import TarWriter
 
-from manifests import samples_schema, shard_problem, verify
-from manifests import Store
+from manifests import Store, samples_schema, shard_problem, verify
 
 
 def _members(i: int) -> dict[str, bytes]:

@@ -1,5 +1,6 @@
-import re
 """Depth Anything V2 wrapper, tiling, and the inference CLI end to end on a bundled photo."""
+
+import re
 
 import numpy as np
 import pytest

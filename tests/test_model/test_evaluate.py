@@ -278,7 +278,8 @@ def test_missing_metric_weights_are_reported_not_fatal(pairs_set, tmp_path):
 
 @pytest.mark.slow
 def test_every_pyiqa_metric_runs_with_random_weights_and_says_so(pairs_set, tmp_path):
-    """The plumbing of LPIPS, DISTS, MUSIQ, MANIQA, CLIP-IQA, NIQE and FID, on random networks (~60 s; FID's 2048² matrix square root alone takes ~25 s on 2 cores)."""
+    """The plumbing of LPIPS, DISTS, MUSIQ, MANIQA, CLIP-IQA, NIQE and FID, on random networks (~60 s; FID's 2048²
+    matrix square root alone takes ~25 s on 2 cores)."""
     result = run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity",
                   "--metric-weights", "random", "--limit", "2", "--out", str(tmp_path / "o")])
     assert result["missing"] == {} and len(result["rows"]) == 2

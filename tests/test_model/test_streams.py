@@ -1,7 +1,6 @@
 """The training streams: natural photos degraded online, shards re-degraded at each serving, joint flips, and the
 global-index split between ranks that makes N processes see what one process with N times the batch sees."""
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from conftest import disk_alpha, psnr, textured
 
-from renderer import (Aperture, Highlights, Layer, composite, defocus_map, pinhole_view, render_bokeh,
-                      visible_disparity)
+from renderer import Aperture, Highlights, Layer, composite, defocus_map, pinhole_view, render_bokeh, visible_disparity
 from renderer.reference import render_reference
 
 
@@ -242,7 +241,7 @@ def test_tilted_plane_converges_to_aperture_integral_as_samples_grow():
 
 
 def test_oracle_references_at_default_quality(oracle_scenes):
-    for name, (layers, K, df, ref, entry) in oracle_scenes.items():
+    for name, (layers, K, df, ref, _) in oracle_scenes.items():
         out = render_bokeh(layers, K, df, gamma=1.0)
         # ref is linear; gamma=1 output is linear too (clipped at 1 like the render)
         score = psnr(out, np.minimum(ref, 1.0))
@@ -279,7 +278,9 @@ def test_highlight_recovery_brightens_clipped_bokeh_balls_and_is_reported():
     boosted, info = render_bokeh([light, bg], 16.0, 0.3, gamma=1.0, highlights=hl, return_info=True)
     # The light's linear value goes from 1 to the gain (4): its energy above the 0.2 background grows by
     # (4 − 0.2) / (1 − 0.2); the unclipped background is unchanged.
-    excess = lambda img: (img[..., 0].astype(np.float64) - 0.2).sum()
+    def excess(img):
+        return (img[..., 0].astype(np.float64) - 0.2).sum()
+
     assert excess(boosted) == pytest.approx((4.0 - 0.2) / (1.0 - 0.2) * excess(plain), rel=0.02)
     assert boosted[0, 0, 0] == pytest.approx(0.2, abs=1e-6)
     assert info["highlights"]["gain"] == 4.0 and info["highlights"]["threshold"] == 0.9
