@@ -52,16 +52,17 @@ def expand_urls(spec) -> list[str]:
     items = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
     urls = []
     for item in items:
+        named = []
         for u in braceexpand.braceexpand(str(item).strip()):
             matches = sorted(glob.glob(u)) if any(c in u for c in "*?[") else [u]
             if not matches:
                 raise ValueError(f"{u}: no shard matches")
-            local = [m for m in matches if "://" not in m and not m.startswith("pipe:")]
-            missing = [m for m in local if not os.path.isfile(m)]
-            if missing:
-                raise ValueError(f"{missing[0]}: no such shard file ({len(missing)} of the {len(matches)} named by "
-                                 f"{item.strip()!r} are missing)")
-            urls.extend(matches)
+            named.extend(matches)
+        missing = [m for m in named if "://" not in m and not m.startswith("pipe:") and not os.path.isfile(m)]
+        if missing:
+            raise ValueError(f"{missing[0]}: no such shard file ({len(missing)} of the {len(named)} named by "
+                             f"{str(item).strip()!r} are missing)")
+        urls.extend(named)
     if not urls:
         raise ValueError(f"no shards in {spec!r}")
     return urls
