@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 # One thread for numpy's BLAS in this process too, as Ray sets for its 1-CPU workers (before numpy loads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numba  # noqa: E402
+import numba
 
 
 def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:

@@ -11,20 +11,15 @@ records, so they do the same work on the same random draws. Also prints how many
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-# This file is named like the package it measures: keep its own folder off the import path.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from degradations import DegradationConfig, draw  # noqa: E402
-from degradations.pipeline import apply, to_tensor  # noqa: E402
-from degradations.reference import reference_apply  # noqa: E402
+from degradations import DegradationConfig, draw
+from degradations.pipeline import apply, to_tensor
+from degradations.reference import reference_apply
 
 
 def parse_args(argv=None):

@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import torch  # noqa: E402
+import torch
 
 
 def main(argv=None) -> dict:

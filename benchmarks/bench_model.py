@@ -11,17 +11,13 @@ context (cross-attention); ours runs without cross-attention, without the mid-bl
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from model.network import SD21_UNET, SD21_VAE, build_controlnet, strip_cross_attention  # noqa: E402
+from model.network import SD21_UNET, SD21_VAE, build_controlnet, strip_cross_attention
 
 
 def build(device):

@@ -16,17 +16,13 @@ With --curves it also sweeps both quality knobs at the first size and K = 32 and
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-# This file is named like the package it measures: keep its own folder off the import path.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from renderer import Layer, render_bokeh  # noqa: E402
+from renderer import Layer, render_bokeh
 
 
 def _photo(name: str, size: int) -> np.ndarray:

@@ -342,15 +342,124 @@ def monotone_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi, fhi, speed):
 
 
 @njit(cache=True, inline="always")
+def _axis_cell(u, du, n):
+    """Cell of texture coordinate ``u`` along one axis of n texels, entered moving at du per unit of t: −1 below
+    the first texel centre (clamped), n − 1 beyond the last (clamped), else the cell j whose [j, j + 1] holds u
+    (on a boundary, the cell the motion enters)."""
+    if u < 0.0 or (u == 0.0 and du < 0.0):
+        return -1
+    if u > n - 1.0 or (u == n - 1.0 and du > 0.0):
+        return n - 1
+    j = int(math.floor(u))
+    if u == j and du < 0.0:
+        j -= 1
+    return min(j, n - 2)
+
+
+@njit(cache=True, inline="always")
+def _axis_exit(u, du, j, n):
+    """t at which coordinate u(t) = u + du·t leaves cell j (see :func:`_axis_cell`); inf when it never does."""
+    if du > 0.0:
+        return (j + 1.0 - u) / du if j < n - 1 else math.inf
+    if du < 0.0:
+        return (u - j) / -du if j >= 0 else math.inf
+    return math.inf
+
+
+@njit(cache=True)
+def exact_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi):
+    """The largest d in [dlo, dhi] where the ray x(d) = p + (d − d_f)·o meets the bilinear surface D (the nearest
+    hit), exactly: no step, so no sliver of surface can be stepped over; dlo when the ray meets none.
+
+    With t = dhi − d the ray is a straight line in texel coordinates. It is walked cell by cell (2-D DDA over the
+    texel cells it crosses, the clamped region beyond the border as cells of their own). Within a cell D is one
+    bilinear patch, so f = D(x(t)) − d(t) is a quadratic in t, solved in closed form for its first root. f is
+    continuous from cell to cell and f(0) < 0 (the caller's check), so the first root found is the first hit."""
+    hp = dtex.shape[1]
+    wp = dtex.shape[2]
+    t_end = dhi - dlo
+    u = px + (dhi - df) * ox - 0.5 + pad  # texel coordinates at t = 0
+    v = py + (dhi - df) * oy - 0.5 + pad
+    du = -ox  # d decreases as t grows
+    dv = -oy
+    ju = _axis_cell(u, du, wp)
+    jv = _axis_cell(v, dv, hp)
+    tu = _axis_exit(u, du, ju, wp)
+    tv = _axis_exit(v, dv, jv, hp)
+    t0 = 0.0
+    tex = dtex[layer]
+    for _ in range(4 * (hp + wp) + 8):
+        t1 = min(tu, tv, t_end)
+        # ---- this cell's patch: corners, and where the ray enters it (clamped axes stay put) ----
+        j0 = min(max(ju, 0), wp - 2)
+        i0 = min(max(jv, 0), hp - 2)
+        if ju < 0:
+            fx0, ax = 0.0, 0.0
+        elif ju > wp - 2:
+            fx0, ax = 1.0, 0.0
+        else:
+            fx0, ax = u + du * t0 - j0, du
+        if jv < 0:
+            fy0, ay = 0.0, 0.0
+        elif jv > hp - 2:
+            fy0, ay = 1.0, 0.0
+        else:
+            fy0, ay = v + dv * t0 - i0, dv
+        a00 = tex[i0, j0]
+        a01 = tex[i0, j0 + 1]
+        a10 = tex[i0 + 1, j0]
+        a11 = tex[i0 + 1, j0 + 1]
+        d1 = dhi - t1  # the ray's disparity where it leaves the cell (its least in the cell)
+        if max(max(a00, a01), max(a10, a11)) >= d1:  # else the patch lies wholly behind the ray here
+            gx = a01 - a00
+            gy = a10 - a00
+            e = a00 - a01 - a10 + a11
+            # f(t0 + s) = C + B·s + A·s²
+            C = a00 + gx * fx0 + gy * fy0 + e * fx0 * fy0 - (dhi - t0)
+            B = gx * ax + gy * ay + e * (fx0 * ay + fy0 * ax) + 1.0
+            A = e * ax * ay
+            if C >= 0.0:
+                return dhi - t0
+            smax = t1 - t0
+            s = math.inf
+            if abs(A) * smax < 1e-12 * max(abs(B), 1e-300):
+                if B > 0.0:
+                    s = -C / B
+            else:
+                disc = B * B - 4.0 * A * C
+                if disc >= 0.0:
+                    q = -0.5 * (B + math.copysign(math.sqrt(disc), B))
+                    r1 = q / A
+                    r2 = C / q if q != 0.0 else math.inf
+                    if r1 >= 0.0:
+                        s = r1
+                    if 0.0 <= r2 < s:
+                        s = r2
+            if s <= smax:
+                return dhi - (t0 + s)
+        if t1 >= t_end:
+            return dlo
+        # ---- into the next cell ----
+        t0 = t1
+        if tu <= tv:
+            ju += 1 if du > 0.0 else -1
+            tu = _axis_exit(u, du, ju, wp)
+        else:
+            jv += 1 if dv > 0.0 else -1
+            tv = _axis_exit(v, dv, jv, hp)
+    return dlo
+
+
+@njit(cache=True, inline="always")
 def intersect(layer, kinds, gparam, dlo, dhi, fold, dtex, pad, px, py, ox, oy, df):
     """Disparity d at which the ray x(d) = p + (d − d_f)·o meets the layer (o = K·s).
 
     constant: d = a.   plane: d = a + g·x(d)  solved in closed form.
     general: [dlo, dhi] brackets the disparities the ray can meet (the layer's range over the pixel's window).
     Where the surface cannot fold there (``fold`` False: K·|∇D| < 1 over the window), f(d) = D(x(d)) − d falls
-    strictly, so it has one root, found by regula falsi (Illinois) to 1e-3 px along the ray. Elsewhere: march
-    from dhi to dlo in steps that move x by ≤ 0.5 px and refine the first crossing by linear interpolation (the
-    nearest surface the ray meets).
+    strictly, so it has one root, found by regula falsi (Illinois) to 1e-3 px along the ray. Elsewhere the ray is
+    walked cell by cell and solved exactly against each bilinear patch (:func:`exact_root`): the nearest surface
+    the ray meets, however thin the sliver of it that the ray crosses.
     """
     kind = kinds[layer]
     if kind == GEOM_CONSTANT:
@@ -376,16 +485,7 @@ def intersect(layer, kinds, gparam, dlo, dhi, fold, dtex, pad, px, py, ox, oy, d
         return dhi
     if not fold:
         return monotone_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi, fhi, speed)
-    dprev = dhi
-    fprev = fhi
-    for t in range(1, nsteps + 1):
-        d = dhi - (dhi - dlo) * t / nsteps
-        f = bilinear1(dtex, layer, px + (d - df) * ox, py + (d - df) * oy, pad) - d
-        if f >= 0.0:
-            return d + (dprev - d) * (f / (f - fprev))
-        dprev = d
-        fprev = f
-    return dlo
+    return exact_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi)
 
 
 @njit(cache=True)

@@ -1,0 +1,83 @@
+"""Depth-mapped (general) layers are intersected exactly: the Numba walk over texel cells and the reference's
+independent NumPy walk agree with each other and with a brute-force march 10⁴× finer than the old one; rays no
+longer step over thin in-focus surfaces (a box's edges, 1-2 px ridges)."""
+
+import numpy as np
+import pytest
+from conftest import psnr, textured
+from scipy import ndimage
+
+from renderer import Layer, render_bokeh
+from renderer.kernels import bilinear1, exact_root
+from renderer.reference import _exact_hit, render_reference
+
+
+def _maps(rng, h=24, w=30):
+    d = rng.random((h, w)) * 0.2 + 0.3
+    d[:, rng.integers(2, w - 2)] = 0.9  # a 1-texel ridge
+    d[rng.integers(0, h):, :rng.integers(0, w)] += 0.3  # a step
+    return np.clip(d, 0, 1).astype(np.float32)
+
+
+def test_the_kernel_and_the_reference_solve_the_same_rays_exactly():
+    rng = np.random.default_rng(2)
+    pad = 40
+    worst_pair = worst_brute = 0.0
+    for _ in range(12):
+        d = _maps(rng)
+        h, w = d.shape
+        dtex = np.pad(d, pad, mode="edge")[None]
+        ang, rad = rng.random() * 2 * np.pi, np.sqrt(rng.random())
+        ox, oy, df = 32 * rad * np.cos(ang), 32 * rad * np.sin(ang), rng.random()
+        lo, hi = float(d.min()), float(d.max())
+        py, px = np.mgrid[0:h, 0:w] + 0.5
+        ref = _exact_hit(d.astype(np.float64), px, py, ox, oy, df, lo, hi)
+        for i, j in zip(rng.integers(0, h, 60), rng.integers(0, w, 60)):
+            x, y = j + 0.5, i + 0.5
+            if bilinear1(dtex, 0, x + (hi - df) * ox, y + (hi - df) * oy, pad) - hi >= 0:
+                continue
+            k = exact_root(dtex, 0, pad, x, y, ox, oy, df, lo, hi)
+            worst_pair = max(worst_pair, abs(k - ref[i, j]))
+            # brute force: 2·10⁵ steps along the ray, the first where the surface is reached
+            ds = np.linspace(hi, lo, 200001)
+            u = np.clip(x + (ds - df) * ox - 0.5, 0, w - 1)
+            v = np.clip(y + (ds - df) * oy - 0.5, 0, h - 1)
+            j0, i0 = np.minimum(u.astype(int), w - 2), np.minimum(v.astype(int), h - 2)
+            fx, fy = u - j0, v - i0
+            dv = ((d[i0, j0] * (1 - fx) + d[i0, j0 + 1] * fx) * (1 - fy)
+                  + (d[i0 + 1, j0] * (1 - fx) + d[i0 + 1, j0 + 1] * fx) * fy)
+            met = np.nonzero(dv - ds >= 0)[0]
+            brute = ds[met[0]] if len(met) else lo
+            worst_brute = max(worst_brute, abs(k - brute) - (hi - lo) / 200000)
+    assert worst_pair < 1e-6 and worst_brute < 1e-6, (worst_pair, worst_brute)
+
+
+def _box():
+    h = w = 64
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    box = (np.abs(xs - 30) < 13) & (np.abs(ys - 34) < 12)
+    layer = Layer(textured(h, w, 7), np.ones((h, w), np.float32), np.where(box, 0.6, 0.3).astype(np.float32))
+    return [layer], 24.0, 0.58, box & ~ndimage.binary_erosion(box)  # focused just behind the box's face
+
+
+def _ridges():
+    h = w = 64
+    d = np.full((h, w), 0.25, np.float32)
+    for x0, width in ((14, 1), (30, 2), (46, 1)):
+        d[:, x0:x0 + width] = 0.7
+    d[40:42, :] = 0.7
+    return [Layer(textured(h, w, 11), np.ones((h, w), np.float32), d)], 28.0, 0.69, d > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scene,min_db", [(_box, 61.0), (_ridges, 62.0)])
+def test_in_focus_depth_edges_and_thin_ridges_match_a_converged_reference(scene, min_db):
+    """Measured: box 60.2 dB with 0.035 max error on its in-focus edge before (0.5 px march), 63.2 dB and 0.003
+    now; ridges 31.9 dB with 0.36 on the ridges before (the march stepped over them), 65.0 dB and 0.002 now."""
+    layers, K, df, focused = scene()
+    ref = render_reference(layers, K, df, n=40)
+    assert psnr(ref, render_reference(layers, K, df, n=56, seed=1)) > 65  # more samples move nothing that matters
+    out = render_bokeh(layers, K, df)
+    err = np.abs(out - ref).max(axis=2)
+    assert psnr(out, ref) >= min_db
+    assert err[focused].max() <= 0.02
