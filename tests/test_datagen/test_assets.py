@@ -241,3 +241,25 @@ def test_backgrounds_pair_with_their_disparity_maps(tmp_path):
     assert not rows["lonely_disp.npy"].ok and "orphan" in rows["lonely_disp.npy"].reason
     png = load_disparity_map(rows["png.jpg"].disp_uri)
     assert png.dtype == np.float32 and abs(float(png[-1, -1]) - 1.0) < 1e-4  # 16 bits kept, not squashed to 8
+
+
+def test_a_file_missing_on_this_node_is_said_so_and_a_late_node_is_checked_before_its_first_shard(tmp_path):
+    """Inside a task, a missing asset once read "unreadable or truncated image ([Errno 2] ...)"."""
+    import pytest
+
+    from datagen.assets import load_asset
+    from datagen.build import BuildConfig, build_shard
+    from datagen.sources import AssetUnavailable
+
+    fg = tmp_path / "fg"
+    fg.mkdir()
+    Image.fromarray(np.dstack([_photo(1), _soft(1)])).save(fg / "a.png")
+    (row,) = scan([("generic", fg)], min_size=32, progress=False)
+    (fg / "a.png").unlink()  # as on a node that does not mount the folder
+    with pytest.raises(AssetUnavailable, match=r"^node \S+: .*a.png: missing on this node") as e:
+        load_asset(row)
+    assert "unreadable or truncated" not in str(e.value)
+    sample = [(str(fg), [row])]
+    with pytest.raises(AssetUnavailable, match=f"cannot read {fg}: put the assets on storage every node mounts"):
+        build_shard(BuildConfig(size=96, min_asset_size=32), [row], "train", 0, [0], str(tmp_path / "out"), sample)
+    assert not (tmp_path / "out").exists()  # nothing rendered or written
