@@ -1,4 +1,4 @@
-"""Assets, scenes and the dataset build (issues 4 and 5): asset scanning, random scenes, one sample per scene."""
+"""Assets, scenes and the dataset build: asset scanning, random scenes, one sample per scene."""
 
 from common.images import load_alpha, load_image
 

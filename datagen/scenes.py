@@ -149,7 +149,7 @@ class SceneSpec:
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
-    """The sample's generator: from (run seed, sample index) only (DESIGN.md "Seeds")."""
+    """The sample's generator: from (run seed, sample index) only (ARCHITECTURE.md, "Seeds")."""
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
@@ -303,7 +303,7 @@ def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, flo
 
 def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: DegradationConfig | None = None,
                 highlights: Highlights | None = None, bit_depth: int = 8, **render_options) -> dict:
-    """Every member of one sample (DESIGN.md "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
+    """Every member of one sample (ARCHITECTURE.md, "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
     ``bit_depth=16``), lq (uint8: the phone input, degraded from the 8-bit all-in-focus image either way), disp
     (float32 H×W, full precision, nearest visible surface), json (the spec, the degradation draws, the renderer
     report). ``highlights`` applies where ``spec.highlights`` is set."""

@@ -30,7 +30,7 @@ OUTPUTS = ("hq/*.png", "lq/*.png", "pairs.parquet", "skipped.parquet")
 
 
 def sample_seed(seed: int, index: int) -> int:
-    """The seed of image ``index``: from (run seed, index) only (DESIGN.md "Seeds")."""
+    """The seed of image ``index``: from (run seed, index) only (ARCHITECTURE.md, "Seeds")."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 

@@ -1,4 +1,4 @@
-"""Parquet schemas and manifest I/O of bokehgen (DESIGN.md, "Manifests")."""
+"""Parquet schemas and manifest I/O of bokehgen (ARCHITECTURE.md, "Manifests")."""
 
 from .schemas import (
                       assets_schema,

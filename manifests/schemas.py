@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# The members of every sample in a shard (DESIGN.md "Samples"), in the order the manifests list them.
+# The members of every sample in a shard (ARCHITECTURE.md, "Samples"), in the order the manifests list them.
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 
 S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()

@@ -30,6 +30,23 @@ def is_uri(location) -> bool:
     return "://" in str(location)
 
 
+@contextmanager
+def atomic_file(path, mode: str = "wb"):
+    """A local file to write ``path`` through, complete or not at all: :meth:`Store.open_atomic` on its folder
+    (the one atomic write of the project). ``mode``: "wb", or "w" for text (UTF-8, newlines as written)."""
+    path = Path(path)
+    with Store(path.parent).open_atomic(path.name) as f:
+        if mode == "wb":
+            yield f
+        else:
+            import io
+
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+            yield text
+            text.flush()
+            text.detach()
+
+
 class Store:
     """One flat folder of files (shards, manifests, reports) at ``location``."""
 

@@ -30,7 +30,7 @@ from manifests.outdir import OutputFolderError, claim
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
-from .depth import DepthEstimator, load_depth_model, normalise
+from .depthnet import DepthEstimator, load_depth_model, normalise
 from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
 
 
@@ -247,7 +247,7 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
 
 @torch.no_grad()
 def _examples(teacher, student, urls, scfg, path: Path, n: int = 4) -> None:
-    from .train import example_grid
+    from .figures import example_grid
 
     rows = []
     for b in val_batches(urls, scfg):

@@ -86,10 +86,17 @@ class Context:
             dist.destroy_process_group()
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but torch sees no CUDA device")
+    return device
+
+
 def setup(device_name: str = "auto") -> Context:
     """Join the launcher's process group when there is one (``WORLD_SIZE`` > 1), else one process."""
-    from .train import resolve_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context(device=resolve_device(device_name))

@@ -49,6 +49,7 @@ from PIL import Image
 from common.images import display_name, list_images, load_image, read_disparity, to_uint8
 from common.limits import MAX_K
 from manifests.outdir import claim
+from manifests.storage import atomic_file
 
 from . import iqa
 
@@ -133,9 +134,8 @@ class LQCache:
         seed = image_seed(name)
         lq, _ = degrade(hq_u8, seed, self.cfg)
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(lq).save(tmp, format="PNG")
-        tmp.replace(path)
+        with atomic_file(path) as f:
+            Image.fromarray(lq).save(f, format="PNG")
         self.entries[name] = {"source": display_name(source), "source_sha256": source_sha, "seed": seed,
                               "lq": path.name, "lq_sha256": _sha256(path), "hq_size": list(hq_u8.shape[1::-1])}
         self.made += 1
@@ -150,9 +150,8 @@ class LQCache:
         data = {"version": CACHE_VERSION, "preset": self.preset, "scale": self.cfg.scale,
                 "seed": EVAL_SEED, "seed_rule": "sha256(f'{seed}:{name}')[:8] big-endian mod 2**63",
                 "images": dict(sorted(self.entries.items()))}
-        tmp = self.manifest_path.with_name(".manifest.json.tmp")
-        tmp.write_text(dumps(data, indent=1))
-        tmp.replace(self.manifest_path)
+        with atomic_file(self.manifest_path, "w") as f:
+            f.write(dumps(data, indent=1))
 
 
 def _stem_map(folder: Path, strip: tuple = ()) -> dict[str, Path]:
@@ -372,7 +371,7 @@ class Runner:
     def depth(self):
         if self._depth is None:
             from .config import ModelConfig
-            from .depth import DepthEstimator, load_depth_model
+            from .depthnet import DepthEstimator, load_depth_model
 
             folder = self.depth_folder()
             cfg = ModelConfig.from_yaml(Path(self.args.weights) / "model.yaml") if self.args.weights \
@@ -407,7 +406,7 @@ class Runner:
 
     def run(self, method: str, item: Item) -> np.ndarray:
         """The method's output for ``item``: H×W×3 uint8 at the target's size."""
-        from .infer import render_classical
+        from .pipeline import render_classical
 
         shape = item.target.shape[:2]
         up = upsample(item.lq, shape)
@@ -431,7 +430,7 @@ class Runner:
             import torch
 
             from .conditioning import defocus_and_mask
-            from .infer import run_tiled
+            from .pipeline import run_tiled
 
             model = self.model()
             cfg = model.cfg
@@ -668,13 +667,11 @@ class Predictions:
     def put(self, name: str, image: np.ndarray, seconds: float) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{name}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(image).save(tmp, format="PNG")
-        tmp.replace(path)
+        with atomic_file(path) as f:
+            Image.fromarray(image).save(f, format="PNG")
         self.seconds[name] = seconds
-        tmp = self.index_path.with_name(".index.json.tmp")
-        tmp.write_text(json.dumps({"key": self.key, "seconds": self.seconds}, indent=1))
-        tmp.replace(self.index_path)
+        with atomic_file(self.index_path, "w") as f:
+            f.write(json.dumps({"key": self.key, "seconds": self.seconds}, indent=1))
 
 
 def _external(folder: Path, name: str, shape) -> np.ndarray:
@@ -784,7 +781,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 metrics.missing.setdefault("fid", f"could not be computed: {e}")
     write_csv(out / "results.csv", rows)
     summary = summarise(args, rows, fid, metrics, runner.notes, skipped, cache, done)
-    (out / "summary.md").write_text(summary)
+    with atomic_file(out / "summary.md", "w") as f:
+        f.write(summary)
     if examples:
         example_sheet(out / "examples.png", examples, ["input (LQ up)"] + methods + ["target"])
     print(summary)
@@ -806,13 +804,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     columns = ["image", "method", "seconds"]
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(path, "w") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    tmp.replace(path)
 
 
 def _mean(values) -> float | None:
@@ -997,7 +993,8 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
             cells += [_fmt(d), _fmt(c), _fmt(None if d is None or c is None else (d + c) / 2)]
         lines.append("| " + " | ".join(cells) + " |")
     summary = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(summary)
+    with atomic_file(out / "summary.md", "w") as f:
+        f.write(summary)
     print(summary)
     return {"rows": rows, "summary": summary, "skipped": skipped, "lq_made": cache.made, "lq_reused": cache.reused}
 

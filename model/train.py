@@ -32,6 +32,7 @@ from manifests.outdir import OutputFolderError, claim
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
+from .figures import example_grid
 from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
 
 
@@ -96,15 +97,6 @@ def load_configs(path, overrides=()) -> tuple[ModelConfig, TrainConfig]:
     return load_section(path, overrides, "train", TrainConfig)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but torch sees no CUDA device")
-    return device
-
-
 def autocast(device: torch.device, precision: str):
     """bf16 autocast on ``device`` when ``precision == "bf16"``; a no-op context for fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -121,26 +113,16 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
-    from skimage.metrics import structural_similarity
+def ssim_y(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
+    """SSIM per image, the project's one definition (model.iqa, as in evaluate's summary.md): 8-bit images, BT.601
+    luma Y, 11×11 Gaussian window (σ 1.5), equal to BasicSR's calculate_ssim(test_y_channel=True). Inputs in
+    [-1, 1]; val.csv names its columns ssim_y_*."""
+    from .iqa import psnr_ssim
 
-    a = ((pred.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
-    b = ((target + 1) / 2).permute(0, 2, 3, 1).numpy()
-    return [float(structural_similarity(x, y, channel_axis=2, data_range=1.0)) for x, y in zip(a, b)]
+    def u8(x):
+        return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
-
-def _img(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().float()
-    if t.shape[0] == 1:
-        t = t.repeat(3, 1, 1) * 2 - 1
-    return ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def example_grid(rows: list[list[torch.Tensor]], path: Path) -> None:
-    from PIL import Image
-
-    grid = np.concatenate([np.concatenate([_img(t) for t in row], axis=1) for row in rows], axis=0)
-    Image.fromarray(grid).save(path)
+    return [psnr_ssim(a, b, "y")[1] for a, b in zip(u8(pred), u8(target))]
 
 
 # ---------------------------------------------------------------- the tiny prior
@@ -239,7 +221,7 @@ def _append(path: Path, row: dict) -> None:
 def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: Path, max_examples: int = 4) -> dict:
     model.eval()
     scfg = StreamConfig(tcfg.batch_size, 1, tcfg.seed, mcfg.k_max, mcfg.focus_radius, None)  # whole samples
-    acc = {k: [] for k in ("psnr_bokeh", "ssim_bokeh", "psnr_aif", "ssim_aif", "psnr_bokeh_identity",
+    acc = {k: [] for k in ("psnr_bokeh", "ssim_y_bokeh", "psnr_aif", "ssim_y_aif", "psnr_bokeh_identity",
                            "psnr_aif_identity")}
     rows = []
     device = next(model.parameters()).device
@@ -249,9 +231,9 @@ def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: 
             bokeh = model(d["lq"], d["defocus"], d["mask"]).float().cpu()
             aif = model(d["lq"]).float().cpu()
         acc["psnr_bokeh"] += psnr(bokeh, b["bokeh"]).tolist()
-        acc["ssim_bokeh"] += ssim(bokeh, b["bokeh"])
+        acc["ssim_y_bokeh"] += ssim_y(bokeh, b["bokeh"])
         acc["psnr_aif"] += psnr(aif, b["aif"]).tolist()
-        acc["ssim_aif"] += ssim(aif, b["aif"])
+        acc["ssim_y_aif"] += ssim_y(aif, b["aif"])
         acc["psnr_bokeh_identity"] += psnr(b["lq"], b["bokeh"]).tolist()
         acc["psnr_aif_identity"] += psnr(b["lq"], b["aif"]).tolist()
         for i in range(len(b["key"])):

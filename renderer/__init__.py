@@ -1,4 +1,4 @@
-"""Layered thin-lens ray tracer: the HQ bokeh ground truth of bokehgen (see DESIGN.md, "Renderer contract")."""
+"""Layered thin-lens ray tracer: the HQ bokeh ground truth of bokehgen (ARCHITECTURE.md, "Renderer contract")."""
 
 from .layers import Layer, from_linear, to_linear
 from .render import Aperture, Highlights, Quality, composite, defocus_map, pinhole_view, render_bokeh, visible_disparity

@@ -1,6 +1,6 @@
 """Numba kernels of the layered thin-lens ray tracer.
 
-Physical model (DESIGN.md). For output pixel p and an aperture point s, the ray crosses disparity level d at
+Physical model (ARCHITECTURE.md, "Renderer contract"). For output pixel p and an aperture point s, the ray crosses disparity level d at
 image position
 
     x(d) = p + K·(d − d_f)·s.

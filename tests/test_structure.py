@@ -1,4 +1,4 @@
-"""The package graph flows one way (DESIGN.md): common at the bottom; manifests and renderer on it; degradations
+"""The package graph flows one way (ARCHITECTURE.md): common at the bottom; manifests and renderer on it; degradations
 above them; datagen above that; model on top. A lower package never imports a higher one, not even lazily inside
 a function: every import statement of every module is checked."""
 
@@ -33,3 +33,37 @@ def test_the_check_sees_lazy_imports(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from datagen.assets import Asset\n    import model.network\n")
     assert [n for _, n in _imports(module)] == ["datagen", "model"]
+
+
+ENTRY_POINTS = {"train", "distill", "evaluate", "infer", "depth"}  # model's command-line modules
+
+
+def _model_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module of model/ imported) for every import statement of ``path``, relative or absolute."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                out.append((node.lineno, node.module.split(".")[0]))
+            elif node.level == 1:
+                out += [(node.lineno, alias.name) for alias in node.names]
+            elif node.level == 0 and node.module and node.module.startswith("model."):
+                out.append((node.lineno, node.module.split(".")[1]))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("model.")]
+    return out
+
+
+def test_entry_points_are_leaves():
+    """Nothing in model/ imports a command-line module (train, distill, evaluate, infer, the depth CLI): helpers
+    live below them (distributed.py, pipeline.py, depthnet.py, figures.py), as BasicSR keeps dist_util."""
+    wrong = [f"model/{path.name}:{line} imports model.{name}"
+             for path in sorted((REPO / "model").glob("*.py"))
+             for line, name in _model_imports(path) if name in ENTRY_POINTS and name != path.stem]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_leaf_check_sees_relative_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from .train import x\n    from . import infer\n    import model.evaluate\n")
+    assert [n for _, n in _model_imports(module)] == ["train", "infer", "evaluate"]

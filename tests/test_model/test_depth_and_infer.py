@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 from skimage import data
 
-from model.depth import DepthEstimator, input_shape, load_depth_model
-from model.infer import main, parse_args, render_classical, run_tiled
+from model.depthnet import DepthEstimator, input_shape, load_depth_model
+from model.infer import main, parse_args
+from model.pipeline import render_classical, run_tiled
 
 
 def run(argv):
