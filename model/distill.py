@@ -80,8 +80,11 @@ def aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return (scale * (p - pm) + gm).view_as(pred)
 
 
-def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, min_gt: float = 0.05) -> tuple[list[float], list[float]]:
-    """AbsRel and δ1 per image after alignment, over pixels with ground-truth disparity above ``min_gt``."""
+def aligned_disparity_errors(pred: torch.Tensor, gt: torch.Tensor,
+                             min_gt: float = 0.05) -> tuple[list[float], list[float]]:
+    """AbsRel and δ1 per image measured in *disparity*, after least-squares alignment to the renderer's exact
+    disparity, over pixels with ground-truth disparity above ``min_gt`` (distillation's own check; the depth
+    benchmark's metric-depth figures are model.evaluate.metric_depth_errors)."""
     p = aligned(pred, gt).clamp_min(1e-3)
     absrel, delta1 = [], []
     for pi, gi in zip(p, gt):
@@ -103,7 +106,7 @@ def evaluate(student: DepthEstimator, teacher: DepthEstimator, urls, scfg: Strea
         clear, degraded = _01(b["aif"]).to(dev), _01(b["lq"]).to(dev)
         for name, net, x in (("teacher_clear", teacher, clear), ("teacher_degraded", teacher, degraded),
                              ("student_clear", student, clear), ("student_degraded", student, degraded)):
-            a, d = depth_metrics(net(x).float().cpu(), b["disp"])
+            a, d = aligned_disparity_errors(net(x).float().cpu(), b["disp"])
             acc[name] += a
             d1[name] += d
     out = {}

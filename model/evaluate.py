@@ -497,7 +497,9 @@ def align_disparity(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, m
     return 1.0 / np.clip(aligned, 1.0 / max_depth, None)
 
 
-def depth_metrics(pred_disp: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, max_depth: float) -> dict:
+def metric_depth_errors(pred_disp: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, max_depth: float) -> dict:
+    """AbsRel and δ1 in metric *depth* (metres) of a disparity prediction aligned to the ground truth (scale and
+    shift in disparity), as Depth Anything evaluates NYUv2 and KITTI."""
     depth = align_disparity(pred_disp, gt_depth, valid, max_depth)
     p, g = depth[valid], gt_depth[valid].astype(np.float64)
     return {"absrel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(np.maximum(p / g, g / p) < 1.25))}
@@ -966,7 +968,7 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
                         disp = np.asarray(Image.fromarray(disp.astype(np.float32)).resize(gt.shape[::-1],
                                                                                         Image.BILINEAR))
                     row[f"seconds_{cond}"] = time.perf_counter() - t0
-                    for k, v in depth_metrics(disp, gt, valid, max_depth).items():
+                    for k, v in metric_depth_errors(disp, gt, valid, max_depth).items():
                         row[f"{k}_{cond}"] = v
             except ValueError as e:
                 row["error"] = str(e)

@@ -372,7 +372,7 @@ def test_where_the_build_runs_is_decided_before_ray_starts(tmp_path, monkeypatch
 
     import ray
 
-    import datagen.build as build
+    import datagen.distributor as build
 
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)

@@ -1,0 +1,112 @@
+"""The build's configuration: one typed dataclass, loaded and checked by ``common.config`` (types, ranges, unknown
+keys) before anything is written or Ray starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common import config
+from common.limits import check_seed
+from datagen.scenes import HighlightsConfig, SceneConfig
+from degradations import DegradationConfig
+
+MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
+
+
+@dataclass
+class BuildConfig:
+    """Everything that determines the dataset's bytes (its hash guards the output directory). Loaded and checked by
+    ``common.config`` (types, ranges, unknown keys) before anything is written or Ray starts."""
+
+    assets: list[str] = field(default_factory=list)  # ["layout:path", ...]; empty = bundled demo assets
+    num_samples: int = 16  # training samples
+    val_samples: int = 4  # built only from validation assets, when there are any
+    samples_per_shard: int = 8
+    seed: int = 0
+    size: int = 512
+    min_asset_size: int = 256
+    val_fraction: float = 0.05
+    max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
+    # the scene distribution (datagen.scenes.SceneConfig: K range, foregrounds, focus targets, background model)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    k_range: list[float] | None = None  # alias of scene.k_range (older configs)
+    # the degradation: {preset: realesrgan_x4plus | s3diff, KEY: VALUE ...} (degradations.DegradationConfig keys)
+    degradation: dict = field(default_factory=dict)
+    highlights: HighlightsConfig = field(default_factory=HighlightsConfig)  # bright bokeh balls, per sample
+    bit_depth: int = 8  # 8, or 16: the all-in-focus and bokeh PNGs in 16 bits (the LQ stays 8-bit)
+    license: str = "other"  # the dataset card's license (an SPDX id or "other": yours to state for your assets)
+    # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~5 dB
+    # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
+    render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
+    png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
+
+    def __post_init__(self):
+        from datagen.assets import LAYOUTS
+        from renderer import Quality
+
+        for i, item in enumerate(self.assets):
+            layout, sep, path = item.partition(":")
+            if not sep or layout not in LAYOUTS or not path:
+                raise ValueError(f"assets[{i}]: expected LAYOUT:PATH with LAYOUT one of {', '.join(sorted(LAYOUTS))}, "
+                                 f"got {item!r}")
+        check_seed(self.seed)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples: at least 1 (a build that produces nothing is not a dataset), "
+                             f"got {self.num_samples}")
+        if self.val_samples < 0:
+            raise ValueError(f"val_samples: >= 0, got {self.val_samples}")
+        if self.samples_per_shard < 1:
+            raise ValueError(f"samples_per_shard: >= 1, got {self.samples_per_shard}")
+        if self.size % 4 or not 96 <= self.size <= MAX_SIZE:
+            raise ValueError(f"size: a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), "
+                             f"got {self.size}")
+        if self.min_asset_size < 1:
+            raise ValueError(f"min_asset_size: >= 1, got {self.min_asset_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate: in [0, 1], got {self.max_failure_rate}")
+        if self.k_range is not None:  # the alias: checked as scene.k_range, then folded into it (one hash)
+            self.scene = config.from_dict(SceneConfig, {**config.to_dict(self.scene), "k_range": self.k_range}, "")
+            self.k_range = None
+        deg = self.degradation_config()
+        if self.size % deg.scale or self.size < deg.scale * max(deg.kernel_range):
+            raise ValueError(f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
+                             f"least {deg.scale * max(deg.kernel_range)} (scale × largest kernel)")
+        if not self.license.strip():
+            raise ValueError("license: an SPDX id (e.g. cc-by-4.0) or 'other', got an empty string")
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth: 8 or 16, got {self.bit_depth}")
+        Quality.from_dict(self.render, "render")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
+
+    def degradation_config(self) -> DegradationConfig:
+        """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)
+        with the section's other keys over it."""
+        values = dict(self.degradation)
+        preset = values.pop("preset", "realesrgan_x4plus")
+        if not isinstance(preset, str):
+            raise ValueError(f"degradation.preset: a preset name, got {preset!r}")
+        try:
+            base = DegradationConfig.preset(preset)
+        except ValueError as e:
+            raise ValueError(f"degradation.preset: {e}") from None
+        return config.from_dict(DegradationConfig, {**config.to_dict(base), **values}, "", "degradation.")
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: list[str]) -> "BuildConfig":
+        """The YAML file ``path`` (optional) with ``key=value`` overrides, every value checked."""
+        where = str(path) if path else "build config"
+        data = config.parse_overrides(overrides, config.read_yaml(path) if path is not None else {})
+        if "k_range" in data and isinstance(data.get("scene"), dict) and "k_range" in data["scene"]:
+            raise ValueError(f"{where}: k_range and scene.k_range are both given; k_range is the older name of "
+                             f"scene.k_range: give only scene.k_range")
+        return config.load(cls, path, overrides, where=where)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(config.to_dict(self), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,110 @@
+"""The files of a dataset folder besides the shards: what a build writes (its names, for manifests.outdir and
+--overwrite), dataset.json, the check of complete shards on a resume, the wids indexes and the preview sheet."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from manifests.outdir import MARKER, is_output
+
+# files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
+BUILD_COMMAND = "datagen.build"
+BUILD_OUTPUTS = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "report.html",
+                 "README.md", "train.wids.json", "val.wids.json",
+                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
+                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
+
+
+def read_meta(store) -> dict:
+    """The folder's dataset.json ({} when there is none); a damaged one is an error naming it."""
+    if not store.exists("dataset.json"):
+        return {}
+    try:
+        meta = json.loads(store.read_text("dataset.json"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SystemExit(f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
+                         f"folder aside or choose another --out") from None
+    if not isinstance(meta, dict) or "config_hash" not in meta:
+        raise SystemExit(f"{store.display()}/dataset.json: not written by a bokehgen build (no config_hash)")
+    return meta
+
+
+def remove_dataset(store) -> list[str]:
+    """Delete the files of a build (after :func:`manifests.outdir.foreign_files` found nothing else); dataset.json
+    goes last, so an interrupted removal still leaves a folder that --overwrite accepts. The marker stays."""
+    names = sorted((n for n, is_dir in store.entries() if not is_dir and n != MARKER and is_output(n, BUILD_OUTPUTS)),
+                   key=lambda n: n == "dataset.json")
+    for name in names:
+        store.delete(name)
+    return names
+
+
+def check_complete_shards(store) -> list[str]:
+    """Check every shard whose manifest marks it complete against that manifest (size and sha256 of the tar);
+    delete the manifest (and the tar) of a damaged or missing one, so the build redoes it. Returns the problems."""
+    from manifests import SHARD_MANIFESTS, shard_problem
+
+    problems = []
+    for manifest in store.names(SHARD_MANIFESTS):
+        problem = shard_problem(store, manifest.removesuffix(".parquet") + ".tar")
+        if problem:
+            problems.append(problem)
+            store.delete(manifest)
+            if store.exists(manifest.removesuffix(".parquet") + ".tar"):
+                store.delete(manifest.removesuffix(".parquet") + ".tar")
+    return problems
+
+
+def write_wids_indexes(store) -> list[str]:
+    """``{split}.wids.json``: the shard list with sample counts, for ``wids.ShardListDataset`` (random access)."""
+    written = []
+    for split in ("train", "val"):
+        manifests = store.names(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
+        if not manifests:
+            continue
+        shardlist = [{"url": m.removesuffix(".parquet") + ".tar", "nsamples": store.read_metadata(m).num_rows}
+                     for m in manifests]
+        index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split, "shardlist": shardlist}
+        store.write_text(f"{split}.wids.json", json.dumps(index, indent=1))
+        written.append(f"{split}.wids.json")
+    return written
+
+
+def preview(store, count: int = 4) -> bytes | None:
+    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    from common.images import decode_png
+    from datagen.preview import contact_sheet_png
+    from datagen.shards import decode_disp
+
+    if not store.exists("train-000000.tar"):
+        return None
+    samples = []
+    with store.open_input("train-000000.tar") as f:
+        for s in group_by_keys(tar_file_expander([{"stream": f, "url": "train-000000.tar"}])):
+            png = {k: _to8(decode_png(s[f"{k}.png"], f"train-000000.tar: {k}.png")) for k in ("aif", "bokeh", "lq")}
+            samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
+            if len(samples) == count:
+                break
+    return contact_sheet_png(samples)
+
+
+def _to8(rgb):
+    import numpy as np
+
+    return rgb if rgb.dtype == np.uint8 else (rgb.astype(np.float64) / 257.0).round().astype(np.uint8)
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("bokehgen", "numpy", "numba", "torch", "basicsr", "ray", "webdataset", "pyarrow", "pillow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    out["python"] = sys.version.split()[0]
+    return out
