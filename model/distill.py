@@ -31,7 +31,7 @@ from manifests.outdir import OutputFolderError, claim
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .depthnet import DepthEstimator, load_depth_model, normalise
-from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
+from .photos import PhotoSource, PhotoStream, check_online, check_run_inputs, photo_loader
 
 
 @dataclass
@@ -274,14 +274,7 @@ def _flushed(message: str) -> None:
 def main(args) -> dict:
     """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, dcfg = configs_or_exit(load_configs, args)
-    try:  # the inputs, before any model is built: every shard exists, every photo source has a readable photo
-        for spec in (args.shards, args.val):
-            if spec:
-                expand_urls(spec)
-        for src in dcfg.isr_data or []:
-            list_source(src, "distill.isr_data")
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    check_run_inputs((args.shards, args.val), dcfg.isr_data, "distill.isr_data")
     try:
         return distill(mcfg, dcfg, args.shards, args.val, args.out, log=_flushed)
     except OutputFolderError as e:

@@ -33,7 +33,7 @@ from manifests.outdir import OutputFolderError, claim
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .figures import example_grid
-from .photos import PhotoSource, PhotoStream, check_online, list_source, photo_loader
+from .photos import PhotoSource, PhotoStream, check_online, check_run_inputs, photo_loader
 
 
 @dataclass
@@ -493,14 +493,7 @@ def main(args) -> dict:
     mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
     if args.stop_after is not None and args.stop_after < 1:
         raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
-    try:  # the inputs, before any model is built: every shard exists, every photo source has a readable photo
-        for spec in (args.shards, args.val):
-            if spec:
-                expand_urls(spec)
-        for src in tcfg.isr_data or []:
-            list_source(src, "train.isr_data")
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    check_run_inputs((args.shards, args.val), tcfg.isr_data, "train.isr_data")
     try:
         return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after, log=_flushed)
     except OutputFolderError as e:

@@ -366,6 +366,18 @@ def _axis_exit(u, du, j, n):
     return math.inf
 
 
+@njit(cache=True, inline="always")
+def _axis_entry(u, du, t, j, n):
+    """(texel index of the patch, fraction where the ray is at t, its rate) along one axis in cell j: a clamped
+    cell reads the border texels at a fixed fraction."""
+    j0 = min(max(j, 0), n - 2)
+    if j < 0:
+        return j0, 0.0, 0.0
+    if j > n - 2:
+        return j0, 1.0, 0.0
+    return j0, u + du * t - j0, du
+
+
 @njit(cache=True)
 def exact_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi):
     """The largest d in [dlo, dhi] where the ray x(d) = p + (d − d_f)·o meets the bilinear surface D (the nearest
@@ -391,20 +403,8 @@ def exact_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi):
     for _ in range(4 * (hp + wp) + 8):
         t1 = min(tu, tv, t_end)
         # ---- this cell's patch: corners, and where the ray enters it (clamped axes stay put) ----
-        j0 = min(max(ju, 0), wp - 2)
-        i0 = min(max(jv, 0), hp - 2)
-        if ju < 0:
-            fx0, ax = 0.0, 0.0
-        elif ju > wp - 2:
-            fx0, ax = 1.0, 0.0
-        else:
-            fx0, ax = u + du * t0 - j0, du
-        if jv < 0:
-            fy0, ay = 0.0, 0.0
-        elif jv > hp - 2:
-            fy0, ay = 1.0, 0.0
-        else:
-            fy0, ay = v + dv * t0 - i0, dv
+        j0, fx0, ax = _axis_entry(u, du, t0, ju, wp)
+        i0, fy0, ay = _axis_entry(v, dv, t0, jv, hp)
         a00 = tex[i0, j0]
         a01 = tex[i0, j0 + 1]
         a10 = tex[i0 + 1, j0]
