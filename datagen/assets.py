@@ -31,7 +31,7 @@ from tqdm import tqdm
 from common.images import IMAGE_SUFFIXES, FileBytes, display_name, load_alpha, load_image, read_disparity
 from manifests import assets_schema, write_table
 
-from .sources import AssetUnavailable, Folder, read_bytes, read_checked
+from .sources import AssetUnavailable, Folder, read_bytes, read_checked, shown
 
 MATTE_SUFFIXES = ("_alpha", "_mask", "_matte")
 
@@ -78,11 +78,6 @@ def load_disparity_map(path) -> np.ndarray:
     return disp
 
 
-def _shown(uri: str) -> str:
-    """A location as messages show it: a URI without its query string (which may hold credentials)."""
-    return uri.split("?", 1)[0] if "://" in uri else uri
-
-
 def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int, val_fraction: float,
         disp: str | None = None) -> Asset:
     """Read and check one asset (locations as :mod:`datagen.sources` reads them: a local path, a URI or demo://),
@@ -97,29 +92,29 @@ def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int,
     try:
         blobs = [read_bytes(u) for u in (image, matte, disp) if u]
     except AssetUnavailable as e:
-        return _skipped(uri, kind, source, f"{_shown(uri)}: cannot read ({e})", alpha_uri)
+        return _skipped(uri, kind, source, f"{shown(uri)}: cannot read ({e})", alpha_uri)
     sha = hashlib.sha256(b"".join(blobs)).hexdigest()
     asset_id = sha[:16]
     files = dict(zip([u for u in (image, matte, disp) if u], blobs))
     try:
-        rgb, alpha = load_image(FileBytes(files[image], _shown(uri)))
+        rgb, alpha = load_image(FileBytes(files[image], shown(uri)))
         if matte is not None:
-            alpha = load_alpha(FileBytes(files[matte], _shown(alpha_uri)))
+            alpha = load_alpha(FileBytes(files[matte], shown(alpha_uri)))
             if alpha.shape != rgb.shape[:2]:
-                raise ValueError(f"{_shown(alpha_uri)}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
-                                 f"{_shown(uri)} ({rgb.shape[1]}×{rgb.shape[0]})")
+                raise ValueError(f"{shown(alpha_uri)}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
+                                 f"{shown(uri)} ({rgb.shape[1]}×{rgb.shape[0]})")
         h, w = rgb.shape[:2]
         if disp is not None:
-            dmap = load_disparity_map(FileBytes(files[disp], _shown(disp_uri)))
+            dmap = load_disparity_map(FileBytes(files[disp], shown(disp_uri)))
             if dmap.shape != (h, w):
-                raise ValueError(f"{_shown(disp_uri)}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not "
-                                 f"match {_shown(uri)} ({w}×{h})")
+                raise ValueError(f"{shown(disp_uri)}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not "
+                                 f"match {shown(uri)} ({w}×{h})")
         if min(h, w) < min_size:
-            raise ValueError(f"{_shown(uri)}: too small ({w}×{h}, need at least {min_size} px on each side)")
+            raise ValueError(f"{shown(uri)}: too small ({w}×{h}, need at least {min_size} px on each side)")
         if kind == "foreground":
-            name = _shown(alpha_uri or uri)
+            name = shown(alpha_uri or uri)
             if alpha is None:
-                raise ValueError(f"{_shown(uri)}: a foreground needs a matte (alpha channel or matte file)")
+                raise ValueError(f"{shown(uri)}: a foreground needs a matte (alpha channel or matte file)")
             if float(alpha.max()) < 1.0 / 255.0:
                 raise ValueError(f"{name}: empty matte (alpha is 0 everywhere)")
             if float(alpha.min()) > 1.0 - 1.0 / 255.0:
@@ -127,7 +122,7 @@ def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int,
     except ValueError as e:
         return _skipped(uri, kind, source, str(e), alpha_uri, sha, disp_uri)
     except Exception as e:  # a decoder bug on one odd file must not stop a scan of thousands
-        return _skipped(uri, kind, source, f"{_shown(uri)}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
+        return _skipped(uri, kind, source, f"{shown(uri)}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
                         disp_uri)
     return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
                  split_of(asset_id, val_fraction), True, "", disp_uri)
@@ -218,8 +213,7 @@ def check_layout(layout: str, root) -> None:
         raise ValueError(f"{folder.display()}: no such folder (assets of layout {layout!r})")
     spec = LAYOUTS[layout]
     if "image_dir" in spec:
-        present = {f.parts[0] for f in folder.files() if len(f.parts) > 1}
-        absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if d not in present]
+        absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if not folder.has_subfolder(d)]
         if absent:
             raise ValueError(f"{folder.display()}: the {layout} layout expects the subfolders {spec['image_dir']}/ "
                              f"(images) and {spec['matte_dir']}/ (mattes); missing: "
@@ -247,17 +241,17 @@ def scan(sources: list[tuple[str, object]], out: Path | None = None, *, min_size
         if "image_dir" in spec:
             found, missing = pairs(files, spec["image_dir"], spec["matte_dir"])
             rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{_shown(where(p))}: no matte with the same name in "
+                              f"{shown(where(p))}: no matte with the same name in "
                               f"{folder.display()}/{spec['matte_dir']}") for p in missing]
         elif layout == "generic":
             found, orphans = generic(files)
             rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{_shown(where(p))}: a matte with no image of the same name beside it (orphan)")
+                              f"{shown(where(p))}: a matte with no image of the same name beside it (orphan)")
                      for p in orphans]
         elif layout == "backgrounds":
             triples, orphans = backgrounds(files)
             rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{_shown(where(p))}: a disparity map with no photo of the same name beside it "
+                              f"{shown(where(p))}: a disparity map with no photo of the same name beside it "
                               f"(orphan)") for p in orphans]
             jobs += [(folder.uri(img), None, folder.uri(disp) if disp else None, spec["kind"], layout)
                      for img, _, disp in triples]
@@ -296,8 +290,8 @@ def load_asset_files(asset: Asset) -> tuple[np.ndarray, np.ndarray | None, np.nd
     checked against the scan's (AssetUnavailable names the node and the files otherwise)."""
     uris = [u for u in (asset.uri, asset.alpha_uri, asset.disp_uri) if u]
     files = dict(zip(uris, read_checked(uris, asset.sha256)))
-    rgb, alpha = load_image(FileBytes(files[asset.uri], _shown(asset.uri)))
+    rgb, alpha = load_image(FileBytes(files[asset.uri], shown(asset.uri)))
     if asset.alpha_uri:
-        alpha = load_alpha(FileBytes(files[asset.alpha_uri], _shown(asset.alpha_uri)))
-    disp = load_disparity_map(FileBytes(files[asset.disp_uri], _shown(asset.disp_uri))) if asset.disp_uri else None
+        alpha = load_alpha(FileBytes(files[asset.alpha_uri], shown(asset.alpha_uri)))
+    disp = load_disparity_map(FileBytes(files[asset.disp_uri], shown(asset.disp_uri))) if asset.disp_uri else None
     return rgb, alpha, disp

@@ -74,9 +74,9 @@ class BuildConfig:
             self.scene = config.from_dict(SceneConfig, {**config.to_dict(self.scene), "k_range": self.k_range}, "")
             self.k_range = None
         deg = self.degradation_config()
-        if self.size % deg.scale or self.size < deg.scale * max(deg.kernel_range):
+        if self.size % deg.scale or self.size < deg.min_side:
             raise ValueError(f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
-                             f"least {deg.scale * max(deg.kernel_range)} (scale × largest kernel)")
+                             f"least {deg.min_side} (scale × largest kernel)")
         if not self.license.strip():
             raise ValueError("license: an SPDX id (e.g. cc-by-4.0) or 'other', got an empty string")
         if self.bit_depth not in (8, 16):

@@ -8,7 +8,7 @@ alive node with CPUs; a node that joins later checks the same sample in its firs
 
 from __future__ import annotations
 
-from .sources import AssetUnavailable, Folder, check_node
+from .sources import AssetUnavailable, Folder, check_node, shown
 
 SAMPLE_PER_FOLDER = 8  # assets read per folder and node: a few seconds at most, and a missing mount shows at once
 
@@ -18,12 +18,11 @@ def sample_assets(sources: list[tuple[str, str]], rows: list) -> list[tuple[str,
     out = []
     for _, location in sources:
         folder = Folder(location)
-        root = str(folder.local_root) if folder.kind == "local" else folder.location.split("?", 1)[0].rstrip("/")
-        prefix = root + "/"
-        mine = [a for a in rows if a.ok and a.uri.split("?", 1)[0].startswith(prefix)]
+        prefix = folder.prefix()
+        mine = [a for a in rows if a.ok and shown(a.uri).startswith(prefix)]
         if mine:
             step = max(1, len(mine) // SAMPLE_PER_FOLDER)
-            out.append((str(location).split("?", 1)[0], mine[::step][:SAMPLE_PER_FOLDER]))
+            out.append((folder.display(), mine[::step][:SAMPLE_PER_FOLDER]))
     return out
 
 
@@ -43,7 +42,7 @@ def check_cluster(sample: list[tuple[str, list]], timeout: float = 600.0) -> int
     return len(nodes)
 
 
-_CHECKED: set = set()  # (node, sample digest) pairs this worker process has checked
+_CHECKED: set = set()  # the samples this worker process has read (one node per process)
 
 
 def check_this_node(sample: list[tuple[str, list]]) -> None:

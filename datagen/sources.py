@@ -18,9 +18,12 @@ naming the node and the path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import socket
 from pathlib import Path, PurePosixPath
+
+from manifests.storage import is_uri as _has_scheme
 
 DEMO = "demo://"
 
@@ -43,10 +46,20 @@ def node_name() -> str:
 
 
 def is_uri(location: str) -> bool:
-    return "://" in str(location) and not str(location).startswith(DEMO)
+    """A pyarrow.fs URI (not a local path, not a demo:// location)."""
+    return _has_scheme(location) and not str(location).startswith(DEMO)
 
 
+def shown(location: str) -> str:
+    """A location as messages show it: a URI without its query string (which may hold credentials)."""
+    location = str(location)
+    return location.split("?", 1)[0] if _has_scheme(location) else location
+
+
+@functools.lru_cache(maxsize=4096)
 def _filesystem(uri: str):
+    """(filesystem, path) of a URI, made once per worker process: a task reads the same assets sample after
+    sample, and making an S3 filesystem may ask the bucket's region over the network."""
     import pyarrow.fs as pafs
 
     return pafs.FileSystem.from_uri(uri)
@@ -75,7 +88,18 @@ class Folder:
             self.local_root = Path(self.location).expanduser().resolve()
 
     def display(self) -> str:
-        return self.location.split("?", 1)[0]
+        return shown(self.location)
+
+    def prefix(self) -> str:
+        """What the shown location of every file of the folder starts with."""
+        return (str(self.local_root) if self.kind == "local" else shown(self.location).rstrip("/")) + "/"
+
+    def has_subfolder(self, name: str) -> bool:
+        if self.kind == "uri":
+            import pyarrow.fs as pafs
+
+            return self.fs.get_file_info(f"{self.root}/{name}").type == pafs.FileType.Directory
+        return (self.local_root / name).is_dir()
 
     def exists(self) -> bool:
         if self.kind == "uri":
@@ -99,8 +123,7 @@ class Folder:
         """The location of the file ``rel`` as assets.parquet records it (a URI keeps its query string)."""
         if self.kind == "local":
             return str(self.local_root / rel)
-        base = self.location.split("?", 1)[0].rstrip("/")
-        return f"{base}/{rel.as_posix()}{_query(self.location)}"
+        return f"{shown(self.location).rstrip('/')}/{rel.as_posix()}{_query(self.location)}"
 
 
 def _local_path(uri: str) -> Path:
@@ -121,12 +144,12 @@ def read_bytes(uri: str) -> bytes:
                 return f.read()
         return _local_path(uri).read_bytes()
     except FileNotFoundError:
-        raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: missing on this node (no such file "
+        raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: missing on this node (no such file "
                                f"here): put the assets on storage every node mounts, or pass a URI") from None
     except OSError as e:
         if "not found" in str(e).lower() or "no such file" in str(e).lower():
-            raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: missing on this node ({e})") from None
-        raise AssetUnavailable(f"node {node_name()}: {uri.split('?', 1)[0]}: cannot be read on this node ({e})") \
+            raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: missing on this node ({e})") from None
+        raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: cannot be read on this node ({e})") \
             from None
 
 
@@ -138,7 +161,7 @@ def read_checked(uris: list[str], sha256: str) -> list[bytes]:
     for b in blobs:
         h.update(b)
     if sha256 and h.hexdigest() != sha256:
-        names = ", ".join(u.split("?", 1)[0] for u in uris)
+        names = ", ".join(shown(u) for u in uris)
         raise AssetUnavailable(f"node {node_name()}: {names}: another copy than the one scanned (sha256 "
                                f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): every node must read the "
                                f"same files")

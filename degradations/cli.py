@@ -76,10 +76,9 @@ def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     for index, path in enumerate(tqdm(files, desc="degrading", unit="img")):
         try:
             rgb = load_rgb(path)
-            smallest = cfg.scale * max(cfg.kernel_range)
-            if min(rgb.shape[:2]) < smallest:
-                raise ValueError(f"{path}: {rgb.shape[1]}×{rgb.shape[0]} is smaller than the minimum of {smallest} px "
-                                 f"on a side (scale × largest kernel)")
+            if min(rgb.shape[:2]) < cfg.min_side:  # checked before the crop to the scale, which would hide the size
+                raise ValueError(f"{path}: {rgb.shape[1]}×{rgb.shape[0]} is smaller than the minimum of {cfg.min_side} "
+                                 f"px on a side (scale × largest kernel)")
             h, w = (s - s % cfg.scale for s in rgb.shape[:2])
             top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
             hq = np.ascontiguousarray(rgb[top:top + h, left:left + w])

@@ -105,6 +105,11 @@ class DegradationConfig:
                 raise ValueError(f"{name}: basicsr draws beta below or above 1, so the range must contain 1, "
                                  f"got {[lo, hi]}")
 
+    @property
+    def min_side(self) -> int:
+        """The smallest image side the degradation takes: scale × the largest blur kernel."""
+        return self.scale * max(self.kernel_range)
+
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "DegradationConfig":
         """Checked by the project's one config loader (common.config): types, ranges, unknown keys."""

@@ -302,7 +302,7 @@ def to_tensor(hq: np.ndarray, cfg: DegradationConfig, name: str = "hq") -> torch
     else:
         raise TypeError(f"{name}: expected uint8 or float in [0, 1], got dtype {arr.dtype}")
     h, w = img.shape[:2]
-    smallest = cfg.scale * max(cfg.kernel_range)
+    smallest = cfg.min_side
     if min(h, w) < smallest:
         raise ValueError(f"{name}: image {h}×{w} is smaller than {smallest} px (scale × largest kernel) on a side")
     if h % cfg.scale or w % cfg.scale:

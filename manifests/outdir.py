@@ -22,7 +22,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -137,10 +136,3 @@ def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create:
             store.write_text(MARKER, json.dumps({"command": command, "note": "this folder is written by bokehgen's "
                                                  f"{command}; other commands refuse it"}, indent=1) + "\n")
     return store
-
-
-def local_folder(store: Store) -> Path:
-    """The Store's folder as a local Path (the model commands write local folders only)."""
-    if not store.local:
-        raise OutputFolderError(f"{store.display()}: a local folder is needed here, not a URI")
-    return Path(store.root)

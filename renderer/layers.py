@@ -26,6 +26,8 @@ PLANE_TOLERANCE = 1e-5
 
 
 def _check_array(name: str, value, shape_desc: str, ndim: int, last: int | None = None) -> np.ndarray:
+    """``value`` checked, as the layer's own read-only float32 copy (one copy: a later write into the caller's
+    array cannot bring a NaN or an out-of-range value to the render)."""
     arr = np.asarray(value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected a float array in [0, 1], got dtype {arr.dtype}")
@@ -41,7 +43,9 @@ def _check_array(name: str, value, shape_desc: str, ndim: int, last: int | None 
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: values must lie in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
-    return arr.astype(np.float32, copy=False)
+    own = np.array(arr, dtype=np.float32)
+    own.flags.writeable = False
+    return own
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,12 +77,9 @@ class Layer:
         for nm, arr in (("alpha", alpha), ("disparity", disparity)):
             if arr.shape != (h, w):
                 raise ValueError(f"{label}.{nm}: shape {arr.shape} does not match rgb's {(h, w)}")
-        # the layer keeps its own read-only copies: what was checked is what renders (a later write into the
-        # caller's arrays, or into these, cannot bring a NaN or an out-of-range value to the render)
-        for nm, arr in (("rgb", rgb), ("alpha", alpha), ("disparity", disparity)):
-            own = np.array(arr, dtype=np.float32, copy=True)
-            own.flags.writeable = False
-            object.__setattr__(self, nm, own)
+        object.__setattr__(self, "rgb", rgb)  # the layer's own read-only copies (_check_array)
+        object.__setattr__(self, "alpha", alpha)
+        object.__setattr__(self, "disparity", disparity)
         object.__setattr__(self, "geometry", layer_geometry(disparity))
 
     @property

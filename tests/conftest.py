@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,22 @@ def oracle_scenes():
         ref = np.load(DATA / "oracle" / f"{name}.ref.npy")
         scenes[name] = (layers, float(z["K"]), float(z["focus_disparity"]), ref, entry)
     return scenes
+
+
+@contextmanager
+def moto_s3(bucket: str):
+    """A local S3 endpoint (moto's server) holding one empty bucket; yields (URI of a prefix in it, its pyarrow
+    filesystem). Stopped on exit."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        query = f"endpoint_override=http://{host}:{port}&scheme=http&region=us-east-1"
+        fs, _ = pafs.FileSystem.from_uri(f"s3://testing:testing@{bucket}?{query}&allow_bucket_creation=true")
+        fs.create_dir(bucket)
+        yield (lambda prefix: f"s3://testing:testing@{bucket}/{prefix}?{query}"), fs
+    finally:
+        server.stop()

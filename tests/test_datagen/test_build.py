@@ -161,18 +161,10 @@ def test_driver_killed_mid_build_then_rerun_gives_the_same_bytes(tmp_path, local
 @pytest.fixture(scope="module")
 def s3_bucket():
     """A local S3 endpoint (moto's server) with one bucket; yields the bucket's pyarrow.fs URI builder."""
-    from moto.server import ThreadedMotoServer
+    from conftest import moto_s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    query = f"endpoint_override=http://{host}:{port}&scheme=http&region=us-east-1"
-    import pyarrow.fs as pafs
-
-    fs, _ = pafs.FileSystem.from_uri(f"s3://testing:testing@bokeh?{query}&allow_bucket_creation=true")
-    fs.create_dir("bokeh")
-    yield lambda prefix: f"s3://testing:testing@bokeh/{prefix}?{query}"
-    server.stop()
+    with moto_s3("bokeh") as (uri, _):
+        yield uri
 
 
 @pytest.mark.slow

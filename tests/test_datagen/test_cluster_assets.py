@@ -124,24 +124,17 @@ def test_a_local_folder_only_the_head_sees_is_refused_before_any_shard(split_clu
 @pytest.fixture(scope="module")
 def s3_assets(tmp_path_factory):
     """The demo assets uploaded to a local S3 (moto's server); yields (URI builder, pyarrow filesystem)."""
-    import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
+    from conftest import moto_s3
 
     from datagen.demo_assets import make_demo_assets
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    query = f"endpoint_override=http://{host}:{port}&scheme=http&region=us-east-1"
-    fs, _ = pafs.FileSystem.from_uri(f"s3://testing:testing@assets?{query}&allow_bucket_creation=true")
-    fs.create_dir("assets")
     demo = make_demo_assets(tmp_path_factory.mktemp("demo_src"))
-    for sub in ("fg", "bg"):
-        for p in sorted((demo / sub).iterdir()):
-            with fs.open_output_stream(f"assets/{sub}/{p.name}") as f:
-                f.write(p.read_bytes())
-    yield (lambda sub: f"s3://testing:testing@assets/{sub}?{query}"), fs
-    server.stop()
+    with moto_s3("assets") as (uri, fs):
+        for sub in ("fg", "bg"):
+            for p in sorted((demo / sub).iterdir()):
+                with fs.open_output_stream(f"assets/{sub}/{p.name}") as f:
+                    f.write(p.read_bytes())
+        yield uri, fs
 
 
 def test_assets_on_s3_are_read_by_every_node_and_a_changed_copy_is_caught(split_cluster, s3_assets, tmp_path):

@@ -166,18 +166,24 @@ def test_classical_in_bands_equals_the_whole_image(photo):
     assert 10 * np.log10(1 / mse) > 45 and np.abs(whole - bands).mean() < 2e-3
 
 
-def test_depth_cli_gives_a_folder_of_photos_real_depth(tmp_path):
-    """`python -m model.depth --images DIR --weights FOLDER` writes NAME_disp.npy beside each photo (a bad file is
-    skipped with its name), and the scan then pairs every photo with its map."""
-    from datagen.assets import scan
-    from model import depth as depth_cli
-
+def _depth_folders(tmp_path):
+    """(a tiny Depth Anything weights folder, a folder of two photos)."""
     folder = tmp_path / "weights"
     load_depth_model("tiny").save_pretrained(folder)
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("coffee", "chelsea"):
         Image.fromarray(getattr(data, name)()[:96, :128]).save(photos / f"{name}.jpg")
+    return folder, photos
+
+
+def test_depth_cli_gives_a_folder_of_photos_real_depth(tmp_path):
+    """`python -m model.depth --images DIR --weights FOLDER` writes NAME_disp.npy beside each photo (a bad file is
+    skipped with its name), and the scan then pairs every photo with its map."""
+    from datagen.assets import scan
+    from model import depth as depth_cli
+
+    folder, photos = _depth_folders(tmp_path)
     (photos / "broken.png").write_bytes(b"not a png")
     res = depth_cli.main(depth_cli.parse_args(["--images", str(photos), "--weights", str(folder)]))
     assert len(res["written"]) == 2 and len(res["failed"]) == 1 and "broken.png" in res["failed"][0]
@@ -234,12 +240,7 @@ def test_depth_cli_never_replaces_a_users_map_and_refuses_a_non_depth_folder(tmp
     """model.depth once wrote NAME_disp.npy beside the user's NAME_disp.png; the .npy wins at scan time."""
     from model import depth as depth_cli
 
-    folder = tmp_path / "weights"
-    load_depth_model("tiny").save_pretrained(folder)
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("coffee", "chelsea"):
-        Image.fromarray(getattr(data, name)()[:96, :128]).save(photos / f"{name}.jpg")
+    folder, photos = _depth_folders(tmp_path)
     Image.fromarray(np.full((96, 128), 40000, np.uint16)).save(photos / "coffee_disp.png")  # the user's depth
     np.save(photos / "chelsea_disp.npy", np.ones((96, 128), np.float32))  # the user's too, in .npy
     argv = ["--images", str(photos), "--weights", str(folder)]
