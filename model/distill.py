@@ -84,7 +84,7 @@ def aligned_disparity_errors(pred: torch.Tensor, gt: torch.Tensor,
                              min_gt: float = 0.05) -> tuple[list[float], list[float]]:
     """AbsRel and δ1 per image measured in *disparity*, after least-squares alignment to the renderer's exact
     disparity, over pixels with ground-truth disparity above ``min_gt`` (distillation's own check; the depth
-    benchmark's metric-depth figures are model.evaluate.metric_depth_errors)."""
+    benchmark's metric-depth figures are model.evaluation.depth.metric_depth_errors)."""
     p = aligned(pred, gt).clamp_min(1e-3)
     absrel, delta1 = [], []
     for pi, gi in zip(p, gt):

@@ -15,16 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from common.limits import MAX_K
 from manifests.outdir import check_not_input
 
-from .conditioning import defocus_and_mask, focus_at
+from .conditioning import focus_at
 from .config import ModelConfig
-from .depthnet import DepthEstimator, check_depth_folder, load_depth_model
-from .pipeline import render_classical, run_tiled
+from .depthnet import check_depth_folder
+from .pipeline import depth_folder, estimate_disparity, load_estimator, load_model, render_classical, render_model
 
 NO_WEIGHTS = ("NOTE: no trained MagicBokeh weights given (--weights DIR): running the UNTRAINED tiny random model. "
               "Its output is not a bokeh rendering. Train weights with `python -m model.train`, or use --classical "
@@ -163,16 +162,9 @@ def infer(args: argparse.Namespace) -> dict:
 
     model = None
     if not args.classical:
-        if args.weights:
-            from .network import load_trained
-
-            model = load_trained(args.weights).eval()
-            model.fuse()
-        else:
+        if not args.weights:
             print(NO_WEIGHTS)
-            from .network import MagicBokeh
-
-            model = MagicBokeh(ModelConfig.from_yaml(args.config)).eval()
+        model = load_model(args.weights, args.config)
     cfg = model.cfg if model is not None else ModelConfig.from_yaml(args.config)
     if not 0 <= args.K <= cfg.k_max:
         raise ValueError(f"--K: in [0, {cfg.k_max:g}] for this model, got {args.K:g}")
@@ -182,14 +174,12 @@ def infer(args: argparse.Namespace) -> dict:
         disp = load_disparity(args.disparity, in_shape, (h, w))
         depth_s = 0.0
     else:
-        depth_dir = args.depth_weights or cfg.depth
-        if depth_dir is None:
+        folder = depth_folder(args.weights, args.depth_weights, cfg)
+        if folder is None:
             print(NO_DEPTH)
         else:
-            print(f"depth: {depth_dir} ({'--depth-weights' if args.depth_weights else 'the model config'})")
-        estimator = DepthEstimator(load_depth_model(cfg.depth_size, depth_dir), cfg.depth_input).eval()
-        with torch.no_grad():
-            disp = estimator(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()
+            print(f"depth: {folder} ({'--depth-weights' if args.depth_weights else 'the model config'})")
+        disp = estimate_disparity(load_estimator(cfg, folder), rgb)
         depth_s = time.perf_counter() - t0
     if args.focus_xy is not None:
         x, y = args.focus_xy
@@ -202,11 +192,7 @@ def infer(args: argparse.Namespace) -> dict:
         out = render_classical(rgb, disp, args.K, d_f)
         what = "ray-traced (classical)"
     else:
-        defocus, mask = defocus_and_mask(disp, args.K, d_f, cfg.k_max, cfg.focus_radius)
-        lq = torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1
-        pred = run_tiled(model, lq, torch.from_numpy(defocus)[None, None], torch.from_numpy(mask)[None, None],
-                         cfg.resolution, args.tile_overlap)
-        out = ((pred[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
+        out = render_model(model, rgb, disp, args.K, d_f, args.tile_overlap)
         what = "MagicBokeh single step" + ("" if args.weights else " (untrained)")
     render_s = time.perf_counter() - t1
 

@@ -322,8 +322,10 @@ class MagicBokeh(torch.nn.Module):
         self.unet.fuse_lora(adapter_names=["sr", "bokeh"])
 
 
-def load_trained(folder) -> MagicBokeh:
-    """A MagicBokeh with the weights :meth:`MagicBokeh.save_weights` wrote (relative ``base`` resolved)."""
+def trained_config(folder) -> ModelConfig:
+    """The ModelConfig that trained weights record in ``folder/model.yaml``, with a relative ``base`` (and a
+    relative ``depth`` that exists there) resolved against the folder: the one place that says which base model
+    and which depth network a trained model uses."""
     folder = Path(folder)
     if not (folder / "model.yaml").is_file():
         raise FileNotFoundError(f"{folder}: no model.yaml: not a folder of trained MagicBokeh weights")
@@ -332,6 +334,13 @@ def load_trained(folder) -> MagicBokeh:
         cfg.base = str(folder / cfg.base)
     if cfg.depth is not None and not Path(cfg.depth).is_absolute() and (folder / cfg.depth).exists():
         cfg.depth = str(folder / cfg.depth)
+    return cfg
+
+
+def load_trained(folder) -> MagicBokeh:
+    """A MagicBokeh with the weights :meth:`MagicBokeh.save_weights` wrote (see :func:`trained_config`)."""
+    folder = Path(folder)
+    cfg = trained_config(folder)
     model = MagicBokeh(cfg)
     model.load_weights(folder)
     return model

@@ -1,5 +1,6 @@
-"""The inference path that model.infer and model.evaluate share: the network over an image of any size in blended
-tiles, and the classical baseline (our ray tracer on one RGBD layer) in bands."""
+"""The inference path that model.infer and model.evaluate share: which depth network and which weights a run uses,
+photo -> disparity, photo + disparity -> bokeh through the network in blended tiles, and the classical baseline
+(our ray tracer on one RGBD layer) in bands."""
 
 from __future__ import annotations
 
@@ -74,3 +75,59 @@ def render_classical(rgb: np.ndarray, disp: np.ndarray, K: float, d_f: float, ba
         layer = Layer(rgb[a:b], np.ones((b - a, w), np.float32), disp[a:b])
         out[y0:y1] = render_bokeh([layer], K, d_f)[y0 - a:y1 - a]
     return out
+
+
+def depth_folder(weights=None, depth_weights=None, cfg=None) -> str | None:
+    """The Depth Anything folder a run uses: ``depth_weights`` when given, else the one the trained ``weights``
+    record (their model.yaml's ``depth``), else the model config ``cfg``'s, else None (a random network: its
+    disparity is meaningless)."""
+    if depth_weights:
+        return str(depth_weights)
+    if weights:
+        from .network import trained_config
+
+        return trained_config(weights).depth
+    return cfg.depth if cfg is not None else None
+
+
+def load_model(weights=None, config: str = "tiny"):
+    """Trained MagicBokeh weights, LoRA fused, for inference; without ``weights``, the untrained model of
+    ``config`` (a plumbing check: its output is not bokeh)."""
+    from .config import ModelConfig
+    from .network import MagicBokeh, load_trained
+
+    if weights:
+        model = load_trained(weights).eval()
+        model.fuse()
+        return model
+    return MagicBokeh(ModelConfig.from_yaml(config)).eval()
+
+
+def load_estimator(cfg, folder):
+    """The depth network of the model config ``cfg`` (its size and input resolution) with the weights in ``folder``
+    (see :func:`depth_folder`; None: random)."""
+    from .depthnet import DepthEstimator, load_depth_model
+
+    return DepthEstimator(load_depth_model(cfg.depth_size, folder), cfg.depth_input).eval()
+
+
+def estimate_disparity(estimator, rgb: np.ndarray) -> np.ndarray:
+    """H×W disparity in [0, 1] (larger = nearer) of an H×W×3 image in [0, 1]."""
+    with torch.no_grad():
+        t = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+        return estimator(t)[0, 0].numpy()
+
+
+def render_model(model, rgb: np.ndarray, disp: np.ndarray, K: float, d_f: float, overlap: int = 64) -> np.ndarray:
+    """The network's bokeh of an H×W×3 image in [0, 1] given its disparity, K and the focus disparity: the defocus
+    map and focus mask, then one step over blended tiles. H×W×3 float32 in [0, 1]."""
+    from .conditioning import defocus_and_mask
+
+    cfg = model.cfg
+    if K > cfg.k_max:
+        raise ValueError(f"K {K:g} is above the model's k_max {cfg.k_max:g}")
+    defocus, mask = defocus_and_mask(disp, K, d_f, cfg.k_max, cfg.focus_radius)
+    lq = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None] * 2 - 1
+    pred = run_tiled(model, lq, torch.from_numpy(defocus)[None, None], torch.from_numpy(mask)[None, None],
+                     cfg.resolution, overlap)
+    return ((pred[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)

@@ -38,14 +38,15 @@ def test_the_check_sees_lazy_imports(tmp_path):
 ENTRY_POINTS = {"train", "distill", "evaluate", "infer", "depth"}  # model's command-line modules
 
 
-def _model_imports(path: Path) -> list[tuple[int, str]]:
-    """(line, module of model/ imported) for every import statement of ``path``, relative or absolute."""
+def _model_imports(path: Path, depth: int = 1) -> list[tuple[int, str]]:
+    """(line, module of model/ imported) for every import statement of ``path``, relative or absolute; ``depth``:
+    how many packages down from model/ the file lies (1 in model/, 2 in model/evaluation/)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
+            if node.level == depth and node.module:
                 out.append((node.lineno, node.module.split(".")[0]))
-            elif node.level == 1:
+            elif node.level == depth:
                 out += [(node.lineno, alias.name) for alias in node.names]
             elif node.level == 0 and node.module and node.module.startswith("model."):
                 out.append((node.lineno, node.module.split(".")[1]))
@@ -57,9 +58,10 @@ def _model_imports(path: Path) -> list[tuple[int, str]]:
 def test_entry_points_are_leaves():
     """Nothing in model/ imports a command-line module (train, distill, evaluate, infer, the depth CLI): helpers
     live below them (distributed.py, pipeline.py, depthnet.py, figures.py), as BasicSR keeps dist_util."""
-    wrong = [f"model/{path.name}:{line} imports model.{name}"
-             for path in sorted((REPO / "model").glob("*.py"))
-             for line, name in _model_imports(path) if name in ENTRY_POINTS and name != path.stem]
+    wrong = [f"{path.relative_to(REPO)}:{line} imports model.{name}"
+             for path in sorted((REPO / "model").rglob("*.py"))
+             for line, name in _model_imports(path, len(path.relative_to(REPO / "model").parts))
+             if name in ENTRY_POINTS and name != path.stem]
     assert not wrong, "\n".join(wrong)
 
 
@@ -67,3 +69,5 @@ def test_the_leaf_check_sees_relative_imports(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from .train import x\n    from . import infer\n    import model.evaluate\n")
     assert [n for _, n in _model_imports(module)] == ["train", "infer", "evaluate"]
+    module.write_text("from ..train import x\nfrom .. import infer\nfrom .common import Item\n")
+    assert [n for _, n in _model_imports(module, 2)] == ["train", "infer"]

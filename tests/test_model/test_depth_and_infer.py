@@ -116,7 +116,7 @@ def test_infer_cli_checks_every_argument_before_any_work(photo, tmp_path, capsys
     """Bad arguments are refused by parse_args, naming the argument, before the depth network or the model load."""
     import model.infer as infer_module
 
-    monkeypatch.setattr(infer_module, "load_depth_model", lambda *a, **k: pytest.fail("depth ran before the check"))
+    monkeypatch.setattr(infer_module, "load_estimator", lambda *a, **k: pytest.fail("depth ran before the check"))
     moto, out = str(photo / "moto.png"), str(tmp_path / "o.png")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")

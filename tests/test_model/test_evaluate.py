@@ -10,9 +10,10 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from common.images import to_uint8
-from model import evaluate as ev
+from model import evaluation as ev
 from model import iqa
 from model.conditioning import focus_at
+from model.evaluation import protocols, strata
 from renderer import Layer, render_bokeh
 
 H, W = 128, 160
@@ -155,7 +156,7 @@ def test_realsr_layouts_and_k0(tmp_path):
         hr = photo(name)
         Image.fromarray(hr).save(root / f"Canon_{name}_HR.png")
         Image.fromarray(hr).resize((W // 4, H // 4), Image.BICUBIC).save(root / f"Canon_{name}_LR4.png")
-    assert [n for n, _, _ in ev.realsr_pairs(tmp_path / "RealSR")] == ["Canon_astronaut", "Canon_coffee"]
+    assert [n for n, _, _ in protocols.realsr_pairs(tmp_path / "RealSR")] == ["Canon_astronaut", "Canon_coffee"]
     result = run(["--protocol", "realsr", "--data", str(tmp_path / "RealSR"), "--methods", "identity,classical",
                   "--metrics", "psnr,ssim", "--out", str(tmp_path / "o")])
     by = {(r["image"], r["method"]): r for r in result["rows"]}
@@ -168,7 +169,7 @@ def test_realsr_layouts_and_k0(tmp_path):
     for p in root.iterdir():
         kind = "LR" if "_LR4" in p.name else "HR"
         (split / kind / p.name.replace("_LR4", "").replace("_HR", "")).write_bytes(p.read_bytes())
-    assert [n for n, _, _ in ev.realsr_pairs(split)] == ["Canon_astronaut", "Canon_coffee"]
+    assert [n for n, _, _ in protocols.realsr_pairs(split)] == ["Canon_astronaut", "Canon_coffee"]
 
 
 def test_depth_protocol_degrade_clear_average(tmp_path):
@@ -209,16 +210,16 @@ def test_occlusion_band_is_empty_on_a_single_layer_scene_and_strata_cover_the_im
     yy, xx = np.mgrid[0:96, 0:128]
     plane = (0.2 + 0.3 * xx / 128).astype(np.float32)
     r = 32 * np.abs(plane - 0.3)
-    assert not ev.occlusion_band(r).any()
+    assert not strata.occlusion_band(r).any()
     step = plane.copy()
     step[:, 64:] = 0.9
-    band = ev.occlusion_band(32 * np.abs(step - 0.3))
+    band = strata.occlusion_band(32 * np.abs(step - 0.3))
     # the near side blurs by 32·0.6 ≈ 19 px: the band reaches that far from the step on both sides
     assert band[:, 64 - 19:64 + 19].all() and not band[:, :64 - 21].any()
     item = ev.Item("x", np.zeros((24, 32, 3), np.uint8), np.zeros((96, 128, 3), np.uint8), 32.0, disp=plane,
                    focus_disparity=0.3)
     se, smap = iqa.psnr_ssim_maps(np.zeros((96, 128, 3), np.uint8), np.full((96, 128, 3), 9, np.uint8))
-    s = ev.strata(item, se, smap)
+    s = strata.strata(item, se, smap)
     assert sum(s[f"px@{b[0]}"] for b in ev.BINS) == 96 * 128 and s["px@occlusion"] == 0
 
 
@@ -348,7 +349,7 @@ def test_realsr_pair_that_is_not_4x_is_skipped_with_the_reason(tmp_path):
     Image.fromarray(photo("astronaut")[:50, :70]).save(tmp_path / "HR" / "a.png")
     Image.fromarray(photo("coffee")[:16, :16]).save(tmp_path / "LR" / "b.png")
     Image.fromarray(photo("coffee")[:66, :67]).save(tmp_path / "HR" / "b.png")  # 4× plus the documented crop
-    got = {x[0] if isinstance(x, tuple) else x.name: x for x in ev.realsr_items(tmp_path)}
+    got = {x[0] if isinstance(x, tuple) else x.name: x for x in protocols.realsr_items(tmp_path)}
     assert isinstance(got["a"], tuple) and "70×50 is not 4× its LR a.png (16×16 -> 64×64" in got["a"][1]
     assert got["b"].target.shape == (64, 64, 3)
 

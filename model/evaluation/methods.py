@@ -1,0 +1,162 @@
+"""The methods scored side by side: identity (the floor), classical and classical-gt (our ray tracer), model and
+model-gt (trained MagicBokeh weights), each through :mod:`model.pipeline`; and the cache of their predictions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from common.images import list_images, to_uint8
+from manifests.storage import atomic_file
+
+from .common import CACHE_VERSION, Item, _as_float, _crop4, _rgb_u8, _sha256
+
+
+def upsample(lq: np.ndarray, shape: tuple) -> np.ndarray:
+    """Bicubic, as the model's own input (torch, align_corners=False), to ``shape`` (H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(lq).permute(2, 0, 1)[None].float() / 255
+    up = F.interpolate(t, size=shape, mode="bicubic", align_corners=False).clamp(0, 1)
+    return up[0].permute(1, 2, 0).numpy()
+
+
+class Runner:
+    """Builds each method's networks once and renders one item."""
+
+    def __init__(self, args):
+        self.args = args
+        self._model = self._depth = None
+        self.notes: list[str] = []
+
+    def model(self):
+        if self._model is None:
+            from ..pipeline import load_model
+
+            if not self.args.weights:
+                raise ValueError("method 'model' needs --weights DIR (trained MagicBokeh weights)")
+            self._model = load_model(self.args.weights)
+        return self._model
+
+    def depth(self):
+        if self._depth is None:
+            from ..config import ModelConfig
+            from ..network import trained_config
+            from ..pipeline import depth_folder, load_estimator
+
+            folder = depth_folder(self.args.weights, self.args.depth_weights)
+            cfg = trained_config(self.args.weights) if self.args.weights else ModelConfig.from_yaml("tiny")
+            if folder is None:
+                self.notes.append("depth: no Depth Anything V2 weights (--depth-weights or the model's `depth:`): "
+                                  "a RANDOM tiny depth network: its disparity is meaningless")
+            else:
+                self.notes.append(f"depth: {folder}")
+            self._depth = load_estimator(cfg, folder)
+        return self._depth
+
+    def estimate(self, rgb: np.ndarray) -> np.ndarray:
+        from ..pipeline import estimate_disparity
+
+        return estimate_disparity(self.depth(), rgb)
+
+    @staticmethod
+    def focus(item: Item, disp: np.ndarray, exact: bool) -> float:
+        from ..conditioning import focus_at
+
+        if exact and item.focus_disparity is not None:
+            return item.focus_disparity
+        if item.focus_mask is not None:
+            return float(np.median(disp[item.focus_mask]))
+        if item.focus_xy is not None:
+            x, y = item.focus_xy
+            return focus_at(disp, min(x, disp.shape[1] - 1), min(y, disp.shape[0] - 1))
+        return 0.0
+
+    def run(self, method: str, item: Item) -> np.ndarray:
+        """The method's output for ``item``: H×W×3 uint8 at the target's size."""
+        from ..pipeline import render_classical
+
+        shape = item.target.shape[:2]
+        up = upsample(item.lq, shape)
+        if method == "identity":
+            return to_uint8(up)
+        if method == "classical-gt":
+            if item.disp is None or item.aif is None:
+                raise ValueError("classical-gt: this benchmark has no ground-truth disparity")
+            aif = _as_float(item.aif)
+            return to_uint8(render_classical(aif, item.disp, item.K, self.focus(item, item.disp, exact=True)))
+        if method == "model-gt":
+            if item.disp is None:
+                raise ValueError("model-gt: this benchmark has no ground-truth disparity")
+            disp, d_f = item.disp, self.focus(item, item.disp, exact=True)
+        else:
+            disp = self.estimate(up)
+            d_f = self.focus(item, disp, exact=False)
+        if method == "classical":
+            return to_uint8(render_classical(up, disp, item.K, d_f) if item.K > 0 else up)
+        if method in ("model", "model-gt"):
+            from ..pipeline import render_model
+
+            return to_uint8(render_model(self.model(), up, disp, item.K, d_f))
+        raise ValueError(f"unknown method {method!r}")
+
+
+def _method_key(args, method: str) -> str:
+    """What a cached prediction depends on: a rerun with other settings recomputes."""
+    parts = {"method": method, "protocol": args.protocol, "data": str(Path(args.data).resolve()) if
+             args.protocol != "synthetic" else args.data, "version": CACHE_VERSION}
+    if method in ("classical", "model"):
+        parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
+    if method in ("model", "model-gt"):
+        folder = Path(args.weights)
+        parts["weights"] = {p.name: _sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+        parts["model.yaml"] = _sha256(folder / "model.yaml")
+    if args.protocol == "pairs":
+        parts["K"] = args.K
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class Predictions:
+    """OUT/predictions/METHOD/NAME.png with ``index.json`` (the key and each image's seconds): reused on a rerun
+    with the same key."""
+
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = folder, key
+        self.index_path = folder / "index.json"
+        self.seconds = {}
+        if self.index_path.is_file():
+            data = json.loads(self.index_path.read_text())
+            if data.get("key") == key:
+                self.seconds = data.get("seconds", {})
+        self.reused = 0
+
+    def get(self, name: str):
+        path = self.folder / f"{name}.png"
+        if name in self.seconds and path.is_file():
+            self.reused += 1
+            return np.asarray(Image.open(path).convert("RGB")), self.seconds[name]
+        return None
+
+    def put(self, name: str, image: np.ndarray, seconds: float) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{name}.png"
+        with atomic_file(path) as f:
+            Image.fromarray(image).save(f, format="PNG")
+        self.seconds[name] = seconds
+        with atomic_file(self.index_path, "w") as f:
+            f.write(json.dumps({"key": self.key, "seconds": self.seconds}, indent=1))
+
+
+def _external(folder: Path, name: str, shape) -> np.ndarray:
+    matches = [p for p in list_images(folder) if p.stem == name and p.parent == folder]
+    if not matches:
+        raise ValueError(f"{folder}: no image named {name}.*")
+    img = _crop4(_rgb_u8(matches[0]))[:shape[0], :shape[1]]
+    if img.shape[:2] != tuple(shape):
+        raise ValueError(f"{matches[0]}: {img.shape[1]}×{img.shape[0]}, the target is {shape[1]}×{shape[0]}")
+    return img

@@ -1,0 +1,133 @@
+"""What a person reads: results.csv, summary.md in the papers' column order (with the stratified table when the
+benchmark has ground-truth disparity) and examples.png."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from manifests.storage import atomic_file
+
+from .. import iqa
+from .common import BINS, ORDER
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    columns = ["image", "method", "seconds"]
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with atomic_file(path, "w") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else None
+
+
+def _fmt(v, digits=4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.{digits}f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    order = [m for m in ORDER[args.protocol] if m in args.metric_list]
+    lines = [f"# {args.protocol}: {args.data}", "",
+             f"{n} images; PSNR/SSIM on {'BT.601 luma (Y)' if args.color == 'y' else 'RGB'}, 8-bit, "
+             f"border crop {args.crop_border} px (PSNR of the mean squared error over the image; SSIM: Gaussian "
+             "11×11, σ 1.5). Mean over images; FID over the set. ↓ lower is better.", "",
+             f"Metrics: {metrics.describe()}."]
+    for name, why in metrics.missing.items():
+        lines.append(f"- **{iqa.LABELS[name]} missing**: {why}")
+    for note in notes:
+        lines.append(f"- {note}")
+    if cache.made or cache.reused:
+        lines.append(f"- LQ inputs: {cache.made} made, {cache.reused} reused (OUT/lq/manifest.json)")
+    if skipped:
+        lines.append(f"- {len(skipped)} images skipped: " + "; ".join(f"{a}: {b}" for a, b in skipped[:5]))
+    lines.append("")
+    header = ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + \
+        ["s / image (median)"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method and "error" not in r]
+        cells = [method]
+        for m in order:
+            cells.append(_fmt(fid.get(method)) if m == "fid" else _fmt(_mean(r.get(m) for r in mine)))
+        # the median: the first image of a method also pays one-time costs (compiling the renderer, loading weights)
+        seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
+        cells.append(_fmt(float(np.median(seconds)) if seconds else None, 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    failures = []
+    for method in methods:  # failed or missing predictions, in the text a reader sees
+        errors = [r for r in rows if r["method"] == method and "error" in r]
+        if errors:
+            scored = sum(1 for r in rows if r["method"] == method and "error" not in r)
+            failures.append(f"- **{method}: {len(errors)} of {len(errors) + scored} images failed** (its means "
+                            f"are over the other {scored}); e.g. {errors[0]['image']}: {errors[0]['error']}")
+    if failures:
+        lines += ["", *failures]
+    if any("px@r<=1" in r for r in rows):
+        labels = [b[0] for b in BINS] + ["occlusion"]
+        pixels = [r for r in rows if r["method"] == methods[0] and "px@r<=1" in r]
+        total = sum(sum(r[f"px@{b[0]}"] for b in BINS) for r in pixels) or 1
+        share = {lab: sum(r[f"px@{lab}"] for r in pixels) / total for lab in labels}
+        lines += ["", "PSNR (dB) by blur radius r = K·|d − d_f| and in the occlusion band (pixels within r of a "
+                  "disparity discontinuity), pooled over all images' pixels; share of pixels in brackets:", "",
+                  "| method | " + " | ".join(f"{lab} ({100 * share[lab]:.1f}%)" for lab in labels) + " |",
+                  "|---|" + "---|" * len(labels)]
+        for method in methods:
+            mine = [r for r in rows if r["method"] == method and "px@r<=1" in r]
+            cells = [method]
+            for lab in labels:
+                # pooled PSNR: the pixel-weighted mean squared error of the stratum over all images
+                se = [(r[f"px@{lab}"], 255.0 ** 2 / 10 ** (r[f"psnr@{lab}"] / 10)) for r in mine
+                      if r[f"px@{lab}"] and not math.isnan(r[f"psnr@{lab}"])]
+                count = sum(c for c, _ in se)
+                mse = sum(c * e for c, e in se) / count if count else None
+                cells.append("–" if mse is None else _fmt(math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse),
+                                                          2))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def example_sheet(path: Path, examples: list, labels: list[str], width: int = 256) -> None:
+    """One row per image: input, each method, target; labelled columns."""
+    from PIL import ImageDraw
+
+    rows = []
+    for name, images in examples:
+        h0, w0 = images[-1].shape[:2]
+        height = max(1, round(h0 * width / w0))
+        cells = []
+        for img in images:
+            cell = Image.new("RGB", (width, height), (40, 40, 40)) if img is None else \
+                Image.fromarray(img if img.ndim == 3 else np.repeat(img[..., None], 3, 2)).resize((width, height))
+            cells.append(cell)
+        row = Image.new("RGB", (width * len(cells), height + 14), (255, 255, 255))
+        ImageDraw.Draw(row).text((2, 1), name, fill=(0, 0, 0))
+        for i, c in enumerate(cells):
+            row.paste(c, (i * width, 14))
+        rows.append(row)
+    head = Image.new("RGB", (rows[0].width, 16), (255, 255, 255))
+    draw = ImageDraw.Draw(head)
+    for i, lab in enumerate(labels):
+        draw.text((i * width + 2, 2), lab, fill=(0, 0, 0))
+    sheet = Image.new("RGB", (rows[0].width, 16 + sum(r.height for r in rows)), (255, 255, 255))
+    sheet.paste(head, (0, 0))
+    y = 16
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height
+    sheet.save(path)
