@@ -31,7 +31,11 @@ from manifests.outdir import OutputFolderError, claim
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .depthnet import DepthEstimator, load_depth_model, normalise
+from .fit import fit
+from .logs import get_logger
 from .photos import PhotoSource, PhotoStream, check_online, check_run_inputs, photo_loader
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -120,19 +124,11 @@ def _features(out, layers) -> list[torch.Tensor]:
     return [out.hidden_states[i] for i in layers]
 
 
-def fit_teacher(teacher: DepthEstimator, data, steps: int, lr: float, log=print) -> None:
-    """Supervised fit on the synthetic ground truth (tiny configuration's stand-in for pretrained weights)."""
-    opt = torch.optim.Adam(teacher.parameters(), lr=lr)
+def fit_teacher(teacher: DepthEstimator, data, steps: int, lr: float) -> None:
+    """Supervised fit (L1) on the synthetic ground truth (tiny configuration's stand-in for pretrained weights)."""
     teacher.train()
-    for step in range(steps):
-        b = next(data)
-        pred = teacher(_01(b["aif"]))
-        loss = F.l1_loss(pred, b["disp"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % max(1, steps // 5) == 0:
-            log(f"teacher fit {step + 1}/{steps}: L1 {loss.item():.4f}")
+    fit(teacher.parameters(), lambda b: F.l1_loss(teacher(_01(b["aif"])), b["disp"]), data, steps, lr,
+        "teacher fit")
     teacher.eval()
 
 
@@ -148,13 +144,13 @@ class _Raw(torch.nn.Module):
         return [out.hidden_states[i] for i in self.layers], out.predicted_depth
 
 
-def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print) -> dict:
+def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> dict:
     """Distil (see module doc); under ``torchrun``/``accelerate launch`` data-parallel, rank 0 writing."""
     from .distributed import setup
 
     ctx = setup(dcfg.device)
     try:
-        return _distill(ctx, mcfg, dcfg, shards, val, out, log if ctx.main else (lambda *_: None))
+        return _distill(ctx, mcfg, dcfg, shards, val, out)
     finally:
         ctx.close()
 
@@ -163,7 +159,7 @@ def distill(mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log=print)
 DISTILL_OUTPUTS = ("depth_eval.csv", "depth_examples.png", "student/**")
 
 
-def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log) -> dict:
+def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> dict:
     out = Path(out)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
@@ -174,31 +170,31 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
     if dcfg.isr_data is not None:
         stream = PhotoStream(dcfg.isr_data, dcfg.crop or mcfg.resolution, dcfg.batch_size, dcfg.seed,
                              dcfg.degradation, dcfg.hflip)
-        log(f"distilling on natural photos degraded online: {stream.describe()}")
+        log.info(f"distilling on natural photos degraded online: {stream.describe()}")
         data = iter(photo_loader(stream))
     else:
-        log("NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
+        log.info("NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
             "natural photos, an SA-1B subset, degraded online)")
         # after the batches the tiny teacher's fit reads (below), as one process would continue its stream
         skip = -(-dcfg.teacher_fit_steps // ctx.world)
         data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip), skip_batches=skip)))
     device = ctx.device
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
-    log(f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
+    log.info(f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
         f"{ctx.world} process(es), batch {dcfg.batch_size * ctx.world} per step")
     if dcfg.teacher_fit_steps:
         if mcfg.depth is not None:
             raise ValueError("teacher_fit_steps is for a random (tiny) depth network only")
         # the same fit on every rank: the first teacher_fit_steps batches of the stream
         fit_data = iter(loader(ShardStream(urls, scfg, rank=0, world=1)))
-        fit_teacher(teacher, fit_data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr, log)
+        fit_teacher(teacher, fit_data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr)
     teacher.eval().requires_grad_(False).to(device)
     ctx.broadcast_module(teacher)
     student = copy.deepcopy(teacher).requires_grad_(True)
     layers = list(teacher.model.config.backbone_config.out_indices)
     before = evaluate(student, teacher, val_urls, scfg) if ctx.main else {}
     if ctx.main:
-        log(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
+        log.info(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
             f"{before['absrel_student_clear']:.4f}")
     ctx.barrier()
     opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
@@ -220,13 +216,13 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
         opt.step()
         if (step + 1) % dcfg.log_every == 0 or step + 1 == dcfg.steps:
             f_v, o_v = ctx.mean([feat.item(), outl.item()])
-            log(f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
+            log.info(f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
                 f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)")
     net = None
     student.eval()
     digest = ctx.check_in_sync(student)
     if ctx.distributed:
-        log(f"all {ctx.world} processes hold identical student weights (sha256 {digest[:16]})")
+        log.info(f"all {ctx.world} processes hold identical student weights (sha256 {digest[:16]})")
     result = {"before": before, "after": {}}
     if ctx.main:
         student.cpu()
@@ -239,7 +235,7 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out, log)
             w.writerows(rows)
         student.model.save_pretrained(out / "student")
         _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
-        log(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
+        log.info(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
             f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
             f"student -> {out / 'student'} (use: python -m model.train --depth-weights {out / 'student'} ..., or "
             f"model.infer --depth-weights), table -> {out / 'depth_eval.csv'}")
@@ -267,16 +263,12 @@ def parse_args(argv=None):
                           out_help="output folder (student weights, depth_eval.csv, depth_examples.png)")
 
 
-def _flushed(message: str) -> None:
-    print(message, flush=True)  # progress reaches a log file or a launcher's pipe line by line
-
-
 def main(args) -> dict:
     """Run ``python -m model.distill`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, dcfg = configs_or_exit(load_configs, args)
     check_run_inputs((args.shards, args.val), dcfg.isr_data, "distill.isr_data")
     try:
-        return distill(mcfg, dcfg, args.shards, args.val, args.out, log=_flushed)
+        return distill(mcfg, dcfg, args.shards, args.val, args.out, )
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
 

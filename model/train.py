@@ -33,7 +33,11 @@ from manifests.outdir import OutputFolderError, claim
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
 from .figures import example_grid
+from .fit import fit
+from .logs import get_logger
 from .photos import PhotoSource, PhotoStream, check_online, check_run_inputs, photo_loader
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -126,7 +130,7 @@ def ssim_y(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
 
 
 # ---------------------------------------------------------------- the tiny prior
-def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=print) -> Path:
+def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path) -> Path:
     """Fit the tiny random VAE (autoencoder on HQ and LQ images) and then the whole pruned U-Net (one step,
     LQ -> all-in-focus) on the training shards; save them in SD layout under ``out``."""
     from .network import load_components, save_sd_folder
@@ -140,17 +144,12 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
     unet, vae, scheduler = load_components(None, mcfg.seed)
     data = iter(loader(ShardStream(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
                                                       mcfg.focus_radius, tcfg.crop), rank=0, world=1)))
-    n = tcfg.prior_vae_steps
-    opt = torch.optim.Adam(vae.parameters(), lr=tcfg.prior_lr)
-    for step in range(n):
-        b = next(data)
+
+    def autoencode(b):
         x = torch.cat([b["aif"], b["bokeh"], b["lq"]])
-        loss = F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % max(1, n // 5) == 0:
-            log(f"prior: VAE autoencoder step {step + 1}/{n}  L2 {loss.item():.4f}")
+        return F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x)
+
+    fit(vae.parameters(), autoencode, data, tcfg.prior_vae_steps, tcfg.prior_lr, "prior: VAE autoencoder (L2)")
     vae.requires_grad_(False)
     # start the single step near the identity: ε̂ = 0 gives x0 = z/√ᾱ (a random conv_out gives noise, which a few
     # hundred steps do not undo at t = 999, where x0 amplifies ε̂'s error 15×)
@@ -159,19 +158,13 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path, log=pr
     ab = scheduler.alphas_cumprod[mcfg.timestep].item()
     sf = vae.config.scaling_factor
     t = torch.tensor([mcfg.timestep])
-    n = tcfg.prior_fit_steps
-    opt = torch.optim.Adam(unet.parameters(), lr=tcfg.prior_lr)
-    for step in range(n):
-        b = next(data)
+
+    def single_step(b):
         z = vae.encode(b["lq"]).latent_dist.mode() * sf
         eps = unet(z, t.expand(len(z)), encoder_hidden_states=None).sample
-        pred = vae.decode((z - (1 - ab) ** 0.5 * eps) / ab ** 0.5 / sf).sample
-        loss = F.mse_loss(pred, b["aif"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % max(1, n // 5) == 0:
-            log(f"prior: U-Net single step step {step + 1}/{n}  L2 {loss.item():.4f}")
+        return F.mse_loss(vae.decode((z - (1 - ab) ** 0.5 * eps) / ab ** 0.5 / sf).sample, b["aif"])
+
+    fit(unet.parameters(), single_step, data, tcfg.prior_fit_steps, tcfg.prior_lr, "prior: U-Net single step (L2)")
     save_sd_folder(tmp, unet, vae)
     tmp.rename(out)
     return out
@@ -278,16 +271,16 @@ def plot(run: Path) -> None:
 
 # ---------------------------------------------------------------- training
 def resolve_depth(mcfg: ModelConfig, depth_weights=None) -> ModelConfig:
-    """``--depth-weights`` (else ``model.depth``) as an absolute path to a transformers folder, checked; the trained
-    weights' model.yaml records it, so ``model.infer`` uses the same depth model by default."""
+    """``--depth-weights`` (else ``model.depth``) as an absolute path to a local Depth Anything folder, checked
+    (a ValueError naming it); the trained weights' model.yaml records it, so inference uses the same depth model by
+    default (model.pipeline.depth_folder)."""
+    from .depthnet import check_depth_folder
+
     folder = depth_weights or mcfg.depth
     if folder is None:
         return mcfg
-    folder = Path(folder).resolve()
-    if not (folder / "config.json").is_file():
-        raise SystemExit(f"error: {'--depth-weights' if depth_weights else 'model.depth'} {folder}: no config.json: "
-                         "not a local Depth Anything folder (e.g. a model.distill output's student/)")
-    return dataclasses.replace(mcfg, depth=str(folder))
+    check_depth_folder(folder, "--depth-weights" if depth_weights else "model.depth")
+    return dataclasses.replace(mcfg, depth=str(Path(folder).resolve()))
 
 
 # what model.train writes into its run folder (manifests.outdir patterns)
@@ -311,62 +304,116 @@ def _uses_photos(tcfg: TrainConfig, phase: str) -> bool:
     return tcfg.isr_data is not None and phase in ("isr1", "isr")
 
 
-def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None, log=print,
+def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None,
           stop_after: int | None = None) -> dict:
     """Train (or resume) into ``run``; returns the last validation row (or {}). ``stop_after`` ends this call
     after that many steps (tests: a run interrupted and resumed). Under ``torchrun``/``accelerate launch``
-    (``WORLD_SIZE`` > 1) every process runs this: data-parallel with DDP, rank 0 alone writes (model/distributed.py)."""
+    (``WORLD_SIZE`` > 1) every process runs this: data-parallel with DDP, rank 0 alone writes and logs
+    (model/distributed.py, model/logs.py)."""
     from .distributed import setup
 
     ctx = setup(tcfg.device)
     try:
-        return _train(ctx, mcfg, tcfg, shards, run, val, perceptual, log if ctx.main else (lambda *_: None),
-                      stop_after)
+        return _train(ctx, mcfg, tcfg, shards, Path(run), val, perceptual, stop_after)
     finally:
         ctx.close()
 
 
-def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptual, log, stop_after) -> dict:
-    from .network import MagicBokeh
-
-    run = Path(run)
+def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run: Path, val, perceptual, stop_after) -> dict:
     urls = expand_urls(shards)
     val_urls = expand_urls(val) if val else None
     check_max_k(urls, mcfg.k_max)
-    crop = tcfg.crop or mcfg.resolution
-    photos = None
-    if tcfg.isr_data is not None:  # listed (and checked) before any work
-        photos = lambda skip: PhotoStream(tcfg.isr_data, crop, tcfg.batch_size, tcfg.seed, tcfg.degradation,  # noqa
-                                          tcfg.hflip, skip)
-        log(f"Real-ISR phases: natural photos degraded online: {photos(0).describe()}")
-    else:
-        log("NOTE: no train.isr_data: the Real-ISR phases (isr1, isr) learn from the shards' all-in-focus images. "
-            "The paper's recipe uses natural photos (LSDIR + 10k FFHQ faces) degraded online: set train.isr_data.")
+    photos = _photo_source(mcfg, tcfg)
     torch.manual_seed(tcfg.seed)
+    _own_run_folder(ctx, run, mcfg, tcfg, [*urls, *(val_urls or [])])
+    mcfg = _prior(ctx, mcfg, tcfg, urls, run)
+    model, perceptual, optimizers = _build(ctx, mcfg, tcfg, perceptual)
+    start = _resume(ctx, run, model, optimizers)
+    streams = _streams(mcfg, tcfg, urls, photos, start)
+    end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
+    global_batch = tcfg.batch_size * tcfg.grad_accum * ctx.world
+    log.info(f"batch: {tcfg.batch_size} per process × {tcfg.grad_accum} accumulated × {ctx.world} processes = "
+             f"{global_batch} per step; device {ctx.device}")
+    last_val = {}
+    t_start = time.perf_counter()
+    net = None
+    for step in range(start, end):
+        phase = tcfg.phase(step)
+        if model.phase != phase or net is None:
+            model.set_phase(phase)
+            net = None  # a new DDP wrapper for the new set of trained parameters (the old one is released first)
+            net = ctx.wrap(model)
+        opt = optimizers[phase]
+        stream = streams["photos" if _uses_photos(tcfg, phase) else "shards"]
+        losses = _step(ctx, net, opt, stream, phase, perceptual, tcfg)
+        done = step + 1
+        rate = (time.perf_counter() - t_start) / (done - start)
+        _log_step(ctx, run, tcfg, done, phase, losses, opt, global_batch, rate, end)
+        if val_urls and (done % tcfg.val_every == 0 or done == tcfg.total_steps):
+            last_val = _validate(ctx, model, val_urls, mcfg, tcfg, done, run) or last_val
+        if done % tcfg.ckpt_every == 0 or done == end:
+            if ctx.main:
+                save_checkpoint(run, done, model, optimizers, tcfg.keep_checkpoints)
+            ctx.barrier()
+    net = None
+    _finish(ctx, run, model, end == tcfg.total_steps)
+    return last_val
+
+
+# ---------------------------------------------------------------- the steps of a run
+def _photo_source(mcfg: ModelConfig, tcfg: TrainConfig):
+    """The Real-ISR phases' natural photos as a function of the batches already served, or None (the shards'
+    all-in-focus images instead); listed and checked before any work."""
+    if tcfg.isr_data is None:
+        log.info("NOTE: no train.isr_data: the Real-ISR phases (isr1, isr) learn from the shards' all-in-focus "
+                 "images. The paper's recipe uses natural photos (LSDIR + 10k FFHQ faces) degraded online: set "
+                 "train.isr_data.")
+        return None
+    crop = tcfg.crop or mcfg.resolution
+
+    def photos(skip: int) -> PhotoStream:
+        return PhotoStream(tcfg.isr_data, crop, tcfg.batch_size, tcfg.seed, tcfg.degradation, tcfg.hflip, skip)
+
+    log.info(f"Real-ISR phases: natural photos degraded online: {photos(0).describe()}")
+    return photos
+
+
+def _own_run_folder(ctx, run: Path, mcfg: ModelConfig, tcfg: TrainConfig, inputs: list) -> None:
+    """Rank 0 claims the run folder (manifests.outdir) and records the configuration; a folder holding a run of
+    another configuration is refused naming the differences. Every rank checks it runs the recorded one."""
     record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
     cfg_file = run / "config.json"
     if ctx.main:
-        claim(run, "model.train", TRAIN_OUTPUTS, inputs=[*urls, *(val_urls or [])], signature="config.json")
+        claim(run, "model.train", TRAIN_OUTPUTS, inputs=inputs, signature="config.json")
         if cfg_file.is_file():
             differ = config_differences(json.loads(cfg_file.read_text()), json.loads(json.dumps(record)))
             if differ:
                 raise OutputFolderError(f"--out {run}: holds a run of another configuration ({'; '.join(differ[:6])}"
-                                 f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config")
+                                        f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config")
         cfg_file.write_text(json.dumps(record, indent=2))
     ctx.barrier()
     if ctx.distributed and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
         raise ValueError(f"{run}: rank {ctx.rank} has another configuration than rank 0 ({cfg_file})")
 
-    if tcfg.prior_fit_steps or tcfg.prior_vae_steps:
-        t0 = time.perf_counter()
-        if ctx.main:
-            base = fit_tiny_prior(mcfg, tcfg, urls, run / "base", log)
-        ctx.barrier()  # the other ranks load what rank 0 fitted
-        base = run / "base"
-        mcfg = dataclasses.replace(mcfg, base=str(base.resolve()))
-        log(f"prior ready in {run / 'base'} ({time.perf_counter() - t0:.1f} s)")
-    device = ctx.device
-    model = MagicBokeh(mcfg).to(device)
+
+def _prior(ctx, mcfg: ModelConfig, tcfg: TrainConfig, urls, run: Path) -> ModelConfig:
+    """The tiny configuration's stand-in for pretrained weights, fitted once by rank 0 into run/base; the model
+    config then points there."""
+    if not (tcfg.prior_fit_steps or tcfg.prior_vae_steps):
+        return mcfg
+    t0 = time.perf_counter()
+    if ctx.main:
+        fit_tiny_prior(mcfg, tcfg, urls, run / "base")
+    ctx.barrier()  # the other ranks load what rank 0 fitted
+    log.info(f"prior ready in {run / 'base'} ({time.perf_counter() - t0:.1f} s)")
+    return dataclasses.replace(mcfg, base=str((run / "base").resolve()))
+
+
+def _build(ctx, mcfg: ModelConfig, tcfg: TrainConfig, perceptual):
+    """The model on the device, the perceptual loss (LPIPS unless given) and one AdamW per phase."""
+    from .network import MagicBokeh
+
+    model = MagicBokeh(mcfg).to(ctx.device)
     if tcfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     if perceptual is None:
@@ -374,13 +421,18 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptu
 
         perceptual = make_lpips(tcfg.lpips_net, tcfg.lpips_backbone, verbose=ctx.main)
     if isinstance(perceptual, torch.nn.Module):
-        perceptual.requires_grad_(False).to(device)
-
-    lrs = {"isr1": tcfg.lr_isr1, "bokeh": tcfg.lr_bokeh, "isr": tcfg.lr_isr}
+        perceptual.requires_grad_(False).to(ctx.device)
     optimizers = {}
-    for phase, lr in lrs.items():
+    for phase, lr in {"isr1": tcfg.lr_isr1, "bokeh": tcfg.lr_bokeh, "isr": tcfg.lr_isr}.items():
         model.set_phase(phase)
         optimizers[phase] = torch.optim.AdamW(model.trainable_parameters(), lr=lr, weight_decay=tcfg.weight_decay)
+    model.set_phase(None)
+    return model, perceptual, optimizers
+
+
+def _resume(ctx, run: Path, model, optimizers: dict) -> int:
+    """The step of the last checkpoint (0 without one), its weights, optimizer states and RNG restored; log rows
+    written after it dropped."""
     start = 0
     ckpts = _checkpoints(run)
     if ckpts:
@@ -393,12 +445,16 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptu
         if ctx.main:
             for name in ("train_log.csv", "val.csv"):
                 _trim_csv(run / name, start)
-        log(f"resuming from {ckpts[-1]} (step {start})")
+        log.info(f"resuming from {ckpts[-1]} (step {start})")
     ctx.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
     model.set_phase(None)
     model.train()
+    return start
 
-    # each stream has served grad_accum batches per step of the phases that read it
+
+def _streams(mcfg: ModelConfig, tcfg: TrainConfig, urls, photos, start: int) -> dict:
+    """The shard stream and the photo stream (when the Real-ISR phases read photos), each past the batches it has
+    served in the ``start`` steps already taken (grad_accum per step of the phases that read it)."""
     served = {"photos": 0, "shards": 0}
     for step in range(start):
         served["photos" if _uses_photos(tcfg, tcfg.phase(step)) else "shards"] += tcfg.grad_accum
@@ -407,75 +463,73 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val, perceptu
     streams = {"shards": iter(loader(ShardStream(urls, scfg, served["shards"]), num_workers=tcfg.num_workers))}
     if photos is not None:
         streams["photos"] = iter(photo_loader(photos(served["photos"]), tcfg.num_workers))
-    end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
-    global_batch = tcfg.batch_size * tcfg.grad_accum * ctx.world
-    log(f"batch: {tcfg.batch_size} per process × {tcfg.grad_accum} accumulated × {ctx.world} processes = "
-        f"{global_batch} per step; device {device}")
-    last_val = {}
-    t_start = time.perf_counter()
-    net = None
-    for step in range(start, end):
-        phase = tcfg.phase(step)
-        if model.phase != phase or net is None:
-            model.set_phase(phase)
-            net = None  # a new DDP wrapper for the new set of trained parameters (the old one is released first)
-            net = ctx.wrap(model)
-        opt = optimizers[phase]
-        opt.zero_grad(set_to_none=True)
-        stream = streams["photos" if _uses_photos(tcfg, phase) else "shards"]
-        sums = [0.0, 0.0, 0.0]
-        for micro in range(tcfg.grad_accum):
-            b = to_device(next(stream), device)
-            sync = micro == tcfg.grad_accum - 1 or not ctx.distributed
-            with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device, tcfg.precision):
-                if phase == "bokeh":
-                    pred, target = net(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
-                else:
-                    pred, target = net(b["lq"]), b["aif"]
-                lp = perceptual(pred, target).mean().float()
-                l2 = F.mse_loss(pred.float(), target)
-                loss = l2 + tcfg.lpips_weight * lp
-                (loss / tcfg.grad_accum).backward()
-            sums = [a + v.item() / tcfg.grad_accum for a, v in zip(sums, (loss, l2, lp))]
-        if tcfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tcfg.max_grad_norm)
-        opt.step()
-        loss_v, l2_v, lp_v = ctx.mean(sums)
-        done = step + 1
-        if ctx.main:
-            _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss_v:.6f}",
-                                            "l2": f"{l2_v:.6f}", "lpips": f"{lp_v:.6f}",
-                                            "lr": opt.param_groups[0]["lr"], "global_batch": global_batch})
-        if done % tcfg.log_every == 0 or done == end:
-            rate = (time.perf_counter() - t_start) / (done - start)
-            log(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
-                f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
-                f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
-        if val_urls and (done % tcfg.val_every == 0 or done == tcfg.total_steps):
-            if ctx.main:
-                last_val = validate(model, val_urls, mcfg, tcfg, done, run)
-                _append(run / "val.csv", last_val)
-                log(f"val @ {done}: bokeh PSNR {last_val['psnr_bokeh']:.2f} dB (identity "
-                    f"{last_val['psnr_bokeh_identity']:.2f}), all-in-focus {last_val['psnr_aif']:.2f} dB (identity "
-                    f"{last_val['psnr_aif_identity']:.2f})")
-                plot(run)
-            ctx.barrier()
-        if done % tcfg.ckpt_every == 0 or done == end:
-            if ctx.main:
-                save_checkpoint(run, done, model, optimizers, tcfg.keep_checkpoints)
-            ctx.barrier()
-    net = None
+    return streams
+
+
+def _step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig) -> list[float]:
+    """One optimizer step of ``phase`` over grad_accum micro-batches (gradients synchronised on the last only);
+    returns [loss, L2, LPIPS], averaged over the micro-batches and the processes."""
+    opt.zero_grad(set_to_none=True)
+    sums = [0.0, 0.0, 0.0]
+    for micro in range(tcfg.grad_accum):
+        b = to_device(next(stream), ctx.device)
+        sync = micro == tcfg.grad_accum - 1 or not ctx.distributed
+        with (contextlib.nullcontext() if sync else net.no_sync()), autocast(ctx.device, tcfg.precision):
+            if phase == "bokeh":
+                pred, target = net(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
+            else:
+                pred, target = net(b["lq"]), b["aif"]
+            lp = perceptual(pred, target).mean().float()
+            l2 = F.mse_loss(pred.float(), target)
+            loss = l2 + tcfg.lpips_weight * lp
+            (loss / tcfg.grad_accum).backward()
+        sums = [a + v.item() / tcfg.grad_accum for a, v in zip(sums, (loss, l2, lp))]
+    if tcfg.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tcfg.max_grad_norm)
+    opt.step()
+    return ctx.mean(sums)
+
+
+def _log_step(ctx, run: Path, tcfg: TrainConfig, done: int, phase: str, losses, opt, global_batch: int,
+              rate: float, end: int) -> None:
+    """A row of train_log.csv (rank 0) and, every log_every steps, a progress line with the ETA."""
+    loss_v, l2_v, lp_v = losses
+    if ctx.main:
+        _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss_v:.6f}", "l2": f"{l2_v:.6f}",
+                                        "lpips": f"{lp_v:.6f}", "lr": opt.param_groups[0]["lr"],
+                                        "global_batch": global_batch})
+    if done % tcfg.log_every == 0 or done == end:
+        log.info(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
+                 f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
+                 f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
+
+
+def _validate(ctx, model, val_urls, mcfg: ModelConfig, tcfg: TrainConfig, done: int, run: Path) -> dict:
+    """Rank 0 validates, appends to val.csv and redraws curves.png; returns the row ({} on other ranks)."""
+    row = {}
+    if ctx.main:
+        row = validate(model, val_urls, mcfg, tcfg, done, run)
+        _append(run / "val.csv", row)
+        log.info(f"val @ {done}: bokeh PSNR {row['psnr_bokeh']:.2f} dB (identity {row['psnr_bokeh_identity']:.2f}), "
+                 f"all-in-focus {row['psnr_aif']:.2f} dB (identity {row['psnr_aif_identity']:.2f})")
+        plot(run)
+    ctx.barrier()
+    return row
+
+
+def _finish(ctx, run: Path, model, complete: bool) -> None:
+    """Every rank holds the same weights (checked); when the run is complete rank 0 writes run/weights."""
     digest = ctx.check_in_sync(model)
     if ctx.distributed:
-        log(f"all {ctx.world} processes hold identical weights (sha256 {digest[:16]})")
-    if end == tcfg.total_steps and ctx.main:
+        log.info(f"all {ctx.world} processes hold identical weights (sha256 {digest[:16]})")
+    if complete and ctx.main:
         final = run / "weights"
         shutil.rmtree(final, ignore_errors=True)
         model.save_weights(final)
         plot(run)
-        log(f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: {run / 'curves.png'}")
+        log.info(f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: "
+                 f"{run / 'curves.png'}")
     ctx.barrier()
-    return last_val
 
 
 def parse_args(argv=None):
@@ -483,19 +537,18 @@ def parse_args(argv=None):
                           out_help="run folder (rerun the same command to resume)", depth=True)
 
 
-def _flushed(message: str) -> None:
-    print(message, flush=True)  # progress reaches a log file or a launcher's pipe line by line
-
-
 def main(args) -> dict:
     """Run ``python -m model.train`` with parsed arguments (the configs are checked before any work starts)."""
     mcfg, tcfg = configs_or_exit(load_configs, args)
-    mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
+    try:
+        mcfg = resolve_depth(mcfg, getattr(args, "depth_weights", None))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     if args.stop_after is not None and args.stop_after < 1:
         raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
     check_run_inputs((args.shards, args.val), tcfg.isr_data, "train.isr_data")
     try:
-        return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after, log=_flushed)
+        return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after)
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
 
