@@ -115,6 +115,26 @@ def load_alpha(path) -> np.ndarray:
     return alpha if alpha is not None else rgb[..., 0]
 
 
+def read_depth(path) -> np.ndarray:
+    """A metric depth map as H×W float32 metres, 0 = invalid: ``.npy`` holds metres (NaN and ±inf read as
+    invalid), a single-channel 16-bit PNG holds millimetres (as NYUv2 and KITTI store them). Errors name the file."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            d = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable .npy ({e})") from None
+        if d.ndim != 2 or d.dtype.kind not in "fiu":
+            raise ValueError(f"{path}: a 2-D numeric depth map expected, got {d.dtype} {d.shape}")
+        return np.nan_to_num(d.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    import cv2
+
+    d = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if d is None or d.ndim != 2 or d.dtype != np.uint16:
+        raise ValueError(f"{path}: a single-channel 16-bit PNG (millimetres) expected")
+    return d.astype(np.float32) / 1000.0
+
+
 def read_disparity(path) -> np.ndarray:
     """A disparity file as H×W float32 (larger = nearer, any scale): ``.npy`` (a numeric H×W or H×W×1 array) or a
     grey image (8- or 16-bit; a colour image only when its channels are equal). NaN or infinite values are

@@ -2,6 +2,8 @@
 
     python -m model.infer --image IN --out OUT.png (--focus X,Y | --focus-disparity D) --K 16 [--weights DIR]
     python -m model.infer ... --classical      # our ray-tracing renderer on the estimated depth (no model weights)
+    python -m model.infer --image IN --out OUT.png --lens 85 --f-number 1.4 --focus-distance 3 --depth D.npy
+                                               # a camera on metric depth instead of --K (README "Cameras")
 
 Images larger than the model's tile (512 for SD2.1) are processed in overlapping tiles blended with linear
 ramps; depth, the focus disparity and the defocus map are computed once on the whole image.
@@ -10,6 +12,7 @@ ramps; depth, the focus disparity and the defocus map are computed once on the w
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -59,11 +62,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--image", required=True, help="input photo (any PIL-readable image; RGBA is composited on white)")
     p.add_argument("--out", required=True, help="output image (.png, .jpg, .tif, ...); the disparity goes beside it "
                                                 "(*_disparity.png)")
-    focus = p.add_mutually_exclusive_group(required=True)
-    focus.add_argument("--focus", help="X,Y: focus on the surface at this pixel of the input image (0-based, "
-                                       "inside the image)")
-    focus.add_argument("--focus-disparity", type=float, help="focus disparity d_f in [0, 1] (1 = nearest)")
-    p.add_argument("--K", type=float, required=True, help=f"blur strength in [0, {MAX_K:g}]: radius K·|d − d_f| px")
+    p.add_argument("--focus", help="X,Y: focus on the surface at this pixel of the input image (0-based, "
+                                   "inside the image)")
+    p.add_argument("--focus-disparity", type=float, help="focus disparity d_f in [0, 1] (1 = nearest)")
+    p.add_argument("--K", type=float, help=f"blur strength in [0, {MAX_K:g}]: radius K·|d − d_f| px")
+    cam = p.add_argument_group("the camera form (instead of --K; README 'Cameras'): a thin lens on metric depth")
+    cam.add_argument("--lens", type=float, metavar="MM", help="focal length in mm (e.g. 85)")
+    cam.add_argument("--f-number", type=float, help="f-number (e.g. 1.4)")
+    cam.add_argument("--sensor", default="full-frame", help="sensor width: 'full-frame' (36 mm) or millimetres")
+    cam.add_argument("--focus-distance", type=float, metavar="M", help="focus distance in metres (or --focus X,Y)")
+    cam.add_argument("--depth", help="metric depth of the image: .npy in metres or a 16-bit PNG in millimetres")
     p.add_argument("--weights", help="folder of trained MagicBokeh weights (model.yaml, lora_*.safetensors, ...)")
     p.add_argument("--config", default="tiny", help="model config used without --weights (default: tiny)")
     p.add_argument("--depth-weights", help="local Depth Anything V2 folder (overrides the model config's)")
@@ -90,6 +98,84 @@ def disparity_path(out) -> Path:
     return out.with_name(out.stem + "_disparity.png")
 
 
+def check_camera_args(args: argparse.Namespace) -> None:
+    """The camera form: --lens, --f-number, --depth and one of --focus-distance / --focus, and none of the K form's
+    flags. Fills ``args.camera`` (renderer.lens.Camera)."""
+    from renderer.lens import FULL_FRAME_WIDTH_MM, Camera
+
+    for flag, value in (("--K", args.K), ("--focus-disparity", args.focus_disparity), ("--disparity", args.disparity)):
+        if value is not None:
+            raise ValueError(f"{flag}: not with the camera form (--lens ...): the camera and the metric depth give "
+                             "the blur")
+    missing = [f for f, v in (("--lens", args.lens), ("--f-number", args.f_number)) if v is None]
+    if missing:
+        raise ValueError(f"the camera form needs {' and '.join(missing)}")
+    if not args.depth:
+        raise ValueError("the camera form needs metric depth: --depth FILE (metres as .npy, or a 16-bit PNG in "
+                         "millimetres). The depth network gives relative depth (disparity up to an unknown scale and "
+                         "shift), from which no distance in metres, hence no camera blur, follows")
+    if not Path(args.depth).is_file():
+        raise ValueError(f"--depth {args.depth}: no such file")
+    if (args.focus is None) == (args.focus_distance is None):
+        raise ValueError("the camera form needs exactly one of --focus-distance M and --focus X,Y")
+    if args.focus_distance is not None and not 0 < args.focus_distance < math.inf:
+        raise ValueError(f"--focus-distance: metres > 0, got {args.focus_distance:g}")
+    if args.sensor == "full-frame":
+        sensor = FULL_FRAME_WIDTH_MM
+    else:
+        try:
+            sensor = float(args.sensor)
+        except ValueError:
+            raise ValueError(f"--sensor: 'full-frame' or a width in mm, got {args.sensor!r}") from None
+    args.camera = Camera(args.lens, args.f_number, sensor, name=f"{args.lens:g} mm f/{args.f_number:g} on a "
+                                                                 f"{sensor:g} mm sensor")
+
+
+def exif_camera(path) -> str | None:
+    """The camera that took a photo, from its EXIF (focal length, 35-mm equivalent, f-number, model), or None."""
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            ifd = exif.get_ifd(0x8769)
+    except Exception:
+        return None
+    focal, eq, fn, model = ifd.get(0x920A), ifd.get(0xA405), ifd.get(0x829D), exif.get(0x0110)
+    if focal is None and fn is None:
+        return None
+    parts = [str(model).strip()] if model else []
+    if focal is not None:
+        parts.append(f"{float(focal):g} mm" + (f" ({int(eq)} mm equivalent)" if eq else ""))
+    if fn is not None:
+        parts.append(f"f/{float(fn):g}")
+    return ", ".join(parts)
+
+
+def camera_disparity(args, shape) -> tuple[np.ndarray, float, float, str]:
+    """The camera form's (disparity d = z_near/z at the working size, K, d_f, a description) from --depth: z_near is
+    the nearest valid depth (or the focus distance when nearer); invalid depths (0) read as the farthest valid."""
+    from common.images import read_depth
+
+    z = read_depth(args.depth)
+    if z.shape != args.in_shape:
+        raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {args.in_shape[1]}×"
+                         f"{args.in_shape[0]}")
+    valid = z > 0
+    if not valid.any():
+        raise ValueError(f"--depth {args.depth}: no valid depth (every value is 0, NaN or infinite)")
+    z = np.where(valid, z, z[valid].max()).astype(np.float32)
+    if args.focus_xy is not None:
+        x, y = args.focus_xy
+        z_f = float(np.median(z[max(0, y - 1):y + 2, max(0, x - 1):x + 2]))
+    else:
+        z_f = float(args.focus_distance)
+    z_near = min(float(z.min()), z_f)
+    disp = z_near / z
+    if shape != z.shape:
+        disp = np.asarray(Image.fromarray(disp).resize(shape[::-1], Image.BILINEAR), np.float32)
+    K, d_f = args.camera.render_params(z_f, z_near, shape[1])
+    return disp, K, d_f, f"{args.camera.name}, focused at {z_f:g} m (nearest {z_near:g} m)"
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Every argument checked before anything heavy runs (depth network, model, renderer); a ValueError names
     the argument. Fills ``args.focus_xy``."""
@@ -104,7 +190,7 @@ def check_args(args: argparse.Namespace) -> None:
     inputs = [args.image, args.disparity]
     check_not_input(out, inputs, "--out")  # never write over the photo or its disparity
     check_not_input(disparity_path(out), inputs, f"--out {out}: its disparity")
-    if not 0 <= args.K <= MAX_K:
+    if args.K is not None and not 0 <= args.K <= MAX_K:
         raise ValueError(f"--K: in [0, {MAX_K:g}], got {args.K:g}")
     if not args.upscale > 0:
         raise ValueError(f"--upscale: must be > 0, got {args.upscale:g}")
@@ -127,6 +213,15 @@ def check_args(args: argparse.Namespace) -> None:
                 w, h = h, w
     except Exception as e:
         raise ValueError(f"--image {image}: not a readable image ({e})") from None
+    args.camera = None
+    if args.lens is not None or args.f_number is not None or args.focus_distance is not None or args.depth:
+        check_camera_args(args)
+    else:
+        if args.K is None:
+            raise ValueError("give --K (blur strength), or a camera: --lens MM --f-number N --focus-distance M "
+                             "--depth FILE")
+        if (args.focus is None) == (args.focus_disparity is None):
+            raise ValueError("give exactly one of --focus X,Y and --focus-disparity D")
     args.focus_xy = None
     if args.focus is not None:
         try:
@@ -137,7 +232,7 @@ def check_args(args: argparse.Namespace) -> None:
         if not (0 <= x < w and 0 <= y < h):
             raise ValueError(f"--focus {x},{y}: outside the {w}×{h} image (0 <= X < {w}, 0 <= Y < {h})")
         args.focus_xy = (x, y)
-    elif not 0 <= args.focus_disparity <= 1:
+    elif args.focus_disparity is not None and not 0 <= args.focus_disparity <= 1:
         raise ValueError(f"--focus-disparity: in [0, 1], got {args.focus_disparity:g}")
 
 
@@ -166,11 +261,24 @@ def infer(args: argparse.Namespace) -> dict:
             print(NO_WEIGHTS)
         model = load_model(args.weights, args.config)
     cfg = model.cfg if model is not None else ModelConfig.from_yaml(args.config)
-    if not 0 <= args.K <= cfg.k_max:
+    if args.camera is None and not 0 <= args.K <= cfg.k_max:
         raise ValueError(f"--K: in [0, {cfg.k_max:g}] for this model, got {args.K:g}")
 
     t0 = time.perf_counter()
-    if args.disparity:
+    taken = exif_camera(image)
+    if taken:
+        print(f"{image}: taken with {taken}")
+    if args.camera is not None:
+        args.in_shape = in_shape
+        disp, args.K, d_f, described = camera_disparity(args, (h, w))
+        limit = MAX_K if args.classical else cfg.k_max
+        if args.K > limit:
+            raise ValueError(f"{described}: K = {args.K:.1f} at {w} px, above the "
+                             f"{'renderer' if args.classical else 'model'}'s {limit:g}: a longer focus distance, a "
+                             f"larger f-number or a smaller image")
+        print(f"camera: {described}: K = {args.K:.2f}, d_f = {d_f:.4f}")
+        depth_s = time.perf_counter() - t0
+    elif args.disparity:
         disp = load_disparity(args.disparity, in_shape, (h, w))
         depth_s = 0.0
     else:
@@ -181,7 +289,9 @@ def infer(args: argparse.Namespace) -> dict:
             print(f"depth: {folder} ({'--depth-weights' if args.depth_weights else 'the model config'})")
         disp = estimate_disparity(load_estimator(cfg, folder), rgb)
         depth_s = time.perf_counter() - t0
-    if args.focus_xy is not None:
+    if args.camera is not None:
+        pass  # d_f from the camera and the metric depth
+    elif args.focus_xy is not None:
         x, y = args.focus_xy
         d_f = focus_at(disp, min(w - 1, round(x * args.upscale)), min(h - 1, round(y * args.upscale)))
     else:
@@ -217,7 +327,8 @@ def render(image, out, *, K: float, focus: tuple[int, int] | None = None, focus_
         image=str(image), out=str(out), K=float(K), focus=None if focus is None else f"{focus[0]},{focus[1]}",
         focus_disparity=focus_disparity, weights=weights and str(weights), config=config,
         depth_weights=depth_weights and str(depth_weights), disparity=disparity and str(disparity),
-        upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap))
+        upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap), lens=None, f_number=None,
+        sensor="full-frame", focus_distance=None, depth=None)
     check_args(args)
     return infer(args)
 

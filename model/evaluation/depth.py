@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common.images import read_disparity
+from common.images import read_depth, read_disparity
 from manifests.outdir import claim
 from manifests.storage import atomic_file
 
@@ -36,24 +36,6 @@ def metric_depth_errors(pred_disp: np.ndarray, gt_depth: np.ndarray, valid: np.n
     depth = align_disparity(pred_disp, gt_depth, valid, max_depth)
     p, g = depth[valid], gt_depth[valid].astype(np.float64)
     return {"absrel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(np.maximum(p / g, g / p) < 1.25))}
-
-
-def read_depth(path: Path) -> np.ndarray:
-    """Metres; 0 = invalid. A 16-bit PNG holds millimetres; .npy holds metres."""
-    if path.suffix.lower() == ".npy":
-        try:
-            d = np.load(path, allow_pickle=False)
-        except Exception as e:
-            raise ValueError(f"{path}: not a readable .npy ({e})") from None
-        if d.ndim != 2:
-            raise ValueError(f"{path}: a 2-D depth map expected, got shape {d.shape}")
-        return np.nan_to_num(d.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    import cv2
-
-    d = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if d is None or d.ndim != 2 or d.dtype != np.uint16:
-        raise ValueError(f"{path}: a single-channel 16-bit PNG (millimetres) expected")
-    return d.astype(np.float32) / 1000.0
 
 
 DEPTH_PRESETS = {"nyu": dict(min_depth=1e-3, max_depth=10.0, crop=(45, 471, 41, 601)),  # Eigen crop on 480×640

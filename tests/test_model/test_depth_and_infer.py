@@ -263,3 +263,42 @@ def test_depth_cli_never_replaces_a_users_map_and_refuses_a_non_depth_folder(tmp
     (broken / "x.png").write_bytes(b"not a png")
     with pytest.raises(SystemExit, match="no disparity map written"):
         depth_cli.main(depth_cli.parse_args(["--images", str(broken), "--weights", str(folder)]))
+
+
+def test_infer_with_a_camera_renders_the_lens_blur_of_metric_depth(tmp_path, capsys):
+    """--lens 85 --f-number 1.4 --focus-distance 1.5 --depth D.npy: K and d_f follow the lens formula, the subject at
+    the focus distance stays sharp and the wall behind blurs by the predicted radius; the same with --focus X,Y;
+    without metric depth the camera form is refused and says why; the photo's EXIF camera is printed."""
+    from skimage import data as skdata
+
+    from renderer.lens import Camera
+
+    rgb = skdata.astronaut()[::4, ::4]  # 128×128
+    img = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0110] = "Test Camera"
+    exif.get_ifd(0x8769).update({0x920A: 85.0, 0x829D: 1.4, 0xA405: 85})
+    img.save(tmp_path / "p.jpg", exif=exif, quality=95)
+    z = np.full((128, 128), 6.0, np.float32)
+    z[40:90, 40:90] = 1.5  # a subject at 1.5 m before a wall at 6 m
+    np.save(tmp_path / "z.npy", z)
+    out = tmp_path / "b.png"
+    cam = ["--lens", "85", "--f-number", "1.4", "--depth", str(tmp_path / "z.npy"), "--classical"]
+    run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--focus-distance", "1.5", *cam])
+    text = capsys.readouterr().out
+    K, d_f = Camera(85.0, 1.4, 36.0).render_params(1.5, 1.5, 128)
+    assert f"K = {K:.2f}, d_f = {d_f:.4f}" in text and "taken with Test Camera, 85 mm (85 mm equivalent), f/1.4" in text
+    r_wall = Camera(85.0, 1.4, 36.0).blur_radius_px(6.0, 1.5, 128)
+    assert 2 < r_wall < 8
+    src, res = np.asarray(img, np.float32), np.asarray(Image.open(out), np.float32)
+    err = np.abs(res - src).mean(axis=2)
+    assert err[48:82, 48:82].mean() < 0.25 * err[:25, :25].mean()  # in focus stays, the wall blurs
+    run(["--image", str(tmp_path / "p.jpg"), "--out", str(tmp_path / "f.png"), "--focus", "64,64", *cam])
+    assert f"K = {K:.2f}, d_f = {d_f:.4f}" in capsys.readouterr().out  # --focus at the subject: the same focus
+    with pytest.raises(SystemExit):
+        run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--lens", "85", "--f-number", "1.4",
+             "--focus-distance", "1.5"])
+    assert "needs metric depth: --depth FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--K", "8", "--focus", "1,1", *cam])
+    assert "--K: not with the camera form" in capsys.readouterr().err
