@@ -99,6 +99,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     import pyarrow as pa
 
     from datagen.assets import usable
+    from datagen.camera import camera_columns, draw_camera
     from datagen.scenes import draw_scene, make_sample
     from datagen.shards import encode_sample, member_columns, write_shard
     from manifests import Store, samples_schema
@@ -118,7 +119,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
         try:
             spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size,
                               highlights_prob=cfg.highlights.prob)
-            sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, **cfg.render)
+            camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
+            sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, camera=camera, **cfg.render)
             members = encode_sample(sample, cfg.png_compress_level)
         except AssetUnavailable:
             raise  # this node's storage, not this sample
@@ -130,6 +132,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
         records.append({"key": key, "shard": f"{split}-{shard:06d}.tar", "split": split, **spec.columns(),
                         "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
                         "focus_disparity": focus["disparity"],
+                        **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
                         **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
                         **member_columns(members)})
     if len(failures) > cfg.max_failure_rate * len(indices):
@@ -137,7 +140,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
-    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds))
+    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds, cfg.camera.enabled))
     table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")

@@ -38,13 +38,13 @@ def _hf_feature(t: pa.DataType) -> dict:
                       pa.string(): "string"}[t]}
 
 
-def hf_features(quality: dict) -> list[dict]:
+def hf_features(quality: dict, camera: bool = False) -> list[dict]:
     """The features of one sample as ``datasets`` reads a shard (images decoded, ``disp.npy`` as rows of float32,
     the ``json`` member's full struct from manifests.sample_json_type), so that every sample loads with one schema
     even where the first samples leave a value undrawn (null)."""
     members = [{"name": m, "dtype": "image"} for m in ("aif.png", "bokeh.png", "lq.png")]
     members.append({"name": "disp.npy", "list": {"list": "float32"}})
-    members.append({"name": "json", **_hf_feature(sample_json_type(quality))})
+    members.append({"name": "json", **_hf_feature(sample_json_type(quality, camera))})
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
@@ -60,7 +60,8 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         "size_categories": [size_category(sum(counts.values()))],
         "pretty_name": "bokehgen synthetic bokeh dataset",
         "configs": [{"config_name": "default", "data_files": splits}],
-        "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})))},
+        "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})),
+                                                 bool(summary["config"].get("camera", {}).get("target")))},
     }
     cfg = summary["config"]
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common import config
 from common.limits import check_seed
+from datagen.camera import CameraConfig
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
 
@@ -43,6 +44,8 @@ class BuildConfig:
     # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
     render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
     png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
+    # camera-true scenes in metres (datagen.camera.CameraConfig; off unless camera.target names a camera)
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self):
         from datagen.assets import LAYOUTS
@@ -84,6 +87,8 @@ class BuildConfig:
         Quality.from_dict(self.render, "render")
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
+        if self.camera.enabled:
+            self.camera.check_k(self.size)
 
     def degradation_config(self) -> DegradationConfig:
         """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)
@@ -109,4 +114,7 @@ class BuildConfig:
         return config.load(cls, path, overrides, where=where)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(config.to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
+        values = config.to_dict(self)
+        if not self.camera.enabled:  # off: the hash of every K-range build stays what it was
+            values.pop("camera")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

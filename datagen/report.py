@@ -16,8 +16,11 @@ from manifests import Store, stats
 
 HISTOGRAMS = ["fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
               "bg_crop_2", "deg_stage1_noise_sigma", "deg_stage1_noise_scale", "deg_stage1_jpeg_quality",
-              "deg_stage2_jpeg_quality", "deg_kernel1_sigma_x", "deg_stage1_resize_scale"]
-CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order"]
+              "deg_stage2_jpeg_quality", "deg_kernel1_sigma_x", "deg_stage1_resize_scale",
+              # camera-true builds only (datagen.camera)
+              "cam_target_f_number", "cam_target_focal_length_mm", "cam_focus_distance_m", "cam_z_near_m",
+              "cam_input_zoom", "cam_K_input"]
+CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order", "cam_target_name"]
 
 
 def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
@@ -30,9 +33,10 @@ def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
     lo, hi = scene.k_range
     fig, ax = plt.subplots(figsize=(3.6, 2.4))
     ax.hist(k, bins=16, range=(0, max(hi, 1e-6) * 1.05), density=True, alpha=0.7, label=f"realised (n={len(k)})")
-    if hi > lo:
+    cameras = bool(cfg.get("camera", {}).get("target"))
+    if hi > lo and not cameras:
         ax.plot([lo, lo, hi, hi], [0, 1 / (hi - lo), 1 / (hi - lo), 0], "r-", label="configured U(k_range)")
-    ax.set_title("K", fontsize=9)
+    ax.set_title("K (from each sample's camera and distances)" if cameras else "K", fontsize=9)
     ax.legend(fontsize=6)
     figs.append(_png(fig))
     n_fg = scene.num_foregrounds

@@ -302,11 +302,14 @@ def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, flo
 
 
 def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: DegradationConfig | None = None,
-                highlights: Highlights | None = None, bit_depth: int = 8, **render_options) -> dict:
+                highlights: Highlights | None = None, bit_depth: int = 8, camera=None, **render_options) -> dict:
     """Every member of one sample (ARCHITECTURE.md, "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
     ``bit_depth=16``), lq (uint8: the phone input, degraded from the 8-bit all-in-focus image either way), disp
     (float32 H×W, full precision, nearest visible surface), json (the spec, the degradation draws, the renderer
-    report). ``highlights`` applies where ``spec.highlights`` is set."""
+    report). ``highlights`` applies where ``spec.highlights`` is set. ``camera`` (datagen.camera.CameraDraw, whose
+    draw_camera set the spec's disparities): K comes from the target camera focused at the drawn target's distance
+    (``spec.K`` is set to it), the LQ is degraded from the input camera's own render (the all-in-focus image for a
+    pinhole), and the JSON gets ``camera``."""
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth: 8 or 16, got {bit_depth}")
     layers = build_layers(spec, assets)
@@ -314,9 +317,18 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
     aif_f, disp = pinhole_view(layers)
     aif = to_uint8(aif_f)
     boost = highlights if spec.highlights else None
+    lq_source, K_input = aif, 0.0
+    if camera is not None:
+        z_f = camera.z_near_m / focus_disparity
+        spec.K = camera.target.k_metric(z_f, spec.size) / camera.z_near_m
+        if camera.input is not None:
+            K_input = camera.input.k_metric(z_f, spec.size) / camera.z_near_m
+        if K_input > 0:  # the phone's own capture, with its small blur, focused on the same target
+            lq_source = to_uint8(render_bokeh(layers, K_input, focus_disparity, seed=render_seed(spec),
+                                              highlights=boost, **render_options))
     bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=render_seed(spec), return_info=True,
                                highlights=boost, **render_options)
-    lq, rec = degrade(aif, spec.degradation_seed, degradation)
+    lq, rec = degrade(lq_source, spec.degradation_seed, degradation)
     meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
             "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
             "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp",
@@ -325,6 +337,8 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
                            if spec.bg_model == "map" else ""},
             "bit_depth": bit_depth,
             "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold"}
+    if camera is not None:
+        meta["camera"] = camera.record(camera.z_near_m / focus_disparity, spec.K, K_input)
     if bit_depth == 16:
         return {"aif": to_uint16(aif_f), "bokeh": to_uint16(bokeh), "lq": lq, "disp": disp, "json": meta}
     return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}

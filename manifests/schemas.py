@@ -64,7 +64,15 @@ def _struct(columns) -> pa.DataType:
     return pa.struct([pa.field(name, kind) for name, kind in columns])
 
 
-def sample_json_type(quality: dict) -> pa.DataType:
+def camera_schema() -> pa.Schema:
+    """The camera-true build's columns (datagen.camera.camera_columns): the target and input cameras, the focus
+    distance, the scene's nearest distance and the input's K."""
+    cam = [("name", S), ("focal_length_mm", F), ("f_number", F), ("sensor_width_mm", F)]
+    return _schema([(f"cam_target_{n}", t) for n, t in cam] + [(f"cam_input_{n}", t) for n, t in cam]
+                   + [("cam_input_zoom", F), ("cam_focus_distance_m", F), ("cam_z_near_m", F), ("cam_K_input", F)])
+
+
+def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     """The full struct of a sample's ``json`` member (datagen.scenes.make_sample), for readers that need it declared
     (the dataset card's ``dataset_info: features``). ``quality``: the renderer Quality fields the build renders with
     (``dataclasses.asdict``): their values decide their JSON types, an infinite float being the string "inf".
@@ -90,12 +98,17 @@ def sample_json_type(quality: dict) -> pa.DataType:
                                             ("falloff", B)])),
                       ("quality", _struct([(k, kind(v)) for k, v in quality.items()])), ("mean_spp", F),
                       ("highlights", _struct([("threshold", F), ("gain", F), ("clipped_fraction", F)]))])
-    return _struct([("scene", scene), ("degradation", pa.struct(list(degradation_schema()))),
-                    ("focus", _struct([("target", S), ("xy", floats), ("disparity", F)])), ("render", render),
-                    ("background", _struct([("model", S), ("uri", S)])), ("bit_depth", I), ("defocus", S)])
+    fields = [("scene", scene), ("degradation", pa.struct(list(degradation_schema()))),
+              ("focus", _struct([("target", S), ("xy", floats), ("disparity", F)])), ("render", render),
+              ("background", _struct([("model", S), ("uri", S)])), ("bit_depth", I), ("defocus", S)]
+    if camera:  # datagen.camera.CameraDraw.record
+        lens = [("name", S), ("focal_length_mm", F), ("f_number", F), ("sensor_width_mm", F)]
+        fields.append(("camera", _struct([("target", _struct(lens)), ("input", _struct(lens + [("zoom", F)])),
+                                          ("focus_distance_m", F), ("z_near_m", F), ("K_input", F), ("K", F)])))
+    return _struct(fields)
 
 
-def samples_schema(num_foregrounds: int = 2) -> pa.Schema:
+def samples_schema(num_foregrounds: int = 2, camera: bool = False) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""
     base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
@@ -104,7 +117,8 @@ def samples_schema(num_foregrounds: int = 2) -> pa.Schema:
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
     members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in MEMBERS
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
-    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + deg + members)
+    cams = list(camera_schema()) if camera else []
+    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + deg + members)
 
 
 def pairs_schema() -> pa.Schema:

@@ -31,4 +31,6 @@ def get_logger(name: str) -> logging.Logger:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
+    if name != "model" and not name.startswith("model."):  # "__main__" under python -m model.train
+        name = "model." + name.strip("_")
     return logging.getLogger(name)

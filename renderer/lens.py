@@ -64,6 +64,9 @@ class Camera:
         """K_m in px·m: the blur radius in pixels of a point at distance z is K_m·|1/z − 1/z_f| (z in metres)."""
         f = self.focal_length_mm
         zf = focus_distance_m * 1000.0
+        if math.isinf(zf):  # focused at infinity: the limit f² / (2·N·p)
+            n = self.f_number
+            return 0.0 if math.isinf(n) else f * f / (2.0 * n * self.pitch_mm(width_px)) / 1000.0
         if not zf > f:
             raise ValueError(f"camera {self.name or ''}: focus distance {focus_distance_m:g} m is not beyond the "
                              f"focal length {f:g} mm")
@@ -73,8 +76,7 @@ class Camera:
 
     def blur_radius_px(self, distance_m: float, focus_distance_m: float, width_px: int) -> float:
         """Radius in pixels of the disk a point at ``distance_m`` images as (inf: a point at infinity)."""
-        inv = 0.0 if math.isinf(distance_m) else 1.0 / distance_m
-        return self.k_metric(focus_distance_m, width_px) * abs(inv - 1.0 / focus_distance_m)
+        return self.k_metric(focus_distance_m, width_px) * abs(1.0 / distance_m - 1.0 / focus_distance_m)
 
     def render_params(self, focus_distance_m: float, z_near_m: float, width_px: int) -> tuple[float, float]:
         """(K, d_f) of render_bokeh for disparities d = z_near/z: K = K_m/z_near, d_f = z_near/z_f."""

@@ -1,0 +1,161 @@
+"""Camera-true scenes (the ``camera:`` section of a build config; off unless ``target`` names a camera).
+
+A scene is measured in metres: foregrounds at distances drawn from ``fg_distance_m``, the background spanning
+distances drawn from ``bg_distance_m`` (uniform in inverse distance, so up to infinity). With z_near the scene's
+nearest distance, disparity is d = z_near/z (the layer API's [0, 1]). The target camera (a large-sensor lens)
+renders ``bokeh``; the input camera (a phone, with its digital zoom) renders the image that is degraded into
+``lq``, both focused on the same drawn target; ``aif`` stays the pinhole image. K and d_f follow from the lens
+(renderer/lens.py): K = K_m/z_near, d_f = z_near/z_f.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.limits import MAX_K
+from renderer.lens import FULL_FRAME_WIDTH_MM, PRESETS, Camera, preset
+
+PINHOLE = "pinhole"
+
+
+@dataclass
+class CameraConfig:
+    """Which cameras and distances a camera-true build draws (README "Cameras")."""
+
+    # the target camera: a preset name, a list of them (drawn with target_weights, alike when empty), or "ranges"
+    # (focal length, f-number and sensor width drawn from the three ranges below); "" = off (the K-range recipe)
+    target: str | list[str] = ""
+    target_weights: list[float] = field(default_factory=list)
+    focal_length_range: tuple[float, float] = (50.0, 135.0)
+    f_number_range: tuple[float, float] = (1.4, 2.8)
+    sensor_width_range: tuple[float, float] = (FULL_FRAME_WIDTH_MM, FULL_FRAME_WIDTH_MM)
+    # the input camera (a preset, or "pinhole": the LQ is degraded from the all-in-focus image as in the K recipe)
+    input: str = "phone_tele"
+    input_zoom_range: tuple[float, float] = (1.0, 1.0)  # digital zoom of the input camera
+    fg_distance_m: tuple[float, float] = (1.5, 4.0)
+    bg_distance_m: tuple[float, float] = (6.0, math.inf)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.targets())
+
+    def targets(self) -> list[str]:
+        return [self.target] if isinstance(self.target, str) and self.target else \
+            list(self.target) if isinstance(self.target, list) else []
+
+    def __post_init__(self):
+        if not self.enabled:
+            return
+        names = self.targets()
+        for name in names:
+            if name != "ranges":
+                preset(name)  # a ValueError listing the presets
+        if self.target_weights and (len(self.target_weights) != len(names) or min(self.target_weights) < 0
+                                    or sum(self.target_weights) <= 0):
+            raise ValueError(f"target_weights: {len(names)} non-negative weights (one per target), got "
+                             f"{self.target_weights}")
+        if self.input != PINHOLE:
+            preset(self.input)
+        for name in ("focal_length_range", "f_number_range", "sensor_width_range", "fg_distance_m"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi < math.inf:
+                raise ValueError(f"{name}: [low, high] with 0 < low <= high, finite, got {[lo, hi]}")
+        lo, hi = self.input_zoom_range
+        if not 1.0 <= lo <= hi < math.inf:
+            raise ValueError(f"input_zoom_range: [low, high] with 1 <= low <= high, got {[lo, hi]}")
+        lo, hi = self.bg_distance_m
+        if not self.fg_distance_m[1] < lo <= hi:
+            raise ValueError(f"bg_distance_m: [low, high] (high may be .inf) beyond the foregrounds' farthest "
+                             f"{self.fg_distance_m[1]:g} m, got {[lo, hi]}")
+
+    def check_k(self, size: int) -> None:
+        """Refuse a camera range whose K at ``size`` px can exceed the model's maximum K: K = K_m(z_f)/z_near is
+        largest focused at the nearest distance (z_f = z_near = the nearest foreground distance), with the longest
+        focal length, the smallest f-number and the narrowest sensor."""
+        z = self.fg_distance_m[0]
+        for cam in self._extreme_targets():
+            K = cam.k_metric(z, size) / z
+            if K > MAX_K:
+                raise ValueError(f"camera: {cam.name} focused at {z:g} m (camera.fg_distance_m's nearest) gives K = "
+                                 f"{K:.1f} at {size} px, above the model's maximum K {MAX_K:g}: a farther "
+                                 f"fg_distance_m, a larger f-number or a smaller size")
+
+    def _extreme_targets(self) -> list[Camera]:
+        out = []
+        for name in self.targets():
+            if name == "ranges":
+                out.append(Camera(self.focal_length_range[1], self.f_number_range[0], self.sensor_width_range[0],
+                                  name=f"{self.focal_length_range[1]:g} mm f/{self.f_number_range[0]:g} on "
+                                       f"{self.sensor_width_range[0]:g} mm (the ranges' extreme)"))
+            else:
+                out.append(PRESETS[name])
+        return out
+
+
+@dataclass
+class CameraDraw:
+    """One sample's cameras and distances (the sample JSON's ``camera``)."""
+
+    target: Camera
+    input: Camera | None  # None: a pinhole
+    z_near_m: float
+    fg_distances_m: list
+    bg_distances_m: tuple  # nearest, farthest (inf allowed)
+
+    def record(self, focus_distance_m: float, K: float, K_input: float) -> dict:
+        t, i = self.target, self.input
+        return {"target": {"name": t.name, "focal_length_mm": t.focal_length_mm, "f_number": t.f_number,
+                           "sensor_width_mm": t.sensor_width_mm},
+                # a pinhole has no lens: its focal length, f-number and sensor are null
+                "input": {"name": i.name if i else PINHOLE, "focal_length_mm": i.focal_length_mm if i else None,
+                          "f_number": i.f_number if i else None, "sensor_width_mm": i.sensor_width_mm if i
+                          else None, "zoom": i.zoom if i else 1.0},
+                "focus_distance_m": focus_distance_m, "z_near_m": self.z_near_m, "K_input": K_input, "K": K}
+
+
+def camera_columns(camera: dict) -> dict:
+    """The sample JSON's ``camera`` as flat samples.parquet columns (cam_*)."""
+    out = {f"cam_target_{k}": v for k, v in camera["target"].items()}
+    out.update({f"cam_input_{k}": v for k, v in camera["input"].items()})
+    out.update({f"cam_{k}": camera[k] for k in ("focus_distance_m", "z_near_m", "K_input")})
+    return out
+
+
+def draw_camera(spec, cfg: CameraConfig) -> CameraDraw:
+    """Draw the cameras and the scene's distances for ``spec`` (a datagen.scenes.SceneSpec) from a generator of its
+    own (seed, index, 3), and set the spec's disparities from them (d = z_near/z): the foregrounds', and the
+    background's plane (its drawn tilt direction kept, every corner inside the range) or map range."""
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.index, 3]))
+    names = cfg.targets()
+    probs = np.asarray(cfg.target_weights or [1.0] * len(names), np.float64)
+    name = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+    if name == "ranges":
+        f, n, s = (float(rng.uniform(*r)) for r in (cfg.focal_length_range, cfg.f_number_range,
+                                                     cfg.sensor_width_range))
+        target = Camera(f, n, s, name=f"{f:.1f} mm f/{n:.2f} on {s:.1f} mm")
+    else:
+        target = PRESETS[name]
+    zoom = float(rng.uniform(*cfg.input_zoom_range))
+    phone = None if cfg.input == PINHOLE else PRESETS[cfg.input].with_zoom(zoom)
+    z_fg = [float(rng.uniform(*cfg.fg_distance_m)) for _ in spec.foregrounds]
+    lo, hi = cfg.bg_distance_m
+    inv = sorted(float(rng.uniform(0.0 if math.isinf(hi) else 1.0 / hi, 1.0 / lo)) for _ in range(2))
+    z_bg = (1.0 / inv[1], math.inf if inv[0] == 0 else 1.0 / inv[0])
+    z_near = min(z_fg + [z_bg[0]])
+    for fg, z in zip(spec.foregrounds, z_fg):
+        fg.disparity = z_near / z
+    d_lo, d_hi = z_near * inv[0], z_near * inv[1]
+    if spec.bg_model == "map":
+        spec.bg_map_range = (d_lo, d_hi)
+    else:
+        s = spec.size
+        _, gx, gy = spec.bg_plane
+        phi = math.atan2(gy, gx) if (gx or gy) else 0.0
+        t = (d_hi - d_lo) / max(abs(math.cos(phi)) + abs(math.sin(phi)), 1e-12) * s / (s - 1)
+        gx, gy = t * math.cos(phi) / s, t * math.sin(phi) / s
+        c = 0.5 * (d_lo + d_hi)
+        spec.bg_plane = (c - gx * s / 2 - gy * s / 2, gx, gy)
+    return CameraDraw(target, phone, z_near, z_fg, z_bg)

@@ -1,0 +1,98 @@
+"""Camera-true builds (the ``camera:`` section): scenes in metres, K from the target lens, the LQ from the phone's
+own capture."""
+
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+from PIL import Image
+
+from datagen.build import main, parse_args
+from datagen.config import BuildConfig
+from degradations import degrade
+from renderer.lens import Camera
+
+ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
+        "--set", "val_samples=0", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _samples(folder):
+    urls = sorted(str(p) for p in folder.glob("train-*.tar"))
+    return list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
+
+
+def _png(data):
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_camera_samples_carry_the_lens_k_and_the_phones_own_blur(tmp_path, local_ray):
+    out = tmp_path / "cam"
+    main(parse_args(ARGS + ["--out", str(out), "--set", "camera.target=fullframe_85mm_f1.4", "--set",
+                            "camera.input=phone_tele", "--set", "camera.input_zoom_range=[4, 5]"]))
+    rows = pq.read_table(out / "samples.parquet").to_pylist()
+    assert len(rows) == 4 and all(r["cam_target_name"] == "fullframe_85mm_f1.4" for r in rows)
+    deg = BuildConfig().degradation_config()
+    lq_blurred = 0
+    for sample in _samples(out):
+        meta = json.loads(sample["json"])
+        cam, render = meta["camera"], meta["render"]
+        t = cam["target"]
+        lens = Camera(t["focal_length_mm"], t["f_number"], t["sensor_width_mm"])
+        # K is the lens formula applied to the recorded camera and distances, and d_f = z_near / z_f
+        assert render["K"] == pytest.approx(lens.k_metric(cam["focus_distance_m"], 96) / cam["z_near_m"], rel=1e-9)
+        assert render["focus_disparity"] == pytest.approx(cam["z_near_m"] / cam["focus_distance_m"], rel=1e-9)
+        assert meta["scene"]["K"] == render["K"] and 0 < render["K"] <= 32
+        i = cam["input"]
+        assert i["name"] == "phone_tele" and 4 <= i["zoom"] <= 5
+        phone = Camera(i["focal_length_mm"], i["f_number"], i["sensor_width_mm"], i["zoom"])
+        assert cam["K_input"] == pytest.approx(phone.k_metric(cam["focus_distance_m"], 96) / cam["z_near_m"])
+        assert 0 < cam["K_input"] < render["K"]  # the phone blurs, less than the large sensor
+        # the LQ is not the degraded all-in-focus image: it carries the phone's blur
+        from_aif, _ = degrade(_png(sample["aif.png"]), meta["scene"]["degradation_seed"], deg)
+        lq_blurred += not np.array_equal(_png(sample["lq.png"]), from_aif)
+    assert lq_blurred == 4
+    row = rows[0]
+    assert {"cam_focus_distance_m", "cam_z_near_m", "cam_input_zoom", "cam_target_f_number"} <= set(row)
+
+
+def test_a_pinhole_input_gives_the_k_recipes_lq(tmp_path, local_ray):
+    out = tmp_path / "pin"
+    main(parse_args(ARGS + ["--out", str(out), "--set", "camera.target=[fullframe_50mm_f1.8, ranges]",
+                            "--set", "camera.input=pinhole"]))
+    deg = BuildConfig().degradation_config()
+    for sample in _samples(out):
+        meta = json.loads(sample["json"])
+        assert meta["camera"]["K_input"] == 0 and meta["camera"]["input"]["name"] == "pinhole"
+        assert meta["camera"]["input"]["f_number"] is None  # no lens
+        from_aif, _ = degrade(_png(sample["aif.png"]), meta["scene"]["degradation_seed"], deg)
+        assert np.array_equal(_png(sample["lq.png"]), from_aif)
+
+
+def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
+    with pytest.raises(ValueError, match=r"fullframe_85mm_f1.4 focused at 0.8 m .* gives K = \d+\.\d at 512 px, "
+                                         r"above the model's maximum K 32"):
+        BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]",
+                                "camera.bg_distance_m=[3, .inf]"])
+    with pytest.raises(ValueError, match="unknown; presets"):
+        BuildConfig.load(None, ["camera.target=leica"])
+    # off, the section leaves every K-range build's hash as it was (a resumed build keeps its folder); on, it counts
+    import hashlib
+
+    from common import config
+
+    values = config.to_dict(BuildConfig())
+    values.pop("camera")
+    assert BuildConfig().digest() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    assert BuildConfig.load(None, ["camera.target=phone_main"]).digest() != BuildConfig().digest()
