@@ -54,6 +54,15 @@ def check_depth_folder(folder, what: str = "--weights") -> None:
                          f"depth model (model_type 'depth_anything')")
 
 
+def depth_kind(folder) -> str:
+    """"metric" (the network predicts metres: Depth Anything V2's metric checkpoints, ``depth_estimation_type:
+    metric`` in their config.json) or "relative" (disparity up to an unknown scale and shift)."""
+    import json
+
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    return "metric" if cfg.get("depth_estimation_type") == "metric" else "relative"
+
+
 def load_depth_model(size: str = "tiny", weights=None, seed: int = 0) -> DepthAnythingForDepthEstimation:
     """Local weights (a transformers folder: config.json + safetensors) or a random model of ``size``."""
     if weights is not None:
@@ -101,6 +110,11 @@ class DepthEstimator(torch.nn.Module):
         """The network's own output at its input size (``predicted_depth`` and, on request, the backbone's
         hidden states: the encoder features used for distillation)."""
         return self.model(pixel_values=preprocess(rgb, self.input_size), output_hidden_states=output_hidden_states)
+
+    def metric(self, rgb: torch.Tensor) -> torch.Tensor:
+        """A metric network's depth in metres (B, 1, H, W) at the input's size (not normalised)."""
+        pred = self.raw(rgb).predicted_depth.unsqueeze(1)
+        return F.interpolate(pred, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         pred = self.raw(rgb).predicted_depth.unsqueeze(1)

@@ -25,7 +25,7 @@ from manifests.outdir import check_not_input
 
 from .conditioning import focus_at
 from .config import ModelConfig
-from .depthnet import check_depth_folder
+from .depthnet import check_depth_folder, depth_kind
 from .pipeline import depth_folder, estimate_disparity, load_estimator, load_model, render_classical, render_model
 
 NO_WEIGHTS = ("NOTE: no trained MagicBokeh weights given (--weights DIR): running the UNTRAINED tiny random model. "
@@ -110,12 +110,16 @@ def check_camera_args(args: argparse.Namespace) -> None:
     missing = [f for f, v in (("--lens", args.lens), ("--f-number", args.f_number)) if v is None]
     if missing:
         raise ValueError(f"the camera form needs {' and '.join(missing)}")
-    if not args.depth:
-        raise ValueError("the camera form needs metric depth: --depth FILE (metres as .npy, or a 16-bit PNG in "
-                         "millimetres). The depth network gives relative depth (disparity up to an unknown scale and "
-                         "shift), from which no distance in metres, hence no camera blur, follows")
-    if not Path(args.depth).is_file():
+    if args.depth and not Path(args.depth).is_file():
         raise ValueError(f"--depth {args.depth}: no such file")
+    if not args.depth:  # a metric depth network will do; a relative one cannot give metres
+        folder = depth_folder(args.weights, args.depth_weights) if (args.weights or args.depth_weights) else None
+        if folder is None or depth_kind(folder) != "metric":
+            what = f"the depth network {folder}" if folder else "the depth network (random, relative)"
+            raise ValueError(f"the camera form needs metric depth: --depth FILE (metres as .npy, or a 16-bit PNG in "
+                             f"millimetres) or a metric Depth Anything V2 folder (--depth-weights). {what} gives "
+                             "relative depth (disparity up to an unknown scale and shift), from which no distance in "
+                             "metres, hence no camera blur, follows")
     if (args.focus is None) == (args.focus_distance is None):
         raise ValueError("the camera form needs exactly one of --focus-distance M and --focus X,Y")
     if args.focus_distance is not None and not 0 < args.focus_distance < math.inf:
@@ -155,7 +159,7 @@ def camera_disparity(args, shape) -> tuple[np.ndarray, float, float, str]:
     the nearest valid depth (or the focus distance when nearer); invalid depths (0) read as the farthest valid."""
     from common.images import read_depth
 
-    z = read_depth(args.depth)
+    z = read_depth(args.depth) if args.depth else args.metric_depth
     if z.shape != args.in_shape:
         raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {args.in_shape[1]}×"
                          f"{args.in_shape[0]}")
@@ -270,6 +274,16 @@ def infer(args: argparse.Namespace) -> dict:
         print(f"{image}: taken with {taken}")
     if args.camera is not None:
         args.in_shape = in_shape
+        if not args.depth:  # a metric network (checked): metres at the input's size
+            import torch
+
+            folder = depth_folder(args.weights, args.depth_weights, cfg)
+            print(f"depth: metric network {folder}")
+            est = load_estimator(cfg, folder)
+            with torch.no_grad():
+                src = rgb if (h, w) == in_shape else np.asarray(Image.fromarray(
+                    (rgb * 255).round().astype(np.uint8)).resize(in_shape[::-1], Image.BICUBIC), np.float32) / 255
+                args.metric_depth = est.metric(torch.from_numpy(src).permute(2, 0, 1)[None])[0, 0].numpy()
         disp, args.K, d_f, described = camera_disparity(args, (h, w))
         limit = MAX_K if args.classical else cfg.k_max
         if args.K > limit:

@@ -27,6 +27,8 @@ ORDER = {"pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa
          "synthetic": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
          "realsr": ("psnr", "ssim", "lpips", "dists", "fid", "niqe", "musiq", "maniqa", "clipiqa")}
 # blur-radius strata of the synthetic protocol (pixels): in focus, slight, medium, strong
+# the target camera's f-number in camera-true synthetic sets (the upper end of each bin)
+F_NUMBER_BINS = ((1.4, "f/1.4 and faster"), (2.0, "f/1.4-2"), (2.8, "f/2-2.8"), (4.0, "f/2.8-4"), (math.inf, "slower"))
 BINS = (("r<=1", 0.0, 1.0), ("1<r<=4", 1.0, 4.0), ("4<r<=12", 4.0, 12.0), ("r>12", 12.0, math.inf))
 EVAL_SEED = 20240801  # the LQ sets' degradation seed (with each image's name)
 CACHE_VERSION = 1
@@ -48,6 +50,7 @@ class Item:
     focus_xy: tuple | None = None
     focus_mask: np.ndarray | None = None
     source: str = ""
+    f_number: float | None = None  # the target camera's, in a camera-true synthetic set
 
 
 def _sha256(path: Path) -> str:

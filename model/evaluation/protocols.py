@@ -150,7 +150,8 @@ def synthetic_items(data: str, names=None):
             x, y = meta["focus"]["xy"]
             item = Item(key, dec("lq.png"), dec("bokeh.png"), float(meta["render"]["K"]), aif=dec("aif.png"),
                         disp=disp, focus_disparity=float(meta["render"]["focus_disparity"]),
-                        focus_xy=(int(x), int(y)), source=f"{Path(sample['__url__']).name}:{key}")
+                        focus_xy=(int(x), int(y)), source=f"{Path(sample['__url__']).name}:{key}",
+                        f_number=(meta.get("camera") or {}).get("target", {}).get("f_number"))
         except (ValueError, KeyError) as e:
             yield key, f"{e}"
             continue

@@ -13,7 +13,7 @@ from PIL import Image
 from manifests.storage import atomic_file
 
 from .. import iqa
-from .common import BINS, ORDER
+from .common import BINS, F_NUMBER_BINS, ORDER
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -99,7 +99,29 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
                 cells.append("–" if mse is None else _fmt(math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse),
                                                           2))
             lines.append("| " + " | ".join(cells) + " |")
+    lines += f_number_table(rows, methods)
     return "\n".join(lines) + "\n"
+
+
+def f_number_table(rows: list[dict], methods: list[str]) -> list[str]:
+    """Mean PSNR per method by the target camera's f-number (camera-true synthetic sets; none elsewhere)."""
+    if not any("f_number" in r and "psnr" in r for r in rows):
+        return []
+    def label(f):
+        return next(name for hi, name in F_NUMBER_BINS if f <= hi)
+
+    used = [name for _, name in F_NUMBER_BINS if any(label(r["f_number"]) == name for r in rows if "f_number" in r)]
+    count = {name: len({r["image"] for r in rows if "f_number" in r and label(r["f_number"]) == name})
+             for name in used}
+    out = ["", "PSNR (dB) by the target camera's f-number (images in brackets):", "",
+           "| method | " + " | ".join(f"{n} ({count[n]})" for n in used) + " |", "|---|" + "---|" * len(used)]
+    for method in methods:
+        cells = [method]
+        for name in used:
+            cells.append(_fmt(_mean(r.get("psnr") for r in rows if r["method"] == method and "error" not in r
+                                    and "f_number" in r and label(r["f_number"]) == name), 2))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def example_sheet(path: Path, examples: list, labels: list[str], width: int = 256) -> None:

@@ -64,6 +64,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         shown = [to_uint8(upsample(item.lq, item.target.shape[:2]))]
         for method in methods:
             row = {"image": item.name, "method": method}
+            if item.f_number is not None:
+                row["f_number"] = item.f_number
             try:
                 if method in args.prediction_dirs:
                     pred, seconds = _external(args.prediction_dirs[method], item.name, item.target.shape[:2]), None

@@ -37,10 +37,16 @@ def _png(data):
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def test_camera_samples_carry_the_lens_k_and_the_phones_own_blur(tmp_path, local_ray):
-    out = tmp_path / "cam"
+@pytest.fixture(scope="module")
+def camera_build(tmp_path_factory, local_ray):
+    out = tmp_path_factory.mktemp("camera") / "cam"
     main(parse_args(ARGS + ["--out", str(out), "--set", "camera.target=fullframe_85mm_f1.4", "--set",
                             "camera.input=phone_tele", "--set", "camera.input_zoom_range=[4, 5]"]))
+    return out
+
+
+def test_camera_samples_carry_the_lens_k_and_the_phones_own_blur(camera_build):
+    out = camera_build
     rows = pq.read_table(out / "samples.parquet").to_pylist()
     assert len(rows) == 4 and all(r["cam_target_name"] == "fullframe_85mm_f1.4" for r in rows)
     deg = BuildConfig().degradation_config()
@@ -96,3 +102,14 @@ def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
     values.pop("camera")
     assert BuildConfig().digest() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
     assert BuildConfig.load(None, ["camera.target=phone_main"]).digest() != BuildConfig().digest()
+
+
+def test_the_synthetic_evaluation_scores_by_the_target_f_number(camera_build, tmp_path):
+    from model.evaluation import evaluate
+    from model.evaluation import parse_args as eval_args
+
+    args = eval_args(["--protocol", "synthetic", "--data", str(camera_build / "train-*.tar"), "--methods",
+                      "identity", "--metrics", "psnr,ssim", "--out", str(tmp_path / "eval")])
+    summary = evaluate(args)["summary"]
+    assert "PSNR (dB) by the target camera's f-number (images in brackets):" in summary
+    assert "| f/1.4 and faster (4) |" in summary  # every sample: 85 mm f/1.4

@@ -302,3 +302,29 @@ def test_infer_with_a_camera_renders_the_lens_blur_of_metric_depth(tmp_path, cap
     with pytest.raises(SystemExit):
         run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--K", "8", "--focus", "1,1", *cam])
     assert "--K: not with the camera form" in capsys.readouterr().err
+
+
+def test_the_camera_form_takes_a_metric_depth_network_and_refuses_a_relative_one(tmp_path, capsys):
+    """Depth Anything V2's metric checkpoints (config depth_estimation_type: metric) give metres: the camera form
+    uses them without --depth. A relative network (disparity up to scale and shift) is refused, saying why."""
+    from skimage import data as skdata
+    from transformers import DepthAnythingForDepthEstimation
+
+    from model.depthnet import depth_config, depth_kind
+
+    Image.fromarray(skdata.astronaut()[::4, ::4]).save(tmp_path / "p.png")
+    metric, relative = tmp_path / "metric", tmp_path / "relative"
+    cfg = depth_config("tiny")
+    cfg.depth_estimation_type, cfg.max_depth = "metric", 20
+    torch.manual_seed(0)
+    DepthAnythingForDepthEstimation(cfg).save_pretrained(metric)
+    DepthAnythingForDepthEstimation(depth_config("tiny")).save_pretrained(relative)
+    assert depth_kind(metric) == "metric" and depth_kind(relative) == "relative"
+    cam = ["--image", str(tmp_path / "p.png"), "--lens", "50", "--f-number", "2", "--focus", "64,64", "--classical"]
+    run([*cam, "--out", str(tmp_path / "m.png"), "--depth-weights", str(metric)])
+    text = capsys.readouterr().out
+    assert f"depth: metric network {metric}" in text and "camera: 50 mm f/2 on a 36 mm sensor" in text
+    assert Image.open(tmp_path / "m.png").size == (128, 128)
+    with pytest.raises(SystemExit):
+        run([*cam, "--out", str(tmp_path / "r.png"), "--depth-weights", str(relative)])
+    assert f"the depth network {relative} gives relative depth" in capsys.readouterr().err
