@@ -12,15 +12,6 @@ ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set
         "--set", "val_samples=0"]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _bytes(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".tar", ".parquet")
             and p.name != "assets.parquet"}

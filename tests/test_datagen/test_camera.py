@@ -19,15 +19,6 @@ ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set
         "--set", "val_samples=0", "--workers", "1"]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _samples(folder):
     urls = sorted(str(p) for p in folder.glob("train-*.tar"))
     return list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
