@@ -3,29 +3,10 @@
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
-from datagen.assets import scan, usable
+from datagen.assets import usable
 from datagen.scenes import SceneConfig, SceneSpec, build_layers, draw_scene, make_sample, resolve_focus
 from manifests import scene_schema, write_table
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("assets")
-    (root / "fg").mkdir()
-    (root / "bg").mkdir()
-    ys, xs = np.mgrid[0:120, 0:100]
-    matte = (np.clip((40 - np.hypot(ys - 60, xs - 50)) / 3, 0, 1) * 255).astype(np.uint8)
-    for name in ["astronaut", "chelsea"]:
-        img = getattr(data, name)()[:120, :100]
-        Image.fromarray(np.dstack([img, matte])).save(root / "fg" / f"{name}.png")
-    Image.fromarray(data.coffee()).save(root / "bg" / "coffee.png")
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=64, val_fraction=0.0,
-                progress=False)
-    return rows
 
 
 def _pools(rows):

@@ -1,0 +1,209 @@
+"""Bokeh video clips: a moving layered scene rendered exactly in every frame (the core of the ``sequence:`` recipe).
+
+A clip is one drawn scene (datagen.scenes.draw_scene) plus its motion, drawn from a generator of its own
+(seed, index, 4), so the image recipe's draws are untouched:
+
+- subjects: each foreground moves in 2-D (velocity v and acceleration a in px per frame, directions uniform) and in
+  depth, its disparity going linearly from d0 to d1 = d0·ρ (kept nearer than the background by the scene's margin
+  and at most 1); a subject at disparity d is scaled by d/d0 about its centre, image size being ∝ 1/z;
+- the camera: a lateral move of τ = t·k px (at disparity 1) by frame k shifts every surface of disparity d by τ·d
+  px (parallax: the background barely moves, near subjects most). A tilted-plane background d = a + g·x maps
+  affinely, x' = x + τ·d(x); clips draw plane backgrounds;
+- focus: fixed on the drawn target (which moves with it), a pull to a second target over a drawn span of frames
+  (linear or eased in disparity), or a ramp of K by a drawn ratio.
+
+Each frame is a render of the scene at that instant (no warping of rendered images): the layers are placed, then
+moved by exact sub-pixel affine resampling of their premultiplied textures (cv2.warpAffine, bilinear), a frame
+with no motion skipping it, so a still clip renders the image recipe's bytes in every frame. Build integration
+(shards, manifests, previews) is not written yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from common.limits import MAX_K
+from renderer import Layer, pinhole_view, render_bokeh
+
+FOCUS_MODES = ("fixed", "pull", "ramp")
+
+
+@dataclass
+class SequenceConfig:
+    """The ``sequence:`` section: clip length and motion distributions (every range [low, high])."""
+
+    frames: int = 0  # 0 = off (the image recipe); else 2..64
+    speed_px: tuple[float, float] = (0.0, 2.0)  # a subject's speed at frame 0, px per frame
+    accel_px: tuple[float, float] = (0.0, 0.1)  # its acceleration, px per frame²
+    depth_ratio: tuple[float, float] = (0.8, 1.25)  # d_last / d_first of a subject
+    camera_shift_px: tuple[float, float] = (0.0, 1.0)  # lateral camera move per frame, px at disparity 1
+    focus_probs: list[float] = field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3])  # fixed, pull, ramp
+    pull_span: tuple[float, float] = (0.3, 1.0)  # frames a pull takes, as a fraction of the clip
+    ease_prob: float = 0.5  # a pull eased (smoothstep in disparity) rather than linear
+    k_ramp: tuple[float, float] = (0.5, 2.0)  # K_last / K_first of a ramp (K kept in [0, 32])
+
+    def __post_init__(self):
+        if self.frames and not 2 <= self.frames <= 64:
+            raise ValueError(f"frames: 0 (off) or 2..64, got {self.frames}")
+        for name in ("speed_px", "accel_px", "camera_shift_px"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi < math.inf:
+                raise ValueError(f"{name}: [low, high] with 0 <= low <= high, got {[lo, hi]}")
+        for name in ("depth_ratio", "k_ramp"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi < math.inf:
+                raise ValueError(f"{name}: [low, high] with 0 < low <= high, got {[lo, hi]}")
+        lo, hi = self.pull_span
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"pull_span: [low, high] in (0, 1], got {[lo, hi]}")
+        if len(self.focus_probs) != 3 or min(self.focus_probs) < 0 or abs(sum(self.focus_probs) - 1) > 1e-6:
+            raise ValueError(f"focus_probs: 3 probabilities (fixed, pull, ramp) summing to 1, got {self.focus_probs}")
+        if not 0 <= self.ease_prob <= 1:
+            raise ValueError(f"ease_prob: a probability, got {self.ease_prob}")
+
+
+@dataclass
+class ClipDraw:
+    """One clip's motion and focus schedule (all in the sample JSON)."""
+
+    frames: int
+    velocity: list  # per foreground (vx, vy), px per frame
+    accel: list  # per foreground (ax, ay), px per frame²
+    depth_ratio: list  # per foreground
+    camera: tuple  # (tx, ty): lateral move per frame, px at disparity 1
+    focus_mode: str
+    pull_target: str = ""  # the second focus target of a pull
+    pull_start: float = 0.0  # frame where the pull starts
+    pull_frames: float = 1.0  # frames it takes
+    eased: bool = False
+    k_ratio: float = 1.0  # K_last / K_first of a ramp
+
+    def pull_weight(self, k: int) -> float:
+        """How far the pull has gone at frame k: 0 before it, 1 after it (smoothstep when eased)."""
+        w = min(max((k - self.pull_start) / self.pull_frames, 0.0), 1.0)
+        return w * w * (3 - 2 * w) if self.eased else w
+
+    def K(self, K0: float, k: int) -> float:
+        if self.focus_mode != "ramp" or self.frames < 2:
+            return K0
+        return float(min(max(K0 * (1 + (self.k_ratio - 1) * k / (self.frames - 1)), 0.0), MAX_K))
+
+
+def _vector(rng, lo_hi) -> tuple[float, float]:
+    r, phi = float(rng.uniform(*lo_hi)), float(rng.uniform(0, 2 * math.pi))
+    return (r * math.cos(phi), r * math.sin(phi))
+
+
+def draw_clip(spec, cfg: SequenceConfig, targets: list[str]) -> ClipDraw:
+    """The motion and focus schedule of a clip of ``spec`` (a SceneSpec); ``targets``: the scene's focus targets."""
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.index, 4]))
+    n = len(spec.foregrounds)
+    velocity = [_vector(rng, cfg.speed_px) for _ in range(n)]
+    accel = [_vector(rng, cfg.accel_px) for _ in range(n)]
+    ratio = [float(rng.uniform(*cfg.depth_ratio)) for _ in range(n)]
+    camera = _vector(rng, cfg.camera_shift_px)
+    mode = FOCUS_MODES[int(rng.choice(3, p=np.asarray(cfg.focus_probs) / sum(cfg.focus_probs)))]
+    others = [t for t in targets if t != spec.focus_target]
+    draw = ClipDraw(cfg.frames, velocity, accel, ratio, camera, mode)
+    if mode == "pull" and others:
+        span = float(rng.uniform(*cfg.pull_span)) * (cfg.frames - 1)
+        draw.pull_target = others[int(rng.integers(len(others)))]
+        draw.pull_frames = max(span, 1.0)
+        draw.pull_start = float(rng.uniform(0, max(cfg.frames - 1 - span, 0.0)))
+        draw.eased = bool(rng.random() < cfg.ease_prob)
+    elif mode == "pull":
+        draw.focus_mode = "fixed"  # a scene with one target has nothing to pull to
+    if mode == "ramp":
+        draw.k_ratio = float(rng.uniform(*cfg.k_ramp))
+    return draw
+
+
+def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Layer:
+    """``layer`` moved by the affine map x' = A·[x, y, 1] (pixel centres at j + 0.5): premultiplied colour and
+    alpha resampled bilinearly, exactly the identity when A is; the disparity moves with it. ``border``: what enters
+    at the frame's edge (nothing for a subject; the background's edge replicated, so it stays opaque)."""
+    if np.array_equal(A, np.array([[1.0, 0, 0], [0, 1.0, 0]])):
+        return layer
+    h, w = layer.alpha.shape
+    # cv2 maps pixel indices (centre of pixel j at j): x_c = x - 0.5
+    M = A.copy()
+    M[:, 2] += A[:, 0] * 0.5 + A[:, 1] * 0.5 - 0.5
+    pm = np.concatenate([layer.rgb * layer.alpha[..., None], layer.alpha[..., None]], axis=-1).astype(np.float32)
+    flags = cv2.INTER_LINEAR
+    out = cv2.warpAffine(pm, M, (w, h), flags=flags, borderMode=border, borderValue=0)
+    disp = cv2.warpAffine(np.ascontiguousarray(layer.disparity, np.float32), M, (w, h), flags=flags,
+                          borderMode=cv2.BORDER_REPLICATE)
+    a = np.clip(out[..., 3], 0, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rgb = np.where(a[..., None] > 1e-6, out[..., :3] / a[..., None], 0.0)
+    return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disp, name=layer.name)
+
+
+def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0) -> list[Layer]:
+    """The scene's layers at frame k, from its frame-0 ``layers`` (datagen.scenes.build_layers of ``spec``: the
+    foregrounds, then a plane background). ``margin``: how much nearer than the background's nearest point a subject
+    stays (the scene's fg_margin)."""
+    s = spec.size
+    tx, ty = clip.camera[0] * k, clip.camera[1] * k
+    a, gx, gy = spec.bg_plane
+    # the background plane: x' = x + τ·(a + gx·x + gy·y), affine
+    A_bg = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
+    bg = _warp(layers[-1], A_bg, cv2.BORDER_REPLICATE)
+    if not (A_bg == np.array([[1.0, 0, 0], [0, 1.0, 0]])).all():
+        # its disparity stays a plane: d'(x') = d(A⁻¹(x' − τ·a)), written exactly rather than resampled
+        inv = np.linalg.inv(A_bg[:, :2])
+        ys, xs = np.mgrid[0:s, 0:s] + 0.5
+        x0 = inv[0, 0] * (xs - tx * a) + inv[0, 1] * (ys - ty * a)
+        y0 = inv[1, 0] * (xs - tx * a) + inv[1, 1] * (ys - ty * a)
+        bg = Layer(bg.rgb, bg.alpha, np.clip(a + gx * x0 + gy * y0, 0, 1).astype(np.float32), name=bg.name)
+    bg_max = float(bg.disparity.max())
+    out = []
+    T = max(clip.frames - 1, 1)
+    for i, (fg, layer) in enumerate(zip(spec.foregrounds, layers[:-1])):
+        d0 = fg.disparity
+        d1 = min(max(d0 * clip.depth_ratio[i], min(bg_max + margin, 1.0)), 1.0)
+        d = d0 + (d1 - d0) * k / T
+        (vx, vy), (ax, ay) = clip.velocity[i], clip.accel[i]
+        cx, cy = fg.center[0] * s, fg.center[1] * s
+        dx = vx * k + 0.5 * ax * k * k + tx * d
+        dy = vy * k + 0.5 * ay * k * k + ty * d
+        m = d / d0  # scaled about its centre, then moved
+        A = np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
+        moved = _warp(layer, A)
+        out.append(Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name))
+    return out + [bg]
+
+
+def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) -> tuple[str, tuple, float]:
+    """(target, point, d_f) at frame k: the drawn target's disparity at its point in this frame, and during a pull
+    the blend toward the second target's by :meth:`ClipDraw.pull_weight`. ``resolve``: datagen.scenes.resolve_focus."""
+    target, xy, d_a = resolve(spec, layers)
+    if clip.focus_mode != "pull":
+        return target, xy, d_a
+    second = copy.copy(spec)
+    second.focus_target = clip.pull_target
+    target_b, xy_b, d_b = resolve(second, layers)
+    w = clip.pull_weight(k)
+    return (target if w < 0.5 else target_b), (xy if w < 0.5 else xy_b), d_a + (d_b - d_a) * w
+
+
+def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: float = 0.0, **render_options):
+    """Every frame's (aif linear-light composite, disparity, bokeh, K, d_f, target); ``layers``: frame 0's. The
+    bokeh uses the sample's render seed in every frame (datagen.scenes.render_seed), as the image does."""
+    from datagen.scenes import render_seed
+
+    frames = []
+    for k in range(clip.frames):
+        fl = layers if k == 0 else frame_layers(spec, clip, k, layers, margin)
+        target, xy, d_f = focus_disparity(spec, clip, k, fl, resolve)
+        K = clip.K(spec.K, k)
+        aif, disp = pinhole_view(fl)
+        bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), **render_options)
+        frames.append({"aif": aif, "disp": disp, "bokeh": bokeh, "K": K, "focus_disparity": d_f, "target": target,
+                       "xy": xy})
+    return frames
