@@ -100,9 +100,11 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
 
     from datagen.assets import usable
     from datagen.camera import camera_columns, draw_camera
+    from datagen.clips import clip_columns, draw_clip, make_clip
     from datagen.scenes import draw_scene, make_sample
-    from datagen.shards import encode_sample, member_columns, write_shard
+    from datagen.shards import encode_clip, encode_sample, member_columns, write_shard
     from manifests import Store, samples_schema
+    from manifests.schemas import MEMBERS, clip_member_names
     from renderer import Highlights
 
     t0 = time.perf_counter()
@@ -120,8 +122,16 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
             spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size,
                               highlights_prob=cfg.highlights.prob)
             camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
-            sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, camera=camera, **cfg.render)
-            members = encode_sample(sample, cfg.png_compress_level)
+            if cfg.sequence.frames:
+                clip = draw_clip(spec, cfg.sequence, cfg.scene.targets()[0])
+                sample = make_clip(spec, by_id, clip, deg, boost, cfg.bit_depth, cfg.scene.fg_margin, **cfg.render)
+                members = encode_clip(sample, cfg.png_compress_level)
+                frames = sample["json"]["frames"]
+                sample["json"]["focus"] = {"target": frames[0]["target"], "xy": frames[0]["xy"],
+                                           "disparity": frames[0]["focus_disparity"]}
+            else:
+                sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, camera=camera, **cfg.render)
+                members = encode_sample(sample, cfg.png_compress_level)
         except AssetUnavailable:
             raise  # this node's storage, not this sample
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
@@ -133,14 +143,17 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                         "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
                         "focus_disparity": focus["disparity"],
                         **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
+                        **(clip_columns(sample["json"]) if cfg.sequence.frames else {}),
                         **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
-                        **member_columns(members)})
+                        **member_columns(members, clip_member_names(cfg.sequence.frames) if cfg.sequence.frames
+                                         else MEMBERS)})
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
-    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds, cfg.camera.enabled))
+    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds, cfg.camera.enabled,
+                                                                    cfg.sequence.frames))
     table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")

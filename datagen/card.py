@@ -63,6 +63,9 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})),
                                                  bool(summary["config"].get("camera", {}).get("target")))},
     }
+    if summary["config"].get("sequence", {}).get("frames"):  # clips: members aif.NNN.png ...; read with
+        del front["dataset_info"]  # datagen.shards.decode_clip (their features are not declared yet)
+        front["tags"].append("video")
     cfg = summary["config"]
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)
     skipped = sum(1 for a in assets if not a.ok)

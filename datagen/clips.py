@@ -14,13 +14,14 @@ A clip is one drawn scene (datagen.scenes.draw_scene) plus its motion, drawn fro
 
 Each frame is a render of the scene at that instant (no warping of rendered images): the layers are placed, then
 moved by exact sub-pixel affine resampling of their premultiplied textures (cv2.warpAffine, bilinear), a frame
-with no motion skipping it, so a still clip renders the image recipe's bytes in every frame. Build integration
-(shards, manifests, previews) is not written yet.
+with no motion skipping it, so a still clip renders the image recipe's bytes in every frame. datagen/build.py
+writes one clip per sample when ``sequence.frames`` is set (make_clip, encode_clip, decode_clip in shards.py).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -163,20 +164,29 @@ def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: floa
         bg = Layer(bg.rgb, bg.alpha, np.clip(a + gx * x0 + gy * y0, 0, 1).astype(np.float32), name=bg.name)
     bg_max = float(bg.disparity.max())
     out = []
-    T = max(clip.frames - 1, 1)
-    for i, (fg, layer) in enumerate(zip(spec.foregrounds, layers[:-1])):
-        d0 = fg.disparity
-        d1 = min(max(d0 * clip.depth_ratio[i], min(bg_max + margin, 1.0)), 1.0)
-        d = d0 + (d1 - d0) * k / T
-        (vx, vy), (ax, ay) = clip.velocity[i], clip.accel[i]
-        cx, cy = fg.center[0] * s, fg.center[1] * s
-        dx = vx * k + 0.5 * ax * k * k + tx * d
-        dy = vy * k + 0.5 * ay * k * k + ty * d
-        m = d / d0  # scaled about its centre, then moved
-        A = np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
+    for i, layer in enumerate(layers[:-1]):
+        d, A = subject_motion(spec, clip, k, i, bg_max, margin)
         moved = _warp(layer, A)
         out.append(Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name))
     return out + [bg]
+
+
+def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: float) -> tuple[float, np.ndarray]:
+    """Foreground i at frame k: its disparity (linear from d0 to d1 = d0·ρ, kept ``margin`` nearer than the
+    background's nearest point ``bg_max`` and at most 1) and the affine map from its frame-0 placement (scaled by
+    d/d0 about its centre, then moved by v·k + a·k²/2 and the camera's parallax τ·d)."""
+    s = spec.size
+    fg = spec.foregrounds[i]
+    tx, ty = clip.camera[0] * k, clip.camera[1] * k
+    d0 = fg.disparity
+    d1 = min(max(d0 * clip.depth_ratio[i], min(bg_max + margin, 1.0)), 1.0)
+    d = d0 + (d1 - d0) * k / max(clip.frames - 1, 1)
+    (vx, vy), (ax, ay) = clip.velocity[i], clip.accel[i]
+    cx, cy = fg.center[0] * s, fg.center[1] * s
+    dx = vx * k + 0.5 * ax * k * k + tx * d
+    dy = vy * k + 0.5 * ay * k * k + ty * d
+    m = d / d0
+    return d, np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
 
 
 def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) -> tuple[str, tuple, float]:
@@ -204,6 +214,92 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
         K = clip.K(spec.K, k)
         aif, disp = pinhole_view(fl)
         bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), **render_options)
+        bg_max = float(fl[-1].disparity.max())
+        subjects = []
+        for i, fg in enumerate(spec.foregrounds):
+            d, A = subject_motion(spec, clip, k, i, bg_max, margin)
+            c = A @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.size, 1.0])
+            subjects.append({"name": f"fg{i}", "disparity": d, "center_px": [float(c[0]), float(c[1])]})
         frames.append({"aif": aif, "disp": disp, "bokeh": bokeh, "K": K, "focus_disparity": d_f, "target": target,
-                       "xy": xy})
+                       "xy": list(xy), "subjects": subjects, "background_max_disparity": bg_max})
     return frames
+
+
+def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=None, bit_depth: int = 8,
+              margin: float = 0.0, **render_options) -> dict:
+    """Every member of one clip sample (README "Clips"): per frame aif, bokeh (uint8, or uint16 with
+    ``bit_depth=16``), lq (uint8) and disp (float32), and one json with the scene, the motion, the degradation
+    (drawn once per clip: kernels, resizes, JPEG qualities) and per frame K, d_f, the focus target and point, the
+    subjects' disparities and centres and the noise seed (the noise is drawn afresh each frame; frame 0's is the
+    image recipe's)."""
+    import dataclasses
+
+    from common.images import to_uint8, to_uint16
+    from datagen.scenes import build_layers, resolve_focus
+    from degradations import DegradationConfig
+    from degradations.pipeline import apply, draw, to_tensor
+
+    cfg = degradation or DegradationConfig()
+    rec = draw(spec.degradation_seed, cfg)
+    boost = highlights if spec.highlights else None
+    frames = render_clip(spec, clip, build_layers(spec, assets), resolve_focus, margin, highlights=boost,
+                         **render_options)
+    out = {"aif": [], "bokeh": [], "lq": [], "disp": []}
+    meta_frames = []
+    for k, f in enumerate(frames):
+        aif8 = to_uint8(f["aif"])
+        noise = rec.noise_seed if k == 0 else \
+            int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2 ** 62)
+        lq = apply(to_tensor(aif8, cfg), dataclasses.replace(rec, noise_seed=noise), cfg.scale, cfg.blur_backend)
+        out["lq"].append((lq[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8))
+        out["aif"].append(to_uint16(f["aif"]) if bit_depth == 16 else aif8)
+        out["bokeh"].append(to_uint16(f["bokeh"]) if bit_depth == 16 else to_uint8(f["bokeh"]))
+        out["disp"].append(f["disp"])
+        meta_frames.append({"frame": k, "K": f["K"], "focus_disparity": f["focus_disparity"], "target": f["target"],
+                            "xy": f["xy"], "noise_seed": noise, "subjects": f["subjects"],
+                            "background_max_disparity": f["background_max_disparity"]})
+    out["json"] = {"scene": json.loads(spec.to_json()), "clip": dataclasses.asdict(clip), "frames": meta_frames,
+                   "degradation": rec.columns(), "bit_depth": bit_depth,
+                   "render": {"quality": {k: v for k, v in render_options.items()}},
+                   "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)"}
+    return out
+
+
+def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> tuple[bytes, bytes]:
+    """(PNG, GIF) of decoded clips (datagen.shards.decode_clip): the PNG holds one strip per clip (up to
+    ``max_frames`` frames of its bokeh, above the same frames all in focus); the GIF plays the first clip's frames,
+    all in focus beside the bokeh, so the focus pull and the motion can be watched."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    def cells(frames):
+        return [np.asarray(Image.fromarray(f).resize((width, width), Image.BILINEAR)) for f in frames]
+
+    rows = []
+    for c in samples:
+        T = len(c["bokeh"])
+        pick = sorted(set(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int).tolist()))
+        rows.append(np.concatenate(cells([c["bokeh"][k] for k in pick]), axis=1))
+        rows.append(np.concatenate(cells([c["aif"][k] for k in pick]), axis=1))
+    w = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0))) for r in rows]
+    png = io.BytesIO()
+    Image.fromarray(np.concatenate(rows, axis=0)).save(png, format="PNG", compress_level=1)
+    first = samples[0]
+    gif_frames = []
+    for k, (a, b) in enumerate(zip(cells(first["aif"]), cells(first["bokeh"]))):
+        im = Image.fromarray(np.concatenate([a, b], axis=1))
+        meta = first["json"]["frames"][k]
+        ImageDraw.Draw(im).text((2, 2), f"{k} K {meta['K']:.1f} d_f {meta['focus_disparity']:.2f}",
+                                fill=(255, 255, 255))
+        gif_frames.append(im)
+    gif = io.BytesIO()
+    gif_frames[0].save(gif, format="GIF", save_all=True, append_images=gif_frames[1:], duration=120, loop=0)
+    return png.getvalue(), gif.getvalue()
+
+
+def clip_columns(meta: dict) -> dict:
+    """A clip's samples.parquet columns: its frame count and, per frame, K and d_f (list columns)."""
+    return {"frames": len(meta["frames"]), "frame_K": [f["K"] for f in meta["frames"]],
+            "frame_focus_disparity": [f["focus_disparity"] for f in meta["frames"]]}

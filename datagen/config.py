@@ -12,6 +12,7 @@ from pathlib import Path
 from common import config
 from common.limits import check_seed
 from datagen.camera import CameraConfig
+from datagen.clips import SequenceConfig
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
 
@@ -46,6 +47,8 @@ class BuildConfig:
     png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
     # camera-true scenes in metres (datagen.camera.CameraConfig; off unless camera.target names a camera)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    # clips instead of images (datagen.clips.SequenceConfig; off while sequence.frames is 0)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
     def __post_init__(self):
         from datagen.assets import LAYOUTS
@@ -89,6 +92,12 @@ class BuildConfig:
             raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
         if self.camera.enabled:
             self.camera.check_k(self.size)
+        if self.sequence.frames:
+            if self.scene.bg_map_prob > 0:
+                raise ValueError(f"scene.bg_map_prob: clips move plane backgrounds only (a depth map's parallax is "
+                                 f"not written yet): set it to 0 with sequence.frames, got {self.scene.bg_map_prob}")
+            if self.camera.enabled:
+                raise ValueError("sequence and camera: clips of camera-true scenes are not written yet; use one")
 
     def degradation_config(self) -> DegradationConfig:
         """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)
@@ -117,4 +126,6 @@ class BuildConfig:
         values = config.to_dict(self)
         if not self.camera.enabled:  # off: the hash of every K-range build stays what it was
             values.pop("camera")
+        if not self.sequence.frames:  # likewise for clips
+            values.pop("sequence")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

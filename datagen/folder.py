@@ -10,7 +10,8 @@ from manifests.outdir import MARKER, is_output
 
 # files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
 BUILD_COMMAND = "datagen.build"
-BUILD_OUTPUTS = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "report.html",
+BUILD_OUTPUTS = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "preview.gif",
+                 "report.html",
                  "README.md", "train.wids.json", "val.wids.json",
                  "train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
                  "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
@@ -72,7 +73,8 @@ def write_wids_indexes(store) -> list[str]:
 
 
 def preview(store, count: int = 4) -> bytes | None:
-    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard."""
+    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard; for clips, strips of
+    frames (datagen.clips.clip_preview), and the first clip's frames as ``preview.gif`` (written here)."""
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
     from common.images import decode_png
@@ -84,11 +86,24 @@ def preview(store, count: int = 4) -> bytes | None:
     samples = []
     with store.open_input("train-000000.tar") as f:
         for s in group_by_keys(tar_file_expander([{"stream": f, "url": "train-000000.tar"}])):
+            if "aif.000.png" in s:  # a clip: a strip of frames per clip, and the first clip as preview.gif
+                from datagen.clips import clip_preview
+                from datagen.shards import decode_clip
+
+                clip = decode_clip(s)
+                samples.append({**{k: [_to8(x) for x in clip[k]] for k in ("aif", "bokeh")}, "json": clip["json"]})
+                if len(samples) == count:
+                    break
+                continue
             png = {k: _to8(decode_png(s[f"{k}.png"], f"train-000000.tar: {k}.png")) for k in ("aif", "bokeh", "lq")}
             samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
             if len(samples) == count:
                 break
-    return contact_sheet_png(samples)
+    if samples and "frames" in samples[0]["json"]:
+        png, gif = clip_preview(samples)
+        store.write_bytes("preview.gif", gif)
+        return png
+    return contact_sheet_png(samples) if samples else None
 
 
 def _to8(rgb):

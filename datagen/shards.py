@@ -16,7 +16,7 @@ from webdataset import TarWriter
 
 from common.images import encode_png
 from common.jsonfile import dumps as json_dumps
-from manifests.schemas import MEMBERS
+from manifests.schemas import MEMBERS, clip_member_names  # noqa: F401 (clip_member_names: re-exported)
 
 
 def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]:
@@ -29,6 +29,37 @@ def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]
     np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)
     out["disp.npy"] = buf.getvalue()
     out["json"] = json_dumps(sample["json"], indent=None).encode()
+    return out
+
+
+def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
+    """A clip (datagen.clips.make_clip) -> member bytes, encoded as :func:`encode_sample` encodes a sample's."""
+    out = {}
+    for k in range(len(clip["aif"])):
+        for name in ("aif", "bokeh", "lq"):
+            out[f"{name}.{k:03d}.png"] = encode_png(clip[name][k], png_compress_level)
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(clip["disp"][k], dtype=np.float32), allow_pickle=False)
+        out[f"disp.{k:03d}.npy"] = buf.getvalue()
+    out["json"] = json_dumps(clip["json"], indent=None).encode()
+    return out
+
+
+def decode_clip(sample: dict) -> dict:
+    """A clip sample as WebDataset yields it (member name -> bytes) -> {"aif", "bokeh", "lq": T×H×W×3 (uint8, or
+    uint16 for 16-bit builds), "disp": T×H×W float32, "json": dict}."""
+    import json
+
+    from common.images import decode_png
+
+    meta = json.loads(sample["json"])
+    T = len(meta["frames"])
+    key = sample.get("__key__", "clip")
+    out = {"json": meta}
+    for name in ("aif", "bokeh", "lq"):
+        out[name] = np.stack([decode_png(sample[f"{name}.{k:03d}.png"], f"{key}: {name}.{k:03d}.png")
+                              for k in range(T)])
+    out["disp"] = np.stack([decode_disp(sample[f"disp.{k:03d}.npy"]) for k in range(T)])
     return out
 
 
@@ -65,10 +96,10 @@ def write_shard(store, name: str, samples: list[tuple[str, dict[str, bytes]]]) -
     return out.size, out.sha256.hexdigest()
 
 
-def member_columns(members: dict[str, bytes]) -> dict:
-    """sha256 and size of every member, as manifest columns."""
+def member_columns(members: dict[str, bytes], names=MEMBERS) -> dict:
+    """sha256 and size of every member (``names``: a sample's, or a clip's clip_member_names), as manifest columns."""
     cols = {}
-    for name in MEMBERS:
+    for name in names:
         col = name.replace(".", "_")
         cols[f"{col}_sha256"] = hashlib.sha256(members[name]).hexdigest()
         cols[f"{col}_bytes"] = len(members[name])

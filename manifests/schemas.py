@@ -8,6 +8,12 @@ import pyarrow.parquet as pq
 # The members of every sample in a shard (ARCHITECTURE.md, "Samples"), in the order the manifests list them.
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 
+
+def clip_member_names(frames: int) -> list[str]:
+    """A clip sample's members: aif.NNN.png, bokeh.NNN.png, lq.NNN.png, disp.NNN.npy for each frame, and json."""
+    return [f"{m}.{k:03d}.{ext}" for k in range(frames) for m, ext in
+            (("aif", "png"), ("bokeh", "png"), ("lq", "png"), ("disp", "npy"))] + ["json"]
+
 S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 
@@ -108,17 +114,20 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     return _struct(fields)
 
 
-def samples_schema(num_foregrounds: int = 2, camera: bool = False) -> pa.Schema:
+def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int = 0) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""
     base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
     focus = [pa.field("focus_target_used", pa.string()), pa.field("focus_x", pa.float64()),
              pa.field("focus_y", pa.float64()), pa.field("focus_disparity", pa.float64())]
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
-    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in MEMBERS
+    names = clip_member_names(frames) if frames else MEMBERS
+    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in names
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
     cams = list(camera_schema()) if camera else []
-    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + deg + members)
+    clips = [pa.field("frames", pa.int64()), pa.field("frame_K", pa.list_(F)),
+             pa.field("frame_focus_disparity", pa.list_(F))] if frames else []
+    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + clips + deg + members)
 
 
 def pairs_schema() -> pa.Schema:

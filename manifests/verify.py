@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 
-from .schemas import MEMBERS
+from .schemas import MEMBERS, clip_member_names
 from .storage import Store
 
 
@@ -53,8 +53,8 @@ def _check_members(store, name: str, listed: dict[str, dict]) -> list[str]:
     except (tarfile.TarError, EOFError, OSError) as e:
         problems.append(f"{name}: unreadable tar ({type(e).__name__}: {e})")
         return problems
-    for key in listed:
-        for ext in MEMBERS:
+    for key, row in listed.items():
+        for ext in (clip_member_names(row["frames"]) if row.get("frames") else MEMBERS):
             if (key, ext) not in seen:
                 problems.append(f"{name}: {key}.{ext} listed in samples.parquet but missing")
     return problems
