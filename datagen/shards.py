@@ -16,7 +16,7 @@ from webdataset import TarWriter
 
 from common.images import encode_png
 from common.jsonfile import dumps as json_dumps
-from manifests.schemas import MEMBERS, clip_member_names  # noqa: F401 (clip_member_names: re-exported)
+from manifests.schemas import MEMBERS
 
 
 def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]:
