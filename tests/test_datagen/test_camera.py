@@ -91,6 +91,7 @@ def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
 
     values = config.to_dict(BuildConfig())
     values.pop("camera")
+    values.pop("sequence")  # clips, off, leave it alike
     assert BuildConfig().digest() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
     assert BuildConfig.load(None, ["camera.target=phone_main"]).digest() != BuildConfig().digest()
 
