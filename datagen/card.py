@@ -10,7 +10,7 @@ import dataclasses
 import pyarrow as pa
 import yaml
 
-from manifests.schemas import sample_json_type
+from manifests.schemas import clip_json_type, sample_json_type
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
@@ -38,6 +38,17 @@ def _hf_feature(t: pa.DataType) -> dict:
                       pa.string(): "string"}[t]}
 
 
+def hf_clip_features(quality: dict, frames: int) -> list[dict]:
+    """The features of one clip as ``datasets`` reads a clip shard: per frame the three images and the disparity,
+    and the ``json`` member's struct (manifests.clip_json_type)."""
+    members = []
+    for k in range(frames):
+        members += [{"name": f"{m}.{k:03d}.png", "dtype": "image"} for m in ("aif", "bokeh", "lq")]
+        members.append({"name": f"disp.{k:03d}.npy", "list": {"list": "float32"}})
+    members.append({"name": "json", **_hf_feature(clip_json_type(quality))})
+    return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
+
+
 def hf_features(quality: dict, camera: bool = False) -> list[dict]:
     """The features of one sample as ``datasets`` reads a shard (images decoded, ``disp.npy`` as rows of float32,
     the ``json`` member's full struct from manifests.sample_json_type), so that every sample loads with one schema
@@ -63,8 +74,9 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})),
                                                  bool(summary["config"].get("camera", {}).get("target")))},
     }
-    if summary["config"].get("sequence", {}).get("frames"):  # clips: members aif.NNN.png ...; read with
-        del front["dataset_info"]  # datagen.shards.decode_clip (their features are not declared yet)
+    frames = summary["config"].get("sequence", {}).get("frames")
+    if frames:  # clips: members aif.NNN.png, ...
+        front["dataset_info"] = {"features": hf_clip_features(_quality(summary["config"].get("render", {})), frames)}
         front["tags"].append("video")
     cfg = summary["config"]
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)

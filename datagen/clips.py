@@ -238,6 +238,7 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
     from datagen.scenes import build_layers, resolve_focus
     from degradations import DegradationConfig
     from degradations.pipeline import apply, draw, to_tensor
+    from renderer import Quality
 
     cfg = degradation or DegradationConfig()
     rec = draw(spec.degradation_seed, cfg)
@@ -260,7 +261,7 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
                             "background_max_disparity": f["background_max_disparity"]})
     out["json"] = {"scene": json.loads(spec.to_json()), "clip": dataclasses.asdict(clip), "frames": meta_frames,
                    "degradation": rec.columns(), "bit_depth": bit_depth,
-                   "render": {"quality": {k: v for k, v in render_options.items()}},
+                   "render": {"quality": dataclasses.asdict(Quality.from_dict(render_options))},
                    "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)"}
     return out
 

@@ -114,6 +114,23 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     return _struct(fields)
 
 
+def clip_json_type(quality: dict) -> pa.DataType:
+    """The full struct of a clip's ``json`` member (datagen.clips.make_clip), as :func:`sample_json_type` for a
+    sample's."""
+    base = sample_json_type(quality)
+    scene, degradation = base.field("scene").type, base.field("degradation").type
+    floats = pa.list_(F)
+    quality_type = base.field("render").type.field("quality").type
+    clip = _struct([("accel", pa.list_(floats)), ("camera", floats), ("depth_ratio", floats), ("eased", B),
+                    ("focus_mode", S), ("frames", I), ("k_ratio", F), ("pull_frames", F), ("pull_start", F),
+                    ("pull_target", S), ("velocity", pa.list_(floats))])
+    subject = _struct([("center_px", floats), ("disparity", F), ("name", S)])
+    frame = _struct([("K", F), ("background_max_disparity", F), ("focus_disparity", F), ("frame", I),
+                     ("noise_seed", I), ("subjects", pa.list_(subject)), ("target", S), ("xy", floats)])
+    return _struct([("bit_depth", I), ("clip", clip), ("defocus", S), ("degradation", degradation),
+                    ("frames", pa.list_(frame)), ("render", _struct([("quality", quality_type)])), ("scene", scene)])
+
+
 def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int = 0) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""

@@ -145,6 +145,11 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         assert len({f["noise_seed"] for f in frames}) == 4  # the noise is drawn afresh every frame
         assert json.loads(sample["json"])["clip"]["focus_mode"] in ("pull", "fixed")
     assert Image.open(a / "preview.gif").n_frames == 4
+    # the card declares the clip's features: Hugging Face datasets reads every clip with one schema
+    import datasets
+
+    ds = datasets.load_dataset(str(a), cache_dir=str(tmp_path / "hf"), split="train")
+    assert len(ds) == 4 and ds[0]["aif.003.png"].size == (96, 96) and len(ds[0]["json"]["frames"]) == 4
 
 
 def test_clip_configs_are_checked_at_load():
