@@ -126,19 +126,18 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                 clip = draw_clip(spec, cfg.sequence, cfg.scene.targets()[0])
                 sample = make_clip(spec, by_id, clip, deg, boost, cfg.bit_depth, cfg.scene.fg_margin, **cfg.render)
                 members = encode_clip(sample, cfg.png_compress_level)
-                frames = sample["json"]["frames"]
-                sample["json"]["focus"] = {"target": frames[0]["target"], "xy": frames[0]["xy"],
-                                           "disparity": frames[0]["focus_disparity"]}
+                first = sample["json"]["frames"][0]  # a clip's row records its first frame's focus
+                focus = {"target": first["target"], "xy": first["xy"], "disparity": first["focus_disparity"]}
             else:
                 sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, camera=camera, **cfg.render)
                 members = encode_sample(sample, cfg.png_compress_level)
+                focus = sample["json"]["focus"]
         except AssetUnavailable:
             raise  # this node's storage, not this sample
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
             failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
             continue
         written.append((key, members))
-        focus = sample["json"]["focus"]
         records.append({"key": key, "shard": f"{split}-{shard:06d}.tar", "split": split, **spec.columns(),
                         "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
                         "focus_disparity": focus["disparity"],

@@ -32,6 +32,7 @@ from common.limits import MAX_K
 from renderer import Layer, pinhole_view, render_bokeh
 
 FOCUS_MODES = ("fixed", "pull", "ramp")
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the affine map of a layer that does not move
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Lay
     """``layer`` moved by the affine map x' = A·[x, y, 1] (pixel centres at j + 0.5): premultiplied colour and
     alpha resampled bilinearly, exactly the identity when A is; the disparity moves with it. ``border``: what enters
     at the frame's edge (nothing for a subject; the background's edge replicated, so it stays opaque)."""
-    if np.array_equal(A, np.array([[1.0, 0, 0], [0, 1.0, 0]])):
+    if np.array_equal(A, IDENTITY):
         return layer
     h, w = layer.alpha.shape
     # cv2 maps pixel indices (centre of pixel j at j): x_c = x - 0.5
@@ -155,7 +156,7 @@ def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: floa
     # the background plane: x' = x + τ·(a + gx·x + gy·y), affine
     A_bg = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
     bg = _warp(layers[-1], A_bg, cv2.BORDER_REPLICATE)
-    if not (A_bg == np.array([[1.0, 0, 0], [0, 1.0, 0]])).all():
+    if not np.array_equal(A_bg, IDENTITY):
         # its disparity stays a plane: d'(x') = d(A⁻¹(x' − τ·a)), written exactly rather than resampled
         inv = np.linalg.inv(A_bg[:, :2])
         ys, xs = np.mgrid[0:s, 0:s] + 0.5
@@ -237,7 +238,7 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
     from common.images import to_uint8, to_uint16
     from datagen.scenes import build_layers, resolve_focus
     from degradations import DegradationConfig
-    from degradations.pipeline import apply, draw, to_tensor
+    from degradations.pipeline import degrade_with, draw
     from renderer import Quality
 
     cfg = degradation or DegradationConfig()
@@ -251,8 +252,7 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
         aif8 = to_uint8(f["aif"])
         noise = rec.noise_seed if k == 0 else \
             int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2 ** 62)
-        lq = apply(to_tensor(aif8, cfg), dataclasses.replace(rec, noise_seed=noise), cfg.scale, cfg.blur_backend)
-        out["lq"].append((lq[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8))
+        out["lq"].append(degrade_with(aif8, dataclasses.replace(rec, noise_seed=noise), cfg))
         out["aif"].append(to_uint16(f["aif"]) if bit_depth == 16 else aif8)
         out["bokeh"].append(to_uint16(f["bokeh"]) if bit_depth == 16 else to_uint8(f["bokeh"]))
         out["disp"].append(f["disp"])

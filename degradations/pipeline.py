@@ -327,5 +327,16 @@ def degrade(hq: np.ndarray, seed: int, cfg: DegradationConfig | None = None) -> 
     seed = check_seed(seed)
     tensor = to_tensor(hq, cfg)
     rec = draw(seed, cfg)
+    return _apply_u8(tensor, rec, cfg), rec
+
+
+def degrade_with(hq: np.ndarray, rec: DegradationRecord, cfg: DegradationConfig | None = None) -> np.ndarray:
+    """Degrade an HQ image with the draws of ``rec`` (a record :func:`draw` made, possibly with another
+    ``noise_seed``): the LQ as :func:`degrade` returns it. Clips draw once and degrade each frame with it."""
+    cfg = cfg or DegradationConfig()
+    return _apply_u8(to_tensor(hq, cfg), rec, cfg)
+
+
+def _apply_u8(tensor: torch.Tensor, rec: DegradationRecord, cfg: DegradationConfig) -> np.ndarray:
     lq = apply(tensor, rec, cfg.scale, cfg.blur_backend)
-    return (lq[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8), rec
+    return (lq[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)

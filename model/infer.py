@@ -154,18 +154,14 @@ def exif_camera(path) -> str | None:
     return ", ".join(parts)
 
 
-def camera_disparity(args, shape) -> tuple[np.ndarray, float, float, str]:
-    """The camera form's (disparity d = z_near/z at the working size, K, d_f, a description) from --depth: z_near is
-    the nearest valid depth (or the focus distance when nearer); invalid depths (0) read as the farthest valid."""
-    from common.images import read_depth
-
-    z = read_depth(args.depth) if args.depth else args.metric_depth
-    if z.shape != args.in_shape:
-        raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {args.in_shape[1]}×"
-                         f"{args.in_shape[0]}")
+def camera_disparity(args, z: np.ndarray, shape) -> tuple[np.ndarray, float, float, str]:
+    """The camera form's (disparity d = z_near/z at the working size ``shape``, K, d_f, a description) from metric
+    depth ``z`` at the input's size (--depth, or a metric network): z_near is the nearest valid depth (or the focus
+    distance when nearer); invalid depths (0) read as the farthest valid."""
     valid = z > 0
     if not valid.any():
-        raise ValueError(f"--depth {args.depth}: no valid depth (every value is 0, NaN or infinite)")
+        raise ValueError(f"{f'--depth {args.depth}' if args.depth else 'the metric depth network'}: no valid depth "
+                         f"(every value is 0, NaN or infinite)")
     z = np.where(valid, z, z[valid].max()).astype(np.float32)
     if args.focus_xy is not None:
         x, y = args.focus_xy
@@ -252,6 +248,7 @@ def infer(args: argparse.Namespace) -> dict:
         rgb = on_white(rgb, alpha)
         print(f"NOTE: {image} has an alpha channel: composited on white (the model takes RGB)")
     in_shape = rgb.shape[:2]
+    photo = rgb  # the input's own pixels (metric depth is estimated there)
     if args.upscale != 1.0:
         h, w = rgb.shape[:2]
         size = (max(8, round(w * args.upscale)), max(8, round(h * args.upscale)))
@@ -273,18 +270,21 @@ def infer(args: argparse.Namespace) -> dict:
     if taken:
         print(f"{image}: taken with {taken}")
     if args.camera is not None:
-        args.in_shape = in_shape
-        if not args.depth:  # a metric network (checked): metres at the input's size
+        if args.depth:
+            from common.images import read_depth
+
+            z = read_depth(args.depth)
+            if z.shape != in_shape:
+                raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {in_shape[1]}×"
+                                 f"{in_shape[0]}")
+        else:  # a metric network (checked): metres, estimated on the photo as given
             import torch
 
             folder = depth_folder(args.weights, args.depth_weights, cfg)
             print(f"depth: metric network {folder}")
-            est = load_estimator(cfg, folder)
             with torch.no_grad():
-                src = rgb if (h, w) == in_shape else np.asarray(Image.fromarray(
-                    (rgb * 255).round().astype(np.uint8)).resize(in_shape[::-1], Image.BICUBIC), np.float32) / 255
-                args.metric_depth = est.metric(torch.from_numpy(src).permute(2, 0, 1)[None])[0, 0].numpy()
-        disp, args.K, d_f, described = camera_disparity(args, (h, w))
+                z = load_estimator(cfg, folder).metric(torch.from_numpy(photo).permute(2, 0, 1)[None])[0, 0].numpy()
+        disp, args.K, d_f, described = camera_disparity(args, z, (h, w))
         limit = MAX_K if args.classical else cfg.k_max
         if args.K > limit:
             raise ValueError(f"{described}: K = {args.K:.1f} at {w} px, above the "
@@ -303,13 +303,12 @@ def infer(args: argparse.Namespace) -> dict:
             print(f"depth: {folder} ({'--depth-weights' if args.depth_weights else 'the model config'})")
         disp = estimate_disparity(load_estimator(cfg, folder), rgb)
         depth_s = time.perf_counter() - t0
-    if args.camera is not None:
-        pass  # d_f from the camera and the metric depth
-    elif args.focus_xy is not None:
-        x, y = args.focus_xy
-        d_f = focus_at(disp, min(w - 1, round(x * args.upscale)), min(h - 1, round(y * args.upscale)))
-    else:
-        d_f = args.focus_disparity
+    if args.camera is None:  # (the camera form set d_f from the lens and the metric depth)
+        if args.focus_xy is not None:
+            x, y = args.focus_xy
+            d_f = focus_at(disp, min(w - 1, round(x * args.upscale)), min(h - 1, round(y * args.upscale)))
+        else:
+            d_f = args.focus_disparity
 
     t1 = time.perf_counter()
     if args.classical:

@@ -49,8 +49,8 @@ class Runner:
             from ..network import trained_config
             from ..pipeline import depth_folder, load_estimator
 
-            folder = depth_folder(self.args.weights, self.args.depth_weights)
             cfg = trained_config(self.args.weights) if self.args.weights else ModelConfig.from_yaml("tiny")
+            folder = depth_folder(None, self.args.depth_weights, cfg)  # --depth-weights, else the weights' own
             if folder is None:
                 self.notes.append("depth: no Depth Anything V2 weights (--depth-weights or the model's `depth:`): "
                                   "a RANDOM tiny depth network: its disparity is meaningless")
