@@ -1,12 +1,14 @@
-"""What a clip frame costs against an image of the image recipe, side by side in one run on one core: the same
-drawn scenes (plane backgrounds) rendered as one image (build_layers + pinhole view + render_bokeh, the image
-recipe's work before degradation) and as a 16-frame clip with subject motion, a camera move and a focus pull
-(datagen.clips.render_clip: each frame moves the layers, composites the pinhole view and renders).
+"""What a clip frame costs against an image of the image recipe, and what sharing work across a clip's frames
+saves, side by side in one run on one core. The same drawn scenes (plane backgrounds) are rendered
+
+- as one image (build_layers + pinhole view + render_bokeh: the image recipe's work before degradation);
+- as a 16-frame clip with a focus pull, by datagen.clips.render_clip (one renderer.TextureCache for the clip: a
+  layer that does not move is decoded and summed once, each frame's pinhole view and render share textures), with
+  the camera moving (subjects, camera move) and locked (subjects moving, the background static);
+- the same clips with nothing shared (each frame's pinhole view and render prepare every layer afresh, as before
+  the cache), the baseline of the saving.
 
     python benchmarks/bench_clips.py [--scenes 3] [--frames 16] [--size 512]
-
-Nothing is shared between frames yet (each frame builds its own summed-area tables); the per-frame overhead over
-an image render is the layers' affine resampling.
 """
 
 from __future__ import annotations
@@ -15,6 +17,19 @@ import argparse
 import time
 
 import numba
+
+
+def unshared(spec, clip, layers, resolve, **render_options) -> None:
+    """render_clip's frames with nothing shared between calls (the baseline)."""
+    from datagen.clips import focus_disparity, frame_state
+    from datagen.scenes import render_seed
+    from renderer import pinhole_view, render_bokeh
+
+    for k in range(clip.frames):
+        fl = frame_state(spec, clip, k, layers)[0]
+        d_f = focus_disparity(spec, clip, k, fl, resolve)[2]
+        pinhole_view(fl)
+        render_bokeh(fl, clip.K(spec.K, k), d_f, seed=render_seed(spec), **render_options)
 
 
 def main(argv=None) -> None:
@@ -30,18 +45,17 @@ def main(argv=None) -> None:
     from datagen.build import BuildConfig, scan_assets
     from datagen.clips import SequenceConfig, draw_clip, render_clip
     from datagen.scenes import build_layers, draw_scene, render_seed, resolve_focus
-    from renderer import pinhole_view, render_bokeh
+    from renderer import TextureCache, pinhole_view, render_bokeh
 
     cfg = BuildConfig.load(None, [f"size={args.size}"])
     rows = scan_assets(cfg, progress=False)
     fgs, bgs = usable(rows, "foreground", "train"), usable(rows, "background", "train")
     by_id = {a.id: a for a in rows}
     scene = dataclasses.replace(cfg.scene, bg_map_prob=0.0)
-    seq = SequenceConfig(frames=args.frames, focus_probs=[0.0, 1.0, 0.0])
     numba.set_num_threads(1)
     warm = draw_scene(cfg.seed, 0, fgs, bgs, scene, size=args.size)  # compile, read the assets once
     render_bokeh(build_layers(warm, by_id), warm.K, 0.5, **cfg.render)
-    image_s, frame_s = [], []
+    cols = {"image": [], "moving": [], "moving unshared": [], "locked": [], "locked unshared": []}
     for i in range(args.scenes):
         spec = draw_scene(cfg.seed, i, fgs, bgs, scene, size=args.size)
         t0 = time.perf_counter()
@@ -49,16 +63,29 @@ def main(argv=None) -> None:
         d_f = resolve_focus(spec, layers)[2]
         pinhole_view(layers)
         render_bokeh(layers, spec.K, d_f, seed=render_seed(spec), **cfg.render)
-        image_s.append(time.perf_counter() - t0)
-        clip = draw_clip(spec, seq, [f"fg{k}" for k in range(len(spec.foregrounds))] + ["background"])
-        t0 = time.perf_counter()
-        render_clip(spec, clip, build_layers(spec, by_id), resolve_focus, **cfg.render)
-        frame_s.append((time.perf_counter() - t0) / args.frames)
-        print(f"scene {i}: K {spec.K:.1f}, image {image_s[-1]:.3f} s, clip frame {frame_s[-1]:.3f} s "
-              f"({clip.focus_mode}, camera {clip.camera[0]:+.2f},{clip.camera[1]:+.2f} px/frame)", flush=True)
-    a, b = sum(image_s) / len(image_s), sum(frame_s) / len(frame_s)
-    print(f"mean over {args.scenes} scenes at {args.size}², 1 core: image {a:.3f} s, clip frame {b:.3f} s "
-          f"({b / a:.2f}x an image per frame; a {args.frames}-frame clip ≈ {args.frames * b / a:.1f} images)")
+        cols["image"].append(time.perf_counter() - t0)
+        targets = [f"fg{k}" for k in range(len(spec.foregrounds))] + ["background"]
+        line = f"scene {i}: K {spec.K:.1f}, image {cols['image'][-1]:.3f} s"
+        for name, still in (("moving", 0.0), ("locked", 1.0)):
+            seq = SequenceConfig(frames=args.frames, focus_probs=[0.0, 1.0, 0.0], still_camera_prob=still)
+            clip = draw_clip(spec, seq, targets)
+            cache = TextureCache()
+            t0 = time.perf_counter()
+            render_clip(spec, clip, build_layers(spec, by_id), resolve_focus, textures=cache, **cfg.render)
+            cols[name].append((time.perf_counter() - t0) / args.frames)
+            t0 = time.perf_counter()
+            unshared(spec, clip, build_layers(spec, by_id), resolve_focus, **cfg.render)
+            cols[f"{name} unshared"].append((time.perf_counter() - t0) / args.frames)
+            line += (f"; {name} frame {cols[name][-1]:.3f} s (unshared {cols[name + ' unshared'][-1]:.3f} s, "
+                     f"{cache.hits} textures and {cache.tables_reused} tables reused)")
+        print(line, flush=True)
+    mean = {k: sum(v) / len(v) for k, v in cols.items()}
+    a = mean["image"]
+    print(f"mean over {args.scenes} scenes at {args.size}², {args.frames} frames, 1 core: image {a:.3f} s")
+    for name in ("moving", "locked"):
+        s, u = mean[name], mean[f"{name} unshared"]
+        print(f"  {name} camera: frame {s:.3f} s = {s / a:.2f}x an image ({args.frames}-frame clip ≈ "
+              f"{args.frames * s / a:.1f} images); unshared {u:.3f} s; sharing saves {100 * (1 - s / u):.1f} %")
 
 
 if __name__ == "__main__":

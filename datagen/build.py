@@ -124,7 +124,8 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
             camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
             if cfg.sequence.frames:
                 clip = draw_clip(spec, cfg.sequence, cfg.scene.targets()[0])
-                sample = make_clip(spec, by_id, clip, deg, boost, cfg.bit_depth, cfg.scene.fg_margin, **cfg.render)
+                sample = make_clip(spec, by_id, clip, deg, boost, cfg.bit_depth, cfg.scene.fg_margin,
+                                   cfg.sequence.flow, camera=camera, **cfg.render)
                 members = encode_clip(sample, cfg.png_compress_level)
                 first = sample["json"]["frames"][0]  # a clip's row records its first frame's focus
                 focus = {"target": first["target"], "xy": first["xy"], "disparity": first["focus_disparity"]}
@@ -144,15 +145,15 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                         **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
                         **(clip_columns(sample["json"]) if cfg.sequence.frames else {}),
                         **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
-                        **member_columns(members, clip_member_names(cfg.sequence.frames) if cfg.sequence.frames
-                                         else MEMBERS)})
+                        **member_columns(members, clip_member_names(cfg.sequence.frames, cfg.sequence.flow)
+                                         if cfg.sequence.frames else MEMBERS)})
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
     table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds, cfg.camera.enabled,
-                                                                    cfg.sequence.frames))
+                                                                    cfg.sequence.frames, cfg.sequence.flow))
     table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")

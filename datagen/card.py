@@ -38,14 +38,17 @@ def _hf_feature(t: pa.DataType) -> dict:
                       pa.string(): "string"}[t]}
 
 
-def hf_clip_features(quality: dict, frames: int) -> list[dict]:
-    """The features of one clip as ``datasets`` reads a clip shard: per frame the three images and the disparity,
-    and the ``json`` member's struct (manifests.clip_json_type)."""
+def hf_clip_features(quality: dict, frames: int, flow: bool = False, camera: bool = False) -> list[dict]:
+    """The features of one clip as ``datasets`` reads a clip shard: per frame the three images and the disparity
+    (and the flow to the next frame where the build wrote it), and the ``json`` member's struct
+    (manifests.clip_json_type)."""
     members = []
     for k in range(frames):
         members += [{"name": f"{m}.{k:03d}.png", "dtype": "image"} for m in ("aif", "bokeh", "lq")]
         members.append({"name": f"disp.{k:03d}.npy", "list": {"list": "float32"}})
-    members.append({"name": "json", **_hf_feature(clip_json_type(quality))})
+    if flow:
+        members += [{"name": f"flow.{k:03d}.npy", "list": {"list": {"list": "float32"}}} for k in range(frames - 1)]
+    members.append({"name": "json", **_hf_feature(clip_json_type(quality, camera))})
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
@@ -76,7 +79,10 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
     }
     frames = summary["config"].get("sequence", {}).get("frames")
     if frames:  # clips: members aif.NNN.png, ...
-        front["dataset_info"] = {"features": hf_clip_features(_quality(summary["config"].get("render", {})), frames)}
+        flow = bool(summary["config"]["sequence"].get("flow"))
+        camera = bool(summary["config"].get("camera", {}).get("target"))
+        front["dataset_info"] = {"features": hf_clip_features(_quality(summary["config"].get("render", {})), frames,
+                                                              flow, camera)}
         front["tags"].append("video")
     cfg = summary["config"]
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)

@@ -29,10 +29,12 @@ import cv2
 import numpy as np
 
 from common.limits import MAX_K
-from renderer import Layer, pinhole_view, render_bokeh
+from renderer import Layer, TextureCache, pinhole_view, render_bokeh
 
 FOCUS_MODES = ("fixed", "pull", "ramp")
+PULL_SPACES = ("disparity", "distance")
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the affine map of a layer that does not move
+MIN_ZOOM, MAX_ZOOM = 0.5, 2.0  # bounds of a clip's zoom (last frame's magnification over the first's)
 
 
 @dataclass
@@ -46,8 +48,12 @@ class SequenceConfig:
     camera_shift_px: tuple[float, float] = (0.0, 1.0)  # lateral camera move per frame, px at disparity 1
     focus_probs: list[float] = field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3])  # fixed, pull, ramp
     pull_span: tuple[float, float] = (0.3, 1.0)  # frames a pull takes, as a fraction of the clip
-    ease_prob: float = 0.5  # a pull eased (smoothstep in disparity) rather than linear
+    ease_prob: float = 0.5  # a pull eased (smoothstep) rather than linear
+    pull_space: str = "disparity"  # a pull linear (or eased) in "disparity" or in "distance" (metres: d ∝ 1/z)
     k_ramp: tuple[float, float] = (0.5, 2.0)  # K_last / K_first of a ramp (K kept in [0, 32])
+    still_camera_prob: float = 0.0  # a clip shot from a locked camera: no move, no zoom, the background static
+    zoom: tuple[float, float] = (1.0, 1.0)  # magnification of the last frame over the first (log-uniform)
+    flow: bool = False  # also write flow.NNN.npy: the pinhole view's exact forward flow, frame k to k + 1
 
     def __post_init__(self):
         if self.frames and not 2 <= self.frames <= 64:
@@ -65,8 +71,15 @@ class SequenceConfig:
             raise ValueError(f"pull_span: [low, high] in (0, 1], got {[lo, hi]}")
         if len(self.focus_probs) != 3 or min(self.focus_probs) < 0 or abs(sum(self.focus_probs) - 1) > 1e-6:
             raise ValueError(f"focus_probs: 3 probabilities (fixed, pull, ramp) summing to 1, got {self.focus_probs}")
-        if not 0 <= self.ease_prob <= 1:
-            raise ValueError(f"ease_prob: a probability, got {self.ease_prob}")
+        if self.pull_space not in PULL_SPACES:
+            raise ValueError(f"pull_space: one of {list(PULL_SPACES)}, got {self.pull_space!r}")
+        for name in ("ease_prob", "still_camera_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: a probability, got {getattr(self, name)}")
+        lo, hi = self.zoom
+        if not MIN_ZOOM <= lo <= hi <= MAX_ZOOM:
+            raise ValueError(f"zoom: [low, high] within [{MIN_ZOOM}, {MAX_ZOOM}] (a slow zoom: the last frame's "
+                             f"magnification over the first's), got {[lo, hi]}")
 
 
 @dataclass
@@ -83,17 +96,39 @@ class ClipDraw:
     pull_start: float = 0.0  # frame where the pull starts
     pull_frames: float = 1.0  # frames it takes
     eased: bool = False
+    pull_space: str = "disparity"  # the pull interpolates disparity, or distance (harmonic in disparity)
     k_ratio: float = 1.0  # K_last / K_first of a ramp
+    still: bool = False  # a locked camera (no move, no zoom): drawn, or forced by a depth-mapped background
+    zoom: float = 1.0  # magnification of the last frame over the first
+
+    def magnification(self, k: int) -> float:
+        """The zoom's magnification at frame k, geometric from 1 to ``zoom`` (a steady zoom speed)."""
+        return self.zoom ** (k / (self.frames - 1)) if self.zoom != 1.0 and self.frames > 1 else 1.0
 
     def pull_weight(self, k: int) -> float:
         """How far the pull has gone at frame k: 0 before it, 1 after it (smoothstep when eased)."""
         w = min(max((k - self.pull_start) / self.pull_frames, 0.0), 1.0)
         return w * w * (3 - 2 * w) if self.eased else w
 
-    def K(self, K0: float, k: int) -> float:
-        if self.focus_mode != "ramp" or self.frames < 2:
+    def K(self, K0: float, k: int, ramp: bool = True) -> float:
+        """K at frame k: a ramp's linear change (an iris pull; ``ramp=False``: a camera whose aperture stays, the
+        phone's), times the zoom's magnification (the blur disks magnify with the image: a digital zoom, or a zoom
+        lens whose entrance pupil keeps its size), kept in [0, 32]."""
+        K = K0
+        if ramp and self.focus_mode == "ramp" and self.frames >= 2:
+            K = K0 * (1 + (self.k_ratio - 1) * k / (self.frames - 1))
+        m = self.magnification(k)
+        if K == K0 and m == 1.0:
             return K0
-        return float(min(max(K0 * (1 + (self.k_ratio - 1) * k / (self.frames - 1)), 0.0), MAX_K))
+        return float(min(max(K * m, 0.0), MAX_K))
+
+    def blend(self, d_a: float, d_b: float, k: int) -> float:
+        """The pull's focus disparity at frame k, from d_a to d_b: linear (or eased) in disparity, or in distance
+        (z ∝ 1/d, so 1/d_f blends linearly; a pull to or from infinity, d = 0, blends in disparity)."""
+        w = self.pull_weight(k)
+        if self.pull_space == "distance" and min(d_a, d_b) > 0:
+            return 1.0 / ((1 - w) / d_a + w / d_b)
+        return d_a + (d_b - d_a) * w
 
 
 def _vector(rng, lo_hi) -> tuple[float, float]:
@@ -118,10 +153,19 @@ def draw_clip(spec, cfg: SequenceConfig, targets: list[str]) -> ClipDraw:
         draw.pull_frames = max(span, 1.0)
         draw.pull_start = float(rng.uniform(0, max(cfg.frames - 1 - span, 0.0)))
         draw.eased = bool(rng.random() < cfg.ease_prob)
+        draw.pull_space = cfg.pull_space
     elif mode == "pull":
         draw.focus_mode = "fixed"  # a scene with one target has nothing to pull to
     if mode == "ramp":
         draw.k_ratio = float(rng.uniform(*cfg.k_ramp))
+    # drawn last, so that a config without them draws the clips it drew before
+    still = bool(rng.random() < cfg.still_camera_prob)
+    zoom = float(math.exp(rng.uniform(math.log(cfg.zoom[0]), math.log(cfg.zoom[1]))))
+    if still or spec.bg_model == "map":
+        # a depth-mapped background is held still: moving it would be a forward warp with occlusions
+        draw.camera, draw.still = (0.0, 0.0), True
+    else:
+        draw.zoom = zoom
     return draw
 
 
@@ -146,36 +190,66 @@ def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Lay
     return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disp, name=layer.name)
 
 
+def _then(B: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """The 2×3 affine map x -> B(A(x))."""
+    return B[:, :2] @ A + np.hstack([np.zeros((2, 2)), B[:, 2:]])
+
+
+def zoom_map(clip: ClipDraw, k: int, size: int) -> np.ndarray:
+    """The zoom at frame k: a scaling by the magnification about the frame's centre."""
+    m, c = clip.magnification(k), size / 2
+    return np.array([[m, 0.0, c - m * c], [0.0, m, c - m * c]])
+
+
+def background_map(spec, clip: ClipDraw, k: int) -> np.ndarray:
+    """The background's affine map from frame 0 to frame k: the camera's parallax x' = x + τ·d(x) of its plane
+    d = a + gx·x + gy·y (a depth-mapped background is held still), then the zoom."""
+    if spec.bg_model != "plane" and (any(clip.camera) or clip.zoom != 1.0):
+        raise ValueError(f"clip of scene {spec.index}: a depth-mapped background is held still (its parallax would be "
+                         f"a forward warp with occlusions), got camera {clip.camera} and zoom {clip.zoom}")
+    tx, ty = clip.camera[0] * k, clip.camera[1] * k
+    a, gx, gy = spec.bg_plane if spec.bg_model == "plane" else (0.0, 0.0, 0.0)
+    A = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
+    return _then(zoom_map(clip, k, spec.size), A)
+
+
 def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0) -> list[Layer]:
     """The scene's layers at frame k, from its frame-0 ``layers`` (datagen.scenes.build_layers of ``spec``: the
-    foregrounds, then a plane background). ``margin``: how much nearer than the background's nearest point a subject
+    foregrounds, then the background). ``margin``: how much nearer than the background's nearest point a subject
     stays (the scene's fg_margin)."""
+    return frame_state(spec, clip, k, layers, margin)[0]
+
+
+def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0):
+    """(layers, maps, subject disparities) at frame k: :func:`frame_layers`, each layer's affine map from frame 0
+    (2×3) and each foreground's disparity. A layer that does not move is frame 0's own object."""
     s = spec.size
-    tx, ty = clip.camera[0] * k, clip.camera[1] * k
-    a, gx, gy = spec.bg_plane
-    # the background plane: x' = x + τ·(a + gx·x + gy·y), affine
-    A_bg = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
+    A_bg = background_map(spec, clip, k)
     bg = _warp(layers[-1], A_bg, cv2.BORDER_REPLICATE)
-    if not np.array_equal(A_bg, IDENTITY):
-        # its disparity stays a plane: d'(x') = d(A⁻¹(x' − τ·a)), written exactly rather than resampled
+    if bg is not layers[-1] and spec.bg_model == "plane":
+        # its disparity stays a plane: d'(x') = d(A⁻¹(x')), written exactly rather than resampled
+        a, gx, gy = spec.bg_plane
         inv = np.linalg.inv(A_bg[:, :2])
         ys, xs = np.mgrid[0:s, 0:s] + 0.5
-        x0 = inv[0, 0] * (xs - tx * a) + inv[0, 1] * (ys - ty * a)
-        y0 = inv[1, 0] * (xs - tx * a) + inv[1, 1] * (ys - ty * a)
+        x0 = inv[0, 0] * (xs - A_bg[0, 2]) + inv[0, 1] * (ys - A_bg[1, 2])
+        y0 = inv[1, 0] * (xs - A_bg[0, 2]) + inv[1, 1] * (ys - A_bg[1, 2])
         bg = Layer(bg.rgb, bg.alpha, np.clip(a + gx * x0 + gy * y0, 0, 1).astype(np.float32), name=bg.name)
     bg_max = float(bg.disparity.max())
-    out = []
+    out, maps, depths = [], [], []
     for i, layer in enumerate(layers[:-1]):
         d, A = subject_motion(spec, clip, k, i, bg_max, margin)
         moved = _warp(layer, A)
-        out.append(Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name))
-    return out + [bg]
+        out.append(moved if moved is layer else
+                   Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name))
+        maps.append(A)
+        depths.append(d)
+    return out + [bg], maps + [A_bg], depths
 
 
 def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: float) -> tuple[float, np.ndarray]:
     """Foreground i at frame k: its disparity (linear from d0 to d1 = d0·ρ, kept ``margin`` nearer than the
     background's nearest point ``bg_max`` and at most 1) and the affine map from its frame-0 placement (scaled by
-    d/d0 about its centre, then moved by v·k + a·k²/2 and the camera's parallax τ·d)."""
+    d/d0 about its centre, then moved by v·k + a·k²/2 and the camera's parallax τ·d, then the zoom)."""
     s = spec.size
     fg = spec.foregrounds[i]
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
@@ -187,12 +261,41 @@ def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: 
     dx = vx * k + 0.5 * ax * k * k + tx * d
     dy = vy * k + 0.5 * ay * k * k + ty * d
     m = d / d0
-    return d, np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
+    A = np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
+    return d, (A if clip.zoom == 1.0 else _then(zoom_map(clip, k, s), A))
+
+
+def visible_layer(layers: list[Layer]) -> np.ndarray:
+    """H×W int8: per pixel, the nearest layer whose alpha there is at least 1/2 (ties: list order; -1 where none),
+    the surface that the pinhole view's flow follows."""
+    key = np.stack([np.where(layer.alpha >= 0.5, layer.disparity, -1.0) for layer in layers])
+    front = np.argmax(key, axis=0).astype(np.int8)
+    front[key.max(axis=0) < 0] = -1
+    return front
+
+
+def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray]) -> np.ndarray:
+    """H×W×2 float32 (x, y) px: where the surface seen at each pixel centre of frame k is in frame k + 1, minus
+    where it is now. ``front``: frame k's :func:`visible_layer`; ``maps``/``next_maps``: each layer's affine map
+    from frame 0 at frames k and k + 1, so the layer's point at p moves to B·A⁻¹·p, exactly (0 where no layer)."""
+    h, w = front.shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    p = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    flow = np.zeros((h, w, 2))
+    for i, (A, B) in enumerate(zip(maps, next_maps)):
+        sel = front == i
+        if not sel.any():
+            continue
+        A3 = np.vstack([A, [0.0, 0.0, 1.0]])
+        step = _then(B, np.linalg.inv(A3)[:2])  # frame k -> frame k + 1 for this layer
+        q = p[sel] @ step.T
+        flow[sel] = q - p[sel][:, :2]
+    return flow.astype(np.float32)
 
 
 def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) -> tuple[str, tuple, float]:
     """(target, point, d_f) at frame k: the drawn target's disparity at its point in this frame, and during a pull
-    the blend toward the second target's by :meth:`ClipDraw.pull_weight`. ``resolve``: datagen.scenes.resolve_focus."""
+    the blend toward the second target's by :meth:`ClipDraw.blend`. ``resolve``: datagen.scenes.resolve_focus."""
     target, xy, d_a = resolve(spec, layers)
     if clip.focus_mode != "pull":
         return target, xy, d_a
@@ -200,39 +303,70 @@ def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) 
     second.focus_target = clip.pull_target
     target_b, xy_b, d_b = resolve(second, layers)
     w = clip.pull_weight(k)
-    return (target if w < 0.5 else target_b), (xy if w < 0.5 else xy_b), d_a + (d_b - d_a) * w
+    return (target if w < 0.5 else target_b), (xy if w < 0.5 else xy_b), clip.blend(d_a, d_b, k)
 
 
-def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: float = 0.0, **render_options):
-    """Every frame's (aif linear-light composite, disparity, bokeh, K, d_f, target); ``layers``: frame 0's. The
-    bokeh uses the sample's render seed in every frame (datagen.scenes.render_seed), as the image does."""
+def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: float = 0.0, flow: bool = False,
+                textures: TextureCache | None = None, camera=None, **render_options):
+    """Every frame's (aif linear-light composite, disparity, bokeh, K, d_f, target, and with ``flow`` the forward
+    flow to the next frame, none for the last); ``layers``: frame 0's. The bokeh uses the sample's render seed in
+    every frame (datagen.scenes.render_seed), as the image does. One renderer.TextureCache (``textures``, or a
+    new one) serves the whole clip: a layer that does not move (a locked camera's background) is decoded and summed
+    once, not once per frame, and each frame's render reuses its pinhole view's textures (without highlights; the
+    cache counts both). ``camera`` (datagen.camera.CameraDraw): K follows the target lens focused at each frame's
+    focus distance z_f = z_near/d_f (times the ramp and the zoom), and each frame gets "input": the input camera's
+    own render (None for a pinhole) and "camera": z_f, K_input and the target's f-number."""
     from datagen.scenes import render_seed
 
-    frames = []
+    cache = textures if textures is not None else TextureCache()
+    frames, maps, fronts = [], [], []
     for k in range(clip.frames):
-        fl = layers if k == 0 else frame_layers(spec, clip, k, layers, margin)
+        fl, frame_maps, depths = frame_state(spec, clip, k, layers, margin)
         target, xy, d_f = focus_disparity(spec, clip, k, fl, resolve)
-        K = clip.K(spec.K, k)
-        aif, disp = pinhole_view(fl)
-        bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), **render_options)
-        bg_max = float(fl[-1].disparity.max())
+        aif, disp = pinhole_view(fl, textures=cache)
+        K, lens = clip.K(spec.K, k), None
+        if camera is not None:
+            K, lens = _camera_frame(camera, clip, k, d_f, spec.size)
+            lens["input"] = None if lens["K_input"] == 0 else \
+                render_bokeh(fl, lens["K_input"], d_f, seed=render_seed(spec), textures=cache, **render_options)
+        bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), textures=cache, **render_options)
         subjects = []
         for i, fg in enumerate(spec.foregrounds):
-            d, A = subject_motion(spec, clip, k, i, bg_max, margin)
-            c = A @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.size, 1.0])
-            subjects.append({"name": f"fg{i}", "disparity": d, "center_px": [float(c[0]), float(c[1])]})
+            c = frame_maps[i] @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.size, 1.0])
+            subjects.append({"name": f"fg{i}", "disparity": depths[i], "center_px": [float(c[0]), float(c[1])]})
         frames.append({"aif": aif, "disp": disp, "bokeh": bokeh, "K": K, "focus_disparity": d_f, "target": target,
-                       "xy": list(xy), "subjects": subjects, "background_max_disparity": bg_max})
+                       "xy": list(xy), "subjects": subjects,
+                       "background_max_disparity": float(fl[-1].disparity.max()), "lens": lens})
+        if flow:
+            maps.append(frame_maps)
+            fronts.append(visible_layer(fl))
+    for k in range(clip.frames - 1 if flow else 0):
+        frames[k]["flow"] = forward_flow(fronts[k], maps[k], maps[k + 1])
     return frames
 
 
+def _camera_frame(camera, clip: ClipDraw, k: int, d_f: float, size: int) -> tuple[float, dict]:
+    """K and the lens record of frame k of a camera-true clip focused at disparity d_f."""
+    z_f = camera.z_near_m / d_f if d_f > 0 else math.inf
+    K_lens = camera.target.k_metric(z_f, size) / camera.z_near_m
+    K = clip.K(K_lens, k)
+    K_input = 0.0 if camera.input is None else \
+        clip.K(camera.input.k_metric(z_f, size) / camera.z_near_m, k, ramp=False)
+    # the f-number that gives this K (a ramp is an iris pull; K's clip at 32 shows as a larger f-number)
+    f_number = camera.target.f_number * K_lens * clip.magnification(k) / K if K > 0 else math.inf
+    return K, {"focus_distance_m": z_f, "K_input": K_input, "f_number": f_number}
+
+
 def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=None, bit_depth: int = 8,
-              margin: float = 0.0, **render_options) -> dict:
+              margin: float = 0.0, flow: bool = False, camera=None, **render_options) -> dict:
     """Every member of one clip sample (README "Clips"): per frame aif, bokeh (uint8, or uint16 with
     ``bit_depth=16``), lq (uint8) and disp (float32), and one json with the scene, the motion, the degradation
     (drawn once per clip: kernels, resizes, JPEG qualities) and per frame K, d_f, the focus target and point, the
-    subjects' disparities and centres and the noise seed (the noise is drawn afresh each frame; frame 0's is the
-    image recipe's)."""
+    subjects' disparities and centres, the zoom's magnification and the noise seed (the noise is drawn afresh each
+    frame; frame 0's is the image recipe's); with ``flow``, flow (float32 H×W×2) for every frame but the last.
+    ``camera`` (datagen.camera.CameraDraw, as for datagen.scenes.make_sample): K from the target lens at each
+    frame's focus distance, each LQ degraded from the input camera's own frame, the JSON's ``camera`` (frame 0's, as
+    an image's) and per frame ``camera`` (focus distance, K_input, the target's f-number)."""
     import dataclasses
 
     from common.images import to_uint8, to_uint16
@@ -244,25 +378,36 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
     cfg = degradation or DegradationConfig()
     rec = draw(spec.degradation_seed, cfg)
     boost = highlights if spec.highlights else None
-    frames = render_clip(spec, clip, build_layers(spec, assets), resolve_focus, margin, highlights=boost,
-                         **render_options)
+    frames = render_clip(spec, clip, build_layers(spec, assets), resolve_focus, margin, flow, highlights=boost,
+                         camera=camera, **render_options)
+    if camera is not None:
+        spec.K = frames[0]["K"]  # the lens's K at frame 0, as make_sample sets it
     out = {"aif": [], "bokeh": [], "lq": [], "disp": []}
+    if flow:
+        out["flow"] = [f["flow"] for f in frames[:-1]]
     meta_frames = []
     for k, f in enumerate(frames):
         aif8 = to_uint8(f["aif"])
         noise = rec.noise_seed if k == 0 else \
             int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2 ** 62)
-        out["lq"].append(degrade_with(aif8, dataclasses.replace(rec, noise_seed=noise), cfg))
+        lens = f["lens"]
+        source = aif8 if lens is None or lens["input"] is None else to_uint8(lens["input"])
+        out["lq"].append(degrade_with(source, dataclasses.replace(rec, noise_seed=noise), cfg))
         out["aif"].append(to_uint16(f["aif"]) if bit_depth == 16 else aif8)
         out["bokeh"].append(to_uint16(f["bokeh"]) if bit_depth == 16 else to_uint8(f["bokeh"]))
         out["disp"].append(f["disp"])
         meta_frames.append({"frame": k, "K": f["K"], "focus_disparity": f["focus_disparity"], "target": f["target"],
                             "xy": f["xy"], "noise_seed": noise, "subjects": f["subjects"],
-                            "background_max_disparity": f["background_max_disparity"]})
+                            "magnification": clip.magnification(k),
+                            "background_max_disparity": f["background_max_disparity"],
+                            **({"camera": {n: v for n, v in lens.items() if n != "input"}} if lens else {})})
     out["json"] = {"scene": json.loads(spec.to_json()), "clip": dataclasses.asdict(clip), "frames": meta_frames,
                    "degradation": rec.columns(), "bit_depth": bit_depth,
                    "render": {"quality": dataclasses.asdict(Quality.from_dict(render_options))},
                    "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)"}
+    if camera is not None:
+        first = meta_frames[0]["camera"]
+        out["json"]["camera"] = camera.record(first["focus_distance_m"], frames[0]["K"], first["K_input"])
     return out
 
 

@@ -91,13 +91,8 @@ class BuildConfig:
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
         if self.camera.enabled:
-            self.camera.check_k(self.size)
-        if self.sequence.frames:
-            if self.scene.bg_map_prob > 0:
-                raise ValueError(f"scene.bg_map_prob: clips move plane backgrounds only (a depth map's parallax is "
-                                 f"not written yet): set it to 0 with sequence.frames, got {self.scene.bg_map_prob}")
-            if self.camera.enabled:
-                raise ValueError("sequence and camera: clips of camera-true scenes are not written yet; use one")
+            # a clip's zoom magnifies the blur with the image: K as at size × the largest zoom
+            self.camera.check_k(round(self.size * (self.sequence.zoom[1] if self.sequence.frames else 1.0)))
 
     def degradation_config(self) -> DegradationConfig:
         """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)

@@ -19,7 +19,7 @@ import numpy as np
 from common.images import to_uint8, to_uint16
 from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
-from renderer import Highlights, Layer, pinhole_view, render_bokeh
+from renderer import Highlights, Layer, TextureCache, pinhole_view, render_bokeh
 
 from .assets import Asset, load_asset, load_asset_files
 
@@ -314,7 +314,8 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
         raise ValueError(f"bit_depth: 8 or 16, got {bit_depth}")
     layers = build_layers(spec, assets)
     target, xy, focus_disparity = resolve_focus(spec, layers)
-    aif_f, disp = pinhole_view(layers)
+    textures = TextureCache()  # the pinhole view and the renders share each layer's decoded texture
+    aif_f, disp = pinhole_view(layers, textures=textures)
     aif = to_uint8(aif_f)
     boost = highlights if spec.highlights else None
     lq_source, K_input = aif, 0.0
@@ -325,9 +326,9 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
             K_input = camera.input.k_metric(z_f, spec.size) / camera.z_near_m
         if K_input > 0:  # the phone's own capture, with its small blur, focused on the same target
             lq_source = to_uint8(render_bokeh(layers, K_input, focus_disparity, seed=render_seed(spec),
-                                              highlights=boost, **render_options))
+                                              highlights=boost, textures=textures, **render_options))
     bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=render_seed(spec), return_info=True,
-                               highlights=boost, **render_options)
+                               highlights=boost, textures=textures, **render_options)
     lq, rec = degrade(lq_source, spec.degradation_seed, degradation)
     meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
             "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},

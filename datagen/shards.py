@@ -41,13 +41,18 @@ def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(clip["disp"][k], dtype=np.float32), allow_pickle=False)
         out[f"disp.{k:03d}.npy"] = buf.getvalue()
+    for k, flow in enumerate(clip.get("flow", [])):
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(flow, dtype=np.float32), allow_pickle=False)
+        out[f"flow.{k:03d}.npy"] = buf.getvalue()
     out["json"] = json_dumps(clip["json"], indent=None).encode()
     return out
 
 
 def decode_clip(sample: dict) -> dict:
     """A clip sample as WebDataset yields it (member name -> bytes) -> {"aif", "bokeh", "lq": T×H×W×3 (uint8, or
-    uint16 for 16-bit builds), "disp": T×H×W float32, "json": dict}."""
+    uint16 for 16-bit builds), "disp": T×H×W float32, "json": dict}, and "flow": (T-1)×H×W×2 float32 (x, y) px
+    where the build wrote it (sequence.flow)."""
     import json
 
     from common.images import decode_png
@@ -60,11 +65,13 @@ def decode_clip(sample: dict) -> dict:
         out[name] = np.stack([decode_png(sample[f"{name}.{k:03d}.png"], f"{key}: {name}.{k:03d}.png")
                               for k in range(T)])
     out["disp"] = np.stack([decode_disp(sample[f"disp.{k:03d}.npy"]) for k in range(T)])
+    if "flow.000.npy" in sample:
+        out["flow"] = np.stack([decode_disp(sample[f"flow.{k:03d}.npy"]) for k in range(T - 1)])
     return out
 
 
 def decode_disp(data: bytes) -> np.ndarray:
-    """The ``disp.npy`` member back to H×W float32 (full precision)."""
+    """The ``disp.npy`` member (or a clip's ``flow.NNN.npy``) back to its float32 array (full precision)."""
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 

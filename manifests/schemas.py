@@ -9,10 +9,12 @@ import pyarrow.parquet as pq
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 
 
-def clip_member_names(frames: int) -> list[str]:
-    """A clip sample's members: aif.NNN.png, bokeh.NNN.png, lq.NNN.png, disp.NNN.npy for each frame, and json."""
-    return [f"{m}.{k:03d}.{ext}" for k in range(frames) for m, ext in
-            (("aif", "png"), ("bokeh", "png"), ("lq", "png"), ("disp", "npy"))] + ["json"]
+def clip_member_names(frames: int, flow: bool = False) -> list[str]:
+    """A clip sample's members: aif.NNN.png, bokeh.NNN.png, lq.NNN.png, disp.NNN.npy for each frame, with ``flow``
+    flow.NNN.npy for each frame but the last, and json."""
+    names = [f"{m}.{k:03d}.{ext}" for k in range(frames) for m, ext in
+             (("aif", "png"), ("bokeh", "png"), ("lq", "png"), ("disp", "npy"))]
+    return names + ([f"flow.{k:03d}.npy" for k in range(frames - 1)] if flow else []) + ["json"]
 
 S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
@@ -114,31 +116,34 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     return _struct(fields)
 
 
-def clip_json_type(quality: dict) -> pa.DataType:
+def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     """The full struct of a clip's ``json`` member (datagen.clips.make_clip), as :func:`sample_json_type` for a
-    sample's."""
-    base = sample_json_type(quality)
+    sample's; ``camera``: a camera-true clip's."""
+    base = sample_json_type(quality, camera)
     scene, degradation = base.field("scene").type, base.field("degradation").type
     floats = pa.list_(F)
     quality_type = base.field("render").type.field("quality").type
     clip = _struct([("accel", pa.list_(floats)), ("camera", floats), ("depth_ratio", floats), ("eased", B),
                     ("focus_mode", S), ("frames", I), ("k_ratio", F), ("pull_frames", F), ("pull_start", F),
-                    ("pull_target", S), ("velocity", pa.list_(floats))])
+                    ("pull_target", S), ("still", B), ("velocity", pa.list_(floats)), ("zoom", F)])
     subject = _struct([("center_px", floats), ("disparity", F), ("name", S)])
-    frame = _struct([("K", F), ("background_max_disparity", F), ("focus_disparity", F), ("frame", I),
-                     ("noise_seed", I), ("subjects", pa.list_(subject)), ("target", S), ("xy", floats)])
-    return _struct([("bit_depth", I), ("clip", clip), ("defocus", S), ("degradation", degradation),
+    lens = [("camera", _struct([("K_input", F), ("f_number", F), ("focus_distance_m", F)]))] if camera else []
+    frame = _struct([("K", F), ("background_max_disparity", F)] + lens + [("focus_disparity", F), ("frame", I),
+                     ("magnification", F), ("noise_seed", I), ("subjects", pa.list_(subject)), ("target", S),
+                     ("xy", floats)])
+    cam = [("camera", base.field("camera").type)] if camera else []
+    return _struct([("bit_depth", I)] + cam + [("clip", clip), ("defocus", S), ("degradation", degradation),
                     ("frames", pa.list_(frame)), ("render", _struct([("quality", quality_type)])), ("scene", scene)])
 
 
-def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int = 0) -> pa.Schema:
+def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int = 0, flow: bool = False) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""
     base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
     focus = [pa.field("focus_target_used", pa.string()), pa.field("focus_x", pa.float64()),
              pa.field("focus_y", pa.float64()), pa.field("focus_disparity", pa.float64())]
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
-    names = clip_member_names(frames) if frames else MEMBERS
+    names = clip_member_names(frames, flow) if frames else MEMBERS
     members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in names
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
     cams = list(camera_schema()) if camera else []

@@ -54,7 +54,8 @@ def _check_members(store, name: str, listed: dict[str, dict]) -> list[str]:
         problems.append(f"{name}: unreadable tar ({type(e).__name__}: {e})")
         return problems
     for key, row in listed.items():
-        for ext in (clip_member_names(row["frames"]) if row.get("frames") else MEMBERS):
+        names = clip_member_names(row["frames"], "flow_000_npy_sha256" in row) if row.get("frames") else MEMBERS
+        for ext in names:
             if (key, ext) not in seen:
                 problems.append(f"{name}: {key}.{ext} listed in samples.parquet but missing")
     return problems

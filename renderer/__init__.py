@@ -1,13 +1,24 @@
 """Layered thin-lens ray tracer: the HQ bokeh ground truth of bokehgen (ARCHITECTURE.md, "Renderer contract")."""
 
 from .layers import Layer, from_linear, to_linear
-from .render import Aperture, Highlights, Quality, composite, defocus_map, pinhole_view, render_bokeh, visible_disparity
+from .render import (
+    Aperture,
+    Highlights,
+    Quality,
+    TextureCache,
+    composite,
+    defocus_map,
+    pinhole_view,
+    render_bokeh,
+    visible_disparity,
+)
 
 __all__ = [
     "Aperture",
     "Highlights",
     "Layer",
     "Quality",
+    "TextureCache",
     "composite",
     "defocus_map",
     "from_linear",

@@ -227,22 +227,72 @@ def _fold_fraction(windows: np.ndarray, scene: _Scene, K: float, df: float, h: i
     return float(fold.mean())
 
 
-def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None) -> _Scene:
+class TextureCache:
+    """Per-layer work kept between renders of the same :class:`Layer` objects: a layer's premultiplied linear
+    texture (its colour decoded, boosted by ``highlights``, times alpha) and its summed-area table at each padding.
+
+    Pass one cache to :func:`pinhole_view` and :func:`render_bokeh` calls on layers that repeat, as a clip's frames
+    do where a layer does not move (a locked camera's background): a layer given again, the same object with the
+    same ``gamma`` and ``highlights``, is not decoded again, and its table is not summed again at a padding it
+    already has. Results are bit-identical to renders without the cache. The cache holds only the layers of its
+    latest call (a layer that call does not list is dropped), so its memory is one frame's. ``hits`` and
+    ``misses`` count layer textures reused and prepared; ``tables_reused`` the summed-area tables.
+    """
+
+    def __init__(self):
+        self._entries: dict = {}
+        self.hits = self.misses = self.tables_reused = 0
+
+    def _keep_only(self, layers: list[Layer]) -> None:
+        ids = {id(layer) for layer in layers}
+        self._entries = {k: v for k, v in self._entries.items() if k[0] in ids}
+
+    def _entry(self, layer: Layer, gamma, highlights, build) -> dict:
+        key = (id(layer), gamma, highlights)
+        entry = self._entries.get(key)
+        if entry is None or entry["layer"] is not layer:
+            entry = {"layer": layer, "core": build(), "tables": {}}
+            self._entries[key] = entry
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+
+def _linear_core(layer: Layer, gamma, highlights: Highlights | None) -> np.ndarray:
+    """H×W×4 float64: the layer's premultiplied linear colour and its alpha."""
+    h, w = layer.shape
+    core = np.empty((h, w, 4))
+    lin = to_linear(layer.rgb, gamma)
+    if highlights is not None:
+        lin = lin * highlights.boost(layer.rgb)[..., None]
+    np.multiply(lin, layer.alpha[..., None], out=core[..., :3])
+    core[..., 3] = layer.alpha
+    return core
+
+
+def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None,
+             cache: TextureCache | None = None) -> tuple[_Scene, list]:
+    """The padded scene, and per layer its cache entry (None without a cache)."""
     L = len(layers)
     h, w = layers[0].shape
     tex = np.empty((L, h + 2 * pad, w + 2 * pad, 4))
     dtex = np.empty((L, h + 2 * pad, w + 2 * pad))
+    entries = []
+    if cache is not None:
+        cache._keep_only(layers)
     for k, layer in enumerate(layers):
-        lin = to_linear(layer.rgb, gamma)
-        if highlights is not None:
-            lin = lin * highlights.boost(layer.rgb)[..., None]
-        core = tex[k, pad:pad + h, pad:pad + w]
-        np.multiply(lin, layer.alpha[..., None], out=core[..., :3])
-        core[..., 3] = layer.alpha
+        if cache is None:
+            tex[k, pad:pad + h, pad:pad + w] = _linear_core(layer, gamma, highlights)
+            entries.append(None)
+        else:
+            entry = cache._entry(layer, gamma, highlights, lambda layer=layer: _linear_core(layer, gamma, highlights))
+            tex[k, pad:pad + h, pad:pad + w] = entry["core"]
+            entries.append(entry)
         dtex[k, pad:pad + h, pad:pad + w] = layer.disparity
         _pad_edge(tex[k], pad)
         _pad_edge(dtex[k], pad)
-    return _Scene(
+    scene = _Scene(
         tex=tex,
         dtex=dtex,
         kinds=np.array([layer.geometry[0] for layer in layers], dtype=np.int64),
@@ -250,6 +300,24 @@ def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None
         drange=np.array([layer.geometry[2] for layer in layers], dtype=np.float64),
         pad=pad,
     )
+    return scene, entries
+
+
+def _scene_tables(scene: _Scene, entries: list, cache: TextureCache | None) -> np.ndarray:
+    """The scene's summed-area tables, a layer's taken from its cache entry when it has one at this padding."""
+    if cache is None:
+        return _summed_area_tables(scene.tex)
+    L, hp, wp, c = scene.tex.shape
+    sat = np.empty((L, hp + 1, wp + 1, c))
+    for k, entry in enumerate(entries):
+        table = entry["tables"].get(scene.pad)
+        if table is None:
+            table = _summed_area_tables(scene.tex[k:k + 1])[0]
+            entry["tables"] = {scene.pad: table}  # one padding kept per layer
+        else:
+            cache.tables_reused += 1
+        sat[k] = table
+    return sat
 
 
 def _pad_edge(a: np.ndarray, pad: int) -> None:
@@ -280,8 +348,8 @@ def _check_scalar(name: str, value, lo: float, hi: float | None = None) -> float
     return v
 
 
-def _pinhole(layers: list[Layer], gamma):
-    scene = _prepare(layers, gamma, 1, None)
+def _pinhole(layers: list[Layer], gamma, cache: TextureCache | None = None):
+    scene, _ = _prepare(layers, gamma, 1, None, cache)
     h, w = layers[0].shape
     rgb = np.empty((h, w, 3))
     disp = np.empty((h, w))
@@ -317,12 +385,13 @@ def visible_disparity(layers) -> np.ndarray:
     return pinhole_view(layers, gamma=1.0)[1]  # gamma 1: no colour transfer to compute
 
 
-def pinhole_view(layers, *, gamma=2.2) -> tuple[np.ndarray, np.ndarray]:
+def pinhole_view(layers, *, gamma=2.2, textures: TextureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`composite` and :func:`visible_disparity` of the layers from one pass (the disparity does not depend
-    on the colour's encoding): (H×W×3 float32 image, H×W float32 disparity), each equal to its function's."""
+    on the colour's encoding): (H×W×3 float32 image, H×W float32 disparity), each equal to its function's.
+    ``textures``: a :class:`TextureCache` shared with other calls on the same layers (the same results)."""
     layers = check_layers(layers)
     gamma = check_gamma(gamma)
-    rgb, disp, _ = _pinhole(layers, gamma)
+    rgb, disp, _ = _pinhole(layers, gamma, textures)
     return from_linear(rgb, gamma).astype(np.float32), np.clip(disp, 0.0, 1.0).astype(np.float32)
 
 
@@ -335,7 +404,8 @@ def defocus_map(layers, K: float, focus_disparity: float) -> np.ndarray:
 
 
 def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, aperture="circle", seed: int = 0,
-                 highlights: Highlights | dict | None = None, return_info: bool = False, **quality):
+                 highlights: Highlights | dict | None = None, return_info: bool = False,
+                 textures: TextureCache | None = None, **quality):
     """Render the thin-lens image of a layered scene by tracing rays through the aperture.
 
     Args:
@@ -349,6 +419,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
             independent of the number of threads).
         highlights: None (off) or a :class:`Highlights` (or dict) for inverse tone mapping of clipped highlights.
         return_info: also return a dict reporting the parameters used and the sampling statistics.
+        textures: a :class:`TextureCache` kept across calls on layers that repeat (a clip's static layers, or the
+            :func:`pinhole_view` of the same layers): their textures and tables are not prepared again; the image
+            is bit-identical to a render without it.
         **quality: fields of :class:`Quality` (cell_px, min_samples, max_samples, refine, edge_px, strips,
             prefilter, pattern, grid_n).
 
@@ -379,8 +452,8 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
                          f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
                          f"padded by that radius, would take gigabytes); use a smaller K")
     pad = int(math.ceil(r_max)) + 2
-    scene = _prepare(layers, gamma, pad, highlights)
-    sat = _summed_area_tables(scene.tex)
+    scene, entries = _prepare(layers, gamma, pad, highlights, textures)
+    sat = _scene_tables(scene, entries, textures)
 
     if q.pattern == "grid":
         mode = kernels.MODE_GRID

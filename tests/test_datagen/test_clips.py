@@ -6,8 +6,9 @@ from scipy import ndimage
 
 from common.images import to_uint8
 from datagen.assets import usable
-from datagen.clips import ClipDraw, SequenceConfig, draw_clip, frame_layers, render_clip
+from datagen.clips import ClipDraw, SequenceConfig, draw_clip, frame_layers, frame_state, render_clip
 from datagen.scenes import SceneConfig, build_layers, draw_scene, make_sample, resolve_focus
+from renderer import TextureCache
 
 
 def _scene(assets, index=3, size=96):
@@ -24,7 +25,10 @@ def _still(frames=4, mode="fixed"):
 def test_a_still_clip_renders_the_image_recipes_bytes_in_every_frame(assets):
     spec, by_id = _scene(assets)
     image = make_sample(spec, by_id)
-    frames = render_clip(spec, _still(), build_layers(spec, by_id), resolve_focus)
+    cache = TextureCache()
+    frames = render_clip(spec, _still(), build_layers(spec, by_id), resolve_focus, textures=cache)
+    # nothing moves: each layer is decoded once for the clip, and its summed-area table summed once
+    assert (cache.misses, cache.hits, cache.tables_reused) == (3, 3 * 7, 3 * 3)
     for f in frames:
         assert np.array_equal(to_uint8(f["aif"]), image["aif"]) and np.array_equal(f["disp"], image["disp"])
         assert np.array_equal(to_uint8(f["bokeh"]), image["bokeh"])
@@ -111,9 +115,9 @@ def test_a_moving_subject_keeps_its_order_in_depth_and_scales_with_disparity(ass
 
 
 def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path, local_ray):
-    """datagen/build.py with a sequence: section: one sample = one clip (aif/bokeh/lq/disp per frame + json); the
-    same bytes with 1 or 2 workers; manifests.verify finds nothing wrong; decode_clip gives T×H×W×C arrays;
-    preview.gif plays the first clip."""
+    """datagen/build.py with a sequence: section (camera-true, with flow): one sample = one clip (aif/bokeh/lq/disp
+    per frame, flow between frames, json); the same bytes with 1 or 2 workers; manifests.verify finds nothing wrong;
+    decode_clip gives T×H×W×C arrays; preview.gif plays the first clip; datasets reads it."""
     import json
 
     import pyarrow.parquet as pq
@@ -126,7 +130,9 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
 
     args = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
             "--set", "val_samples=0", "--set", "scene.bg_map_prob=0", "--set", "sequence.frames=4",
-            "--set", "sequence.focus_probs=[0, 1, 0]", "--set", "sequence.camera_shift_px=[0.5, 1]"]
+            "--set", "sequence.focus_probs=[0, 1, 0]", "--set", "sequence.camera_shift_px=[0.5, 1]",
+            "--set", "sequence.flow=true", "--set", "sequence.zoom=[1, 1.2]",
+            "--set", "camera.target=fullframe_85mm_f1.4", "--set", "camera.input=phone_tele"]
     a, b = tmp_path / "a", tmp_path / "b"
     main(parse_args(args + ["--out", str(a), "--workers", "1"]))
     main(parse_args(args + ["--out", str(b), "--workers", "2"]))
@@ -139,6 +145,8 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         clip = decode_clip(sample)
         assert clip["aif"].shape == (4, 96, 96, 3) and clip["lq"].shape == (4, 24, 24, 3)
         assert clip["disp"].shape == (4, 96, 96) and clip["disp"].dtype == np.float32
+        assert clip["flow"].shape == (3, 96, 96, 2) and clip["flow"].dtype == np.float32
+        assert clip["json"]["camera"]["K"] == clip["json"]["frames"][0]["K"] == rows[sample["__key__"]]["K"]
         frames = clip["json"]["frames"]
         assert [f["K"] for f in frames] == rows[sample["__key__"]]["frame_K"]
         assert [f["focus_disparity"] for f in frames] == rows[sample["__key__"]]["frame_focus_disparity"]
@@ -150,14 +158,134 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
 
     ds = datasets.load_dataset(str(a), cache_dir=str(tmp_path / "hf"), split="train")
     assert len(ds) == 4 and ds[0]["aif.003.png"].size == (96, 96) and len(ds[0]["json"]["frames"]) == 4
+    assert np.asarray(ds[0]["flow.002.npy"]).shape == (96, 96, 2)
 
 
 def test_clip_configs_are_checked_at_load():
     from datagen.config import BuildConfig
 
-    with pytest.raises(ValueError, match="scene.bg_map_prob: clips move plane backgrounds only"):
-        BuildConfig.load(None, ["sequence.frames=8"])
-    with pytest.raises(ValueError, match="sequence and camera"):
-        BuildConfig.load(None, ["sequence.frames=8", "scene.bg_map_prob=0", "camera.target=phone_main"])
+    with pytest.raises(ValueError, match=r"zoom: \[low, high\] within \[0.5, 2.0\]"):
+        BuildConfig.load(None, ["sequence.frames=8", "sequence.zoom=[1, 3]"])
+    with pytest.raises(ValueError, match="pull_space: one of"):
+        BuildConfig.load(None, ["sequence.frames=8", "sequence.pull_space=metres"])
+    # a zoom magnifies the blur: a camera range that stays under K 32 unzoomed can exceed it zoomed
+    cam = ["camera.target=fullframe_85mm_f1.4", "camera.input=pinhole", "camera.fg_distance_m=[1.6, 4]"]
+    BuildConfig.load(None, cam + ["sequence.frames=8", "size=512"])
+    with pytest.raises(ValueError, match="above the model's maximum K"):
+        BuildConfig.load(None, cam + ["sequence.frames=8", "size=512", "sequence.zoom=[2, 2]"])
     on = BuildConfig.load(None, ["sequence.frames=8", "scene.bg_map_prob=0"])
     assert on.digest() != BuildConfig.load(None, ["scene.bg_map_prob=0"]).digest()  # clips count in the hash
+
+
+def test_a_zoom_scales_every_layer_about_the_centre_and_k_with_it(assets):
+    spec, by_id = _scene(assets)
+    layers = build_layers(spec, by_id)
+    clip = _still(5)
+    clip.zoom = 1.5
+    m = 1.5 ** (2 / 4)
+    assert clip.magnification(2) == pytest.approx(m) and clip.magnification(4) == pytest.approx(1.5)
+    moved = frame_layers(spec, clip, 2, layers)
+    c = spec.size / 2  # the output pixel centre p came from (p - c)/m + c (pixel centres at j + 0.5)
+    for i in range(2):
+        want = ndimage.affine_transform(layers[i].alpha, [1 / m, 1 / m], offset=(c - 0.5) * (1 - 1 / m), order=1)
+        inner = (slice(10, -10), slice(10, -10))
+        assert np.abs(moved[i].alpha[inner] - want[inner]).max() < 1e-4
+    a, gx, gy = spec.bg_plane
+    ys, xs = np.mgrid[0:spec.size, 0:spec.size] + 0.5
+    plane = np.clip(a + gx * ((xs - c) / m + c) + gy * ((ys - c) / m + c), 0, 1)
+    assert np.abs(moved[-1].disparity - plane).max() < 1e-6
+    assert [clip.K(10.0, k) for k in range(5)] == pytest.approx([10 * 1.5 ** (k / 4) for k in range(5)])
+
+
+def test_the_flow_carries_each_frame_onto_the_next(assets):
+    """flow.NNN: the pinhole view's exact forward flow. A subject moving at v with a camera move τ flows by
+    v + τ·d; the background by τ times its disparity at the pixel; a zoom by (m_k+1/m_k − 1)·(p − c); and the next
+    frame's all-in-focus image sampled where the flow points is this frame's."""
+    spec, by_id = _scene(assets)
+    layers = build_layers(spec, by_id)
+    clip = _still(3)
+    clip.velocity = [(3.5, 1.5), (-1.0, 0.25)]
+    clip.camera = (0.6, -0.4)
+    frames = render_clip(spec, clip, layers, resolve_focus, flow=True)
+    assert "flow" not in frames[-1]
+    fl, _, _ = frame_state(spec, clip, 1, layers)
+    flow = frames[1]["flow"]
+    assert flow.shape == (96, 96, 2) and flow.dtype == np.float32
+    solid = [(layer.alpha >= 0.5) for layer in fl]
+    bg_only = ~(solid[0] | solid[1])
+    tau = np.array(clip.camera)
+    assert np.abs(flow[bg_only] - tau * fl[-1].disparity[bg_only][:, None]).max() < 1e-5
+    for i in range(2):
+        front = solid[i] & ~(solid[1 - i] & (fl[1 - i].disparity > fl[i].disparity))
+        assert front.sum() > 20
+        want = np.array(clip.velocity[i]) + tau * spec.foregrounds[i].disparity
+        assert np.abs(flow[front] - want).max() < 1e-5
+    # a zoom: every surface flows away from the centre in proportion to its distance from it
+    zoom = _still(3)
+    zoom.zoom = 1.5
+    flow = render_clip(spec, zoom, layers, resolve_focus, flow=True)[0]["flow"]
+    ys, xs = np.mgrid[0:96, 0:96] + 0.5
+    r = zoom.magnification(1) / zoom.magnification(0) - 1
+    assert np.abs(flow - r * np.stack([xs - 48, ys - 48], axis=-1)).max() < 1e-4
+    # brightness constancy, with whole-pixel motion (no resampling between the frames): frame 0's image at p is
+    # frame 1's at p + flow, away from the frame's edge and the subjects' outlines (where surfaces appear)
+    whole = _still(2)
+    whole.velocity = [(3.0, 1.0), (-2.0, 2.0)]
+    frames = render_clip(spec, whole, layers, resolve_focus, flow=True)
+    flow, nxt = frames[0]["flow"], frames[1]["aif"]
+    ys, xs = np.mgrid[0:96, 0:96].astype(np.float32)
+    warped = np.stack([ndimage.map_coordinates(nxt[..., ch], [ys + flow[..., 1], xs + flow[..., 0]], order=1)
+                       for ch in range(3)], axis=-1)
+    keep = np.zeros((96, 96), bool)
+    keep[8:-8, 8:-8] = True
+    keep &= np.logical_or.reduce([ndimage.binary_erosion(layer.alpha >= 0.5, iterations=3) for layer in layers[:2]])
+    err, no_flow = (np.abs(x - frames[0]["aif"])[keep].mean() for x in (warped, nxt))
+    assert keep.sum() > 200 and err < 1e-3 and no_flow > 0.02, (err, no_flow)
+
+
+def test_a_depth_mapped_background_holds_the_camera_still(assets):
+    """A clip over a depth-mapped background keeps its camera still (no move, no zoom): the background is the same
+    layer in every frame, prepared once, while the subjects move."""
+    import dataclasses
+
+    spec, by_id = _scene(assets)
+    cfg = SequenceConfig(frames=4, camera_shift_px=(0.5, 1.0), zoom=(1.2, 1.5))
+    moving = draw_clip(spec, cfg, ["fg0", "fg1", "background"])
+    assert not moving.still and np.hypot(*moving.camera) >= 0.5 and moving.zoom >= 1.2
+    mapped = draw_clip(dataclasses.replace(spec, bg_model="map"), cfg, ["fg0", "fg1", "background"])
+    assert mapped.still and mapped.camera == (0.0, 0.0) and mapped.zoom == 1.0
+    assert mapped.velocity == moving.velocity  # the other draws are the same
+    layers = build_layers(spec, by_id)
+    assert all(frame_layers(spec, mapped, k, layers)[-1] is layers[-1] for k in range(4))
+
+
+def test_a_camera_true_clip_follows_the_lens_at_every_frames_focus_distance(assets):
+    """sequence + camera: K = K_m(z_f)/z_near at each frame's focus distance z_f = z_near/d_f; a pull in distance
+    moves z_f linearly; the LQ is degraded from the input camera's own frame."""
+    import dataclasses
+
+    from datagen.camera import CameraConfig, draw_camera
+    from datagen.clips import make_clip
+
+    spec, by_id = _scene(assets)
+    camera = draw_camera(spec, CameraConfig(target="fullframe_85mm_f1.4", input="phone_tele",
+                                            fg_distance_m=(2.0, 3.0), bg_distance_m=(8.0, 20.0)))
+    clip = _still(3, "pull")
+    clip.pull_target = "background" if spec.focus_target != "background" else "fg0"
+    clip.pull_start, clip.pull_frames, clip.pull_space = 0.0, 2.0, "distance"
+    out = make_clip(spec, by_id, clip, camera=camera)
+    frames = out["json"]["frames"]
+    z = [f["camera"]["focus_distance_m"] for f in frames]
+    assert z[1] == pytest.approx((z[0] + z[2]) / 2)  # linear in metres, halfway at frame 1
+    for f in frames:
+        zf = f["camera"]["focus_distance_m"]
+        assert zf == pytest.approx(camera.z_near_m / f["focus_disparity"])
+        assert f["K"] == pytest.approx(camera.target.k_metric(zf, 96) / camera.z_near_m)
+        K_input = camera.input.k_metric(zf, 96) / camera.z_near_m
+        assert f["camera"]["K_input"] == pytest.approx(K_input) and K_input > 0
+        assert f["camera"]["f_number"] == pytest.approx(1.4)
+    assert out["json"]["camera"]["K"] == frames[0]["K"] and out["json"]["scene"]["K"] == frames[0]["K"]
+    pinhole = make_clip(spec, by_id, clip, camera=dataclasses.replace(camera, input=None))
+    for k in range(3):
+        assert np.array_equal(pinhole["bokeh"][k], out["bokeh"][k])
+        assert not np.array_equal(pinhole["lq"][k], out["lq"][k])  # the phone's own blur, before degrading

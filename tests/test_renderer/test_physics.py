@@ -426,3 +426,24 @@ def test_fast_settings_stay_close_to_the_reference():
         render_bokeh(layers, 8.0, 0.5, edge_px=-1.0)
     with pytest.raises(ValueError, match="strip_min_px"):
         render_bokeh(layers, 8.0, 0.5, strip_min_px=-1.0)
+
+
+def test_a_texture_cache_reuses_repeated_layers_and_changes_no_bit():
+    """renderer.TextureCache: a layer object given again is not decoded again, its summed-area table not summed
+    again at the same padding; every image equals the uncached render bit for bit; the cache keeps only the layers
+    of its latest call."""
+    from renderer import TextureCache
+
+    bg, fg2, fg1 = _three_layer_scene(48, 48)
+    cache = TextureCache()
+    for df in (0.3, 0.3, 0.6):  # 0.6 changes the padding: textures reused, tables summed anew
+        for boost in (None, Highlights()):
+            got = render_bokeh([bg, fg2, fg1], 6.0, df, highlights=boost, textures=cache)
+            assert np.array_equal(got, render_bokeh([bg, fg2, fg1], 6.0, df, highlights=boost))
+    assert (cache.misses, cache.hits) == (6, 12)  # 3 layers × (no boost, boost), each prepared once
+    assert cache.tables_reused == 6  # the second df = 0.3 pass
+    view = pinhole_view([bg, fg2, fg1], textures=cache)
+    assert cache.hits == 15 and all(np.array_equal(a, b) for a, b in zip(view, pinhole_view([bg, fg2, fg1])))
+    moved = _const(textured(48, 48, 9), disk_alpha(48, 48, 20, 20, 9), 0.7, "moved")
+    render_bokeh([bg, moved], 6.0, 0.3, textures=cache)
+    assert {entry["layer"].name for entry in cache._entries.values()} == {"bg", "moved"}
