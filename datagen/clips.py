@@ -312,10 +312,12 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
     flow to the next frame, none for the last); ``layers``: frame 0's. The bokeh uses the sample's render seed in
     every frame (datagen.scenes.render_seed), as the image does. One renderer.TextureCache (``textures``, or a
     new one) serves the whole clip: a layer that does not move (a locked camera's background) is decoded and summed
-    once, not once per frame, and each frame's render reuses its pinhole view's textures (without highlights; the
-    cache counts both). ``camera`` (datagen.camera.CameraDraw): K follows the target lens focused at each frame's
-    focus distance z_f = z_near/d_f (times the ramp and the zoom), and each frame gets "input": the input camera's
-    own render (None for a pinhole) and "camera": z_f, K_input and the target's f-number."""
+    once, not once per frame; each frame's render reuses its pinhole view's textures (without highlights); and
+    where K and the focus stay (a fixed focus, no ramp, no zoom) only the pixels within reach of a moving layer
+    are traced again, bit-identically (the cache counts all three). ``camera`` (datagen.camera.CameraDraw): K
+    follows the target lens focused at each frame's focus distance z_f = z_near/d_f (times the ramp and the zoom),
+    and each frame gets "input": the input camera's own render (None for a pinhole) and "camera": z_f, K_input and
+    the target's f-number."""
     from datagen.scenes import render_seed
 
     cache = textures if textures is not None else TextureCache()

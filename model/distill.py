@@ -103,17 +103,25 @@ def aligned_disparity_errors(pred: torch.Tensor, gt: torch.Tensor,
 
 @torch.no_grad()
 def evaluate(student: DepthEstimator, teacher: DepthEstimator, urls, scfg: StreamConfig) -> dict:
+    """Held-out AbsRel and δ1 of teacher and student on clear and degraded inputs, and ``gap``: the mean absolute
+    difference between the student's output on the degraded input and the teacher's on the clear one, each
+    normalised as the distillation's output term compares them (before training: the teacher's own gap)."""
     acc = {k: [] for k in ("teacher_clear", "teacher_degraded", "student_clear", "student_degraded")}
     d1 = {k: [] for k in acc}
+    gap = []
     dev = next(student.parameters()).device
     for b in val_batches(urls, scfg):
         clear, degraded = _01(b["aif"]).to(dev), _01(b["lq"]).to(dev)
+        pred = {}
         for name, net, x in (("teacher_clear", teacher, clear), ("teacher_degraded", teacher, degraded),
                              ("student_clear", student, clear), ("student_degraded", student, degraded)):
-            a, d = aligned_disparity_errors(net(x).float().cpu(), b["disp"])
+            pred[name] = net(x).float().cpu()
+            a, d = aligned_disparity_errors(pred[name], b["disp"])
             acc[name] += a
             d1[name] += d
-    out = {}
+        diff = normalise(pred["student_degraded"][:, None]) - normalise(pred["teacher_clear"][:, None])
+        gap += diff.abs().flatten(1).mean(1).tolist()
+    out = {"gap": round(float(np.mean(gap)), 6)}
     for k in acc:
         out[f"absrel_{k}"] = round(float(np.mean(acc[k])), 5)
         out[f"delta1_{k}"] = round(float(np.mean(d1[k])), 5)
@@ -235,7 +243,8 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
             w.writerows(rows)
         student.model.save_pretrained(out / "student")
         _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
-        log.info(f"after: student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
+        log.info(f"after: gap to the teacher on clear inputs {before['gap']:.4f} -> {after['gap']:.4f}; "
+                 f"student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
             f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
             f"student -> {out / 'student'} (use: python -m model.train --depth-weights {out / 'student'} ..., or "
             f"model.infer --depth-weights), table -> {out / 'depth_eval.csv'}")

@@ -78,6 +78,11 @@ GENERAL_STRIP_MAX_SHIFT = 0.25
 TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
 FOCUS_EPS = 1e-6
+# A layer counts as reaching a pixel when its alpha summed over the pixel's box exceeds this (texels of alpha). The
+# box sum is a difference of summed-area-table entries as large as the image's area: its round-off (~1e-10 at 512²,
+# ~1e-8 at 8192²) must not make a layer that is absent from the box count as present. A layer that reached the
+# box with this little alpha could change the pixel by at most ~1e-6 of its value.
+COVER_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -853,7 +858,7 @@ def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, 
             r = 0.0 if r < FOCUS_EPS else K * r  # in focus to float32 precision, as trace_ray reads it
         half = r * reach + 1.5
         cover = box_sum(sat, l, px - half, py - half, px + half, py + half, pad, 3)
-        relevant[l] = cover > 1e-12
+        relevant[l] = cover > COVER_EPS
         # disparities at which a ray can meet the layer (a plane: its range over the box)
         if kinds[l] == GEOM_PLANE:
             dspread = (abs(gparam[l, 1]) + abs(gparam[l, 2])) * half
@@ -1084,10 +1089,18 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
     return acc0, acc1, acc2, wsum, wtot, rays
 
 
+@njit(cache=True)
+def reach_factor(mode, min_n):
+    """Farthest a ray's box reaches from the pixel, in units of its circle of confusion r: a cell's centre lies
+    within 1 + 0.71δ, plus the half box (adaptive sampling); 1 for the fixed grid's point rays."""
+    return 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == MODE_ADAPTIVE else 1.0
+
+
 @njit(parallel=True, cache=True)
-def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
+def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo):
     """Render the layered scene into ``out`` (H×W×3 linear light) and the rays traced into ``spp`` (H×W; for a
-    pixel read in rows, the texel rows read).
+    pixel read in rows, the texel rows read); ``todo`` (H×W bool, or 0×0 for every pixel): the pixels to render,
+    the others keeping what ``out`` and ``spp`` hold.
 
     scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
@@ -1115,8 +1128,8 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
     W = out.shape[1]
     L = tex.shape[0]
     half_diag = 0.5 * math.sqrt(W * W + H * H)
-    # Farthest a ray's box reaches from p, in units of r: cell centre ≤ 1 + 0.71δ, plus the half box.
-    reach = 1.0 + 1.25 * math.sqrt(math.pi / min_n) if mode == MODE_ADAPTIVE else 1.0
+    reach = reach_factor(mode, min_n)
+    every = todo.shape[0] == 0
     grid_cell = math.sqrt(math.pi / grid.shape[0])
     disk_reads = strips and mode == MODE_ADAPTIVE and blades < 3 and cateye <= 0.0 and prefilter
     # Square tiles of pixels (not rows): the rays of nearby pixels read the same patches of the tables, so a
@@ -1136,7 +1149,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp):
         for k in range(TILE * TILE):
             i = (t // tiles_x) * TILE + k // TILE
             j = (t % tiles_x) * TILE + k % TILE
-            if i >= H or j >= W:
+            if i >= H or j >= W or not (every or todo[i, j]):
                 continue
             py = i + 0.5
             px = j + 0.5

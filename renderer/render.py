@@ -228,20 +228,31 @@ def _fold_fraction(windows: np.ndarray, scene: _Scene, K: float, df: float, h: i
 
 
 class TextureCache:
-    """Per-layer work kept between renders of the same :class:`Layer` objects: a layer's premultiplied linear
-    texture (its colour decoded, boosted by ``highlights``, times alpha) and its summed-area table at each padding.
+    """Work kept between renders of the same :class:`Layer` objects: a layer's premultiplied linear texture (its
+    colour decoded, boosted by ``highlights``, times alpha), its summed-area table at each padding, and the latest
+    image rendered with each set of settings.
 
     Pass one cache to :func:`pinhole_view` and :func:`render_bokeh` calls on layers that repeat, as a clip's frames
-    do where a layer does not move (a locked camera's background): a layer given again, the same object with the
-    same ``gamma`` and ``highlights``, is not decoded again, and its table is not summed again at a padding it
-    already has. Results are bit-identical to renders without the cache. The cache holds only the layers of its
-    latest call (a layer that call does not list is dropped), so its memory is one frame's. ``hits`` and
-    ``misses`` count layer textures reused and prepared; ``tables_reused`` the summed-area tables.
+    do where a layer does not move (a locked camera's background):
+
+    - a layer given again, the same object with the same ``gamma`` and ``highlights``, is not decoded again, and its
+      table is not summed again at a padding it already has;
+    - a render with the same K, focus, quality, aperture, seed, gamma, highlights and padding as the latest one, on
+      the same number of layers of which some are the same objects, traces only the pixels within reach of a
+      changed layer (its coverage before or now, dilated by the rays' reach, r_max·(1 + 1.25·√(π/min_samples)) +
+      2.5 px); every other pixel sees only unchanged layers and takes the latest render's value: a locked shot
+      with a fixed focus renders only around its moving subjects.
+
+    Results are bit-identical to renders without the cache (tested). The cache holds only the layers of its latest
+    call (a layer that call does not list is dropped) and the latest render of at most 4 settings, so its memory is
+    about one frame's. ``hits`` and ``misses`` count layer textures reused and prepared, ``tables_reused`` the
+    summed-area tables and ``pixels_reused`` the pixels taken from an earlier render.
     """
 
     def __init__(self):
         self._entries: dict = {}
-        self.hits = self.misses = self.tables_reused = 0
+        self._renders: dict = {}  # settings -> the latest render_bokeh with them: its layers, out and spp
+        self.hits = self.misses = self.tables_reused = self.pixels_reused = 0
 
     def _keep_only(self, layers: list[Layer]) -> None:
         ids = {id(layer) for layer in layers}
@@ -259,10 +270,42 @@ class TextureCache:
         return entry
 
 
-def _linear_core(layer: Layer, gamma, highlights: Highlights | None) -> np.ndarray:
-    """H×W×4 float64: the layer's premultiplied linear colour and its alpha."""
+    def _reuse(self, layers: list[Layer], settings: tuple, out: np.ndarray, spp: np.ndarray,
+               radius: int) -> np.ndarray:
+        """The pixels render_bokeh must trace (0×0: all). Where the latest render with the same ``settings`` had
+        the same number of layers and some are the same objects here, a pixel farther than ``radius`` px (its rays'
+        reach) from every pixel that a changed layer covers, before or now, sees only unchanged layers: its value
+        and ray count are copied from that render into ``out`` and ``spp``."""
+        every = np.zeros((0, 0), dtype=np.bool_)
+        prev = self._renders.get(settings)
+        if prev is None or len(prev["layers"]) != len(layers):
+            return every
+        changed = [(a, b) for a, b in zip(prev["layers"], layers) if a is not b]
+        if len(changed) == len(layers):
+            return every
+        import cv2
+
+        support = np.zeros(layers[0].shape, dtype=np.uint8)
+        for a, b in changed:
+            support |= (a.alpha > 0) | (b.alpha > 0)
+        todo = cv2.dilate(support, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+        keep = ~todo
+        out[keep] = prev["out"][keep]
+        spp[keep] = prev["spp"][keep]
+        self.pixels_reused += int(keep.sum())
+        return todo
+
+    def _remember(self, settings: tuple, layers: list[Layer], out: np.ndarray, spp: np.ndarray) -> None:
+        self._renders.pop(settings, None)
+        self._renders[settings] = {"layers": list(layers), "out": out, "spp": spp}
+        while len(self._renders) > 4:  # the renders of one frame (a clip's target and input cameras)
+            self._renders.pop(next(iter(self._renders)))
+
+
+def _linear_core(layer: Layer, gamma, highlights: Highlights | None, core: np.ndarray | None = None) -> np.ndarray:
+    """H×W×4 float64: the layer's premultiplied linear colour and its alpha (written into ``core`` if given)."""
     h, w = layer.shape
-    core = np.empty((h, w, 4))
+    core = np.empty((h, w, 4)) if core is None else core
     lin = to_linear(layer.rgb, gamma)
     if highlights is not None:
         lin = lin * highlights.boost(layer.rgb)[..., None]
@@ -283,7 +326,7 @@ def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None
         cache._keep_only(layers)
     for k, layer in enumerate(layers):
         if cache is None:
-            tex[k, pad:pad + h, pad:pad + w] = _linear_core(layer, gamma, highlights)
+            _linear_core(layer, gamma, highlights, tex[k, pad:pad + h, pad:pad + w])
             entries.append(None)
         else:
             entry = cache._entry(layer, gamma, highlights, lambda layer=layer: _linear_core(layer, gamma, highlights))
@@ -478,14 +521,20 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     else:
         sat1 = np.zeros((1, 1, 1, 4))
     windows = _general_windows(scene, K, df)
+    settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
+    todo = np.zeros((0, 0), dtype=np.bool_) if textures is None else \
+        textures._reuse(layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples)
+                                                                   + 1.5)) + 1)
     kernels.render_kernel(
         (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
-        int(seed), queues, out, spp,
+        int(seed), queues, out, spp, todo,
     )
+    if textures is not None:
+        textures._remember(settings, layers, out, spp)
     clipped = float(np.mean(out.max(axis=-1) > 1.0)) if highlights is not None else 0.0
     image = from_linear(np.minimum(out, 1.0), gamma).astype(np.float32)
     if not return_info:

@@ -447,3 +447,53 @@ def test_a_texture_cache_reuses_repeated_layers_and_changes_no_bit():
     moved = _const(textured(48, 48, 9), disk_alpha(48, 48, 20, 20, 9), 0.7, "moved")
     render_bokeh([bg, moved], 6.0, 0.3, textures=cache)
     assert {entry["layer"].name for entry in cache._entries.values()} == {"bg", "moved"}
+
+
+def test_a_render_that_repeats_the_latest_one_traces_only_around_what_moved():
+    """A subject moves between two renders with the same settings: the cache traces only the pixels within its
+    rays' reach of the subject's old and new coverage, and the image equals a full render bit for bit (on the
+    bundled photos: tests/test_datagen/test_clips.py)."""
+    from renderer import TextureCache
+
+    n = 256
+    ys, xs = np.mgrid[0:n, 0:n] + 0.5
+    bg = Layer(textured(n, n, 0), np.ones((n, n), np.float32), (0.15 + 0.1 * xs / n).astype(np.float32), name="bg")
+
+    def wall(shift):
+        alpha = np.zeros((n, n), np.float32)
+        alpha[int(0.1 * n):int(0.9 * n), :int(0.55 * n) + shift] = 1.0
+        return _const(textured(n, n, 5), alpha, 0.8, "wall")
+
+    cache = TextureCache()
+    render_bokeh([bg, wall(0)], 5.0, 0.2, textures=cache)
+    for shift in (2, 5):
+        before = cache.pixels_reused
+        got = render_bokeh([bg, wall(shift)], 5.0, 0.2, textures=cache)
+        assert np.array_equal(got, render_bokeh([bg, wall(shift)], 5.0, 0.2))
+        assert cache.pixels_reused - before > n * n // 4  # the right of the frame is not traced again
+    # another focus: every pixel is traced again
+    before = cache.pixels_reused
+    render_bokeh([bg, wall(5)], 5.0, 0.3, textures=cache)
+    assert cache.pixels_reused == before
+
+
+def test_a_layer_absent_from_a_box_does_not_reach_it_through_the_tables_round_off():
+    """The kernel counts a layer as reaching a pixel when its alpha summed over the pixel's box exceeds
+    kernels.COVER_EPS. A box sum is a difference of bilinear reads of summed-area-table entries as large as the
+    image's area: beside a 512² soft matte, boxes where the matte is exactly 0 read up to ~2e-11, so the old
+    threshold 1e-12 let an absent layer count as present (and blur in-focus pixels far from it by up to 0.02)."""
+    from renderer import kernels
+    from renderer.render import _summed_area_tables
+
+    n, pad = 512, 34
+    rng = np.random.default_rng(0)
+    tex = np.zeros((1, n + 2 * pad, n + 2 * pad, 4))
+    tex[0, :, :300, 3] = rng.random((n + 2 * pad, 300))  # a soft matte on the left; nothing right of column 300
+    sat = _summed_area_tables(tex)
+    reads = []
+    for _ in range(2000):
+        half = rng.uniform(1.5, 30)
+        x, y = rng.uniform(300 - pad + half + 1, n - 3), rng.uniform(3, n - 3)
+        reads.append(abs(kernels.box_sum(sat, 0, x - half, y - half, x + half, y + half, pad, 3)))
+    assert max(reads) > 1e-12  # the round-off the old threshold sat inside
+    assert max(reads) < 1e-3 * kernels.COVER_EPS
