@@ -369,7 +369,7 @@ def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list,
     print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {where}")
     if sheet:
         last = len(summary["shards"]) - 1
-        rows = "per clip: bokeh frames above all-in-focus ones; the first clip plays in preview.gif" \
+        rows = "per clip: bokeh frames above all-in-focus ones (and their flow); the first clip plays in preview.gif" \
             if cfg.sequence.frames else "rows: LQ, all-in-focus, disparity, defocus map, bokeh"
         print(f"look at them: {where}/preview.png ({rows}) and {where}/report.html; read them with "
               f"webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar')"

@@ -415,8 +415,9 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
 
 def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> tuple[bytes, bytes]:
     """(PNG, GIF) of decoded clips (datagen.shards.decode_clip): the PNG holds one strip per clip (up to
-    ``max_frames`` frames of its bokeh, above the same frames all in focus); the GIF plays the first clip's frames,
-    all in focus beside the bokeh, so the focus pull and the motion can be watched."""
+    ``max_frames`` frames of its bokeh, above the same frames all in focus, above their flow where the clip has it:
+    direction as hue, speed as brightness, full at the clip's fastest); the GIF plays the first clip's frames, all
+    in focus beside the bokeh, so the focus pull and the motion can be watched."""
     import io
 
     from PIL import Image, ImageDraw
@@ -430,6 +431,9 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
         pick = sorted(set(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int).tolist()))
         rows.append(np.concatenate(cells([c["bokeh"][k] for k in pick]), axis=1))
         rows.append(np.concatenate(cells([c["aif"][k] for k in pick]), axis=1))
+        if "flow" in c:
+            rows.append(np.concatenate(cells([flow_image(c["flow"][min(k, T - 2)], c["flow"]) for k in pick]),
+                                       axis=1))
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0))) for r in rows]
     png = io.BytesIO()
@@ -445,6 +449,18 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
     gif = io.BytesIO()
     gif_frames[0].save(gif, format="GIF", save_all=True, append_images=gif_frames[1:], duration=120, loop=0)
     return png.getvalue(), gif.getvalue()
+
+
+def flow_image(flow: np.ndarray, scale_from: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 picture of a flow field (H×W×2, px): direction as hue, speed as brightness, full brightness at
+    the largest speed in ``scale_from`` (a clip's flows, so that frames compare)."""
+    speed = np.hypot(flow[..., 0], flow[..., 1])
+    top = float(np.hypot(scale_from[..., 0], scale_from[..., 1]).max()) or 1.0
+    hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
+    hsv[..., 0] = ((np.degrees(np.arctan2(flow[..., 1], flow[..., 0])) % 360) / 2).astype(np.uint8)
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.clip(speed / top * 255, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
 def clip_columns(meta: dict) -> dict:

@@ -91,7 +91,8 @@ def preview(store, count: int = 4) -> bytes | None:
                 from datagen.shards import decode_clip
 
                 clip = decode_clip(s)
-                samples.append({**{k: [_to8(x) for x in clip[k]] for k in ("aif", "bokeh")}, "json": clip["json"]})
+                samples.append({**{k: [_to8(x) for x in clip[k]] for k in ("aif", "bokeh")}, "json": clip["json"],
+                                **({"flow": clip["flow"]} if "flow" in clip else {})})
                 if len(samples) == count:
                     break
                 continue

@@ -329,8 +329,12 @@ def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None
             _linear_core(layer, gamma, highlights, tex[k, pad:pad + h, pad:pad + w])
             entries.append(None)
         else:
-            entry = cache._entry(layer, gamma, highlights, lambda layer=layer: _linear_core(layer, gamma, highlights))
-            tex[k, pad:pad + h, pad:pad + w] = entry["core"]
+            # a new layer's texture is decoded straight into this scene; its entry keeps a view of it
+            core = tex[k, pad:pad + h, pad:pad + w]
+            entry = cache._entry(layer, gamma, highlights,
+                                 lambda layer=layer, core=core: _linear_core(layer, gamma, highlights, core))
+            if entry["core"] is not core:
+                core[...] = entry["core"]
             entries.append(entry)
         dtex[k, pad:pad + h, pad:pad + w] = layer.disparity
         _pad_edge(tex[k], pad)
@@ -355,11 +359,14 @@ def _scene_tables(scene: _Scene, entries: list, cache: TextureCache | None) -> n
     for k, entry in enumerate(entries):
         table = entry["tables"].get(scene.pad)
         if table is None:
-            table = _summed_area_tables(scene.tex[k:k + 1])[0]
-            entry["tables"] = {scene.pad: table}  # one padding kept per layer
+            sat[k, 0] = 0.0
+            sat[k, :, 0] = 0.0
+            np.cumsum(scene.tex[k], axis=0, out=sat[k, 1:, 1:])
+            np.cumsum(sat[k, 1:, 1:], axis=1, out=sat[k, 1:, 1:])
+            entry["tables"] = {scene.pad: sat[k]}  # one padding kept per layer (a view of this scene's tables)
         else:
             cache.tables_reused += 1
-        sat[k] = table
+            sat[k] = table
     return sat
 
 
