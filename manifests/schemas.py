@@ -124,8 +124,8 @@ def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     floats = pa.list_(F)
     quality_type = base.field("render").type.field("quality").type
     clip = _struct([("accel", pa.list_(floats)), ("camera", floats), ("depth_ratio", floats), ("eased", B),
-                    ("focus_mode", S), ("frames", I), ("k_ratio", F), ("pull_frames", F), ("pull_start", F),
-                    ("pull_target", S), ("still", B), ("velocity", pa.list_(floats)), ("zoom", F)])
+                    ("focus_mode", S), ("frames", I), ("k_ratio", F), ("pull_frames", F), ("pull_space", S),
+                    ("pull_start", F), ("pull_target", S), ("still", B), ("velocity", pa.list_(floats)), ("zoom", F)])
     subject = _struct([("center_px", floats), ("disparity", F), ("name", S)])
     lens = [("camera", _struct([("K_input", F), ("f_number", F), ("focus_distance_m", F)]))] if camera else []
     frame = _struct([("K", F), ("background_max_disparity", F)] + lens + [("focus_disparity", F), ("frame", I),

@@ -8,13 +8,29 @@ from common.images import to_uint8
 from datagen.assets import usable
 from datagen.clips import ClipDraw, SequenceConfig, draw_clip, frame_layers, frame_state, render_clip
 from datagen.scenes import SceneConfig, build_layers, draw_scene, make_sample, render_seed, resolve_focus
-from renderer import TextureCache
+from manifests.schemas import clip_json_type
+from renderer import Quality, TextureCache
 
 
 def _scene(assets, index=3, size=96):
     fgs, bgs = usable(assets, "foreground", "train"), usable(assets, "background", "train")
     spec = draw_scene(0, index, fgs, bgs, SceneConfig(bg_map_prob=0.0), size=size)
     return spec, {a.id: a for a in assets}
+
+
+def _same_fields(value, kind, where="json"):
+    """``value`` (a clip's JSON) has exactly the fields of ``kind`` (its declared Arrow type), at every level: what
+    the dataset card declares to Hugging Face datasets is what the clips hold."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        names = {kind.field(i).name for i in range(kind.num_fields)}
+        assert set(value) == names, (where, sorted(set(value) ^ names))
+        for name in names:
+            if value[name] is not None:
+                _same_fields(value[name], kind.field(name).type, f"{where}.{name}")
+    elif pa.types.is_list(kind) and value:
+        _same_fields(value[0], kind.value_type, f"{where}[0]")
 
 
 def _still(frames=4, mode="fixed"):
@@ -285,6 +301,9 @@ def test_a_camera_true_clip_follows_the_lens_at_every_frames_focus_distance(asse
         assert f["camera"]["K_input"] == pytest.approx(K_input) and K_input > 0
         assert f["camera"]["f_number"] == pytest.approx(1.4)
     assert out["json"]["camera"]["K"] == frames[0]["K"] and out["json"]["scene"]["K"] == frames[0]["K"]
+    quality = dataclasses.asdict(Quality())
+    _same_fields(out["json"], clip_json_type(quality, camera=True))
+    _same_fields(make_clip(spec, by_id, _still(2))["json"], clip_json_type(quality))
     pinhole = make_clip(spec, by_id, clip, camera=dataclasses.replace(camera, input=None))
     for k in range(3):
         assert np.array_equal(pinhole["bokeh"][k], out["bokeh"][k])
