@@ -128,7 +128,7 @@ def test_the_recipe_under_torchrun_matches_one_process(shards, tmp_path):
     photos = _photos(tmp_path / "photos")
     isr = f"distill.isr_data=[{{path: {photos}}}]"
     log = _launch(["model.distill", "--config", "tiny", "--shards", shards[0], "--val", shards[1], "--out",
-                   str(tmp_path / "depth"), "--set", "distill.steps=2", "--set", "distill.teacher_fit_steps=0",
+                   str(tmp_path / "depth"), "--set", "distill.steps=2", "--set", "distill.teacher_fit_steps=2",
                    "--set", "distill.batch_size=2", "--set", "distill.log_every=1", "--set", isr], 2, tmp_path,
                   "distill")
     assert "all 2 processes hold identical student weights" in log and "corrupt.jpg" in log
@@ -180,14 +180,19 @@ def test_the_recipe_under_torchrun_matches_one_process(shards, tmp_path):
 
 
 def test_distillation_moves_the_student_on_degraded_inputs_toward_the_teacher_on_clear_ones(shards, tmp_path):
-    """What distillation optimises: the student on the LQ image imitates the teacher on the clear one. Its loss
-    falls, and the student's held-out AbsRel on degraded inputs moves toward the teacher's on clear inputs (whether
-    the tiny random teacher itself does better on clear or on degraded inputs depends on the library versions that
-    built it: torch 2.14.1 / transformers 5.25 give clear 0.509, degraded 0.494 and the student 0.494 -> 0.504;
-    earlier releases gave 0.478, 0.494 and 0.494 -> 0.489, so neither direction is asserted)."""
+    """What distillation optimises: the student on the LQ image imitates the teacher on the clear one. On held-out
+    samples the gap between the two falls (0.0825 -> 0.0771), and the student's AbsRel on degraded inputs moves
+    toward the teacher's on clear inputs. The teacher is the tiny network fitted by model.distill's own 1200-step
+    fit, kept in tests/data/tiny_depth_teacher (tests/data/make_tiny_depth_teacher.py; it gives the AbsRel the
+    in-test fit gave, 0.509 clear and 0.494 degraded), so the test does not spend ~100 s fitting it; the fit runs
+    in the torchrun test. Whether that teacher does better on clear or on degraded inputs depends on the library
+    versions that fitted it (earlier releases gave 0.478 and 0.494), so neither direction is asserted."""
     import re
+    from pathlib import Path
 
-    mcfg, dcfg = distill_mod.load_configs("tiny", ["distill.log_every=10"])
+    teacher = Path(__file__).resolve().parents[1] / "data" / "tiny_depth_teacher"
+    mcfg, dcfg = distill_mod.load_configs("tiny", ["distill.log_every=10", f"model.depth={teacher}",
+                                                   "distill.teacher_fit_steps=0"])
     lines = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -200,7 +205,10 @@ def test_distillation_moves_the_student_on_degraded_inputs_toward_the_teacher_on
     assert before["absrel_student_degraded"] == before["absrel_teacher_degraded"]  # the student starts as the teacher
     losses = [float(m.group(1)) + float(m.group(2)) for m in
               (re.search(r"features ([0-9.]+), output ([0-9.]+)", line) for line in lines) if m]
-    assert len(losses) >= 5 and np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+    assert len(losses) >= 5 and np.isfinite(losses).all(), losses
+    # on held-out samples, what the output term minimises falls (the training batches' losses vary 2.3-3.6 from
+    # batch to batch: too noisy to compare a few of them), and the AbsRel moves toward the goal
+    assert after["gap"] < 0.97 * before["gap"], (before["gap"], after["gap"])
     goal = before["absrel_teacher_clear"]
     assert abs(after["absrel_student_degraded"] - goal) < 0.5 * abs(before["absrel_student_degraded"] - goal)
 
