@@ -464,6 +464,13 @@ def flow_image(flow: np.ndarray, scale_from: np.ndarray) -> np.ndarray:
 
 
 def clip_columns(meta: dict) -> dict:
-    """A clip's samples.parquet columns: its frame count and, per frame, K and d_f (list columns)."""
-    return {"frames": len(meta["frames"]), "frame_K": [f["K"] for f in meta["frames"]],
-            "frame_focus_disparity": [f["focus_disparity"] for f in meta["frames"]]}
+    """A clip's samples.parquet columns: its frame count and, per frame (list columns), K, d_f and the zoom's
+    magnification, and for a camera-true clip the focus distance (m) and the input camera's K."""
+    frames = meta["frames"]
+    cols = {"frames": len(frames), "frame_K": [f["K"] for f in frames],
+            "frame_focus_disparity": [f["focus_disparity"] for f in frames],
+            "frame_magnification": [f["magnification"] for f in frames]}
+    if "camera" in frames[0]:
+        cols["frame_focus_distance_m"] = [f["camera"]["focus_distance_m"] for f in frames]
+        cols["frame_K_input"] = [f["camera"]["K_input"] for f in frames]
+    return cols

@@ -147,8 +147,10 @@ def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int =
     members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in names
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
     cams = list(camera_schema()) if camera else []
-    clips = [pa.field("frames", pa.int64()), pa.field("frame_K", pa.list_(F)),
-             pa.field("frame_focus_disparity", pa.list_(F))] if frames else []
+    clips = [pa.field("frames", pa.int64())] + [pa.field(f"frame_{name}", pa.list_(F)) for name in
+                                                 ("K", "focus_disparity", "magnification")] if frames else []
+    if frames and camera:
+        clips += [pa.field("frame_focus_distance_m", pa.list_(F)), pa.field("frame_K_input", pa.list_(F))]
     return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + clips + deg + members)
 
 

@@ -166,6 +166,8 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         frames = clip["json"]["frames"]
         assert [f["K"] for f in frames] == rows[sample["__key__"]]["frame_K"]
         assert [f["focus_disparity"] for f in frames] == rows[sample["__key__"]]["frame_focus_disparity"]
+        assert [f["camera"]["focus_distance_m"] for f in frames] == rows[sample["__key__"]]["frame_focus_distance_m"]
+        assert rows[sample["__key__"]]["frame_magnification"][0] == 1.0
         assert len({f["noise_seed"] for f in frames}) == 4  # the noise is drawn afresh every frame
         assert json.loads(sample["json"])["clip"]["focus_mode"] in ("pull", "fixed")
     assert Image.open(a / "preview.gif").n_frames == 4
