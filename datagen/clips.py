@@ -8,7 +8,8 @@ A clip is one drawn scene (datagen.scenes.draw_scene) plus its motion, drawn fro
   and at most 1); a subject at disparity d is scaled by d/d0 about its centre, image size being ∝ 1/z;
 - the camera: a lateral move of τ = t·k px (at disparity 1) by frame k shifts every surface of disparity d by τ·d
   px (parallax: the background barely moves, near subjects most). A tilted-plane background d = a + g·x maps
-  affinely, x' = x + τ·d(x); clips draw plane backgrounds;
+  affinely, x' = x + τ·d(x); a depth-mapped background is traced back exactly at every pixel (the nearest part of
+  its surface that lands there: near parts slide over far ones); then an optional slow zoom scales everything;
 - focus: fixed on the drawn target (which moves with it), a pull to a second target over a drawn span of frames
   (linear or eased in disparity), or a ramp of K by a drawn ratio.
 
@@ -98,7 +99,7 @@ class ClipDraw:
     eased: bool = False
     pull_space: str = "disparity"  # the pull interpolates disparity, or distance (harmonic in disparity)
     k_ratio: float = 1.0  # K_last / K_first of a ramp
-    still: bool = False  # a locked camera (no move, no zoom): drawn, or forced by a depth-mapped background
+    still: bool = False  # a locked camera (no move, no zoom)
     zoom: float = 1.0  # magnification of the last frame over the first
 
     def magnification(self, k: int) -> float:
@@ -161,8 +162,7 @@ def draw_clip(spec, cfg: SequenceConfig, targets: list[str]) -> ClipDraw:
     # drawn last, so that a config without them draws the clips it drew before
     still = bool(rng.random() < cfg.still_camera_prob)
     zoom = float(math.exp(rng.uniform(math.log(cfg.zoom[0]), math.log(cfg.zoom[1]))))
-    if still or spec.bg_model == "map":
-        # a depth-mapped background is held still: moving it would be a forward warp with occlusions
+    if still:
         draw.camera, draw.still = (0.0, 0.0), True
     else:
         draw.zoom = zoom
@@ -203,10 +203,7 @@ def zoom_map(clip: ClipDraw, k: int, size: int) -> np.ndarray:
 
 def background_map(spec, clip: ClipDraw, k: int) -> np.ndarray:
     """The background's affine map from frame 0 to frame k: the camera's parallax x' = x + τ·d(x) of its plane
-    d = a + gx·x + gy·y (a depth-mapped background is held still), then the zoom."""
-    if spec.bg_model != "plane" and (any(clip.camera) or clip.zoom != 1.0):
-        raise ValueError(f"clip of scene {spec.index}: a depth-mapped background is held still (its parallax would be "
-                         f"a forward warp with occlusions), got camera {clip.camera} and zoom {clip.zoom}")
+    d = a + gx·x + gy·y, then the zoom (for a depth-mapped background: the zoom alone; see :func:`_moved_map`)."""
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
     a, gx, gy = spec.bg_plane if spec.bg_model == "plane" else (0.0, 0.0, 0.0)
     A = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
@@ -225,7 +222,10 @@ def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float
     (2×3) and each foreground's disparity. A layer that does not move is frame 0's own object."""
     s = spec.size
     A_bg = background_map(spec, clip, k)
-    bg = _warp(layers[-1], A_bg, cv2.BORDER_REPLICATE)
+    if spec.bg_model == "map" and any(clip.camera) and k:
+        bg = _moved_map(layers[-1], clip, k)
+    else:
+        bg = _warp(layers[-1], A_bg, cv2.BORDER_REPLICATE)
     if bg is not layers[-1] and spec.bg_model == "plane":
         # its disparity stays a plane: d'(x') = d(A⁻¹(x')), written exactly rather than resampled
         a, gx, gy = spec.bg_plane
@@ -244,6 +244,32 @@ def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float
         maps.append(A)
         depths.append(d)
     return out + [bg], maps + [A_bg], depths
+
+
+def _moved_map(layer: Layer, clip: ClipDraw, k: int) -> Layer:
+    """A depth-mapped background at frame k of a moving camera: a point at x with disparity d(x) is seen at
+    Z(x + τ·d(x)) (τ: the camera's move by frame k, Z: the zoom). Each pixel centre p is traced back exactly: the
+    nearest d where x = Z⁻¹(p) − τ·d meets the map's bilinear surface (renderer.reference.surface_hit: the
+    intersection the renderer itself solves), so near parts of the surface occlude far ones and parts it hid come
+    into view as the surface between them (the renderer's continuous model of a depth map); colour and alpha are
+    read there (premultiplied, bilinear, edge replicated)."""
+    from renderer.reference import surface_hit
+
+    h, w = layer.shape
+    tx, ty = clip.camera[0] * k, clip.camera[1] * k
+    m, c = clip.magnification(k), w / 2
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    px, py = (xs - c) / m + c, (ys - c) / m + c
+    d = surface_hit(layer.disparity, px, py, -tx, -ty)
+    # cv2 reads pixel j's centre at index j
+    mx, my = (px - tx * d - 0.5).astype(np.float32), (py - ty * d - 0.5).astype(np.float32)
+    pm = np.concatenate([layer.rgb * layer.alpha[..., None], layer.alpha[..., None]], axis=-1).astype(np.float32)
+    out = cv2.remap(pm, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a = np.clip(out[..., 3], 0, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rgb = np.where(a[..., None] > 1e-6, out[..., :3] / a[..., None], 0.0)
+    return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32),
+                 np.clip(d, 0, 1).astype(np.float32), name=layer.name)
 
 
 def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: float) -> tuple[float, np.ndarray]:
@@ -274,10 +300,26 @@ def visible_layer(layers: list[Layer]) -> np.ndarray:
     return front
 
 
-def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray]) -> np.ndarray:
+def background_flow(clip: ClipDraw, k: int, disparity: np.ndarray) -> np.ndarray:
+    """H×W×2: the background's flow from frame k to k + 1, exact for a plane or a depth map: the point seen at p
+    with disparity d (frame k's background disparity there) is x + k·τ·d = Z_k⁻¹(p) before the zoom, and
+    Z_k+1(Z_k⁻¹(p) + τ·d) in the next frame (τ: the camera's move per frame, Z: the zoom)."""
+    h, w = disparity.shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    c = w / 2
+    m0, m1 = clip.magnification(k), clip.magnification(k + 1)
+    d = disparity.astype(np.float64)
+    qx = ((xs - c) / m0 + clip.camera[0] * d) * m1 + c
+    qy = ((ys - c) / m0 + clip.camera[1] * d) * m1 + c
+    return np.stack([qx - xs, qy - ys], axis=-1)
+
+
+def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray],
+                 fields: dict | None = None) -> np.ndarray:
     """H×W×2 float32 (x, y) px: where the surface seen at each pixel centre of frame k is in frame k + 1, minus
     where it is now. ``front``: frame k's :func:`visible_layer`; ``maps``/``next_maps``: each layer's affine map
-    from frame 0 at frames k and k + 1, so the layer's point at p moves to B·A⁻¹·p, exactly (0 where no layer)."""
+    from frame 0 at frames k and k + 1, so the layer's point at p moves to B·A⁻¹·p, exactly (0 where no layer);
+    ``fields``: layer index -> its flow field (H×W×2), for a layer whose motion is not one affine map."""
     h, w = front.shape
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
     p = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
@@ -285,6 +327,9 @@ def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.n
     for i, (A, B) in enumerate(zip(maps, next_maps)):
         sel = front == i
         if not sel.any():
+            continue
+        if fields and i in fields:
+            flow[sel] = fields[i][sel]
             continue
         A3 = np.vstack([A, [0.0, 0.0, 1.0]])
         step = _then(B, np.linalg.inv(A3)[:2])  # frame k -> frame k + 1 for this layer
@@ -321,7 +366,7 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
     from datagen.scenes import render_seed
 
     cache = textures if textures is not None else TextureCache()
-    frames, maps, fronts = [], [], []
+    frames, maps, fronts, bg_flows = [], [], [], []
     for k in range(clip.frames):
         fl, frame_maps, depths = frame_state(spec, clip, k, layers, margin)
         target, xy, d_f = focus_disparity(spec, clip, k, fl, resolve)
@@ -342,8 +387,9 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
         if flow:
             maps.append(frame_maps)
             fronts.append(visible_layer(fl))
+            bg_flows.append(background_flow(clip, k, fl[-1].disparity) if k < clip.frames - 1 else None)
     for k in range(clip.frames - 1 if flow else 0):
-        frames[k]["flow"] = forward_flow(fronts[k], maps[k], maps[k + 1])
+        frames[k]["flow"] = forward_flow(fronts[k], maps[k], maps[k + 1], {len(layers) - 1: bg_flows[k]})
     return frames
 
 

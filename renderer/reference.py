@@ -118,6 +118,16 @@ def _exact_hit(disp: np.ndarray, px, py, ox: float, oy: float, df: float, lo: fl
     return np.where(np.isnan(hit), lo, hit)
 
 
+def surface_hit(disparity: np.ndarray, px, py, ox: float, oy: float, focus_disparity: float = 0.0) -> np.ndarray:
+    """Where the rays p + (d − d_f)·(ox, oy) (pixel centres ``px``, ``py``; one direction for all) first meet the
+    bilinear surface ``disparity`` (clamp to edge), nearest first: the disparity there, exactly (the same walk and
+    closed form as the reference's depth-map intersection). With d_f = 0 and (ox, oy) = −τ this is what a camera
+    moved by τ (a point at x and disparity d seen at x + τ·d) sees of a depth map at each pixel."""
+    d = np.asarray(disparity, np.float64)
+    return _exact_hit(d, np.asarray(px, np.float64), np.asarray(py, np.float64), float(ox), float(oy),
+                      float(focus_disparity), float(d.min()), float(d.max()))
+
+
 def _hit_disparity(layer, px, py, ox, oy, df, march_step_px: float | None) -> np.ndarray:
     kind, (a, gx, gy), (lo, hi) = layer.geometry
     if kind == GEOM_CONSTANT:

@@ -261,20 +261,44 @@ def test_the_flow_carries_each_frame_onto_the_next(assets):
     assert keep.sum() > 200 and err < 1e-3 and no_flow > 0.02, (err, no_flow)
 
 
-def test_a_depth_mapped_background_holds_the_camera_still(assets):
-    """A clip over a depth-mapped background keeps its camera still (no move, no zoom): the background is the same
-    layer in every frame, prepared once, while the subjects move."""
+def test_a_depth_mapped_background_moves_with_exact_parallax_and_occlusion(assets):
+    """A depth map under a camera move: each part of the surface moves by τ·d, a near part slides over the far part
+    beside it (the nearest surface along each traced ray wins), and the flow follows: τ times the disparity seen."""
     import dataclasses
 
+    from datagen.scenes import Layer
+
     spec, by_id = _scene(assets)
-    cfg = SequenceConfig(frames=4, camera_shift_px=(0.5, 1.0), zoom=(1.2, 1.5))
-    moving = draw_clip(spec, cfg, ["fg0", "fg1", "background"])
-    assert not moving.still and np.hypot(*moving.camera) >= 0.5 and moving.zoom >= 1.2
-    mapped = draw_clip(dataclasses.replace(spec, bg_model="map"), cfg, ["fg0", "fg1", "background"])
-    assert mapped.still and mapped.camera == (0.0, 0.0) and mapped.zoom == 1.0
-    assert mapped.velocity == moving.velocity  # the other draws are the same
-    layers = build_layers(spec, by_id)
-    assert all(frame_layers(spec, mapped, k, layers)[-1] is layers[-1] for k in range(4))
+    spec = dataclasses.replace(spec, bg_model="map")
+    layers = build_layers(dataclasses.replace(spec, bg_model="plane"), by_id)
+    n = spec.size
+    disp = np.full((n, n), 0.2, np.float32)
+    disp[:, :48] = 0.6  # the left half near, the right half far; the step between texel centres 47.5 and 48.5
+    rgb = np.ascontiguousarray(layers[-1].rgb)
+    layers[-1] = Layer(rgb, np.ones((n, n), np.float32), disp, name="background")
+    clip = _still(3)
+    clip.camera = (3.0, 0.0)
+    moved = frame_layers(spec, clip, 1, layers)[-1]
+    got = moved.disparity
+    assert np.all(got[:, 10:45] == np.float32(0.6)) and np.all(got[:, 60:-10] == np.float32(0.2))
+    # the near surface ends at texel centre 47.5 (then ramps to the far one by 48.5): it now ends at 49.3, over
+    # pixel 48.5, which was far at frame 0; the far surface from 48.5 on now starts at 49.1, behind it
+    assert np.all(disp[:, 48] == np.float32(0.2)) and np.all(got[:, 48] == np.float32(0.6))
+    assert np.all(got[:, 49] == np.float32(0.2))
+    # colour moved by τ·d: 1.8 px on the near side, 0.6 px on the far side (bilinear, as subjects are read)
+    near = ndimage.shift(rgb, (0, 1.8, 0), order=1, mode="nearest")
+    far = ndimage.shift(rgb, (0, 0.6, 0), order=1, mode="nearest")
+    assert np.abs(moved.rgb[:, 10:45] - near[:, 10:45]).max() < 1e-4
+    assert np.abs(moved.rgb[:, 60:-10] - far[:, 60:-10]).max() < 1e-4
+    # the draws no longer hold a depth-mapped background's camera still
+    cfg = SequenceConfig(frames=4, camera_shift_px=(0.5, 1.0))
+    assert np.hypot(*draw_clip(spec, cfg, ["fg0", "fg1", "background"]).camera) >= 0.5
+    # its flow: τ times the disparity seen, wherever the background shows
+    frames = render_clip(spec, clip, layers, resolve_focus, flow=True)
+    fl = frame_layers(spec, clip, 1, layers)
+    bg_only = ~((fl[0].alpha >= 0.5) | (fl[1].alpha >= 0.5))
+    flow = frames[1]["flow"]
+    assert np.abs(flow[bg_only] - np.array([3.0, 0.0]) * fl[-1].disparity[bg_only][:, None]).max() < 1e-5
 
 
 def test_a_camera_true_clip_follows_the_lens_at_every_frames_focus_distance(assets):
