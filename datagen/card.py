@@ -62,6 +62,42 @@ def hf_features(quality: dict, camera: bool = False) -> list[dict]:
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
+def _members(cfg: dict, frames: int) -> str:
+    """The card's member table: a sample's, or a clip's (NNN = the frame)."""
+    size, depth = f"{cfg['size']}×{cfg['size']}", cfg["bit_depth"]
+    if not frames:
+        return f"""| member | content |
+|---|---|
+| `aif.png` | all-in-focus image, {size} sRGB, {depth}-bit |
+| `bokeh.png` | the ray-traced bokeh ground truth, same size and depth |
+| `lq.png` | the degraded all-in-focus image at 1/4 size, 8-bit (the phone-camera input) |
+| `disp.npy` | float32 disparity of the nearest visible surface (larger = nearer) |
+| `json` | every parameter of the sample: scene, focus, render settings, degradation draws |"""
+    flow = "\n| `flow.NNN.npy` | float32 H×W×2 forward optical flow (x, y px) of the all-in-focus view, frame NNN to " \
+           "NNN + 1, exact |" if cfg.get("sequence", {}).get("flow") else ""
+    return f"""Each sample is a clip of {frames} frames (NNN = 000 … {frames - 1:03d}), every frame an exact render of
+the moving scene at that instant.
+
+| member | content |
+|---|---|
+| `aif.NNN.png` | all-in-focus frame, {size} sRGB, {depth}-bit |
+| `bokeh.NNN.png` | the ray-traced bokeh frame, same size and depth |
+| `lq.NNN.png` | the degraded frame at 1/4 size, 8-bit (one degradation per clip, fresh noise per frame) |
+| `disp.NNN.npy` | float32 disparity of the nearest visible surface (larger = nearer) |{flow}
+| `json` | the scene, the motion and focus schedule, and per frame K, focus disparity, target, subjects, noise seed |"""
+
+
+def _clip_reading() -> str:
+    return """Clips decode to arrays of frames with bokehgen's reader:
+
+```python
+from datagen.shards import decode_clip
+for sample in wds.WebDataset(sorted(glob.glob("DIR/train-*.tar")), shardshuffle=False):
+    clip = decode_clip(sample)  # "aif", "bokeh", "lq": T×H×W×3; "disp": T×H×W; "flow": (T-1)×H×W×2; "json"
+```
+"""
+
+
 def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: str) -> str:
     """The card's text. ``summary``: what dataset.json holds; ``counts``: samples per split ("train", "val");
     ``assets``: the scanned asset rows (datagen.assets.Asset)."""
@@ -101,13 +137,7 @@ background photograph, each layer on its own disparity plane (the background a t
 map), rendered by a thin-lens ray tracer (a point at disparity d images as a disk of radius K·|d − d_f| px), the
 all-in-focus image degraded by the Real-ESRGAN second-order pipeline into the low-quality input.
 
-| member | content |
-|---|---|
-| `aif.png` | all-in-focus image, {cfg['size']}×{cfg['size']} sRGB, {cfg['bit_depth']}-bit |
-| `bokeh.png` | the ray-traced bokeh ground truth, same size and depth |
-| `lq.png` | the degraded all-in-focus image at 1/4 size, 8-bit (the phone-camera input) |
-| `disp.npy` | float32 disparity of the nearest visible surface (larger = nearer) |
-| `json` | every parameter of the sample: scene, focus, render settings, degradation draws |
+{_members(cfg, frames)}
 
 ## Counts
 
@@ -149,6 +179,7 @@ hf = datasets.load_dataset("DIR")                                           # th
 ```
 
 `disp.npy` holds raw `.npy` bytes where a reader keeps bytes: `decode_disp(data)` turns them into the array.
+{_clip_reading() if frames else ""}
 A 16-bit build's PNGs read at full depth with `cv2.imread(path, cv2.IMREAD_UNCHANGED)` (BGR order) or
 `common.images.decode_png`.
 """

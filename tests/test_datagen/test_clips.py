@@ -171,6 +171,8 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         assert len({f["noise_seed"] for f in frames}) == 4  # the noise is drawn afresh every frame
         assert json.loads(sample["json"])["clip"]["focus_mode"] in ("pull", "fixed")
     assert Image.open(a / "preview.gif").n_frames == 4
+    card = (a / "README.md").read_text()
+    assert "`flow.NNN.npy`" in card and "decode_clip(sample)" in card and "`aif.png`" not in card
     # the card declares the clip's features: Hugging Face datasets reads every clip with one schema
     import datasets
 
