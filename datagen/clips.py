@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from common.limits import MAX_K
+from datagen.flow import background_flow, compose, flow_image, forward_flow, visible_layer
 from renderer import Layer, TextureCache, pinhole_view, render_bokeh
 
 FOCUS_MODES = ("fixed", "pull", "ramp")
@@ -190,11 +191,6 @@ def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Lay
     return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disp, name=layer.name)
 
 
-def _then(B: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """The 2×3 affine map x -> B(A(x))."""
-    return B[:, :2] @ A + np.hstack([np.zeros((2, 2)), B[:, 2:]])
-
-
 def zoom_map(clip: ClipDraw, k: int, size: int) -> np.ndarray:
     """The zoom at frame k: a scaling by the magnification about the frame's centre."""
     m, c = clip.magnification(k), size / 2
@@ -207,7 +203,7 @@ def background_map(spec, clip: ClipDraw, k: int) -> np.ndarray:
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
     a, gx, gy = spec.bg_plane if spec.bg_model == "plane" else (0.0, 0.0, 0.0)
     A = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
-    return _then(zoom_map(clip, k, spec.size), A)
+    return compose(zoom_map(clip, k, spec.size), A)
 
 
 def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0) -> list[Layer]:
@@ -288,54 +284,7 @@ def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: 
     dy = vy * k + 0.5 * ay * k * k + ty * d
     m = d / d0
     A = np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
-    return d, (A if clip.zoom == 1.0 else _then(zoom_map(clip, k, s), A))
-
-
-def visible_layer(layers: list[Layer]) -> np.ndarray:
-    """H×W int8: per pixel, the nearest layer whose alpha there is at least 1/2 (ties: list order; -1 where none),
-    the surface that the pinhole view's flow follows."""
-    key = np.stack([np.where(layer.alpha >= 0.5, layer.disparity, -1.0) for layer in layers])
-    front = np.argmax(key, axis=0).astype(np.int8)
-    front[key.max(axis=0) < 0] = -1
-    return front
-
-
-def background_flow(clip: ClipDraw, k: int, disparity: np.ndarray) -> np.ndarray:
-    """H×W×2: the background's flow from frame k to k + 1, exact for a plane or a depth map: the point seen at p
-    with disparity d (frame k's background disparity there) is x + k·τ·d = Z_k⁻¹(p) before the zoom, and
-    Z_k+1(Z_k⁻¹(p) + τ·d) in the next frame (τ: the camera's move per frame, Z: the zoom)."""
-    h, w = disparity.shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    c = w / 2
-    m0, m1 = clip.magnification(k), clip.magnification(k + 1)
-    d = disparity.astype(np.float64)
-    qx = ((xs - c) / m0 + clip.camera[0] * d) * m1 + c
-    qy = ((ys - c) / m0 + clip.camera[1] * d) * m1 + c
-    return np.stack([qx - xs, qy - ys], axis=-1)
-
-
-def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray],
-                 fields: dict | None = None) -> np.ndarray:
-    """H×W×2 float32 (x, y) px: where the surface seen at each pixel centre of frame k is in frame k + 1, minus
-    where it is now. ``front``: frame k's :func:`visible_layer`; ``maps``/``next_maps``: each layer's affine map
-    from frame 0 at frames k and k + 1, so the layer's point at p moves to B·A⁻¹·p, exactly (0 where no layer);
-    ``fields``: layer index -> its flow field (H×W×2), for a layer whose motion is not one affine map."""
-    h, w = front.shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    p = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
-    flow = np.zeros((h, w, 2))
-    for i, (A, B) in enumerate(zip(maps, next_maps)):
-        sel = front == i
-        if not sel.any():
-            continue
-        if fields and i in fields:
-            flow[sel] = fields[i][sel]
-            continue
-        A3 = np.vstack([A, [0.0, 0.0, 1.0]])
-        step = _then(B, np.linalg.inv(A3)[:2])  # frame k -> frame k + 1 for this layer
-        q = p[sel] @ step.T
-        flow[sel] = q - p[sel][:, :2]
-    return flow.astype(np.float32)
+    return d, (A if clip.zoom == 1.0 else compose(zoom_map(clip, k, s), A))
 
 
 def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) -> tuple[str, tuple, float]:
@@ -495,18 +444,6 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
     gif = io.BytesIO()
     gif_frames[0].save(gif, format="GIF", save_all=True, append_images=gif_frames[1:], duration=120, loop=0)
     return png.getvalue(), gif.getvalue()
-
-
-def flow_image(flow: np.ndarray, scale_from: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 picture of a flow field (H×W×2, px): direction as hue, speed as brightness, full brightness at
-    the largest speed in ``scale_from`` (a clip's flows, so that frames compare)."""
-    speed = np.hypot(flow[..., 0], flow[..., 1])
-    top = float(np.hypot(scale_from[..., 0], scale_from[..., 1]).max()) or 1.0
-    hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = ((np.degrees(np.arctan2(flow[..., 1], flow[..., 0])) % 360) / 2).astype(np.uint8)
-    hsv[..., 1] = 255
-    hsv[..., 2] = np.clip(speed / top * 255, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
 def clip_columns(meta: dict) -> dict:
