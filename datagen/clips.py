@@ -411,8 +411,9 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
 def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> tuple[bytes, bytes]:
     """(PNG, GIF) of decoded clips (datagen.shards.decode_clip): the PNG holds one strip per clip (up to
     ``max_frames`` frames of its bokeh, above the same frames all in focus, above their flow where the clip has it:
-    direction as hue, speed as brightness, full at the clip's fastest); the GIF plays the first clip's frames, all
-    in focus beside the bokeh, so the focus pull and the motion can be watched."""
+    direction as hue, speed as brightness, full at the clip's fastest; black under the last frame, which has none);
+    the GIF plays the first clip's frames, all in focus beside the bokeh, so the focus pull and the motion can be
+    watched."""
     import io
 
     from PIL import Image, ImageDraw
@@ -427,8 +428,9 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
         rows.append(np.concatenate(cells([c["bokeh"][k] for k in pick]), axis=1))
         rows.append(np.concatenate(cells([c["aif"][k] for k in pick]), axis=1))
         if "flow" in c:
-            rows.append(np.concatenate(cells([flow_image(c["flow"][min(k, T - 2)], c["flow"]) for k in pick]),
-                                       axis=1))
+            # the last frame has no flow (black)
+            rows.append(np.concatenate(cells([flow_image(c["flow"][k], c["flow"]) if k < T - 1 else
+                                              np.zeros_like(c["aif"][k]) for k in pick]), axis=1))
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0))) for r in rows]
     png = io.BytesIO()
