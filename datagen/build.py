@@ -104,7 +104,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     from datagen.scenes import draw_scene, make_sample
     from datagen.shards import encode_clip, encode_sample, member_columns, write_shard
     from manifests import Store, samples_schema
-    from manifests.schemas import MEMBERS, clip_member_names
+    from manifests.schemas import member_names
     from renderer import Highlights
 
     t0 = time.perf_counter()
@@ -145,8 +145,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                         **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
                         **(clip_columns(sample["json"]) if cfg.sequence.frames else {}),
                         **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
-                        **member_columns(members, clip_member_names(cfg.sequence.frames, cfg.sequence.flow)
-                                         if cfg.sequence.frames else MEMBERS)})
+                        **member_columns(members, member_names(cfg.sequence.frames, cfg.sequence.flow))})
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"

@@ -105,6 +105,14 @@ class CameraDraw:
     fg_distances_m: list
     bg_distances_m: tuple  # nearest, farthest (inf allowed)
 
+    def lens_k(self, focus_disparity: float, width_px: int) -> tuple[float, float, float]:
+        """(z_f, K, K_input) focused at ``focus_disparity``: the focus distance z_f = z_near/d_f (inf at d_f = 0),
+        and render_bokeh's K of the target and the input camera there (K = K_m(z_f)/z_near; 0 for a pinhole)."""
+        z_f = self.z_near_m / focus_disparity if focus_disparity > 0 else math.inf
+        K = self.target.k_metric(z_f, width_px) / self.z_near_m
+        K_input = 0.0 if self.input is None else self.input.k_metric(z_f, width_px) / self.z_near_m
+        return z_f, K, K_input
+
     def record(self, focus_distance_m: float, K: float, K_input: float) -> dict:
         t, i = self.target, self.input
         return {"target": {"name": t.name, "focal_length_mm": t.focal_length_mm, "f_number": t.f_number,

@@ -110,17 +110,16 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         "size_categories": [size_category(sum(counts.values()))],
         "pretty_name": "bokehgen synthetic bokeh dataset",
         "configs": [{"config_name": "default", "data_files": splits}],
-        "dataset_info": {"features": hf_features(_quality(summary["config"].get("render", {})),
-                                                 bool(summary["config"].get("camera", {}).get("target")))},
     }
-    frames = summary["config"].get("sequence", {}).get("frames")
-    if frames:  # clips: members aif.NNN.png, ...
-        flow = bool(summary["config"]["sequence"].get("flow"))
-        camera = bool(summary["config"].get("camera", {}).get("target"))
-        front["dataset_info"] = {"features": hf_clip_features(_quality(summary["config"].get("render", {})), frames,
-                                                              flow, camera)}
-        front["tags"].append("video")
     cfg = summary["config"]
+    quality, camera = _quality(cfg.get("render", {})), bool(cfg.get("camera", {}).get("target"))
+    frames = cfg.get("sequence", {}).get("frames")
+    if frames:  # clips: members aif.NNN.png, ...
+        features = hf_clip_features(quality, frames, bool(cfg["sequence"].get("flow")), camera)
+        front["tags"].append("video")
+    else:
+        features = hf_features(quality, camera)
+    front["dataset_info"] = {"features": features}
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)
     skipped = sum(1 for a in assets if not a.ok)
     source_lines = "\n".join(f"| {kind} | `{source}` | {n} |" for (kind, source), n in sorted(sources.items()))

@@ -180,15 +180,24 @@ def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Lay
     # cv2 maps pixel indices (centre of pixel j at j): x_c = x - 0.5
     M = A.copy()
     M[:, 2] += A[:, 0] * 0.5 + A[:, 1] * 0.5 - 0.5
-    pm = np.concatenate([layer.rgb * layer.alpha[..., None], layer.alpha[..., None]], axis=-1).astype(np.float32)
     flags = cv2.INTER_LINEAR
-    out = cv2.warpAffine(pm, M, (w, h), flags=flags, borderMode=border, borderValue=0)
+    out = cv2.warpAffine(_premultiplied(layer), M, (w, h), flags=flags, borderMode=border, borderValue=0)
     disp = cv2.warpAffine(np.ascontiguousarray(layer.disparity, np.float32), M, (w, h), flags=flags,
                           borderMode=cv2.BORDER_REPLICATE)
+    return _resampled(out, disp, layer.name)
+
+
+def _premultiplied(layer: Layer) -> np.ndarray:
+    """H×W×4 float32: the layer's premultiplied colour and its alpha, as layers are resampled."""
+    return np.concatenate([layer.rgb * layer.alpha[..., None], layer.alpha[..., None]], axis=-1).astype(np.float32)
+
+
+def _resampled(out: np.ndarray, disparity: np.ndarray, name: str) -> Layer:
+    """The Layer of resampled premultiplied colour and alpha ``out`` (H×W×4) with ``disparity``."""
     a = np.clip(out[..., 3], 0, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rgb = np.where(a[..., None] > 1e-6, out[..., :3] / a[..., None], 0.0)
-    return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disp, name=layer.name)
+    return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disparity, name=name)
 
 
 def zoom_map(clip: ClipDraw, k: int, size: int) -> np.ndarray:
@@ -259,13 +268,8 @@ def _moved_map(layer: Layer, clip: ClipDraw, k: int) -> Layer:
     d = surface_hit(layer.disparity, px, py, -tx, -ty)
     # cv2 reads pixel j's centre at index j
     mx, my = (px - tx * d - 0.5).astype(np.float32), (py - ty * d - 0.5).astype(np.float32)
-    pm = np.concatenate([layer.rgb * layer.alpha[..., None], layer.alpha[..., None]], axis=-1).astype(np.float32)
-    out = cv2.remap(pm, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    a = np.clip(out[..., 3], 0, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rgb = np.where(a[..., None] > 1e-6, out[..., :3] / a[..., None], 0.0)
-    return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32),
-                 np.clip(d, 0, 1).astype(np.float32), name=layer.name)
+    out = cv2.remap(_premultiplied(layer), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _resampled(out, np.clip(d, 0, 1).astype(np.float32), layer.name)
 
 
 def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: float) -> tuple[float, np.ndarray]:
@@ -344,11 +348,9 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
 
 def _camera_frame(camera, clip: ClipDraw, k: int, d_f: float, size: int) -> tuple[float, dict]:
     """K and the lens record of frame k of a camera-true clip focused at disparity d_f."""
-    z_f = camera.z_near_m / d_f if d_f > 0 else math.inf
-    K_lens = camera.target.k_metric(z_f, size) / camera.z_near_m
+    z_f, K_lens, K_input = camera.lens_k(d_f, size)
     K = clip.K(K_lens, k)
-    K_input = 0.0 if camera.input is None else \
-        clip.K(camera.input.k_metric(z_f, size) / camera.z_near_m, k, ramp=False)
+    K_input = clip.K(K_input, k, ramp=False) if K_input else 0.0
     # the f-number that gives this K (a ramp is an iris pull; K's clip at 32 shows as a larger f-number)
     f_number = camera.target.f_number * K_lens * clip.magnification(k) / K if K > 0 else math.inf
     return K, {"focus_distance_m": z_f, "K_input": K_input, "f_number": f_number}
@@ -429,7 +431,8 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
         rows.append(np.concatenate(cells([c["aif"][k] for k in pick]), axis=1))
         if "flow" in c:
             # the last frame has no flow (black)
-            rows.append(np.concatenate(cells([flow_image(c["flow"][k], c["flow"]) if k < T - 1 else
+            top = float(np.hypot(c["flow"][..., 0], c["flow"][..., 1]).max())
+            rows.append(np.concatenate(cells([flow_image(c["flow"][k], top) if k < T - 1 else
                                               np.zeros_like(c["aif"][k]) for k in pick]), axis=1))
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0))) for r in rows]

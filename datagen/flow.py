@@ -65,11 +65,11 @@ def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.n
     return flow.astype(np.float32)
 
 
-def flow_image(flow: np.ndarray, scale_from: np.ndarray) -> np.ndarray:
+def flow_image(flow: np.ndarray, top: float) -> np.ndarray:
     """H×W×3 uint8 picture of a flow field (H×W×2, px): direction as hue, speed as brightness, full brightness at
-    the largest speed in ``scale_from`` (a clip's flows, so that frames compare)."""
+    speed ``top`` (a clip's fastest, so that its frames compare)."""
     speed = np.hypot(flow[..., 0], flow[..., 1])
-    top = float(np.hypot(scale_from[..., 0], scale_from[..., 1]).max()) or 1.0
+    top = top or 1.0
     hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
     hsv[..., 0] = ((np.degrees(np.arctan2(flow[..., 1], flow[..., 0])) % 360) / 2).astype(np.uint8)
     hsv[..., 1] = 255

@@ -320,10 +320,7 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
     boost = highlights if spec.highlights else None
     lq_source, K_input = aif, 0.0
     if camera is not None:
-        z_f = camera.z_near_m / focus_disparity
-        spec.K = camera.target.k_metric(z_f, spec.size) / camera.z_near_m
-        if camera.input is not None:
-            K_input = camera.input.k_metric(z_f, spec.size) / camera.z_near_m
+        z_f, spec.K, K_input = camera.lens_k(focus_disparity, spec.size)
         if K_input > 0:  # the phone's own capture, with its small blur, focused on the same target
             lq_source = to_uint8(render_bokeh(layers, K_input, focus_disparity, seed=render_seed(spec),
                                               highlights=boost, textures=textures, **render_options))
@@ -339,7 +336,7 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
             "bit_depth": bit_depth,
             "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold"}
     if camera is not None:
-        meta["camera"] = camera.record(camera.z_near_m / focus_disparity, spec.K, K_input)
+        meta["camera"] = camera.record(z_f, spec.K, K_input)
     if bit_depth == 16:
         return {"aif": to_uint16(aif_f), "bokeh": to_uint16(bokeh), "lq": lq, "disp": disp, "json": meta}
     return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}

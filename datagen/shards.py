@@ -25,11 +25,16 @@ def encode_sample(sample: dict, png_compress_level: int = 3) -> dict[str, bytes]
     out = {}
     for name in ("aif", "bokeh", "lq"):
         out[f"{name}.png"] = encode_png(sample[name], png_compress_level)
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(sample["disp"], dtype=np.float32), allow_pickle=False)
-    out["disp.npy"] = buf.getvalue()
+    out["disp.npy"] = encode_npy(sample["disp"])
     out["json"] = json_dumps(sample["json"], indent=None).encode()
     return out
+
+
+def encode_npy(array) -> bytes:
+    """A float32 .npy member (``disp.npy``, a clip's ``flow.NNN.npy``); :func:`decode_disp` reads it back."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
 
 
 def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
@@ -38,13 +43,9 @@ def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
     for k in range(len(clip["aif"])):
         for name in ("aif", "bokeh", "lq"):
             out[f"{name}.{k:03d}.png"] = encode_png(clip[name][k], png_compress_level)
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(clip["disp"][k], dtype=np.float32), allow_pickle=False)
-        out[f"disp.{k:03d}.npy"] = buf.getvalue()
+        out[f"disp.{k:03d}.npy"] = encode_npy(clip["disp"][k])
     for k, flow in enumerate(clip.get("flow", [])):
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(flow, dtype=np.float32), allow_pickle=False)
-        out[f"flow.{k:03d}.npy"] = buf.getvalue()
+        out[f"flow.{k:03d}.npy"] = encode_npy(flow)
     out["json"] = json_dumps(clip["json"], indent=None).encode()
     return out
 

@@ -9,6 +9,11 @@ import pyarrow.parquet as pq
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 
 
+def member_names(frames: int = 0, flow: bool = False) -> list[str] | tuple[str, ...]:
+    """A sample's members (:data:`MEMBERS`), or with ``frames`` a clip's (:func:`clip_member_names`)."""
+    return clip_member_names(frames, flow) if frames else MEMBERS
+
+
 def clip_member_names(frames: int, flow: bool = False) -> list[str]:
     """A clip sample's members: aif.NNN.png, bokeh.NNN.png, lq.NNN.png, disp.NNN.npy for each frame, with ``flow``
     flow.NNN.npy for each frame but the last, and json."""
@@ -72,11 +77,14 @@ def _struct(columns) -> pa.DataType:
     return pa.struct([pa.field(name, kind) for name, kind in columns])
 
 
+# a camera's record (datagen.camera.CameraDraw.record): in the sample JSON's ``camera`` and as cam_* columns
+LENS = [("name", S), ("focal_length_mm", F), ("f_number", F), ("sensor_width_mm", F)]
+
+
 def camera_schema() -> pa.Schema:
     """The camera-true build's columns (datagen.camera.camera_columns): the target and input cameras, the focus
     distance, the scene's nearest distance and the input's K."""
-    cam = [("name", S), ("focal_length_mm", F), ("f_number", F), ("sensor_width_mm", F)]
-    return _schema([(f"cam_target_{n}", t) for n, t in cam] + [(f"cam_input_{n}", t) for n, t in cam]
+    return _schema([(f"cam_target_{n}", t) for n, t in LENS] + [(f"cam_input_{n}", t) for n, t in LENS]
                    + [("cam_input_zoom", F), ("cam_focus_distance_m", F), ("cam_z_near_m", F), ("cam_K_input", F)])
 
 
@@ -110,8 +118,7 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
               ("focus", _struct([("target", S), ("xy", floats), ("disparity", F)])), ("render", render),
               ("background", _struct([("model", S), ("uri", S)])), ("bit_depth", I), ("defocus", S)]
     if camera:  # datagen.camera.CameraDraw.record
-        lens = [("name", S), ("focal_length_mm", F), ("f_number", F), ("sensor_width_mm", F)]
-        fields.append(("camera", _struct([("target", _struct(lens)), ("input", _struct(lens + [("zoom", F)])),
+        fields.append(("camera", _struct([("target", _struct(LENS)), ("input", _struct(LENS + [("zoom", F)])),
                                           ("focus_distance_m", F), ("z_near_m", F), ("K_input", F), ("K", F)])))
     return _struct(fields)
 
@@ -143,8 +150,7 @@ def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int =
     focus = [pa.field("focus_target_used", pa.string()), pa.field("focus_x", pa.float64()),
              pa.field("focus_y", pa.float64()), pa.field("focus_disparity", pa.float64())]
     deg = [pa.field(f"deg_{f.name}", f.type) for f in degradation_schema()]
-    names = clip_member_names(frames, flow) if frames else MEMBERS
-    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in names
+    members = [pa.field(f"{m.replace('.', '_')}_{s}", t) for m in member_names(frames, flow)
                for s, t in (("sha256", pa.string()), ("bytes", pa.int64()))]
     cams = list(camera_schema()) if camera else []
     clips = [pa.field("frames", pa.int64())] + [pa.field(f"frame_{name}", pa.list_(F)) for name in

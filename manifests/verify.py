@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 
-from .schemas import MEMBERS, clip_member_names
+from .schemas import member_names
 from .storage import Store
 
 
@@ -54,8 +54,7 @@ def _check_members(store, name: str, listed: dict[str, dict]) -> list[str]:
         problems.append(f"{name}: unreadable tar ({type(e).__name__}: {e})")
         return problems
     for key, row in listed.items():
-        names = clip_member_names(row["frames"], "flow_000_npy_sha256" in row) if row.get("frames") else MEMBERS
-        for ext in names:
+        for ext in member_names(row.get("frames") or 0, "flow_000_npy_sha256" in row):
             if (key, ext) not in seen:
                 problems.append(f"{name}: {key}.{ext} listed in samples.parquet but missing")
     return problems

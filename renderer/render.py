@@ -227,6 +227,9 @@ def _fold_fraction(windows: np.ndarray, scene: _Scene, K: float, df: float, h: i
     return float(fold.mean())
 
 
+EVERY_PIXEL = np.zeros((0, 0), dtype=np.bool_)  # render_kernel's ``todo`` that renders every pixel
+
+
 class TextureCache:
     """Work kept between renders of the same :class:`Layer` objects: a layer's premultiplied linear texture (its
     colour decoded, boosted by ``highlights``, times alpha), its summed-area table at each padding, and the latest
@@ -269,20 +272,18 @@ class TextureCache:
             self.hits += 1
         return entry
 
-
     def _reuse(self, layers: list[Layer], settings: tuple, out: np.ndarray, spp: np.ndarray,
                radius: int) -> np.ndarray:
         """The pixels render_bokeh must trace (0×0: all). Where the latest render with the same ``settings`` had
         the same number of layers and some are the same objects here, a pixel farther than ``radius`` px (its rays'
         reach) from every pixel that a changed layer covers, before or now, sees only unchanged layers: its value
         and ray count are copied from that render into ``out`` and ``spp``."""
-        every = np.zeros((0, 0), dtype=np.bool_)
         prev = self._renders.get(settings)
         if prev is None or len(prev["layers"]) != len(layers):
-            return every
+            return EVERY_PIXEL
         changed = [(a, b) for a, b in zip(prev["layers"], layers) if a is not b]
         if len(changed) == len(layers):
-            return every
+            return EVERY_PIXEL
         import cv2
 
         support = np.zeros(layers[0].shape, dtype=np.uint8)
@@ -359,10 +360,7 @@ def _scene_tables(scene: _Scene, entries: list, cache: TextureCache | None) -> n
     for k, entry in enumerate(entries):
         table = entry["tables"].get(scene.pad)
         if table is None:
-            sat[k, 0] = 0.0
-            sat[k, :, 0] = 0.0
-            np.cumsum(scene.tex[k], axis=0, out=sat[k, 1:, 1:])
-            np.cumsum(sat[k, 1:, 1:], axis=1, out=sat[k, 1:, 1:])
+            _summed_area_tables(scene.tex[k:k + 1], sat[k:k + 1])
             entry["tables"] = {scene.pad: sat[k]}  # one padding kept per layer (a view of this scene's tables)
         else:
             cache.tables_reused += 1
@@ -381,10 +379,14 @@ def _pad_edge(a: np.ndarray, pad: int) -> None:
     a[-pad:] = a[-pad - 1]
 
 
-def _summed_area_tables(tex: np.ndarray) -> np.ndarray:
-    """L×Hp×Wp×C -> L×(Hp+1)×(Wp+1)×C, S[y, x] = sum of tex[:y, :x]."""
+def _summed_area_tables(tex: np.ndarray, sat: np.ndarray | None = None) -> np.ndarray:
+    """L×Hp×Wp×C -> L×(Hp+1)×(Wp+1)×C, S[y, x] = sum of tex[:y, :x] (written into ``sat`` if given)."""
     L, h, w, c = tex.shape
-    sat = np.zeros((L, h + 1, w + 1, c), dtype=np.float64)
+    if sat is None:
+        sat = np.zeros((L, h + 1, w + 1, c), dtype=np.float64)
+    else:
+        sat[:, 0] = 0.0
+        sat[:, :, 0] = 0.0
     np.cumsum(tex, axis=1, out=sat[:, 1:, 1:])
     np.cumsum(sat[:, 1:, 1:], axis=2, out=sat[:, 1:, 1:])
     return sat
@@ -529,7 +531,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         sat1 = np.zeros((1, 1, 1, 4))
     windows = _general_windows(scene, K, df)
     settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
-    todo = np.zeros((0, 0), dtype=np.bool_) if textures is None else \
+    todo = EVERY_PIXEL if textures is None else \
         textures._reuse(layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples)
                                                                    + 1.5)) + 1)
     kernels.render_kernel(
