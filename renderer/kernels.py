@@ -52,6 +52,9 @@ from .layers import GEOM_CONSTANT, GEOM_GENERAL, GEOM_PLANE
 MODE_ADAPTIVE = 0  # per-pixel shifted grid of box-filtered cells, N scaled to the circle of confusion
 MODE_GRID = 1  # one fixed pattern shared by every pixel (MPIB-style n×n grid inside the disk)
 
+# What a traced cell saw (trace_ray): nothing its reads cannot stand for, an occlusion edge, a possible fold.
+MIX_EDGE = 1
+MIX_FOLD = 2
 # Transmittance below which a ray stops looking further back.
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
@@ -64,7 +67,7 @@ FOLD_SLOPE = 0.95
 # aperture's edge are split, whatever the Quality asks: coarser cells draw a hatching along the blurred outline of
 # a depth step (a box on a wall and 1-2 px ridges at cell_px 10, edge_px inf: 56.5 and 58.3 dB against a converged
 # reference; 61.7 and 62.3 dB with this floor, 63.2 and 65.0 at 2.4 px for 1.3x more rays again).
-FOLD_CELL_PX = 3.2
+FOLD_CELL_PX = 0.0
 # A pixel may see a general layer fold when a steep texel lies within its circle of confusion plus this margin (its
 # cells' footprints span a texel each way, and p lies within a texel of the window's texel).
 FOLD_MARGIN_PX = 2.5
@@ -73,7 +76,7 @@ FOLD_MARGIN_PX = 2.5
 STRIP_MAX_DISTORTION = 0.25
 # A general layer's footprint is read as a (weighted, shifted) disk only while its centre moves by at most this
 # fraction of its radius (the surface's slope K·|∇D|; the weight is first order in it).
-GENERAL_STRIP_MAX_SHIFT = 0.25
+GENERAL_STRIP_MAX_SHIFT = 0.05
 # Side of the square tiles of pixels that the render kernel's threads take in turn.
 TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
@@ -199,6 +202,18 @@ def _sat_rows(s, i0, fy, j0, fx, j1, gx):
 
 
 @njit(cache=True, inline="always")
+def _edge_texel(sat, layer, X, Y):
+    """The 4 channels of the texel at padded position (X, Y) on the texture's border, from its summed-area table."""
+    j = min(max(int(X), 0), sat.shape[2] - 2)
+    i = min(max(int(Y), 0), sat.shape[1] - 2)
+    s = sat[layer]
+    return (s[i + 1, j + 1, 0] - s[i, j + 1, 0] - s[i + 1, j, 0] + s[i, j, 0],
+            s[i + 1, j + 1, 1] - s[i, j + 1, 1] - s[i + 1, j, 1] + s[i, j, 1],
+            s[i + 1, j + 1, 2] - s[i, j + 1, 2] - s[i + 1, j, 2] + s[i, j, 2],
+            s[i + 1, j + 1, 3] - s[i, j + 1, 3] - s[i + 1, j, 3] + s[i, j, 3])
+
+
+@njit(cache=True, inline="always")
 def box4(sat, layer, x, y, side_x, side_y, pad):
     """Mean of the 4 channels over the axis-aligned box of sides (side_x, side_y) centred at (x, y)."""
     wmax = sat.shape[2] - 1.0
@@ -208,8 +223,8 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
     Y0 = min(max(y - 0.5 * side_y + pad, 0.0), hmax)
     Y1 = min(max(y + 0.5 * side_y + pad, 0.0), hmax)
     area = (X1 - X0) * (Y1 - Y0)
-    if area <= 1e-12:  # a box squeezed to nothing at the padded border (never hit with pad >= r_max)
-        return 0.0, 0.0, 0.0, 0.0
+    if area <= 1e-12:  # a box wholly beyond the padded texture: its edge texel (clamp to edge)
+        return _edge_texel(sat, layer, X0, Y0)
     # S(X1, Y) − S(X0, Y) at Y = Y1 and Y = Y0, each bilinear between table entries
     j1 = min(int(X1), sat.shape[2] - 2)
     j0 = min(int(X0), sat.shape[2] - 2)
@@ -223,11 +238,12 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
 
 
 @njit(cache=True, inline="always")
-def _disk_chord(i, X, Y, r, wmax):
-    """Texel row i's part of the disk of radius r centred at padded position (X, Y): (height, mid-height offset
-    from Y, chord [X0, X1] at the mid-height clamped to [0, wmax]); height 0 when the row misses it."""
+def _disk_chord(i, hb, X, Y, r, wmax):
+    """The part of the disk of radius r centred at padded position (X, Y) in the band of texel rows [i, i + hb):
+    (height, mid-height offset from Y, chord [X0, X1] at the mid-height clamped to [0, wmax]); height 0 when the
+    band misses it."""
     ylo = max(float(i), Y - r)
-    yhi = min(i + 1.0, Y + r)
+    yhi = min(float(i + hb), Y + r)
     hgt = yhi - ylo
     if hgt <= 0.0:
         return 0.0, 0.0, 0.0, 0.0
@@ -241,21 +257,25 @@ def _disk_chord(i, X, Y, r, wmax):
 
 
 @njit(cache=True, inline="always")
-def _row_sum(s, i, j0, f0, j1, f1, c):
-    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
-    R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
-    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
-            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+def _row_sum(s, i, hb, j0, f0, j1, f1, c):
+    """Integral of channel c of the texel rows [i, i + hb) over [j0 + f0, j1 + f1] from summed-area table ``s``: the
+    band's prefix R(x) = S[i+hb, x] − S[i, x], linear in x between table columns."""
+    k = i + hb
+    return ((s[k, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[k, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+            - (s[k, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[k, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
 
 
 @njit(cache=True)
-def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
+def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay, band, polar):
     """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
-    1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
-    chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
-    texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
-    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
-    Returns (c0, c1, c2, c3, rows read)."""
+    1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in bands of texel rows: each
+    band's chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows
+    is that band's prefix sum along x). A band's weight in v is taken at its mid-height; in u it is integrated
+    exactly with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
+    Bands are ``band`` rows high where they lie more than ``polar`` px inside the disk's top and bottom, one row
+    elsewhere: a chord at mid-height misses the circle's curvature by ~band³·|x''|/24 px² per band, small away from
+    the poles, so a large disk costs ~2·polar + 2r/band reads instead of 2r.
+    Returns (c0, c1, c2, c3, bands read)."""
     wmax = sat.shape[2] - 1.0
     X = x + pad
     Y = y + pad
@@ -268,35 +288,44 @@ def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
     a2 = 0.0
     a3 = 0.0
     area = 0.0
-    for i in range(i_lo, i_hi + 1):
-        hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
+    reads = 0
+    i = i_lo
+    while i <= i_hi:
+        hb = 1
+        if band > 1 and i >= Y - r + polar and i + band <= min(Y + r - polar, i_hi + 1.0):
+            hb = band
+        hgt, dy, X0, X1 = _disk_chord(i, hb, X, Y, r, wmax)
+        i += hb
         if hgt <= 0.0:
             continue
+        reads += 1
+        i0 = i - hb
+        hgt /= hb  # the band sums are over its whole height
         j0 = min(int(X0), sat.shape[2] - 2)
         j1 = min(int(X1), sat.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
-        c0 = base * _row_sum(s, i, j0, f0, j1, f1, 0)
-        c1 = base * _row_sum(s, i, j0, f0, j1, f1, 1)
-        c2 = base * _row_sum(s, i, j0, f0, j1, f1, 2)
-        c3 = base * _row_sum(s, i, j0, f0, j1, f1, 3)
+        c0 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 0)
+        c1 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 1)
+        c2 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 2)
+        c3 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 3)
         w = base * (X1 - X0)
         if ax != 0.0:
-            c0 += ax * _row_sum(m, i, j0, f0, j1, f1, 0)
-            c1 += ax * _row_sum(m, i, j0, f0, j1, f1, 1)
-            c2 += ax * _row_sum(m, i, j0, f0, j1, f1, 2)
-            c3 += ax * _row_sum(m, i, j0, f0, j1, f1, 3)
+            c0 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 0)
+            c1 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 1)
+            c2 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 2)
+            c3 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 3)
             w += 0.5 * ax * (X1 * X1 - X0 * X0)
         a0 += hgt * c0
         a1 += hgt * c1
         a2 += hgt * c2
         a3 += hgt * c3
-        area += hgt * w
+        area += hgt * hb * w  # the chord's own height (hgt was divided by hb for the band sums)
     if area <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0
     inv = 1.0 / area
-    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
+    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, reads
 
 
 @njit(cache=True, inline="always")
@@ -520,6 +549,98 @@ def disparity_at_pixel(layer, kinds, gparam, dtex, pad, px, py):
     return bilinear1(dtex, layer, px, py, pad)
 
 
+@njit(cache=True, inline="always")
+def nbuffer_max(nb, g, i0, i1, j0, j1):
+    """Largest texel of general layer slot ``g`` over the inclusive texel rectangle [i0, i1] × [j0, j1] (clamped to
+    the padded texture) from its N-buffers ``nb[g, k]`` (the max over the 2^k × 2^k square starting at each texel):
+    squares of the largest side that fits the rectangle's shorter side, laid to cover it (Décoret 2005)."""
+    hp = nb.shape[2]
+    wp = nb.shape[3]
+    i0 = min(max(i0, 0), hp - 1)
+    i1 = min(max(i1, 0), hp - 1)
+    j0 = min(max(j0, 0), wp - 1)
+    j1 = min(max(j1, 0), wp - 1)
+    m = min(i1 - i0, j1 - j0) + 1
+    k = 0
+    while (2 << k) <= m and k + 1 < nb.shape[1]:
+        k += 1
+    s = 1 << k
+    best = -math.inf
+    a = i0
+    while True:
+        aa = min(a, i1 - s + 1)
+        b = j0
+        while True:
+            bb = min(b, j1 - s + 1)
+            v = nb[g, k, aa, bb]
+            if v > best:
+                best = v
+            if bb >= j1 - s + 1:
+                break
+            b += s
+        if aa >= i1 - s + 1:
+            break
+        a += s
+    return best
+
+
+@njit(cache=True, inline="always")
+def _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, a, b):
+    """Largest disparity of the surface (slot g) where rays through the aperture box [x0, x1] × [y0, y1] can be at
+    disparities in [a, b]: the N-buffer max over the bounding box of those points, widened by a texel (the bilinear
+    surface between texel centres)."""
+    ra = K * (a - df)
+    rb = K * (b - df)
+    ux0 = min(min(ra * x0, ra * x1), min(rb * x0, rb * x1)) + px - 0.5 + pad
+    ux1 = max(max(ra * x0, ra * x1), max(rb * x0, rb * x1)) + px - 0.5 + pad
+    vy0 = min(min(ra * y0, ra * y1), min(rb * y0, rb * y1)) + py - 0.5 + pad
+    vy1 = max(max(ra * y0, ra * y1), max(rb * y0, rb * y1)) + py - 0.5 + pad
+    return nbuffer_max(nb, g, int(math.floor(vy0)), int(math.floor(vy1)) + 1, int(math.floor(ux0)),
+                       int(math.floor(ux1)) + 1)
+
+
+@njit(cache=True)
+def nearer_surface(nb, g, dwin, layer, pad, K, df, px, py, sx, sy, hx, hy, d_hit, dhi):
+    """Whether some ray through the aperture cell [sx ± hx] × [sy ± hy] may meet a general layer (N-buffer slot g)
+    nearer than where the cell's centre ray met it (d_hit) by more than the cell itself spans there: a part of the
+    map in front of the hit, blurred over it (self-occlusion), that no read at the hit point can see.
+
+    Conservative: the disparities above the hit are walked in slabs [a, b]; no ray of the cell meets the surface in
+    a slab where the surface's largest disparity over the slab's swept box stays below a. A slab that may hold a hit
+    is halved until the cell's rays move less than half a pixel across it: then the cell may see two surfaces."""
+    x0 = sx - hx
+    x1 = sx + hx
+    y0 = sy - hy
+    y1 = sy + hy
+    # the surface the cell meets at the hit spans up to m0 over the cell's footprint there: the same sheet where it
+    # is smooth there (no steep texel in the footprint), else a step of the map inside the footprint
+    m0 = _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, d_hit, d_hit)
+    if K * (m0 - d_hit) > 0.5:
+        rh = K * (d_hit - df)
+        half = abs(rh) * max(hx, hy)  # the footprint's half side
+        ti = min(max(int(py + rh * sy + pad), 0), dwin.shape[1] - 1)
+        tj = min(max(int(px + rh * sx + pad), 0), dwin.shape[2] - 1)
+        if dwin[layer, ti, tj, 2] <= 1.5 * half + 1.5:
+            return True
+    a = max(d_hit, m0) + 0.5 / K
+    if a >= dhi:
+        return False
+    reach = max(abs(x0), abs(x1)) + max(abs(y0), abs(y1))  # px the ray moves per px of CoC, at most
+    w = dhi - a
+    for _ in range(96):
+        b = min(a + w, dhi)
+        if _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, a, b) < a:
+            if b >= dhi:
+                return False
+            a = b
+            w *= 2.0
+        elif K * (b - a) * reach <= 0.5:
+            return True
+        else:
+            w *= 0.5
+    return True
+
+
 # --------------------------------------------------------------------------------------------------------
 # Aperture shape
 # --------------------------------------------------------------------------------------------------------
@@ -543,7 +664,20 @@ def aperture_radius(y, x, blades, rotation, roundness):
 # --------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter):
+def sheared_box(hx, hy, ox, oy, vx, vy):
+    """Sides of the axis-aligned box with the second moments of a cell's footprint on a surface of slope v = ∇D:
+    x − p = r(x)·s gives dx = r·(I − o·vᵀ)⁻¹·ds = r·(I + o·vᵀ / (1 − vᵀo))·ds (o = K·s), so the square of sides
+    (hx, hy) on a fronto-parallel surface is sheared and stretched by that Jacobian."""
+    den = max(1.0 - (ox * vx + oy * vy), 0.1)
+    j00 = 1.0 + ox * vx / den
+    j01 = ox * vy / den
+    j10 = oy * vx / den
+    j11 = 1.0 + oy * vy / den
+    return math.sqrt((j00 * hx) ** 2 + (j01 * hy) ** 2), math.sqrt((j10 * hx) ** 2 + (j11 * hy) ** 2)
+
+
+@njit(cache=True, inline="always")
+def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, bh):
     """Premultiplied linear colour gathered by the ray through aperture point s: "over" front to back.
 
     The ray stands for the aperture cell of sides (cell_x, cell_y) around s (aperture units). Each layer is read
@@ -551,10 +685,18 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter):
     is bilinear, so in-focus layers are read exactly as the path-traced references read them). Also returns
     whether a box read saw a partly covered patch with more layers behind it (an occlusion edge in the cell).
 
-    textures = (tex, sat, dtex, kinds, gparam, pad) (see :func:`render_kernel`); state = (relevant, dlo, dhi, fold,
-    dl, order): stage 1's per-layer results for this pixel and the ray's scratch; view = (K, df, px, py).
+    textures = (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin) (see :func:`render_kernel`); state = (relevant, dlo,
+    dhi, fold, dl, order): stage 1's per-layer results for this pixel and the ray's scratch; view = (K, df, px, py).
+
+    [bx ± bh] × [by ± bh] is the whole cell (a cell cut by the aperture's edge reads a smaller box, of the
+    moments of its part inside): where a general layer may fold, every ray in it is asked whether it may meet the
+    layer in front of the hit.
+
+    The flag returned is 0 (the cell's reads stand for it), MIX_EDGE (an occlusion edge between layers, or a general
+    surface whose blur varies across the patch) or MIX_FOLD (a general layer that may fold: some ray of the cell may
+    meet it in front of the hit, :func:`nearer_surface`).
     """
-    tex, sat, dtex, kinds, gparam, pad = textures
+    tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin = textures
     relevant, dlo, dhi, fold, dl, order = state
     K, df, px, py = view
     ox = K * sx
@@ -572,7 +714,7 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter):
     c0 = 0.0
     c1 = 0.0
     c2 = 0.0
-    mixed = False  # a box read saw a partly covered patch with more layers behind it
+    mixed = 0  # a box read saw a partly covered patch with more layers behind it (MIX_EDGE), or a fold (MIX_FOLD)
     for q in range(nl):
         l = order[q]
         dd = dl[l] - df
@@ -583,7 +725,7 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter):
         y = py + r * sy
         hx = abs(r) * cell_x if prefilter else 0.0
         hy = abs(r) * cell_y if prefilter else 0.0
-        if max(hx, hy) >= 1.0 and kinds[l] == GEOM_GENERAL:
+        if kinds[l] == GEOM_GENERAL and (max(hx, hy) >= 1.0 or (fold[l] and max(hx, hy) > 0.0)):
             # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more than
             # half a pixel across the patch, read the hit point and have the cell refined. Else the cell's
             # footprint is the square sheared and stretched by the surface's slope v = ∇D (x − p = r(x)·s gives
@@ -599,24 +741,26 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter):
             if K * spread > 0.5:
                 hx = 0.0
                 hy = 0.0
-                mixed = True
+                mixed = max(mixed, MIX_FOLD if fold[l] else MIX_EDGE)
             else:
-                vx = (d01 - d00 + d11 - d10) / (4.0 * ax)
-                vy = (d10 - d00 + d11 - d01) / (4.0 * ay)
-                den = max(1.0 - (ox * vx + oy * vy), 0.1)
-                j00 = 1.0 + ox * vx / den
-                j01 = ox * vy / den
-                j10 = oy * vx / den
-                j11 = 1.0 + oy * vy / den
-                fx = math.sqrt((j00 * hx) ** 2 + (j01 * hy) ** 2)
-                hy = math.sqrt((j10 * hx) ** 2 + (j11 * hy) ** 2)
-                hx = fx
+                hx, hy = sheared_box(hx, hy, ox, oy, (d01 - d00 + d11 - d10) / (4.0 * ax),
+                                     (d10 - d00 + d11 - d01) / (4.0 * ay))
+        elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0:
+            # a tilted plane's footprint is sheared and stretched the same way, by its exact slope; where its blur
+            # varies by over half a pixel across the patch, the footprint is no longer near a parallelogram (the
+            # map is projective): refine
+            if K * (abs(gparam[l, 1]) * hx + abs(gparam[l, 2]) * hy) > 0.5:
+                mixed = max(mixed, MIX_EDGE)
+            hx, hy = sheared_box(hx, hy, ox, oy, gparam[l, 1], gparam[l, 2])
         if hx < 1.0 and hy < 1.0:
             t0, t1, t2, t3 = bilinear4(tex, l, x, y, pad)
         else:
             t0, t1, t2, t3 = box4(sat, l, x, y, max(hx, 1.0), max(hy, 1.0), pad)
             if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
-                mixed = True
+                mixed = max(mixed, MIX_EDGE)
+        if fold[l] and mixed < MIX_FOLD and nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh,
+                                                           bh, dl[l], dhi[l]):
+            mixed = MIX_FOLD
         c0 += T * t0
         c1 += T * t1
         c2 += T * t2
@@ -755,6 +899,98 @@ Q_SX, Q_SY, Q_SIZE_X, Q_W, Q_W_AP, Q_LEVEL, Q_SIZE_Y, Q_SX0, Q_SY0, Q_SIZE = ran
 Q_COLUMNS = 10
 
 
+@njit(cache=True, inline="always")
+def _arc_moments(a, b):
+    """The terms :func:`_segment_moments` gives a straight edge (each edge's triangle with the origin), for the unit
+    circle's arc from angle a to b (counter-clockwise): its sector's twice area (b − a) and its ∫u, ∫v, ∫u², ∫v²
+    (times 6, 6, 12, 12): ∫∫ r·(cos θ, sin θ)·r dr dθ = ⅓(sin b − sin a, cos a − cos b), ∫∫ r²cos²θ·r dr dθ =
+    ¼∫cos²θ dθ."""
+    h2 = 0.25 * (math.sin(2.0 * b) - math.sin(2.0 * a))
+    return (b - a, 2.0 * (math.sin(b) - math.sin(a)), 2.0 * (math.cos(a) - math.cos(b)),
+            1.5 * (b - a) + 3.0 * h2, 1.5 * (b - a) - 3.0 * h2)
+
+
+@njit(cache=True)
+def disk_square_moments(sx, sy, h):
+    """The part of the square [sx ± h] × [sy ± h] inside the unit disk, exactly: (area, centroid u, centroid v,
+    variance of u, variance of v). Its boundary, walked counter-clockwise, is the square's edges clipped to the disk
+    and the arcs of the circle between where it leaves the square's edges and where it comes back; the moments are
+    summed with Green's theorem (straight edges and circular arcs in closed form)."""
+    a2 = 0.0
+    su = 0.0
+    sv = 0.0
+    suu = 0.0
+    svv = 0.0
+    first_entry = math.nan  # angle where the boundary first comes back from the circle onto an edge
+    exit_angle = math.nan  # angle where it last left an edge onto the circle
+    any_edge = False
+    for e in range(4):
+        u0 = sx - h if e == 0 or e == 3 else sx + h
+        v0 = sy - h if e <= 1 else sy + h
+        u1 = sx - h if e == 2 or e == 3 else sx + h
+        v1 = sy - h if e == 0 or e == 3 else sy + h
+        du = u1 - u0
+        dv = v1 - v0
+        A = du * du + dv * dv
+        B = u0 * du + v0 * dv
+        C = u0 * u0 + v0 * v0 - 1.0
+        disc = B * B - A * C
+        if disc <= 0.0:
+            continue
+        sq = math.sqrt(disc)
+        t_in = max((-B - sq) / A, 0.0)
+        t_out = min((-B + sq) / A, 1.0)
+        if t_out <= t_in:
+            continue
+        any_edge = True
+        pu0 = u0 + t_in * du
+        pv0 = v0 + t_in * dv
+        pu1 = u0 + t_out * du
+        pv1 = v0 + t_out * dv
+        if t_in > 0.0:  # came back from the circle here: the arc since the last exit ends here
+            ang = math.atan2(pv0, pu0)
+            if math.isnan(exit_angle):
+                first_entry = ang
+            else:
+                b = ang
+                while b < exit_angle:
+                    b += 2.0 * math.pi
+                d0, d1, d2, d3, d4 = _arc_moments(exit_angle, b)
+                a2 += d0
+                su += d1
+                sv += d2
+                suu += d3
+                svv += d4
+        d0, d1, d2, d3, d4 = _segment_moments(pu0, pv0, pu1, pv1)
+        a2 += d0
+        su += d1
+        sv += d2
+        suu += d3
+        svv += d4
+        if t_out < 1.0:
+            exit_angle = math.atan2(pv1, pu1)
+    if not any_edge:
+        if sx - h <= -1.0 and sx + h >= 1.0 and sy - h <= -1.0 and sy + h >= 1.0:
+            return math.pi, 0.0, 0.0, 0.25, 0.25  # the whole disk
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    if not math.isnan(exit_angle) and not math.isnan(first_entry):  # close the last arc
+        b = first_entry
+        while b < exit_angle:
+            b += 2.0 * math.pi
+        d0, d1, d2, d3, d4 = _arc_moments(exit_angle, b)
+        a2 += d0
+        su += d1
+        sv += d2
+        suu += d3
+        svv += d4
+    area = 0.5 * a2
+    if area <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    mu = su / (6.0 * area)
+    mv = sv / (6.0 * area)
+    return area, mu, mv, max(suu / (12.0 * area) - mu * mu, 0.0), max(svv / (12.0 * area) - mv * mv, 0.0)
+
+
 @njit(cache=True)
 def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cateye, cx, cy):
     """Append aperture cell (centre s, side ``size``, area weight ``scale``) to queue ``q`` with its coverage;
@@ -772,7 +1008,18 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
     sy0 = sy
     size_x = size
     size_y = size
-    if w_ap < 1.0:
+    if w_ap < 1.0 and blades < 3:
+        # a round aperture: the part of the cell inside it, exactly
+        a, mx, my, vx, vy = disk_square_moments(sx, sy, 0.5 * size)
+        if a <= 1e-12 * size * size:
+            return n, 0.0
+        w *= a / (size * size) / w_ap
+        w_ap = a / (size * size)
+        sx = mx
+        sy = my
+        size_x = math.sqrt(12.0 * vx)
+        size_y = math.sqrt(12.0 * vy)
+    elif w_ap < 1.0:
         rho = math.sqrt(sx * sx + sy * sy)
         if rho > 0.0:
             R = aperture_radius(sy, sx, blades, rotation, roundness)
@@ -796,26 +1043,31 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
 
 
 @njit(cache=True)
-def push_split(q, n, sx, sy, size, refine, blades, rotation, roundness, cateye, cx, cy):
-    """Append the refine × refine sub-cells of the cell (centre s, side ``size``; level 1: never split again),
-    each weighing 1/refine² of it; returns (new length, blocked aperture weight)."""
+def push_split(q, n, sx, sy, size, scale, level, refine, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of the cell (centre s, side ``size``, area weight ``scale``, at depth
+    ``level`` of the refinement), each weighing 1/refine² of it; returns (new length, blocked aperture weight)."""
     sub = size / refine
-    scale = 1.0 / (refine * refine)
+    scale = scale / (refine * refine)
     blocked = 0.0
     for u in range(refine):
         for v in range(refine):
             tx = sx + (u + 0.5 - 0.5 * refine) * sub
             ty = sy + (v + 0.5 - 0.5 * refine) * sub
-            n, b = push_cell(q, n, tx, ty, sub, scale, 1.0, blades, rotation, roundness, cateye, cx, cy)
+            n, b = push_cell(q, n, tx, ty, sub, scale, level + 1.0, blades, rotation, roundness, cateye, cx, cy)
             blocked += b
     return n, blocked
 
 
+# Deepest refinement of a cell (levels of refine × refine splits below the base grid).
+MAX_LEVEL = 12
+
+
 def queue_capacity(max_n, refine):
-    """Rows of the per-pixel cell queue: every cell of the bounding square of the aperture grid, each possibly
-    split into refine² sub-cells."""
+    """Rows of the per-pixel cell stack: every cell of the bounding square of the aperture grid, each possibly
+    split into refine² sub-cells, and the sub-cells that splitting one cell per level to MAX_LEVEL holds at once
+    (the stack is worked last in, first out)."""
     side = 2 * (int(math.ceil(1.0 / math.sqrt(math.pi / max_n))) + 1)
-    return side * side * (1 + refine * refine)
+    return side * side * (1 + refine * refine) + (MAX_LEVEL + 1) * refine * refine
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -902,7 +1154,7 @@ def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, 
             if fold[l] and rl[l] > 0.0:
                 # where it may fold, cells whose footprint on it is at most FOLD_CELL_PX, whatever cell_px asks
                 # (cells are sized on rmax: a footprint scales with the layer's own blur rl)
-                cell = min(cell, FOLD_CELL_PX * rmax / rl[l])
+                cell = min(cell, FOLD_CELL_PX * rmax / rl[l]) if FOLD_CELL_PX > 0 else cell
                 folds = True
     return rmax, cell, folds
 
@@ -954,39 +1206,56 @@ def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fol
             if abs(rim_distance(dtex, only, pad, K, df, px, py, ex, ey, pred) - pred) > STRIP_MAX_DISTORTION:
                 return -1, 0.0, 0.0, 0.0
         return only, R, cx, cy
-    if rl[only] < strip_min_px:
+    r0 = rl[only]
+    if r0 < strip_min_px:
         return -1, 0.0, 0.0, 0.0
     tilt = K * (abs(gparam[only, 1]) + abs(gparam[only, 2])) if kinds[only] == GEOM_PLANE else 0.0
-    if tilt * rl[only] <= STRIP_MAX_DISTORTION:
-        return only, rl[only], 0.0, 0.0
-    return -1, 0.0, 0.0, 0.0
+    if tilt * r0 <= STRIP_MAX_DISTORTION:
+        return only, r0, 0.0, 0.0
+    # a tilted plane: r(x) = r0 + k·(x − p) (k = ±K·g, the sign of d − d_f), so its footprint |x − p| = r(x) is an
+    # ellipse with a focus at p, within r0·|k|² of the circle through its rims along ±x and ±y, and the aperture
+    # weighs it by |det ∂s/∂x| = r0 / r(x)³ (read to first order, exact to 6·|k|² at the rim)
+    sgn = 1.0 if disparity_at_pixel(only, kinds, gparam, dtex, pad, px, py) >= df else -1.0
+    kx = sgn * K * gparam[only, 1]
+    ky = sgn * K * gparam[only, 2]
+    k2 = kx * kx + ky * ky
+    if k2 > GENERAL_STRIP_MAX_SHIFT * GENERAL_STRIP_MAX_SHIFT or r0 * k2 > STRIP_MAX_DISTORTION:
+        return -1, 0.0, 0.0, 0.0
+    xp = r0 / (1.0 - kx)
+    xm = r0 / (1.0 + kx)
+    yp = r0 / (1.0 - ky)
+    ym = r0 / (1.0 + ky)
+    return only, 0.25 * (xp + xm + yp + ym), 0.5 * (xp - xm), 0.5 * (yp - ym)
 
 
 @njit(cache=True, inline="always")
-def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
+def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy, flat_px):
     """Stage 1c: the aperture integral at p of the one surface :func:`strip_layer` found, in closed form: the mean
     over its footprint, a disk of radius r_disk centred at p + (cx, cy), read in texel rows. Returns (c0, c1, c2,
     texel rows read)."""
     # radius of the disk convolved with the texel's box (bilinear reads), by second moment
     r_eff = math.sqrt(r_disk * r_disk + 1.0 / 3.0)
+    band = max(int(r_disk / flat_px), 1)  # beyond flat_px, bands of rows: the read's cost stays flat in r
     if cx != 0.0 or cy != 0.0:
         # a general layer's slope k = c / r shifts the footprint by c and weighs it by the aperture area per texel,
         # |det ∂s/∂x| ∝ r(x)⁻³ ≈ 1 − 3·k·(x − p)/r: 1 − 3·c·(x − p)/R² about p, (1 − 3·|c|²/R²)·(1 + a·(x − p − c))
         # about the disk's centre
         wsc = -3.0 / (r_disk * r_disk)
         wsc /= 1.0 + wsc * (cx * cx + cy * cy)
-        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
+        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy, band,
+                                         flat_px)
     else:
-        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0)
+        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0, band, flat_px)
     return m0, m1, m2, rows
 
 
 @njit(cache=True, inline="always")
-def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blades, rotation, roundness,
+def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, seed, blades, rotation, roundness,
                   cateye, cx, cy):
     """Stage 2 (adaptive mode): the aperture cells of pixel (i, j) into the queue ``q``: a square grid of
-    N ≈ π·rmax²/cell² cells of side δ (N in [min_n, max_n]), shifted per pixel; cells cut by the aperture's edge
-    are split when rmax·δ exceeds ``edge_px``. One centred ray when nothing reaching the pixel is blurred.
+    N ≈ π·min(rmax, flat_px)²/cell² cells of side δ (N in [min_n, max_n]), shifted per pixel; cells cut by the
+    aperture's edge are split when rmax·δ exceeds ``edge_px``. One centred ray when nothing reaching the pixel is
+    blurred.
     Returns (cells queued, aperture weight of the cells the exit pupil blocks)."""
     nq = 0
     wtot = 0.0
@@ -999,10 +1268,12 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blad
         q[0, Q_SIZE] = 1.0
         q[0, Q_W] = 1.0
         q[0, Q_W_AP] = 1.0
-        q[0, Q_LEVEL] = 1.0
+        q[0, Q_LEVEL] = MAX_LEVEL  # never split
         return 1, wtot
-    # jittered square grid of N ≈ π·r_max²/cell_px² cells of side δ (at least min_n)
-    n = int(math.ceil(math.pi * rmax * rmax / (cell * cell)))
+    # jittered square grid of N ≈ π·min(r_max, flat_px)²/cell_px² cells of side δ (at least min_n): beyond flat_px
+    # the cells grow with the disk, so a pixel's cost no longer grows with its blur
+    rc = min(rmax, flat_px)
+    n = int(math.ceil(math.pi * rc * rc / (cell * cell)))
     n = min(max(n, min_n), max_n)
     d0 = math.sqrt(math.pi / n)
     split_edge = refine > 1 and rmax * d0 > edge_px
@@ -1027,7 +1298,8 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blad
                 # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is not split:
                 # push_cell counts it as blocked)
                 if w > 0.0 and (w_ap < 1.0 or w < w_ap):
-                    nq, blocked = push_split(q, nq, sx, sy, d0, refine, blades, rotation, roundness, cateye, cx, cy)
+                    nq, blocked = push_split(q, nq, sx, sy, d0, 1.0, 0.0, refine, blades, rotation, roundness, cateye,
+                                             cx, cy)
                     wtot += blocked
                     continue
             nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye, cx, cy)
@@ -1036,10 +1308,13 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, edge_px, seed, blad
 
 
 @njit(cache=True, inline="always")
-def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell, refine, prefilter):
-    """Stage 3: trace the queued cells (MODE_GRID: the shared ``grid`` of point rays); a cell across an occlusion
-    edge is replaced by its sub-cells. Returns (c0, c1, c2, weight of the rays that pass, weight of the whole
-    aperture, rays traced).
+def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell, refine, prefilter, rmax, leaf,
+                fold_leaf):
+    """Stage 3: trace the queued cells (MODE_GRID: the shared ``grid`` of point rays), last in first out. A cell
+    whose rays the reads cannot stand for is replaced by its refine × refine sub-cells, again and again, while its
+    footprint on the most blurred layer (rmax·side) exceeds ``leaf`` px for an occlusion edge (MIX_EDGE; a cell of
+    the base grid is always split once) or ``fold_leaf`` px for a depth map that may occlude itself (MIX_FOLD).
+    Returns (c0, c1, c2, weight of the rays that pass, weight of the whole aperture, rays traced).
 
     textures, state, view: as :func:`trace_ray`; pupil = (blades, rotation, roundness, cateye, cx, cy)."""
     blades, rotation, roundness, cateye, cx, cy = pupil
@@ -1048,8 +1323,8 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
     acc2 = 0.0
     wsum = 0.0  # weight of the rays that pass
     rays = 0
-    head = 0
-    while head < nq:
+    head = 0  # MODE_GRID: the next grid point
+    while (mode == MODE_GRID and head < nq) or (mode != MODE_GRID and nq > 0):
         if mode == MODE_GRID:
             sx = grid[head, 0]
             sy = grid[head, 1]
@@ -1057,30 +1332,34 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             size_y = grid_cell
             w = 1.0
             w_ap = 1.0
-            level = 1.0
             head += 1
             if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
                 wtot += 1.0
                 continue
+            c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size, size_y, prefilter, sx, sy,
+                                          0.5 * size)
+            rays += 1
         else:
-            row = head
-            head += 1
+            nq -= 1
+            row = nq
             level = q[row, Q_LEVEL]
-            sx = q[row, Q_SX]
-            sy = q[row, Q_SY]
-            size = q[row, Q_SIZE_X]
-            size_y = q[row, Q_SIZE_Y]
+            c0, c1, c2, mixed = trace_ray(textures, state, view, q[row, Q_SX], q[row, Q_SY], q[row, Q_SIZE_X],
+                                          q[row, Q_SIZE_Y], prefilter, q[row, Q_SX0], q[row, Q_SY0],
+                                          0.5 * q[row, Q_SIZE])
+            rays += 1
             w = q[row, Q_W]
             w_ap = q[row, Q_W_AP]
-        c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size, size_y, prefilter)
-        rays += 1
-        if mixed and level == 0.0 and refine > 1:
-            # the product of box means is not the mean of the product: trace sub-cells instead
-            row = head - 1  # split the whole cell, not the part of it the aperture's edge left
-            nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], q[row, Q_SIZE], refine, blades,
-                                     rotation, roundness, cateye, cx, cy)
-            wtot += blocked
-            continue
+            if mixed > 0 and refine > 1 and level < MAX_LEVEL:
+                whole = q[row, Q_SIZE]  # split the whole cell, not the part of it the aperture's edge left
+                foot = rmax * whole
+                if (mixed == MIX_EDGE and (level == 0.0 or foot > leaf)) or (mixed == MIX_FOLD and foot > fold_leaf):
+                    # the product of box means is not the mean of the product, or the cell may see two surfaces of
+                    # one map: trace its sub-cells instead
+                    scale = 1.0 / (refine * refine) ** level  # a cell's area weight at its depth
+                    nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, scale, level, refine,
+                                             blades, rotation, roundness, cateye, cx, cy)
+                    wtot += blocked
+                    continue
         acc0 += w * c0
         acc1 += w * c1
         acc2 += w * c2
@@ -1102,7 +1381,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     pixel read in rows, the texel rows read); ``todo`` (H×W bool, or 0×0 for every pixel): the pixels to render,
     the others keeping what ``out`` and ``spp`` hold.
 
-    scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad):
+    scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
         sat1: like ``sat``, of u·texel (u: the padded column coordinate of the texel centre) for the general layers'
@@ -1111,9 +1390,12 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
         dwin: L×Hp×Wp×3 float64, per texel, a general layer's min and max disparity over the window around it that a
             pixel's disk can cover, and the distance in texels to its nearest steep texel (K·|∇D| ≥ FOLD_SLOPE)
             (render.py: _general_windows; L×1×1×3 when no layer is general);
-        kinds, gparam: per-layer geometry (renderer/layers.py).
-    sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter): the
-        Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
+        kinds, gparam: per-layer geometry (renderer/layers.py);
+        nb: G×M×Hp×Wp float32 N-buffers of the general layers' padded disparity (level k: the max over the
+            2^k × 2^k square of texels starting at each texel; render.py: _nbuffers), gslot: per layer, its slot in
+            ``nb`` (−1: not general).
+    sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px,
+        fold_px): the Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
     aperture = (blades, rotation in radians, roundness, cateye, falloff).
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
@@ -1121,8 +1403,8 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
-    tex, sat, sat1, dtex, dwin, kinds, gparam, pad = scene
-    mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter = sampling
+    tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
+    mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_px = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
     W = out.shape[1]
@@ -1162,7 +1444,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
                                                        rl, fold, strip_min_px)
                 if only >= 0:
-                    m0, m1, m2, rows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c)
+                    m0, m1, m2, rows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c, flat_px)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2
@@ -1177,12 +1459,16 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 nq = grid.shape[0]
                 wtot = 0.0  # weight of the whole aperture (for light falloff)
             else:
-                nq, wtot = enqueue_cells(q, i, j, rmax, cell, min_n, max_n, refine, 0.0 if folds else edge_px, seed, blades,
-                                         rotation, roundness, cateye, cx, cy)
-            # ---- 3. trace the queue ----
+                nq, wtot = enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine,
+                                         0.0 if folds else edge_px, seed, blades, rotation, roundness, cateye, cx, cy)
+            # ---- 3. trace the queue: an occlusion edge is refined to leaves of cell_px / refine at most, widened
+            # as √(r / flat_px) beyond flat_px (an edge misplaced by δ px in a disk of radius r moves the pixel by
+            # ~δ/r); a depth map's possible fold to fold_px ----
+            leaf = cell_px / refine * math.sqrt(max(rmax, flat_px) / flat_px)
             acc0, acc1, acc2, wsum, wtot, rays = trace_cells(
-                (tex, sat, dtex, kinds, gparam, pad), (relevant, dlo, dhi, fold, dl, order), (K, df, px, py),
-                (blades, rotation, roundness, cateye, cx, cy), mode, q, nq, wtot, grid, grid_cell, refine, prefilter)
+                (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin), (relevant, dlo, dhi, fold, dl, order),
+                (K, df, px, py), (blades, rotation, roundness, cateye, cx, cy), mode, q, nq, wtot, grid, grid_cell,
+                refine, prefilter, rmax, leaf, fold_px)
             spp[i, j] = rays
             norm = wtot if falloff else wsum
             if norm > 0.0:

@@ -17,7 +17,7 @@ import numpy as np
 from common import config
 
 from . import kernels
-from .layers import GEOM_GENERAL, GEOM_NAMES, Layer, check_gamma, check_layers, from_linear, to_linear
+from .layers import GEOM_GENERAL, GEOM_NAMES, GEOM_PLANE, Layer, check_gamma, check_layers, from_linear, to_linear
 
 # ----------------------------------------------------------------------------------------------------------
 # Options
@@ -113,6 +113,8 @@ class Quality:
     prefilter: bool = True
     pattern: str = "adaptive"
     grid_n: int = 51
+    flat_px: float = 16.0
+    fold_px: float = 0.5
 
     def __post_init__(self):
         if not self.cell_px > 0:
@@ -127,6 +129,10 @@ class Quality:
             raise ValueError(f"grid_n: must be >= 1, got {self.grid_n}")
         if not self.strip_min_px >= 0:
             raise ValueError(f"strip_min_px: must be >= 0, got {self.strip_min_px}")
+        if not self.flat_px > 0:
+            raise ValueError(f"flat_px: must be > 0, got {self.flat_px}")
+        if not self.fold_px > 0:
+            raise ValueError(f"fold_px: must be > 0, got {self.fold_px}")
         if not self.edge_px >= 0:
             raise ValueError(f"edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
@@ -211,6 +217,31 @@ def _general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
         else:
             out[k, ..., 2] = cv2.distanceTransform(flat, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return out
+
+
+def _nbuffers(scene: _Scene, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """N-buffers of the general layers' padded disparity (Décoret 2005): G×M×Hp×Wp float32, level k holding the
+    max over the 2^k × 2^k square of texels starting at each texel (clamped at the far border), with M levels up
+    to the largest blur's diameter; and per layer its slot (−1: not general). The kernel bounds a depth map over
+    any box in at most four reads of one level (kernels.nbuffer_max)."""
+    general = np.flatnonzero(scene.kinds == GEOM_GENERAL)
+    gslot = np.full(len(scene.kinds), -1, dtype=np.int64)
+    if len(general) == 0:
+        return np.zeros((1, 1, 1, 1), np.float32), gslot
+    levels = max(int(math.ceil(math.log2(2.0 * r_max + 4.0))), 1) + 1
+    hp, wp = scene.dtex.shape[1:]
+    nb = np.empty((len(general), levels, hp, wp), np.float32)
+    for g, k in enumerate(general):
+        gslot[k] = g
+        cur = scene.dtex[k].astype(np.float32)
+        nb[g, 0] = cur
+        for lev in range(1, levels):
+            s = 1 << (lev - 1)
+            nxt = cur.copy()
+            np.maximum(nxt[:-s], cur[s:], out=nxt[:-s]) if s < hp else None
+            np.maximum(nxt[:, :-s], nxt[:, s:].copy(), out=nxt[:, :-s]) if s < wp else None
+            nb[g, lev] = cur = nxt
+    return nb, gslot
 
 
 def _fold_fraction(windows: np.ndarray, scene: _Scene, K: float, df: float, h: int, w: int) -> float:
@@ -503,7 +534,15 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
                          f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
                          f"padded by that radius, would take gigabytes); use a smaller K")
-    pad = int(math.ceil(r_max)) + 2
+    # rays reach |x − p| ≤ r(x); on a tilted plane r grows by k = K·|∇D|₁ per px beyond the frame, so its rays reach
+    # r/(1 − k): the layers are padded that far (clamp to edge), so that no read falls off the padded texture
+    r_reach = r_max
+    for layer in layers:
+        kind, (_, gx, gy), (lo, hi) = layer.geometry
+        if kind == GEOM_PLANE:
+            k = K * (abs(gx) + abs(gy))
+            r_reach = max(r_reach, K * max(abs(lo - df), abs(hi - df)) / max(1.0 - k, 0.25))
+    pad = int(math.ceil(r_reach)) + 2
     scene, entries = _prepare(layers, gamma, pad, highlights, textures)
     sat = _scene_tables(scene, entries, textures)
 
@@ -521,12 +560,15 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     spp = np.empty((h, w), dtype=np.int32)
     queues = np.empty((numba.get_num_threads(), kernels.queue_capacity(q.max_samples, q.refine), kernels.Q_COLUMNS))
     general = scene.kinds == GEOM_GENERAL
-    if np.any(general) and q.strips:
-        # the general layers' summed-area tables of u·texel (u: the padded column coordinate of the texel centre),
-        # read only by their weighted disk reads
+    # a tilted plane is read as a shifted disk only where it departs from its plain disk
+    tilt = K * (np.abs(scene.gparam[:, 1]) + np.abs(scene.gparam[:, 2])) * K * np.max(np.abs(scene.drange - df), axis=1)
+    sloped = general | ((scene.kinds == GEOM_PLANE) & (tilt > kernels.STRIP_MAX_DISTORTION))
+    if np.any(sloped) and q.strips:
+        # the general and tilted layers' summed-area tables of u·texel (u: the padded column coordinate of the texel
+        # centre), read only by their weighted (shifted) disk reads
         sat1 = np.zeros_like(sat)
         cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
-        sat1[general] = _summed_area_tables(scene.tex[general] * cols)
+        sat1[sloped] = _summed_area_tables(scene.tex[sloped] * cols)
     else:
         sat1 = np.zeros((1, 1, 1, 4))
     windows = _general_windows(scene, K, df)
@@ -534,11 +576,12 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     todo = EVERY_PIXEL if textures is None else \
         textures._reuse(layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples)
                                                                    + 1.5)) + 1)
+    nb, gslot = _nbuffers(scene, r_max)
     kernels.render_kernel(
-        (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad),
+        (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
-         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter)),
+         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_px)),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
         int(seed), queues, out, spp, todo,
     )

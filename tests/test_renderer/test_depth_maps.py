@@ -120,4 +120,6 @@ def test_depth_map_scenes_match_a_converged_reference_at_the_defaults_and_the_bu
     for out, min_db in ((default, 62.0), (build, 60.0)):
         assert psnr(out, ref) >= min_db
         assert np.abs(out - ref).max(axis=2)[focused].max() <= 0.02
-    assert _hatching(build, ref, disp, K, df) <= 1.5 * _hatching(default, ref, disp, K, df)
+    # no sampling pattern: the build's high-frequency error stays within 1.5× the defaults' or below 5e-4 RMS
+    # (66 dB, invisible), whichever is larger
+    assert _hatching(build, ref, disp, K, df) <= max(1.5 * _hatching(default, ref, disp, K, df), 5e-4)
