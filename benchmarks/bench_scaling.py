@@ -23,10 +23,11 @@ import time
 import numpy as np
 
 from benchmarks.bench_renderer import bench_scene, psnr
+from datagen.config import BUILD_RENDER
 from renderer import Layer, render_bokeh
 from renderer.reference import render_reference
 
-BUILD = {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0}  # datagen's render settings
+BUILD = BUILD_RENDER  # datagen's render settings
 DF = 0.55
 
 

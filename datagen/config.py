@@ -17,6 +17,9 @@ from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
+# the build's render settings (BuildConfig.render's default): coarser cells, unsplit rim cells, closed-form disks
+# down to 1 px, depth-map folds refined to a tenth of the aperture's radius
+BUILD_RENDER = {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0, "fold_cell": 0.1}
 
 
 @dataclass
@@ -41,9 +44,10 @@ class BuildConfig:
     highlights: HighlightsConfig = field(default_factory=HighlightsConfig)  # bright bokeh balls, per sample
     bit_depth: int = 8  # 8, or 16: the all-in-focus and bokeh PNGs in 16 bits (the LQ stays 8-bit)
     license: str = "other"  # the dataset card's license (an SPDX id or "other": yours to state for your assets)
-    # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades ~5 dB
-    # (~65 dB mean against a converged reference, above 8-bit storage's ~59 dB) for ~2.5x speed: see README
-    render: dict = field(default_factory=lambda: {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0})
+    # renderer.Quality fields for the bokeh render ({} = the renderer's defaults); the default trades a few dB
+    # (≥ 58 dB against a converged reference on every scene class, above 8-bit storage's ~59 dB mean) for speed:
+    # see README and benchmarks/README.md
+    render: dict = field(default_factory=lambda: dict(BUILD_RENDER))
     png_compress_level: int = 3  # zlib level of the PNG members (6 is ~3x slower for ~5% smaller files)
     # camera-true scenes in metres (datagen.camera.CameraConfig; off unless camera.target names a camera)
     camera: CameraConfig = field(default_factory=CameraConfig)

@@ -58,16 +58,11 @@ MIX_FOLD = 2
 # Transmittance below which a ray stops looking further back.
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
-GENERAL_CELL_DIVISOR = 2.5
+GENERAL_CELL_DIVISOR = 1.6
 # A general layer may fold (a ray meet it more than once) where K·|∇D| reaches 1 (D: its disparity per px); a
 # texel is steep from this bound on, and a pixel with no steep texel within its circle of confusion sees a smooth
 # graph (one crossing per ray; its footprint read as a weighted disk where it is round enough).
 FOLD_SLOPE = 0.95
-# Where a general layer may fold, its cells' footprints are at most this many pixels and cells cut by the
-# aperture's edge are split, whatever the Quality asks: coarser cells draw a hatching along the blurred outline of
-# a depth step (a box on a wall and 1-2 px ridges at cell_px 10, edge_px inf: 56.5 and 58.3 dB against a converged
-# reference; 61.7 and 62.3 dB with this floor, 63.2 and 65.0 at 2.4 px for 1.3x more rays again).
-FOLD_CELL_PX = 0.0
 # A pixel may see a general layer fold when a steep texel lies within its circle of confusion plus this margin (its
 # cells' footprints span a texel each way, and p lies within a texel of the window's texel).
 FOLD_MARGIN_PX = 2.5
@@ -238,12 +233,11 @@ def box4(sat, layer, x, y, side_x, side_y, pad):
 
 
 @njit(cache=True, inline="always")
-def _disk_chord(i, hb, X, Y, r, wmax):
-    """The part of the disk of radius r centred at padded position (X, Y) in the band of texel rows [i, i + hb):
-    (height, mid-height offset from Y, chord [X0, X1] at the mid-height clamped to [0, wmax]); height 0 when the
-    band misses it."""
+def _disk_chord(i, X, Y, r, wmax):
+    """Texel row i's part of the disk of radius r centred at padded position (X, Y): (height, mid-height offset
+    from Y, chord [X0, X1] at the mid-height clamped to [0, wmax]); height 0 when the row misses it."""
     ylo = max(float(i), Y - r)
-    yhi = min(float(i + hb), Y + r)
+    yhi = min(i + 1.0, Y + r)
     hgt = yhi - ylo
     if hgt <= 0.0:
         return 0.0, 0.0, 0.0, 0.0
@@ -257,25 +251,21 @@ def _disk_chord(i, hb, X, Y, r, wmax):
 
 
 @njit(cache=True, inline="always")
-def _row_sum(s, i, hb, j0, f0, j1, f1, c):
-    """Integral of channel c of the texel rows [i, i + hb) over [j0 + f0, j1 + f1] from summed-area table ``s``: the
-    band's prefix R(x) = S[i+hb, x] − S[i, x], linear in x between table columns."""
-    k = i + hb
-    return ((s[k, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[k, j1 + 1, c] - s[i, j1 + 1, c]) * f1
-            - (s[k, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[k, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+def _row_sum(s, i, j0, f0, j1, f1, c):
+    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
+    R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
+    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
 
 
 @njit(cache=True)
-def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay, band, polar):
+def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
     """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
-    1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in bands of texel rows: each
-    band's chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows
-    is that band's prefix sum along x). A band's weight in v is taken at its mid-height; in u it is integrated
-    exactly with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
-    Bands are ``band`` rows high where they lie more than ``polar`` px inside the disk's top and bottom, one row
-    elsewhere: a chord at mid-height misses the circle's curvature by ~band³·|x''|/24 px² per band, small away from
-    the poles, so a large disk costs ~2·polar + 2r/band reads instead of 2r.
-    Returns (c0, c1, c2, c3, bands read)."""
+    1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
+    chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
+    texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
+    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
+    Returns (c0, c1, c2, c3, rows read)."""
     wmax = sat.shape[2] - 1.0
     X = x + pad
     Y = y + pad
@@ -288,44 +278,35 @@ def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay, band, polar):
     a2 = 0.0
     a3 = 0.0
     area = 0.0
-    reads = 0
-    i = i_lo
-    while i <= i_hi:
-        hb = 1
-        if band > 1 and i >= Y - r + polar and i + band <= min(Y + r - polar, i_hi + 1.0):
-            hb = band
-        hgt, dy, X0, X1 = _disk_chord(i, hb, X, Y, r, wmax)
-        i += hb
+    for i in range(i_lo, i_hi + 1):
+        hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
         if hgt <= 0.0:
             continue
-        reads += 1
-        i0 = i - hb
-        hgt /= hb  # the band sums are over its whole height
         j0 = min(int(X0), sat.shape[2] - 2)
         j1 = min(int(X1), sat.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
-        c0 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 0)
-        c1 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 1)
-        c2 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 2)
-        c3 = base * _row_sum(s, i0, hb, j0, f0, j1, f1, 3)
+        c0 = base * _row_sum(s, i, j0, f0, j1, f1, 0)
+        c1 = base * _row_sum(s, i, j0, f0, j1, f1, 1)
+        c2 = base * _row_sum(s, i, j0, f0, j1, f1, 2)
+        c3 = base * _row_sum(s, i, j0, f0, j1, f1, 3)
         w = base * (X1 - X0)
         if ax != 0.0:
-            c0 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 0)
-            c1 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 1)
-            c2 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 2)
-            c3 += ax * _row_sum(m, i0, hb, j0, f0, j1, f1, 3)
+            c0 += ax * _row_sum(m, i, j0, f0, j1, f1, 0)
+            c1 += ax * _row_sum(m, i, j0, f0, j1, f1, 1)
+            c2 += ax * _row_sum(m, i, j0, f0, j1, f1, 2)
+            c3 += ax * _row_sum(m, i, j0, f0, j1, f1, 3)
             w += 0.5 * ax * (X1 * X1 - X0 * X0)
         a0 += hgt * c0
         a1 += hgt * c1
         a2 += hgt * c2
         a3 += hgt * c3
-        area += hgt * hb * w  # the chord's own height (hgt was divided by hb for the band sums)
+        area += hgt * w
     if area <= 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0
     inv = 1.0 / area
-    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, reads
+    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
 
 
 @njit(cache=True, inline="always")
@@ -690,7 +671,7 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
 
     [bx ± bh] × [by ± bh] is the whole cell (a cell cut by the aperture's edge reads a smaller box, of the
     moments of its part inside): where a general layer may fold, every ray in it is asked whether it may meet the
-    layer in front of the hit.
+    layer in front of the hit (bh = 0: not asked; the fixed grid's point rays are never refined).
 
     The flag returned is 0 (the cell's reads stand for it), MIX_EDGE (an occlusion edge between layers, or a general
     surface whose blur varies across the patch) or MIX_FOLD (a general layer that may fold: some ray of the cell may
@@ -758,7 +739,7 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
             t0, t1, t2, t3 = box4(sat, l, x, y, max(hx, 1.0), max(hy, 1.0), pad)
             if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
                 mixed = max(mixed, MIX_EDGE)
-        if fold[l] and mixed < MIX_FOLD and nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh,
+        if fold[l] and bh > 0.0 and mixed < MIX_FOLD and nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh,
                                                            bh, dl[l], dhi[l]):
             mixed = MIX_FOLD
         c0 += T * t0
@@ -1086,8 +1067,9 @@ def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, 
     ray and opaque wherever a ray meets it hides the rest: only it stays relevant (in focus, that is a single ray).
 
     Returns (rmax, cell, folds): the largest circle of confusion among the relevant layers (0 when only an
-    in-focus front layer is), the cell side to sample with (smaller when a general surface is relevant, at most
-    FOLD_CELL_PX where it may fold) and whether it may fold (its cells cut by the aperture's edge are then split).
+    in-focus front layer is), the cell side to sample with (smaller when a general surface is relevant) and whether
+    it may fold (its cells cut by the aperture's edge are then split, and trace_ray probes each cell for a nearer
+    part of the map: cells that may see two of its surfaces are refined to fold_cell).
     """
     L = kinds.shape[0]
     ti = int(py) + pad
@@ -1152,9 +1134,6 @@ def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, 
             # it does not, its footprint departs from the square a cell reads
             cell = min(cell, cell_px / GENERAL_CELL_DIVISOR)
             if fold[l] and rl[l] > 0.0:
-                # where it may fold, cells whose footprint on it is at most FOLD_CELL_PX, whatever cell_px asks
-                # (cells are sized on rmax: a footprint scales with the layer's own blur rl)
-                cell = min(cell, FOLD_CELL_PX * rmax / rl[l]) if FOLD_CELL_PX > 0 else cell
                 folds = True
     return rmax, cell, folds
 
@@ -1229,23 +1208,21 @@ def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fol
 
 
 @njit(cache=True, inline="always")
-def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy, flat_px):
+def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
     """Stage 1c: the aperture integral at p of the one surface :func:`strip_layer` found, in closed form: the mean
     over its footprint, a disk of radius r_disk centred at p + (cx, cy), read in texel rows. Returns (c0, c1, c2,
     texel rows read)."""
     # radius of the disk convolved with the texel's box (bilinear reads), by second moment
     r_eff = math.sqrt(r_disk * r_disk + 1.0 / 3.0)
-    band = max(int(r_disk / flat_px), 1)  # beyond flat_px, bands of rows: the read's cost stays flat in r
     if cx != 0.0 or cy != 0.0:
         # a general layer's slope k = c / r shifts the footprint by c and weighs it by the aperture area per texel,
         # |det ∂s/∂x| ∝ r(x)⁻³ ≈ 1 − 3·k·(x − p)/r: 1 − 3·c·(x − p)/R² about p, (1 − 3·|c|²/R²)·(1 + a·(x − p − c))
         # about the disk's centre
         wsc = -3.0 / (r_disk * r_disk)
         wsc /= 1.0 + wsc * (cx * cx + cy * cy)
-        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy, band,
-                                         flat_px)
+        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
     else:
-        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0, band, flat_px)
+        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0)
     return m0, m1, m2, rows
 
 
@@ -1336,8 +1313,7 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
                 wtot += 1.0
                 continue
-            c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size, size_y, prefilter, sx, sy,
-                                          0.5 * size)
+            c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size, size_y, prefilter, sx, sy, 0.0)
             rays += 1
         else:
             nq -= 1
@@ -1395,7 +1371,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
             2^k × 2^k square of texels starting at each texel; render.py: _nbuffers), gslot: per layer, its slot in
             ``nb`` (−1: not general).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px,
-        fold_px): the Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
+        fold_cell): the Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
     aperture = (blades, rotation in radians, roundness, cateye, falloff).
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
@@ -1404,7 +1380,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
     tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
-    mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_px = sampling
+    mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_cell = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
     W = out.shape[1]
@@ -1444,7 +1420,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
                                                        rl, fold, strip_min_px)
                 if only >= 0:
-                    m0, m1, m2, rows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c, flat_px)
+                    m0, m1, m2, rows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2
@@ -1463,12 +1439,12 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                                          0.0 if folds else edge_px, seed, blades, rotation, roundness, cateye, cx, cy)
             # ---- 3. trace the queue: an occlusion edge is refined to leaves of cell_px / refine at most, widened
             # as √(r / flat_px) beyond flat_px (an edge misplaced by δ px in a disk of radius r moves the pixel by
-            # ~δ/r); a depth map's possible fold to fold_px ----
+            # ~δ/r); a depth map's possible fold to fold_cell of the aperture ----
             leaf = cell_px / refine * math.sqrt(max(rmax, flat_px) / flat_px)
             acc0, acc1, acc2, wsum, wtot, rays = trace_cells(
                 (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin), (relevant, dlo, dhi, fold, dl, order),
                 (K, df, px, py), (blades, rotation, roundness, cateye, cx, cy), mode, q, nq, wtot, grid, grid_cell,
-                refine, prefilter, rmax, leaf, fold_px)
+                refine, prefilter, rmax, leaf, max(fold_cell * rmax, 0.25))
             spp[i, j] = rays
             norm = wtot if falloff else wsum
             if norm > 0.0:

@@ -70,22 +70,37 @@ def _aperture(aperture) -> Aperture:
 
 
 MAX_RADIUS_OVER_SIZE = 4  # render_bokeh refuses a largest blur radius above this many times the image size
+MAX_COC_PX = 512  # the largest blur radius (px) render_bokeh supports, whatever the image size: the layers are
+# padded by it, so a 2048² render at this limit holds ~2 GB of padded textures and tables
 
 
 @dataclass(frozen=True)
 class Quality:
-    """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: about 64 dB against a
-    converged reference on a 3-layer 512×512 scene at K = 32 in about half a second on 2 cores
-    (benchmarks/bench_renderer.py), and 64–67 dB against the path-traced references in tests/data/oracle.
+    """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: ≥ 60 dB against a converged
+    reference on planar three-layer scenes from K = 32 to 256 and ≥ 62 dB on depth maps that occlude themselves
+    (tests/test_renderer/test_sampler.py, test_depth_maps.py; benchmarks/bench_scaling.py), and 64–67 dB against
+    the path-traced references in tests/data/oracle.
 
     cell_px: side, in pixels, of the patch of the most blurred layer that one aperture cell stands for; a pixel
-        whose largest circle of confusion has radius r gets N = ⌈π·r² / cell_px²⌉ cells, each read box-filtered.
-        Smaller is slower and closer to the exact aperture integral. Pixels that see a general (RGBD) layer use
-        cells 2.5× smaller: a surface that occludes itself cannot be averaged over a patch.
+        whose largest circle of confusion has radius r gets N = ⌈π·min(r, flat_px)² / cell_px²⌉ cells, each read
+        box-filtered (a box read is the exact mean of a fronto-parallel layer over the cell's footprint, at any
+        size). Smaller is slower and closer to the exact aperture integral. Pixels that see a general (RGBD) layer
+        use cells 2.5× smaller: its footprint departs from the square a cell reads.
     min_samples / max_samples: bounds on N for blurred pixels (a pixel where every layer that reaches it is in
         focus takes 1 ray).
-    refine: cells cut by the aperture's edge, or whose footprint straddles an occlusion edge, are traced as
-        refine × refine sub-cells (1 = never). Sets the sharpness of bokeh rims and occlusion edges.
+    flat_px: the blur radius from which cells grow with the disk: beyond it N stays that of a disk of radius
+        flat_px, and the leaves of occlusion edges widen as √(r / flat_px) (an edge misplaced by δ px in a disk of
+        radius r moves the pixel by ~δ/r), so a pixel's rays stop growing with its blur.
+    refine: a cell whose rays its reads cannot stand for is traced as refine × refine sub-cells, again while the
+        cause persists (1 = never): cut by the aperture's edge (where its footprint exceeds edge_px); straddling
+        an occlusion edge between layers (to leaves of cell_px / refine px, widened beyond flat_px); on a steep
+        tilted plane (its blur varies by over 0.5 px across the footprint); or, on a depth map that may occlude
+        itself, seeing two of its surfaces (to fold_cell).
+    fold_cell: the side, as a fraction of the aperture's radius, down to which a cell is refined where a depth map
+        may occlude itself (footprints of fold_cell·r px, at least 0.25 px): a part of the map in front of where the
+        cell's centre ray met it may meet some of the cell's rays (found conservatively from N-buffers of the map,
+        kernels.nearer_surface), or its blurred read spans a step of the map. Such leaves are binary (one surface
+        each); their error, ~(fold_cell)^1.5 of the contrast per pixel, does not depend on the blur.
     edge_px: cells cut by the aperture's edge are split only at pixels where a cell's footprint on the most
         blurred layer exceeds this many pixels (0 = always, ``inf`` = never). An unsplit edge cell still reads
         a box with the centroid and second moments of its part inside the aperture.
@@ -114,7 +129,7 @@ class Quality:
     pattern: str = "adaptive"
     grid_n: int = 51
     flat_px: float = 16.0
-    fold_px: float = 0.5
+    fold_cell: float = 0.05
 
     def __post_init__(self):
         if not self.cell_px > 0:
@@ -131,8 +146,8 @@ class Quality:
             raise ValueError(f"strip_min_px: must be >= 0, got {self.strip_min_px}")
         if not self.flat_px > 0:
             raise ValueError(f"flat_px: must be > 0, got {self.flat_px}")
-        if not self.fold_px > 0:
-            raise ValueError(f"fold_px: must be > 0, got {self.fold_px}")
+        if not 0 < self.fold_cell <= 1:
+            raise ValueError(f"fold_cell: must lie in (0, 1], got {self.fold_cell}")
         if not self.edge_px >= 0:
             raise ValueError(f"edge_px: must be >= 0 (inf = never split), got {self.edge_px}")
 
@@ -529,6 +544,9 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     drange = np.array([layer.geometry[2] for layer in layers])
     r_max = K * float(np.max(np.abs(drange - df)))
     h, w = layers[0].shape
+    if r_max > MAX_COC_PX:
+        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px, above the renderer's limit of "
+                         f"{MAX_COC_PX} px (K·max|d − d_f| ≤ {MAX_COC_PX}); use a smaller K")
     if r_max > MAX_RADIUS_OVER_SIZE * max(h, w) and r_max > 64:
         # the layers are padded by the largest blur radius: memory grows with its square
         raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
@@ -581,7 +599,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
-         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_px)),
+         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_cell)),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
         int(seed), queues, out, spp, todo,
     )

@@ -4,10 +4,10 @@ Edge cases: the most samples per pixel, refinement, every layer kind (constant, 
 that reaches the frame's edge, the grid pattern, a cat-eye aperture, and the build's render settings.
 """
 
-import math
 
 import numpy as np
 
+from datagen.config import BUILD_RENDER
 from renderer import Aperture, Highlights, Layer, composite, defocus_map, pinhole_view, render_bokeh
 
 H = W = 40
@@ -34,7 +34,7 @@ qualities = {
     "default": {},
     "max_samples": {"cell_px": 0.5, "min_samples": 64, "max_samples": 4096, "refine": 4},
     "refine": {"refine": 3, "edge_px": 0.0},
-    "build": {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0},  # datagen's BuildConfig.render
+    "build": BUILD_RENDER,  # datagen's BuildConfig.render
     "no_strips": {"strips": False, "prefilter": False},
     "grid": {"pattern": "grid", "grid_n": 9},
 }

@@ -2,13 +2,13 @@
 independent NumPy walk agree with each other and with a brute-force march 10⁴× finer than the old one; rays no
 longer step over thin in-focus surfaces (a box's edges, 1-2 px ridges)."""
 
-import math
 
 import numpy as np
 import pytest
 from conftest import psnr, textured
 from scipy import ndimage
 
+from datagen.config import BUILD_RENDER
 from renderer import Layer, render_bokeh
 from renderer.kernels import bilinear1, exact_root
 from renderer.reference import _exact_hit, render_reference
@@ -89,7 +89,27 @@ def _moto():
     return [Layer(rgb, np.ones_like(d), d.astype(np.float32))], 24.0, df, np.abs(d - df) * 24 < 1.0
 
 
-BUILD = {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0}  # datagen's render settings
+def _wall_object():
+    """Self-occlusion: a raised ellipse (disparity 0.75) on a textured wall (0.3) of one depth map, focused on the
+    wall: the object's blurred edge (10.8 px) covers the in-focus wall beside it."""
+    h = w = 64
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    obj = ((xs - 0.45 * w) / (0.22 * w)) ** 2 + ((ys - 0.5 * h) / (0.3 * h)) ** 2 < 1
+    d = np.where(obj, 0.75, 0.3).astype(np.float32)
+    wall = ~obj & (ndimage.distance_transform_edt(~obj) > 2)
+    return [Layer(textured(h, w, 5), np.ones((h, w), np.float32), d)], 24.0, 0.3, wall
+
+
+def _moto_background():
+    """Self-occlusion on real data: the Middlebury motorcycle's crop of _moto focused on its background (the 10th
+    percentile of its disparity): the bike's blurred parts over the in-focus back wall."""
+    layers, K, _, _ = _moto()
+    d = layers[0].disparity
+    df = float(np.percentile(d, 10))
+    return layers, K, df, np.abs(d - df) * K < 1.0
+
+
+BUILD = BUILD_RENDER  # datagen's render settings
 
 
 def _hatching(out, ref, disp, K, df):
@@ -103,17 +123,17 @@ def _hatching(out, ref, disp, K, df):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scene", [_box, _ridges, _moto])
+@pytest.mark.parametrize("scene", [_box, _ridges, _moto, _wall_object, _moto_background])
 def test_depth_map_scenes_match_a_converged_reference_at_the_defaults_and_the_builds_settings(scene):
-    """Measured, dB against the reference at the defaults | the build's settings (max error on the in-focus part):
-    box: 60.2 dB, 0.035 with the old 0.5 px march; 63.2 | 56.5 dB with the exact walk and 4 px cells at folds;
-    63.2 | 61.7 dB, 0.003 now (fold floor). Ridges: 31.9 dB, 0.36 with the march (it stepped over them);
-    65.0 | 58.3 dB; 65.0 | 62.3 dB, 0.002 now. Motorcycle focused on the bike (no fold): 75.6 | 70.6 dB.
-    Hatching at the build's settings (high-frequency error along blurred steps, over the defaults'): box 2.7×,
-    ridges 2.2× before the fold floor; 1.3× and 1.35× now."""
+    """≥ 62 dB at the defaults and ≥ 60 dB at the build's settings (the issue asks 58), in-focus parts within 0.02.
+    Measured, dB at the defaults | the build's settings: box 63.8 | 62.8; ridges 68.0 | 67.6 (65.0 | 62.3 with
+    the fold floor before); motorcycle focused on the bike 76.7 | 69.8; the self-occluding classes, new: object on
+    a wall focused on the wall 68.1 | 62.2 (55.4 | 53.4 before the fold probe), the motorcycle focused on its
+    background (its smooth ramps were read as a first-order shifted disk: 52.6 | 52.5 dB on a 144² crop before,
+    78.2 | 74.8 now). The reference is shown converged on the hardest case, the object on the wall (n 40 → 56)."""
     layers, K, df, focused = scene()
     ref = render_reference(layers, K, df, n=40)
-    if scene is _box:  # the hardest case (a sharp step in focus): more aperture samples move nothing that matters
+    if scene is _wall_object:  # more aperture samples move nothing that matters
         assert psnr(ref, render_reference(layers, K, df, n=56, seed=1)) > 65
     disp = layers[0].disparity
     default, build = render_bokeh(layers, K, df), render_bokeh(layers, K, df, **BUILD)
