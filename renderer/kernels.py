@@ -59,6 +59,9 @@ MIX_FOLD = 2
 T_EPS = 1e-7
 # Pixels that see a general (RGBD) layer use cells this many times smaller (its self-occlusions need rays).
 GENERAL_CELL_DIVISOR = 1.6
+# A general layer's blurred read stands for its cell only while its blur varies by at most this many px across the
+# footprint (else the cell is refined): its footprint is then close to the sheared box it reads.
+GENERAL_SPREAD_PX = 0.5
 # A general layer may fold (a ray meet it more than once) where K·|∇D| reaches 1 (D: its disparity per px); a
 # texel is steep from this bound on, and a pixel with no steep texel within its circle of confusion sees a smooth
 # graph (one crossing per ray; its footprint read as a weighted disk where it is round enough).
@@ -719,11 +722,15 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
             d10 = bilinear1(dtex, l, x - ax, y + ay, pad)
             d11 = bilinear1(dtex, l, x + ax, y + ay, pad)
             spread = max(max(d00, d01, d10, d11) - dl[l], dl[l] - min(d00, d01, d10, d11))
-            if K * spread > 0.5:
+            if K * spread > GENERAL_SPREAD_PX and fold[l]:
+                # it may fold within the patch: read the hit point, refine to binary leaves
                 hx = 0.0
                 hy = 0.0
-                mixed = max(mixed, MIX_FOLD if fold[l] else MIX_EDGE)
+                mixed = MIX_FOLD
             else:
+                # a smooth graph (no ray meets it twice here): the sheared box, refined while curved
+                if K * spread > GENERAL_SPREAD_PX:
+                    mixed = max(mixed, MIX_EDGE)
                 hx, hy = sheared_box(hx, hy, ox, oy, (d01 - d00 + d11 - d10) / (4.0 * ax),
                                      (d10 - d00 + d11 - d01) / (4.0 * ay))
         elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0:

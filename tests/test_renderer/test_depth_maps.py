@@ -133,8 +133,10 @@ def test_depth_map_scenes_match_a_converged_reference_at_the_defaults_and_the_bu
     78.2 | 74.8 now). The reference is shown converged on the hardest case, the object on the wall (n 40 → 56)."""
     layers, K, df, focused = scene()
     ref = render_reference(layers, K, df, n=40)
-    if scene is _wall_object:  # more aperture samples move nothing that matters
-        assert psnr(ref, render_reference(layers, K, df, n=56, seed=1)) > 65
+    if scene is _wall_object:  # more aperture samples move nothing that matters; the finer one is the reference
+        finer = render_reference(layers, K, df, n=56, seed=1)
+        assert psnr(ref, finer) > 65
+        ref = finer
     disp = layers[0].disparity
     default, build = render_bokeh(layers, K, df), render_bokeh(layers, K, df, **BUILD)
     for out, min_db in ((default, 62.0), (build, 60.0)):
