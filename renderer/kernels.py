@@ -254,28 +254,27 @@ def _disk_chord(i, X, Y, r, wmax):
 
 
 @njit(cache=True, inline="always")
-def _row_sum(s, i, j0, f0, j1, f1, c):
-    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
-    R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
-    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
-            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+def _row_sum(R, i, j0, f0, j1, f1, c):
+    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from the row prefix table ``R`` (R[i, x] = the
+    sum of row i's first x texels), linear in x between table columns: two neighbouring entries at each end."""
+    return R[i, j1, c] * (1.0 - f1) + R[i, j1 + 1, c] * f1 - R[i, j0, c] * (1.0 - f0) - R[i, j0 + 1, c] * f0
 
 
 @njit(cache=True)
-def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
+def disk_mean4(rows, rows1, layer, x, y, r, pad, ax, ay):
     """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
     1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
-    chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
-    texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
-    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
+    chord at its mid-height, integrated exactly from the row prefix table ``rows`` (L×Hp×(Wp+1)×4: per texel row,
+    the running sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly with
+    ``rows1``, the row prefix table of u·texel, read only when ax ≠ 0 (pass ``rows`` when there is none).
     Returns (c0, c1, c2, c3, rows read)."""
-    wmax = sat.shape[2] - 1.0
+    wmax = rows.shape[2] - 1.0
     X = x + pad
     Y = y + pad
-    s = sat[layer]
-    m = sat1[layer]
+    s = rows[layer]
+    m = rows1[layer]
     i_lo = max(int(math.floor(Y - r)), 0)
-    i_hi = min(int(math.floor(Y + r)), sat.shape[1] - 2)
+    i_hi = min(int(math.floor(Y + r)), rows.shape[1] - 1)
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
@@ -285,8 +284,8 @@ def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
         hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
         if hgt <= 0.0:
             continue
-        j0 = min(int(X0), sat.shape[2] - 2)
-        j1 = min(int(X1), sat.shape[2] - 2)
+        j0 = min(int(X0), rows.shape[2] - 2)
+        j1 = min(int(X1), rows.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
@@ -735,9 +734,9 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
                                      (d10 - d00 + d11 - d01) / (4.0 * ay))
         elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0:
             # a tilted plane's footprint is sheared and stretched the same way, by its exact slope; where its blur
-            # varies by over half a pixel across the patch, the footprint is no longer near a parallelogram (the
-            # map is projective): refine
-            if K * (abs(gparam[l, 1]) * hx + abs(gparam[l, 2]) * hy) > 0.5:
+            # varies across the patch by over half a pixel and over 5 % of itself, the footprint is no longer near
+            # a parallelogram (the map is projective; its error relative to the patch is scale-free): refine
+            if K * (abs(gparam[l, 1]) * hx + abs(gparam[l, 2]) * hy) > max(0.5, 0.05 * abs(r)):
                 mixed = max(mixed, MIX_EDGE)
             hx, hy = sheared_box(hx, hy, ox, oy, gparam[l, 1], gparam[l, 2])
         if hx < 1.0 and hy < 1.0:
@@ -1215,7 +1214,7 @@ def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fol
 
 
 @njit(cache=True, inline="always")
-def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
+def disk_read(rows, rows1, layer, pad, px, py, r_disk, cx, cy):
     """Stage 1c: the aperture integral at p of the one surface :func:`strip_layer` found, in closed form: the mean
     over its footprint, a disk of radius r_disk centred at p + (cx, cy), read in texel rows. Returns (c0, c1, c2,
     texel rows read)."""
@@ -1227,10 +1226,10 @@ def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
         # about the disk's centre
         wsc = -3.0 / (r_disk * r_disk)
         wsc /= 1.0 + wsc * (cx * cx + cy * cy)
-        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
+        m0, m1, m2, _, n = disk_mean4(rows, rows1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
     else:
-        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0)
-    return m0, m1, m2, rows
+        m0, m1, m2, _, n = disk_mean4(rows, rows, layer, px, py, r_eff, pad, 0.0, 0.0)
+    return m0, m1, m2, n
 
 
 @njit(cache=True, inline="always")
@@ -1364,11 +1363,13 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     pixel read in rows, the texel rows read); ``todo`` (H×W bool, or 0×0 for every pixel): the pixels to render,
     the others keeping what ``out`` and ``spp`` hold.
 
-    scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot):
+    scene = (tex, sat, rows, rows1, dtex, dwin, kinds, gparam, pad, nb, gslot):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
-        sat1: like ``sat``, of u·texel (u: the padded column coordinate of the texel centre) for the general layers'
-            weighted disk reads (1×1×1×4 when strips are off or no layer is general);
+        rows: L×Hp×(Wp+1)×4 float64 row prefix tables of ``tex`` (per texel row, the running sum along x: the disk
+            reads' one table; 1×1×2×4 when strips are off);
+        rows1: like ``rows``, of u·texel (u: the padded column coordinate of the texel centre) for the general and
+            tilted layers' weighted disk reads (1×1×2×4 when none is read so);
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
         dwin: L×Hp×Wp×3 float64, per texel, a general layer's min and max disparity over the window around it that a
             pixel's disk can cover, and the distance in texels to its nearest steep texel (K·|∇D| ≥ FOLD_SLOPE)
@@ -1386,7 +1387,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
-    tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
+    tex, sat, rows, rows1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_cell = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
@@ -1427,11 +1428,11 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
                                                        rl, fold, strip_min_px)
                 if only >= 0:
-                    m0, m1, m2, rows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c)
+                    m0, m1, m2, nrows = disk_read(rows, rows1, only, pad, px, py, r_disk, sx_c, sy_c)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2
-                    spp[i, j] = rows
+                    spp[i, j] = nrows
                     continue
             # cat-eye: the exit pupil, a unit disk shifted toward the frame centre, clips the aperture
             cx = -2.0 * cateye * (px - 0.5 * W) / half_diag

@@ -544,14 +544,14 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     drange = np.array([layer.geometry[2] for layer in layers])
     r_max = K * float(np.max(np.abs(drange - df)))
     h, w = layers[0].shape
-    if r_max > MAX_COC_PX:
-        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px, above the renderer's limit of "
-                         f"{MAX_COC_PX} px (K·max|d − d_f| ≤ {MAX_COC_PX}); use a smaller K")
     if r_max > MAX_RADIUS_OVER_SIZE * max(h, w) and r_max > 64:
         # the layers are padded by the largest blur radius: memory grows with its square
         raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
                          f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
                          f"padded by that radius, would take gigabytes); use a smaller K")
+    if r_max > MAX_COC_PX:
+        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px, above the renderer's limit of "
+                         f"{MAX_COC_PX} px (K·max|d − d_f| ≤ {MAX_COC_PX}); use a smaller K")
     # rays reach |x − p| ≤ r(x); on a tilted plane r grows by k = K·|∇D|₁ per px beyond the frame, so its rays reach
     # r/(1 − k): the layers are padded that far (clamp to edge), so that no read falls off the padded texture
     r_reach = r_max
@@ -581,14 +581,20 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     # a tilted plane is read as a shifted disk only where it departs from its plain disk
     tilt = K * (np.abs(scene.gparam[:, 1]) + np.abs(scene.gparam[:, 2])) * K * np.max(np.abs(scene.drange - df), axis=1)
     sloped = general | ((scene.kinds == GEOM_PLANE) & (tilt > kernels.STRIP_MAX_DISTORTION))
-    if np.any(sloped) and q.strips:
-        # the general and tilted layers' summed-area tables of u·texel (u: the padded column coordinate of the texel
-        # centre), read only by their weighted (shifted) disk reads
-        sat1 = np.zeros_like(sat)
-        cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
-        sat1[sloped] = _summed_area_tables(scene.tex[sloped] * cols)
+    if q.strips and mode == kernels.MODE_ADAPTIVE:
+        # the disk reads' row prefix tables: per texel row, the running sum along x (two table rows' difference)
+        rows = np.diff(sat, axis=1)
     else:
-        sat1 = np.zeros((1, 1, 1, 4))
+        rows = np.zeros((1, 1, 2, 4))
+    if np.any(sloped) and q.strips and mode == kernels.MODE_ADAPTIVE:
+        # the general and tilted layers' row prefix tables of u·texel (u: the padded column coordinate of the texel
+        # centre), read only by their weighted (shifted) disk reads
+        rows1 = np.zeros_like(rows)
+        cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
+        for k in np.flatnonzero(sloped):
+            np.cumsum(scene.tex[k] * cols, axis=1, out=rows1[k, :, 1:])
+    else:
+        rows1 = np.zeros((1, 1, 2, 4))
     windows = _general_windows(scene, K, df)
     settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
     todo = EVERY_PIXEL if textures is None else \
@@ -596,7 +602,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
                                                                    + 1.5)) + 1)
     nb, gslot = _nbuffers(scene, r_max)
     kernels.render_kernel(
-        (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
+        (scene.tex, sat, rows, rows1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_cell)),

@@ -439,7 +439,7 @@ def test_a_texture_cache_reuses_repeated_layers_and_changes_no_bit():
 
     bg, fg2, fg1 = _three_layer_scene(48, 48)
     cache = TextureCache()
-    for df in (0.3, 0.3, 0.6):  # 0.6 changes the padding: textures reused, tables summed anew
+    for df in (0.3, 0.3, 0.9):  # 0.9 changes the padding: textures reused, tables summed anew
         for boost in (None, Highlights()):
             got = render_bokeh([bg, fg2, fg1], 6.0, df, highlights=boost, textures=cache)
             assert np.array_equal(got, render_bokeh([bg, fg2, fg1], 6.0, df, highlights=boost))
