@@ -75,6 +75,9 @@ STRIP_MAX_DISTORTION = 0.25
 # A general layer's footprint is read as a (weighted, shifted) disk only while its centre moves by at most this
 # fraction of its radius (the surface's slope K·|∇D|; the weight is first order in it).
 GENERAL_STRIP_MAX_SHIFT = 0.05
+# A tilted plane's footprint is read as its sheared box where its blur changes by more than this fraction of a pixel
+# per pixel (K·|∇D|₁): below, the square it reads is within this fraction of the footprint's sides.
+PLANE_SHEAR_MIN = 0.02
 # Side of the square tiles of pixels that the render kernel's threads take in turn.
 TILE = 16
 # Disparities this close to the focus (float32 resolution of [0, 1]) count as exactly in focus.
@@ -254,27 +257,28 @@ def _disk_chord(i, X, Y, r, wmax):
 
 
 @njit(cache=True, inline="always")
-def _row_sum(R, i, j0, f0, j1, f1, c):
-    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from the row prefix table ``R`` (R[i, x] = the
-    sum of row i's first x texels), linear in x between table columns: two neighbouring entries at each end."""
-    return R[i, j1, c] * (1.0 - f1) + R[i, j1 + 1, c] * f1 - R[i, j0, c] * (1.0 - f0) - R[i, j0 + 1, c] * f0
+def _row_sum(s, i, j0, f0, j1, f1, c):
+    """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
+    R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
+    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
 
 
 @njit(cache=True)
-def disk_mean4(rows, rows1, layer, x, y, r, pad, ax, ay):
+def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
     """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
     1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
-    chord at its mid-height, integrated exactly from the row prefix table ``rows`` (L×Hp×(Wp+1)×4: per texel row,
-    the running sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly with
-    ``rows1``, the row prefix table of u·texel, read only when ax ≠ 0 (pass ``rows`` when there is none).
+    chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
+    texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
+    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
     Returns (c0, c1, c2, c3, rows read)."""
-    wmax = rows.shape[2] - 1.0
+    wmax = sat.shape[2] - 1.0
     X = x + pad
     Y = y + pad
-    s = rows[layer]
-    m = rows1[layer]
+    s = sat[layer]
+    m = sat1[layer]
     i_lo = max(int(math.floor(Y - r)), 0)
-    i_hi = min(int(math.floor(Y + r)), rows.shape[1] - 1)
+    i_hi = min(int(math.floor(Y + r)), sat.shape[1] - 2)
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
@@ -284,8 +288,8 @@ def disk_mean4(rows, rows1, layer, x, y, r, pad, ax, ay):
         hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
         if hgt <= 0.0:
             continue
-        j0 = min(int(X0), rows.shape[2] - 2)
-        j1 = min(int(X1), rows.shape[2] - 2)
+        j0 = min(int(X0), sat.shape[2] - 2)
+        j1 = min(int(X1), sat.shape[2] - 2)
         f0 = X0 - j0
         f1 = X1 - j1
         base = 1.0 + ay * dy - ax * X  # the row's weight is base + ax·u (u in padded texels)
@@ -732,7 +736,8 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
                     mixed = max(mixed, MIX_EDGE)
                 hx, hy = sheared_box(hx, hy, ox, oy, (d01 - d00 + d11 - d10) / (4.0 * ax),
                                      (d10 - d00 + d11 - d01) / (4.0 * ay))
-        elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0:
+        elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0 and \
+                K * (abs(gparam[l, 1]) + abs(gparam[l, 2])) > PLANE_SHEAR_MIN:
             # a tilted plane's footprint is sheared and stretched the same way, by its exact slope; where its blur
             # varies across the patch by over half a pixel and over 5 % of itself, the footprint is no longer near
             # a parallelogram (the map is projective; its error relative to the patch is scale-free): refine
@@ -887,14 +892,14 @@ Q_COLUMNS = 10
 
 
 @njit(cache=True, inline="always")
-def _arc_moments(a, b):
+def _arc_moments(u0, v0, u1, v1):
     """The terms :func:`_segment_moments` gives a straight edge (each edge's triangle with the origin), for the unit
-    circle's arc from angle a to b (counter-clockwise): its sector's twice area (b − a) and its ∫u, ∫v, ∫u², ∫v²
-    (times 6, 6, 12, 12): ∫∫ r·(cos θ, sin θ)·r dr dθ = ⅓(sin b − sin a, cos a − cos b), ∫∫ r²cos²θ·r dr dθ =
-    ¼∫cos²θ dθ."""
-    h2 = 0.25 * (math.sin(2.0 * b) - math.sin(2.0 * a))
-    return (b - a, 2.0 * (math.sin(b) - math.sin(a)), 2.0 * (math.cos(a) - math.cos(b)),
-            1.5 * (b - a) + 3.0 * h2, 1.5 * (b - a) - 3.0 * h2)
+    circle's arc from (u0, v0) to (u1, v1), counter-clockwise and shorter than a half turn: its sector's twice area
+    (the angle t) and its ∫u, ∫v, ∫u², ∫v² (times 6, 6, 12, 12): ∫∫ r·(cos θ, sin θ)·r dr dθ = ⅓(Δsin θ, −Δcos θ),
+    ∫∫ r²·(cos²θ, sin²θ)·r dr dθ = ¼(t/2 ± Δsin 2θ / 4), with sin 2θ = 2uv."""
+    t = math.atan2(u0 * v1 - u1 * v0, u0 * u1 + v0 * v1)
+    h2 = 1.5 * (u1 * v1 - u0 * v0)
+    return t, 2.0 * (v1 - v0), 2.0 * (u0 - u1), 1.5 * t + h2, 1.5 * t - h2
 
 
 @njit(cache=True)
@@ -902,69 +907,90 @@ def disk_square_moments(sx, sy, h):
     """The part of the square [sx ± h] × [sy ± h] inside the unit disk, exactly: (area, centroid u, centroid v,
     variance of u, variance of v). Its boundary, walked counter-clockwise, is the square's edges clipped to the disk
     and the arcs of the circle between where it leaves the square's edges and where it comes back; the moments are
-    summed with Green's theorem (straight edges and circular arcs in closed form)."""
+    summed with Green's theorem (straight edges and circular arcs in closed form). A square of side < 2 holds
+    arcs shorter than a half turn."""
+    u_lo = sx - h
+    u_hi = sx + h
+    v_lo = sy - h
+    v_hi = sy + h
+    # half-chords of the circle along the square's four lines (−1: the line misses the disk)
+    cv_lo = math.sqrt(1.0 - v_lo * v_lo) if abs(v_lo) < 1.0 else -1.0
+    cv_hi = math.sqrt(1.0 - v_hi * v_hi) if abs(v_hi) < 1.0 else -1.0
+    cu_lo = math.sqrt(1.0 - u_lo * u_lo) if abs(u_lo) < 1.0 else -1.0
+    cu_hi = math.sqrt(1.0 - u_hi * u_hi) if abs(u_hi) < 1.0 else -1.0
     a2 = 0.0
     su = 0.0
     sv = 0.0
     suu = 0.0
     svv = 0.0
-    first_entry = math.nan  # angle where the boundary first comes back from the circle onto an edge
-    exit_angle = math.nan  # angle where it last left an edge onto the circle
+    first = False  # the boundary came back from the circle onto an edge before any exit was seen
+    fu = 0.0  # that first entry point
+    fv = 0.0
+    exited = False
+    eu = 0.0  # where the boundary last left an edge onto the circle
+    ev = 0.0
     any_edge = False
     for e in range(4):
-        u0 = sx - h if e == 0 or e == 3 else sx + h
-        v0 = sy - h if e <= 1 else sy + h
-        u1 = sx - h if e == 2 or e == 3 else sx + h
-        v1 = sy - h if e == 0 or e == 3 else sy + h
-        du = u1 - u0
-        dv = v1 - v0
-        A = du * du + dv * dv
-        B = u0 * du + v0 * dv
-        C = u0 * u0 + v0 * v0 - 1.0
-        disc = B * B - A * C
-        if disc <= 0.0:
-            continue
-        sq = math.sqrt(disc)
-        t_in = max((-B - sq) / A, 0.0)
-        t_out = min((-B + sq) / A, 1.0)
-        if t_out <= t_in:
+        # counter-clockwise: bottom (+u), right (+v), top (−u), left (−v); the part inside the disk, in walk order
+        if e == 0:
+            c = cv_lo
+            lo = max(u_lo, -c)
+            hi = min(u_hi, c)
+            pu0, pv0, pu1, pv1 = lo, v_lo, hi, v_lo
+            ent = lo > u_lo
+            ext = hi < u_hi
+        elif e == 1:
+            c = cu_hi
+            lo = max(v_lo, -c)
+            hi = min(v_hi, c)
+            pu0, pv0, pu1, pv1 = u_hi, lo, u_hi, hi
+            ent = lo > v_lo
+            ext = hi < v_hi
+        elif e == 2:
+            c = cv_hi
+            lo = max(u_lo, -c)
+            hi = min(u_hi, c)
+            pu0, pv0, pu1, pv1 = hi, v_hi, lo, v_hi
+            ent = hi < u_hi
+            ext = lo > u_lo
+        else:
+            c = cu_lo
+            lo = max(v_lo, -c)
+            hi = min(v_hi, c)
+            pu0, pv0, pu1, pv1 = u_lo, hi, u_lo, lo
+            ent = hi < v_hi
+            ext = lo > v_lo
+        if c < 0.0 or hi <= lo:
             continue
         any_edge = True
-        pu0 = u0 + t_in * du
-        pv0 = v0 + t_in * dv
-        pu1 = u0 + t_out * du
-        pv1 = v0 + t_out * dv
-        if t_in > 0.0:  # came back from the circle here: the arc since the last exit ends here
-            ang = math.atan2(pv0, pu0)
-            if math.isnan(exit_angle):
-                first_entry = ang
-            else:
-                b = ang
-                while b < exit_angle:
-                    b += 2.0 * math.pi
-                d0, d1, d2, d3, d4 = _arc_moments(exit_angle, b)
+        if ent:  # came back from the circle here: the arc since the last exit ends here
+            if exited:
+                d0, d1, d2, d3, d4 = _arc_moments(eu, ev, pu0, pv0)
                 a2 += d0
                 su += d1
                 sv += d2
                 suu += d3
                 svv += d4
+            else:
+                first = True
+                fu = pu0
+                fv = pv0
         d0, d1, d2, d3, d4 = _segment_moments(pu0, pv0, pu1, pv1)
         a2 += d0
         su += d1
         sv += d2
         suu += d3
         svv += d4
-        if t_out < 1.0:
-            exit_angle = math.atan2(pv1, pu1)
+        if ext:
+            exited = True
+            eu = pu1
+            ev = pv1
     if not any_edge:
-        if sx - h <= -1.0 and sx + h >= 1.0 and sy - h <= -1.0 and sy + h >= 1.0:
+        if u_lo <= -1.0 and u_hi >= 1.0 and v_lo <= -1.0 and v_hi >= 1.0:
             return math.pi, 0.0, 0.0, 0.25, 0.25  # the whole disk
         return 0.0, 0.0, 0.0, 0.0, 0.0
-    if not math.isnan(exit_angle) and not math.isnan(first_entry):  # close the last arc
-        b = first_entry
-        while b < exit_angle:
-            b += 2.0 * math.pi
-        d0, d1, d2, d3, d4 = _arc_moments(exit_angle, b)
+    if exited and first:  # close the last arc
+        d0, d1, d2, d3, d4 = _arc_moments(eu, ev, fu, fv)
         a2 += d0
         su += d1
         sv += d2
@@ -986,7 +1012,19 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
     A cell cut by the aperture's edge (under the edge's tangent line) reads a box with the centroid and the
     second moments of the part of it inside: the box's mean then matches the mean over that part for any
     texture that varies linearly or quadratically across it."""
-    w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
+    if blades < 3 and cateye <= 0.0:
+        # a round aperture without vignetting: inside, outside, or cut (its exact part below)
+        hh = 0.5 * size
+        fx = abs(sx) + hh
+        fy = abs(sy) + hh
+        nx = max(abs(sx) - hh, 0.0)
+        ny = max(abs(sy) - hh, 0.0)
+        if nx * nx + ny * ny >= 1.0:
+            return n, 0.0
+        w_ap = 1.0 if fx * fx + fy * fy <= 1.0 else 0.5
+        w = w_ap
+    else:
+        w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
     if w_ap <= 0.0:
         return n, 0.0
     if w <= 0.0:
@@ -1214,7 +1252,7 @@ def strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fol
 
 
 @njit(cache=True, inline="always")
-def disk_read(rows, rows1, layer, pad, px, py, r_disk, cx, cy):
+def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
     """Stage 1c: the aperture integral at p of the one surface :func:`strip_layer` found, in closed form: the mean
     over its footprint, a disk of radius r_disk centred at p + (cx, cy), read in texel rows. Returns (c0, c1, c2,
     texel rows read)."""
@@ -1226,10 +1264,10 @@ def disk_read(rows, rows1, layer, pad, px, py, r_disk, cx, cy):
         # about the disk's centre
         wsc = -3.0 / (r_disk * r_disk)
         wsc /= 1.0 + wsc * (cx * cx + cy * cy)
-        m0, m1, m2, _, n = disk_mean4(rows, rows1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
+        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
     else:
-        m0, m1, m2, _, n = disk_mean4(rows, rows, layer, px, py, r_eff, pad, 0.0, 0.0)
-    return m0, m1, m2, n
+        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0)
+    return m0, m1, m2, rows
 
 
 @njit(cache=True, inline="always")
@@ -1307,41 +1345,46 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
     wsum = 0.0  # weight of the rays that pass
     rays = 0
     head = 0  # MODE_GRID: the next grid point
+    row = 0
     while (mode == MODE_GRID and head < nq) or (mode != MODE_GRID and nq > 0):
         if mode == MODE_GRID:
             sx = grid[head, 0]
             sy = grid[head, 1]
-            size = grid_cell
+            size_x = grid_cell
             size_y = grid_cell
+            bh = 0.0  # point rays: never refined
             w = 1.0
             w_ap = 1.0
+            level = MAX_LEVEL
             head += 1
             if cateye > 0.0 and (sx - cx) ** 2 + (sy - cy) ** 2 > 1.0:
                 wtot += 1.0
                 continue
-            c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size, size_y, prefilter, sx, sy, 0.0)
-            rays += 1
         else:
             nq -= 1
             row = nq
-            level = q[row, Q_LEVEL]
-            c0, c1, c2, mixed = trace_ray(textures, state, view, q[row, Q_SX], q[row, Q_SY], q[row, Q_SIZE_X],
-                                          q[row, Q_SIZE_Y], prefilter, q[row, Q_SX0], q[row, Q_SY0],
-                                          0.5 * q[row, Q_SIZE])
-            rays += 1
+            sx = q[row, Q_SX]
+            sy = q[row, Q_SY]
+            size_x = q[row, Q_SIZE_X]
+            size_y = q[row, Q_SIZE_Y]
+            bh = 0.5 * q[row, Q_SIZE]
             w = q[row, Q_W]
             w_ap = q[row, Q_W_AP]
-            if mixed > 0 and refine > 1 and level < MAX_LEVEL:
-                whole = q[row, Q_SIZE]  # split the whole cell, not the part of it the aperture's edge left
-                foot = rmax * whole
-                if (mixed == MIX_EDGE and (level == 0.0 or foot > leaf)) or (mixed == MIX_FOLD and foot > fold_leaf):
-                    # the product of box means is not the mean of the product, or the cell may see two surfaces of
-                    # one map: trace its sub-cells instead
-                    scale = 1.0 / (refine * refine) ** level  # a cell's area weight at its depth
-                    nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, scale, level, refine,
-                                             blades, rotation, roundness, cateye, cx, cy)
-                    wtot += blocked
-                    continue
+            level = q[row, Q_LEVEL]
+        c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size_x, size_y, prefilter,
+                                      q[row, Q_SX0] if bh > 0.0 else sx, q[row, Q_SY0] if bh > 0.0 else sy, bh)
+        rays += 1
+        if mixed > 0 and refine > 1 and level < MAX_LEVEL:
+            whole = q[row, Q_SIZE]  # split the whole cell, not the part of it the aperture's edge left
+            foot = rmax * whole
+            if (mixed == MIX_EDGE and (level == 0.0 or foot > leaf)) or (mixed == MIX_FOLD and foot > fold_leaf):
+                # the product of box means is not the mean of the product, or the cell may see two surfaces of
+                # one map: trace its sub-cells instead
+                scale = 1.0 / (refine * refine) ** level  # a cell's area weight at its depth
+                nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, scale, level, refine,
+                                         blades, rotation, roundness, cateye, cx, cy)
+                wtot += blocked
+                continue
         acc0 += w * c0
         acc1 += w * c1
         acc2 += w * c2
@@ -1363,13 +1406,11 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     pixel read in rows, the texel rows read); ``todo`` (H×W bool, or 0×0 for every pixel): the pixels to render,
     the others keeping what ``out`` and ``spp`` hold.
 
-    scene = (tex, sat, rows, rows1, dtex, dwin, kinds, gparam, pad, nb, gslot):
+    scene = (tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot):
         tex: L×Hp×Wp×4 float64 premultiplied linear colour + alpha, padded by ``pad`` texels;
         sat: L×(Hp+1)×(Wp+1)×4 float64 summed-area tables of ``tex``;
-        rows: L×Hp×(Wp+1)×4 float64 row prefix tables of ``tex`` (per texel row, the running sum along x: the disk
-            reads' one table; 1×1×2×4 when strips are off);
-        rows1: like ``rows``, of u·texel (u: the padded column coordinate of the texel centre) for the general and
-            tilted layers' weighted disk reads (1×1×2×4 when none is read so);
+        sat1: like ``sat``, of u·texel (u: the padded column coordinate of the texel centre) for the general layers'
+            weighted disk reads (1×1×1×4 when strips are off or no layer is general);
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
         dwin: L×Hp×Wp×3 float64, per texel, a general layer's min and max disparity over the window around it that a
             pixel's disk can cover, and the distance in texels to its nearest steep texel (K·|∇D| ≥ FOLD_SLOPE)
@@ -1387,7 +1428,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
     them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
     """
-    tex, sat, rows, rows1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
+    tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_cell = sampling
     blades, rotation, roundness, cateye, falloff = aperture
     H = out.shape[0]
@@ -1428,7 +1469,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
                                                        rl, fold, strip_min_px)
                 if only >= 0:
-                    m0, m1, m2, nrows = disk_read(rows, rows1, only, pad, px, py, r_disk, sx_c, sy_c)
+                    m0, m1, m2, nrows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c)
                     out[i, j, 0] = m0
                     out[i, j, 1] = m1
                     out[i, j, 2] = m2

@@ -581,20 +581,14 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     # a tilted plane is read as a shifted disk only where it departs from its plain disk
     tilt = K * (np.abs(scene.gparam[:, 1]) + np.abs(scene.gparam[:, 2])) * K * np.max(np.abs(scene.drange - df), axis=1)
     sloped = general | ((scene.kinds == GEOM_PLANE) & (tilt > kernels.STRIP_MAX_DISTORTION))
-    if q.strips and mode == kernels.MODE_ADAPTIVE:
-        # the disk reads' row prefix tables: per texel row, the running sum along x (two table rows' difference)
-        rows = np.diff(sat, axis=1)
-    else:
-        rows = np.zeros((1, 1, 2, 4))
-    if np.any(sloped) and q.strips and mode == kernels.MODE_ADAPTIVE:
-        # the general and tilted layers' row prefix tables of u·texel (u: the padded column coordinate of the texel
+    if np.any(sloped) and q.strips:
+        # the general and tilted layers' summed-area tables of u·texel (u: the padded column coordinate of the texel
         # centre), read only by their weighted (shifted) disk reads
-        rows1 = np.zeros_like(rows)
+        sat1 = np.zeros_like(sat)
         cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
-        for k in np.flatnonzero(sloped):
-            np.cumsum(scene.tex[k] * cols, axis=1, out=rows1[k, :, 1:])
+        sat1[sloped] = _summed_area_tables(scene.tex[sloped] * cols)
     else:
-        rows1 = np.zeros((1, 1, 2, 4))
+        sat1 = np.zeros((1, 1, 1, 4))
     windows = _general_windows(scene, K, df)
     settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
     todo = EVERY_PIXEL if textures is None else \
@@ -602,7 +596,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
                                                                    + 1.5)) + 1)
     nb, gslot = _nbuffers(scene, r_max)
     kernels.render_kernel(
-        (scene.tex, sat, rows, rows1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
+        (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
         K, df,
         (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
          bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_cell)),
