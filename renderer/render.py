@@ -85,7 +85,7 @@ class Quality:
         whose largest circle of confusion has radius r gets N = ⌈π·min(r, flat_px)² / cell_px²⌉ cells, each read
         box-filtered (a box read is the exact mean of a fronto-parallel layer over the cell's footprint, at any
         size). Smaller is slower and closer to the exact aperture integral. Pixels that see a general (RGBD) layer
-        use cells 2.5× smaller: its footprint departs from the square a cell reads.
+        use cells 1.6× smaller: its footprint departs from the square a cell reads.
     min_samples / max_samples: bounds on N for blurred pixels (a pixel where every layer that reaches it is in
         focus takes 1 ray).
     flat_px: the blur radius from which cells grow with the disk: beyond it N stays that of a disk of radius
