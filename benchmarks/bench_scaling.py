@@ -21,8 +21,8 @@ import math
 import time
 
 import numpy as np
+from bench_renderer import bench_scene, psnr  # its neighbour: run as python benchmarks/bench_scaling.py
 
-from benchmarks.bench_renderer import bench_scene, psnr
 from datagen.config import BUILD_RENDER
 from renderer import Layer, render_bokeh
 from renderer.reference import render_reference

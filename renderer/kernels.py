@@ -587,24 +587,24 @@ def _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, a, b):
 
 
 @njit(cache=True)
-def nearer_surface(nb, g, dwin, layer, pad, K, df, px, py, sx, sy, hx, hy, d_hit, dhi):
-    """Whether some ray through the aperture cell [sx ± hx] × [sy ± hy] may meet a general layer (N-buffer slot g)
+def nearer_surface(nb, g, dwin, layer, pad, K, df, px, py, sx, sy, h, d_hit, dhi):
+    """Whether some ray through the aperture cell [sx ± h] × [sy ± h] may meet a general layer (N-buffer slot g)
     nearer than where the cell's centre ray met it (d_hit) by more than the cell itself spans there: a part of the
     map in front of the hit, blurred over it (self-occlusion), that no read at the hit point can see.
 
     Conservative: the disparities above the hit are walked in slabs [a, b]; no ray of the cell meets the surface in
     a slab where the surface's largest disparity over the slab's swept box stays below a. A slab that may hold a hit
     is halved until the cell's rays move less than half a pixel across it: then the cell may see two surfaces."""
-    x0 = sx - hx
-    x1 = sx + hx
-    y0 = sy - hy
-    y1 = sy + hy
+    x0 = sx - h
+    x1 = sx + h
+    y0 = sy - h
+    y1 = sy + h
     # the surface the cell meets at the hit spans up to m0 over the cell's footprint there: the same sheet where it
     # is smooth there (no steep texel in the footprint), else a step of the map inside the footprint
     m0 = _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, d_hit, d_hit)
     if K * (m0 - d_hit) > 0.5:
         rh = K * (d_hit - df)
-        half = abs(rh) * max(hx, hy)  # the footprint's half side
+        half = abs(rh) * h  # the footprint's half side
         ti = min(max(int(py + rh * sy + pad), 0), dwin.shape[1] - 1)
         tj = min(max(int(px + rh * sx + pad), 0), dwin.shape[2] - 1)
         if dwin[layer, ti, tj, 2] <= 1.5 * half + 1.5:
@@ -713,11 +713,10 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
         hx = abs(r) * cell_x if prefilter else 0.0
         hy = abs(r) * cell_y if prefilter else 0.0
         if kinds[l] == GEOM_GENERAL and (max(hx, hy) >= 1.0 or (fold[l] and max(hx, hy) > 0.0)):
-            # a general (RGBD) surface may fold within the patch: if its circle of confusion varies by more than
-            # half a pixel across the patch, read the hit point and have the cell refined. Else the cell's
-            # footprint is the square sheared and stretched by the surface's slope v = ∇D (x − p = r(x)·s gives
-            # dx = r·(I − u·vᵀ)⁻¹·ds, u = K·s): read the axis-aligned box with its second moments, v averaged over
-            # the patch
+            # a general (RGBD) surface: where it may fold and its circle of confusion varies by more than
+            # GENERAL_SPREAD_PX across the patch, read the hit point and have the cell refined to binary leaves.
+            # Else the cell's footprint is the square sheared and stretched by the surface's slope v = ∇D, averaged
+            # over the patch (sheared_box), refined while the blur varies that much (a curved smooth graph)
             ax = max(0.5 * hx, 0.5)
             ay = max(0.5 * hy, 0.5)
             d00 = bilinear1(dtex, l, x - ax, y - ay, pad)
@@ -750,8 +749,8 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
             t0, t1, t2, t3 = box4(sat, l, x, y, max(hx, 1.0), max(hy, 1.0), pad)
             if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
                 mixed = max(mixed, MIX_EDGE)
-        if fold[l] and bh > 0.0 and mixed < MIX_FOLD and nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh,
-                                                           bh, dl[l], dhi[l]):
+        if fold[l] and bh > 0.0 and mixed < MIX_FOLD and \
+                nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh, dl[l], dhi[l]):
             mixed = MIX_FOLD
         c0 += T * t0
         c1 += T * t1
@@ -902,6 +901,20 @@ def _arc_moments(u0, v0, u1, v1):
     return t, 2.0 * (v1 - v0), 2.0 * (u0 - u1), 1.5 * t + h2, 1.5 * t - h2
 
 
+@njit(cache=True, inline="always")
+def _chord_part(t0, t1, c):
+    """The part of an edge running from t0 to t1 along its line that lies within the circle's chord [−c, c] there:
+    (whether there is one, where it starts, where it ends, whether it starts inside the edge — coming back from
+    the circle —, whether it ends inside it — leaving onto the circle)."""
+    if t0 < t1:
+        a = max(t0, -c)
+        b = min(t1, c)
+        return a < b, a, b, a > t0, b < t1
+    a = min(t0, c)
+    b = max(t1, -c)
+    return b < a, a, b, a < t0, b > t1
+
+
 @njit(cache=True)
 def disk_square_moments(sx, sy, h):
     """The part of the square [sx ± h] × [sy ± h] inside the unit disk, exactly: (area, centroid u, centroid v,
@@ -931,37 +944,24 @@ def disk_square_moments(sx, sy, h):
     ev = 0.0
     any_edge = False
     for e in range(4):
-        # counter-clockwise: bottom (+u), right (+v), top (−u), left (−v); the part inside the disk, in walk order
+        # counter-clockwise: bottom (+u at v_lo), right (+v at u_hi), top (−u at v_hi), left (−v at u_lo)
         if e == 0:
-            c = cv_lo
-            lo = max(u_lo, -c)
-            hi = min(u_hi, c)
-            pu0, pv0, pu1, pv1 = lo, v_lo, hi, v_lo
-            ent = lo > u_lo
-            ext = hi < u_hi
+            t0, t1, c, fixed = u_lo, u_hi, cv_lo, v_lo
         elif e == 1:
-            c = cu_hi
-            lo = max(v_lo, -c)
-            hi = min(v_hi, c)
-            pu0, pv0, pu1, pv1 = u_hi, lo, u_hi, hi
-            ent = lo > v_lo
-            ext = hi < v_hi
+            t0, t1, c, fixed = v_lo, v_hi, cu_hi, u_hi
         elif e == 2:
-            c = cv_hi
-            lo = max(u_lo, -c)
-            hi = min(u_hi, c)
-            pu0, pv0, pu1, pv1 = hi, v_hi, lo, v_hi
-            ent = hi < u_hi
-            ext = lo > u_lo
+            t0, t1, c, fixed = u_hi, u_lo, cv_hi, v_hi
         else:
-            c = cu_lo
-            lo = max(v_lo, -c)
-            hi = min(v_hi, c)
-            pu0, pv0, pu1, pv1 = u_lo, hi, u_lo, lo
-            ent = hi < v_hi
-            ext = lo > v_lo
-        if c < 0.0 or hi <= lo:
+            t0, t1, c, fixed = v_hi, v_lo, cu_lo, u_lo
+        if c < 0.0:
             continue
+        inside, a, b, ent, ext = _chord_part(t0, t1, c)
+        if not inside:
+            continue
+        if e % 2 == 0:
+            pu0, pv0, pu1, pv1 = a, fixed, b, fixed
+        else:
+            pu0, pv0, pu1, pv1 = fixed, a, fixed, b
         any_edge = True
         if ent:  # came back from the circle here: the arc since the last exit ends here
             if exited:
@@ -1021,7 +1021,7 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
         ny = max(abs(sy) - hh, 0.0)
         if nx * nx + ny * ny >= 1.0:
             return n, 0.0
-        w_ap = 1.0 if fx * fx + fy * fy <= 1.0 else 0.5
+        w_ap = 1.0 if fx * fx + fy * fy <= 1.0 else 0.5  # 0.5: cut (its exact share is taken below)
         w = w_ap
     else:
         w_ap, w = cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy)
@@ -1038,8 +1038,9 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
         a, mx, my, vx, vy = disk_square_moments(sx, sy, 0.5 * size)
         if a <= 1e-12 * size * size:
             return n, 0.0
-        w *= a / (size * size) / w_ap
+        passed = w / w_ap  # the share the exit pupil lets through (1 without cat-eye)
         w_ap = a / (size * size)
+        w = w_ap * passed
         sx = mx
         sy = my
         size_x = math.sqrt(12.0 * vx)
@@ -1068,11 +1069,12 @@ def push_cell(q, n, sx, sy, size, scale, level, blades, rotation, roundness, cat
 
 
 @njit(cache=True)
-def push_split(q, n, sx, sy, size, scale, level, refine, blades, rotation, roundness, cateye, cx, cy):
-    """Append the refine × refine sub-cells of the cell (centre s, side ``size``, area weight ``scale``, at depth
-    ``level`` of the refinement), each weighing 1/refine² of it; returns (new length, blocked aperture weight)."""
+def push_split(q, n, sx, sy, size, level, refine, blades, rotation, roundness, cateye, cx, cy):
+    """Append the refine × refine sub-cells of the cell (centre s, side ``size``, at depth ``level`` of the
+    refinement: a base cell is level 0 and weighs 1), each weighing 1/refine² of it; returns (new length, blocked
+    aperture weight)."""
     sub = size / refine
-    scale = scale / (refine * refine)
+    scale = 1.0 / (refine * refine) ** (level + 1.0)
     blocked = 0.0
     for u in range(refine):
         for v in range(refine):
@@ -1319,8 +1321,8 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, s
                 # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is not split:
                 # push_cell counts it as blocked)
                 if w > 0.0 and (w_ap < 1.0 or w < w_ap):
-                    nq, blocked = push_split(q, nq, sx, sy, d0, 1.0, 0.0, refine, blades, rotation, roundness, cateye,
-                                             cx, cy)
+                    nq, blocked = push_split(q, nq, sx, sy, d0, 0.0, refine, blades, rotation, roundness, cateye, cx,
+                                             cy)
                     wtot += blocked
                     continue
             nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye, cx, cy)
@@ -1352,6 +1354,8 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             sy = grid[head, 1]
             size_x = grid_cell
             size_y = grid_cell
+            bx = sx
+            by = sy
             bh = 0.0  # point rays: never refined
             w = 1.0
             w_ap = 1.0
@@ -1367,12 +1371,13 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             sy = q[row, Q_SY]
             size_x = q[row, Q_SIZE_X]
             size_y = q[row, Q_SIZE_Y]
+            bx = q[row, Q_SX0]
+            by = q[row, Q_SY0]
             bh = 0.5 * q[row, Q_SIZE]
             w = q[row, Q_W]
             w_ap = q[row, Q_W_AP]
             level = q[row, Q_LEVEL]
-        c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size_x, size_y, prefilter,
-                                      q[row, Q_SX0] if bh > 0.0 else sx, q[row, Q_SY0] if bh > 0.0 else sy, bh)
+        c0, c1, c2, mixed = trace_ray(textures, state, view, sx, sy, size_x, size_y, prefilter, bx, by, bh)
         rays += 1
         if mixed > 0 and refine > 1 and level < MAX_LEVEL:
             whole = q[row, Q_SIZE]  # split the whole cell, not the part of it the aperture's edge left
@@ -1380,9 +1385,8 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             if (mixed == MIX_EDGE and (level == 0.0 or foot > leaf)) or (mixed == MIX_FOLD and foot > fold_leaf):
                 # the product of box means is not the mean of the product, or the cell may see two surfaces of
                 # one map: trace its sub-cells instead
-                scale = 1.0 / (refine * refine) ** level  # a cell's area weight at its depth
-                nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, scale, level, refine,
-                                         blades, rotation, roundness, cateye, cx, cy)
+                nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, level, refine, blades,
+                                         rotation, roundness, cateye, cx, cy)
                 wtot += blocked
                 continue
         acc0 += w * c0

@@ -94,8 +94,9 @@ class Quality:
     refine: a cell whose rays its reads cannot stand for is traced as refine × refine sub-cells, again while the
         cause persists (1 = never): cut by the aperture's edge (where its footprint exceeds edge_px); straddling
         an occlusion edge between layers (to leaves of cell_px / refine px, widened beyond flat_px); on a steep
-        tilted plane (its blur varies by over 0.5 px across the footprint); or, on a depth map that may occlude
-        itself, seeing two of its surfaces (to fold_cell).
+        tilted plane (its blur varies across the footprint by over 0.5 px and 5 % of itself); on a curved smooth
+        depth map (its blur varies by over 0.5 px); or, on a depth map that may occlude itself, seeing two of its
+        surfaces (to fold_cell).
     fold_cell: the side, as a fraction of the aperture's radius, down to which a cell is refined where a depth map
         may occlude itself (footprints of fold_cell·r px, at least 0.25 px): a part of the map in front of where the
         cell's centre ray met it may meet some of the cell's rays (found conservatively from N-buffers of the map,
@@ -253,8 +254,10 @@ def _nbuffers(scene: _Scene, r_max: float) -> tuple[np.ndarray, np.ndarray]:
         for lev in range(1, levels):
             s = 1 << (lev - 1)
             nxt = cur.copy()
-            np.maximum(nxt[:-s], cur[s:], out=nxt[:-s]) if s < hp else None
-            np.maximum(nxt[:, :-s], nxt[:, s:].copy(), out=nxt[:, :-s]) if s < wp else None
+            if s < hp:
+                np.maximum(nxt[:-s], cur[s:], out=nxt[:-s])
+            if s < wp:
+                np.maximum(nxt[:, :-s], nxt[:, s:], out=nxt[:, :-s])  # numpy buffers the overlapping operands
             nb[g, lev] = cur = nxt
     return nb, gslot
 

@@ -111,7 +111,7 @@ def test_the_fold_probe_never_misses_a_nearer_part_of_the_map():
         sx, sy = rng.uniform(-1, 1, 2)
         half = rng.uniform(0.02, 0.3)
         d0 = hit(px, py, sx, sy)
-        said = nearer_surface(nb, 0, dwin, 0, pad, K, df, px, py, sx, sy, half, half, d0, hi)
+        said = nearer_surface(nb, 0, dwin, 0, pad, K, df, px, py, sx, sy, half, d0, hi)
         offsets = np.linspace(-half, half, 7)
         nearer = any(hit(px, py, sx + a, sy + b) > d0 + 0.05 for a in offsets for b in offsets)
         missed += nearer and not said
