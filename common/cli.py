@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import sys
 
+from .errors import UserError
+
 INTERRUPTED = "interrupted; the same command resumes"
 
 
@@ -29,13 +31,37 @@ def describe_os_error(e: OSError) -> str:
     return f"{path}: {what}" if path else what
 
 
+def _storage_blocked() -> bool:
+    storage = sys.modules.get("manifests.storage")
+    return storage is not None and any(not done.is_set() for done in storage.ABANDONED)
+
+
+def _exit_now_if_storage_blocked(code) -> None:
+    """A storage call still blocked in a helper thread (manifests.storage.ABANDONED) would hold the process at
+    exit, where the storage client shuts down and waits for it: end the process at once instead, output
+    flushed (every output is written atomically, so nothing is left half-written)."""
+    import os
+
+    if _storage_blocked():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+
+
 def run(main, args):
-    """``main(args)``, with Ctrl-C and operating-system errors (a full disk, a read-only folder) turned into one
-    line and a non-zero exit. Other exceptions are bugs and keep their traceback."""
+    """``main(args)``, with a :class:`~common.errors.UserError`, Ctrl-C and operating-system errors (a full disk, a
+    read-only folder) turned into one line and a non-zero exit. Other exceptions are bugs and keep their
+    traceback."""
     try:
         return main(args)
+    except UserError as e:
+        if _storage_blocked():
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            _exit_now_if_storage_blocked(1)
+        raise SystemExit(f"error: {e}") from None
     except KeyboardInterrupt:
         print(f"\n{INTERRUPTED}", file=sys.stderr, flush=True)
+        _exit_now_if_storage_blocked(130)
         raise SystemExit(130) from None
     except OSError as e:  # also a Ray task's error whose cause is an OSError (Ray subclasses the cause's type)
         cause = e

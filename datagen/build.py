@@ -38,6 +38,7 @@ from datagen.folder import (
 )
 from datagen.preflight import check_cluster, check_this_node, sample_assets
 from datagen.sources import AssetUnavailable
+from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, check_not_input, claim, foreign_files
 
 
@@ -191,15 +192,23 @@ def main(args: argparse.Namespace) -> dict:
     """The build, step by step: every check before anything is written or Ray starts, then Ray, the assets
     (scanned, and read on every node), the shards, and the folder's summary files."""
     cfg = load_config(args)
-    store, old_meta = check_output(args, cfg)
-    ray_info = connect_ray(args.address, args.workers)
-    claim(store, BUILD_COMMAND, BUILD_OUTPUTS, signature="dataset.json")  # the first write: the folder's marker
-    rows, sample, assets_hash = scan_and_check_assets(cfg, store, old_meta, args.overwrite)
-    prepare_folder(store, cfg, rows, assets_hash, args.overwrite and bool(old_meta))
-    todo, skipped_val = shards_to_build(cfg, store, rows)
-    t0 = time.perf_counter()
-    results = run_shards(cfg, rows, todo, store, sample)
-    return finish(store, cfg, rows, assets_hash, results, skipped_val, ray_info, t0)
+    try:
+        lock = writer_lock(args.out, BUILD_COMMAND)  # one writer: held from before the first look at the folder
+        lock.acquire()
+    except OutputFolderError as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        store, old_meta = check_output(args, cfg)
+        ray_info = connect_ray(args.address, args.workers)
+        claim(store, BUILD_COMMAND, BUILD_OUTPUTS, signature="dataset.json")  # the first write: the folder's marker
+        rows, sample, assets_hash = scan_and_check_assets(cfg, store, old_meta, args.overwrite)
+        prepare_folder(store, cfg, rows, assets_hash, args.overwrite and bool(old_meta))
+        todo, skipped_val = shards_to_build(cfg, store, rows)
+        t0 = time.perf_counter()
+        results = run_shards(cfg, rows, todo, store, sample)
+        return finish(store, cfg, rows, assets_hash, results, skipped_val, ray_info, t0)
+    finally:
+        lock.release()
 
 
 def load_config(args: argparse.Namespace) -> BuildConfig:

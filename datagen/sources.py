@@ -18,12 +18,13 @@ naming the node and the path.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import socket
 from pathlib import Path, PurePosixPath
 
+from manifests.storage import bounded, cached_filesystem, check_location
 from manifests.storage import is_uri as _has_scheme
+from manifests.storage import shown as _shown
 
 DEMO = "demo://"
 
@@ -51,18 +52,14 @@ def is_uri(location: str) -> bool:
 
 
 def shown(location: str) -> str:
-    """A location as messages show it: a URI without its query string (which may hold credentials)."""
-    location = str(location)
-    return location.split("?", 1)[0] if _has_scheme(location) else location
+    """A location as messages show it: a URI without its query string or user info (credentials)."""
+    return _shown(location)
 
 
-@functools.lru_cache(maxsize=4096)
 def _filesystem(uri: str):
     """(filesystem, path) of a URI, made once per worker process: a task reads the same assets sample after
     sample, and making an S3 filesystem may ask the bucket's region over the network."""
-    import pyarrow.fs as pafs
-
-    return pafs.FileSystem.from_uri(uri)
+    return cached_filesystem(uri)
 
 
 def _query(uri: str) -> str:
@@ -98,14 +95,15 @@ class Folder:
         if self.kind == "uri":
             import pyarrow.fs as pafs
 
-            return self.fs.get_file_info(f"{self.root}/{name}").type == pafs.FileType.Directory
+            info = bounded(lambda: self.fs.get_file_info(f"{self.root}/{name}"), f"{self.display()}/{name}")
+            return info.type == pafs.FileType.Directory
         return (self.local_root / name).is_dir()
 
     def exists(self) -> bool:
         if self.kind == "uri":
             import pyarrow.fs as pafs
 
-            return self.fs.get_file_info(self.root).type == pafs.FileType.Directory
+            return check_location(self.fs, self.root, self.location).type == pafs.FileType.Directory
         return self.local_root.is_dir()
 
     def files(self) -> list[PurePosixPath]:
@@ -113,7 +111,8 @@ class Folder:
         if self.kind == "uri":
             import pyarrow.fs as pafs
 
-            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+            infos = bounded(lambda: self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True,
+                                                                            allow_not_found=True)), self.location)
             return sorted(PurePosixPath(i.path[len(self.root):].lstrip("/")) for i in infos
                           if i.type == pafs.FileType.File)
         return sorted(PurePosixPath(p.relative_to(self.local_root).as_posix()) for p in self.local_root.rglob("*")
@@ -123,7 +122,7 @@ class Folder:
         """The location of the file ``rel`` as assets.parquet records it (a URI keeps its query string)."""
         if self.kind == "local":
             return str(self.local_root / rel)
-        return f"{shown(self.location).rstrip('/')}/{rel.as_posix()}{_query(self.location)}"
+        return f"{self.location.split('?', 1)[0].rstrip('/')}/{rel.as_posix()}{_query(self.location)}"
 
 
 def _local_path(uri: str) -> Path:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from common.images import IMAGE_SUFFIXES, list_images, load_image, on_white, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
+from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
 
 from .config import DegradationConfig
@@ -58,6 +59,11 @@ def main(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
         cfg = cfg.override(args.overrides)
     except ValueError as e:  # names the file or the override and the key
         raise SystemExit(f"error: {e}") from None
+    with writer_lock(args.out, COMMAND):
+        return _degrade_folder(args, cfg)
+
+
+def _degrade_folder(args: argparse.Namespace, cfg) -> tuple[list[dict], list[dict]]:
     if not args.input.exists():
         raise SystemExit(f"error: --input {args.input}: no such folder")
     if not args.input.is_dir():

@@ -25,12 +25,15 @@ import os
 
 import pyarrow.fs as pafs
 
+from common.errors import UserError
+
 from .storage import PARTIAL, Store, is_uri
 
 MARKER = ".bokehgen.json"
+LOCK = ".bokehgen.lock"  # manifests.lock: the folder's one writer
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(UserError, ValueError):
     """A folder that a command may not write into; the message is one line naming the folder and the reason."""
 
 
@@ -80,7 +83,7 @@ def foreign_files(store: Store, outputs, signature: str | None = None) -> list[s
     files, folders = _relative_files(store)
     if signature is not None and signature not in files:
         outputs = ()
-    foreign = [f for f in files if f != MARKER and not is_output(f, outputs)]
+    foreign = [f for f in files if f not in (MARKER, LOCK) and not is_output(f, outputs)]
     for folder in folders:
         ours = is_output(folder + "/", outputs) or any(p.startswith(folder + "/") for p in outputs)
         if not ours and not any(f.startswith(folder + "/") for f in foreign):
@@ -118,6 +121,7 @@ def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create:
     ``signature``: see :func:`foreign_files` (a folder without a marker)."""
     store = Store.of(folder)
     where = store.display()
+    store.check_reachable()  # object storage: unreachable, refused or no bucket, in one line within the bounds
     if store.is_file_or_missing_parent():
         raise OutputFolderError(f"{what} {where}: is a file (or lies under one), not a folder")
     check_not_input(store.location if store.local else folder, inputs, what)

@@ -7,13 +7,15 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .storage import SHARD_MANIFESTS, Store
+from .storage import SHARD_MANIFESTS
 
 
 def stats(folder) -> dict:
     """Counts per split and shard, failures per shard (from the shard manifests), and min/mean/max of every numeric
     column of samples.parquet. ``folder``: a path, a ``pyarrow.fs`` URI or a :class:`~manifests.storage.Store`."""
-    store = Store.of(folder)
+    from .verify import require_build
+
+    store = require_build(folder)
     table = store.read_table("samples.parquet")
     out = {"samples": table.num_rows, "splits": {}, "shards": {}, "columns": {}}
     for split in set(table["split"].to_pylist()):

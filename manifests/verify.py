@@ -1,11 +1,16 @@
 """Check a built dataset against its manifests: every row's members are in its shard with matching checksums, no
 shard holds a sample the manifest does not list, and (for a resumed build) a shard matches the size and sha256 its
-own manifest recorded. A shard that cannot be read is reported by name; the check goes on with the others."""
+own manifest recorded. A shard that cannot be read is reported by name; the check goes on with the others.
+
+    python -m manifests verify DIR_OR_URI      # prints each problem; exit 0 when intact, else 1
+"""
 
 from __future__ import annotations
 
 import hashlib
 import tarfile
+
+from common.errors import UserError
 
 from .schemas import member_names
 from .storage import Store
@@ -60,10 +65,26 @@ def _check_members(store, name: str, listed: dict[str, dict]) -> list[str]:
     return problems
 
 
+def require_build(folder) -> Store:
+    """The Store of a finished build's folder; a UserError in one line when the folder is missing, empty, not
+    a build, or a build that has not finished (no samples.parquet)."""
+    store = Store.of(folder)
+    store.check_reachable()
+    if not store.exists("samples.parquet"):
+        if not store.entries():
+            raise UserError(f"{store.display()}: no such folder (or an empty one), not a build")
+        if store.exists("dataset.json"):
+            raise UserError(f"{store.display()}: no samples.parquet: the build has not finished (run the same "
+                            f"build command again to complete it)")
+        raise UserError(f"{store.display()}: no samples.parquet or dataset.json: not a folder written by "
+                        f"datagen.build")
+    return store
+
+
 def verify(folder) -> list[str]:
     """Problems found (empty when the dataset is intact), each naming the shard and the key. ``folder``: a path,
     a ``pyarrow.fs`` URI or a :class:`~manifests.storage.Store`."""
-    store = Store.of(folder)
+    store = require_build(folder)
     rows = store.read_table("samples.parquet").to_pylist()
     by_shard: dict[str, dict[str, dict]] = {}
     for row in rows:
@@ -74,3 +95,4 @@ def verify(folder) -> list[str]:
     for shard in by_shard:
         problems.append(f"{shard}: listed in samples.parquet but the shard file is missing")
     return problems
+

@@ -27,6 +27,38 @@ from common.limits import MAX_K
 
 from .conditioning import defocus_and_mask
 
+#: shard URIs read through pyarrow.fs (the build's own storage layer, with its timeouts): registered with
+#: webdataset's gopen, whose own table has no s3:// and reads gs:// through gsutil
+PYARROW_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def _gopen_pyarrow(url, mode="rb", bufsize=8192, **kw):
+    from manifests.storage import StorageError, cached_filesystem, describe_storage_error
+
+    if mode != "rb":
+        raise ValueError(f"{url}: shards on object storage are read here, never written (mode {mode!r})")
+    fs, path = cached_filesystem(url)
+    try:
+        return fs.open_input_stream(path)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise StorageError(describe_storage_error(url, e)) from None
+
+
+def _register_schemes() -> None:
+    from webdataset.gopen import gopen_schemes
+
+    for scheme in PYARROW_SCHEMES:
+        gopen_schemes[scheme] = _gopen_pyarrow
+
+
+_register_schemes()
+
+
+def _is_storage_uri(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in PYARROW_SCHEMES if "://" in url else False
+
 
 def check_max_k(urls: list[str], k_max: float) -> float | None:
     """The ``max_K`` recorded in the ``dataset.json`` beside the shards (None when there is none, e.g. shards on
@@ -45,6 +77,17 @@ def check_max_k(urls: list[str], k_max: float) -> float | None:
     return None if data_max is None else float(data_max)
 
 
+def _remote_file(url: str) -> bool:
+    """Whether a shard URI names a file, asked within the storage bounds (a StorageError in one line when the
+    store cannot be reached, refuses the credentials or has no such bucket)."""
+    import pyarrow.fs as pafs
+
+    from manifests.storage import cached_filesystem, check_location
+
+    fs, path = cached_filesystem(url)
+    return check_location(fs, path, url).type == pafs.FileType.File
+
+
 def expand_urls(spec) -> list[str]:
     """'DIR/train-{000000..000099}.tar', a glob, a list, or a comma-separated string -> shard list."""
     import glob
@@ -54,11 +97,13 @@ def expand_urls(spec) -> list[str]:
     for item in items:
         named = []
         for u in braceexpand.braceexpand(str(item).strip()):
-            matches = sorted(glob.glob(u)) if any(c in u for c in "*?[") else [u]
+            local_glob = "://" not in u and any(c in u for c in "*?[")  # a URI's '?' starts its query
+            matches = sorted(glob.glob(u)) if local_glob else [u]
             if not matches:
                 raise ValueError(f"{u}: no shard matches")
             named.extend(matches)
         missing = [m for m in named if "://" not in m and not m.startswith("pipe:") and not os.path.isfile(m)]
+        missing += [m for m in named if _is_storage_uri(m) and not _remote_file(m)]
         if missing:
             raise ValueError(f"{missing[0]}: no such shard file ({len(missing)} of the {len(named)} named by "
                              f"{str(item).strip()!r} are missing)")

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from common.limits import check_seed
+from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
@@ -277,7 +278,8 @@ def main(args) -> dict:
     mcfg, dcfg = configs_or_exit(load_configs, args)
     check_run_inputs((args.shards, args.val), dcfg.isr_data, "distill.isr_data")
     try:
-        return distill(mcfg, dcfg, args.shards, args.val, args.out, )
+        with writer_lock(args.out, "model.distill"):
+            return distill(mcfg, dcfg, args.shards, args.val, args.out)
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
 

@@ -97,6 +97,18 @@ def check_run_inputs(shard_specs, sources, where: str) -> None:
         raise SystemExit(f"error: {e}") from None
 
 
+def _open_tar(url: str):
+    """A tar shard, local or on object storage (pyarrow.fs, within the storage bounds)."""
+    import tarfile
+
+    if "://" in url:
+        from manifests.storage import cached_filesystem
+
+        fs, path = cached_filesystem(url)
+        return tarfile.open(fileobj=fs.open_input_file(path), mode="r:")
+    return tarfile.open(url, "r:")
+
+
 def _is_shards(path: str) -> bool:
     return path.endswith(".tar") or any(c in path for c in "{*?[")
 
@@ -104,7 +116,6 @@ def _is_shards(path: str) -> bool:
 def list_source(src: PhotoSource, where: str) -> list:
     """A folder's photos (sorted paths) or a shard set's (url, key) pairs."""
     if _is_shards(src.path):
-        import tarfile
 
         from .data import expand_urls
 
@@ -114,7 +125,7 @@ def list_source(src: PhotoSource, where: str) -> list:
             raise ValueError(f"{where}: {e}") from None
         items = []
         for url in urls:
-            with tarfile.open(url, "r:") as tar:
+            with _open_tar(url) as tar:
                 keys = {}
                 for m in tar.getmembers():
                     base = m.name.rsplit("/", 1)[-1]
@@ -127,6 +138,13 @@ def list_source(src: PhotoSource, where: str) -> list:
         return items
     from common.images import list_images
 
+    if "://" in src.path:
+        from manifests.storage import cached_filesystem, check_location
+
+        fs, path = cached_filesystem(src.path)
+        check_location(fs, path, src.path)  # unreachable, refused, no bucket: one line within the bounds
+        raise ValueError(f"{where}: {src.path}: photo folders are read from a local disk; on object storage, "
+                         f"give .tar shards of photos ({src.path.rstrip('/')}/photos-{{000..009}}.tar)")
     folder = Path(src.path)
     if not folder.is_dir():
         raise ValueError(f"{where}: {folder}: no such folder (or a .tar shard pattern)")
@@ -179,10 +197,8 @@ class PhotoStream(GlobalBatches):
         from common.images import load_image, on_white, to_uint8
 
         if isinstance(item, tuple):  # (shard, member)
-            import tarfile
-
             url, name = item
-            with tarfile.open(url, "r:") as tar:
+            with _open_tar(url) as tar:
                 data = tar.extractfile(name).read()
             try:
                 with Image.open(io.BytesIO(data)) as im:

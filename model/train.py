@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
@@ -548,7 +549,8 @@ def main(args) -> dict:
         raise SystemExit(f"error: --stop-after: at least 1, got {args.stop_after}")
     check_run_inputs((args.shards, args.val), tcfg.isr_data, "train.isr_data")
     try:
-        return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after)
+        with writer_lock(args.out, "model.train"):
+            return train(mcfg, tcfg, args.shards, args.out, args.val, stop_after=args.stop_after)
     except OutputFolderError as e:
         raise SystemExit(f"error: {e}") from None
 

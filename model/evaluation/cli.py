@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 from common.limits import MAX_K
+from manifests.lock import writer_lock
 from manifests.outdir import claim
 
 from .. import iqa
@@ -129,7 +130,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> dict:
-    return evaluate(args)
+    with writer_lock(args.out, COMMAND):
+        return evaluate(args)
 
 
 def cli() -> None:

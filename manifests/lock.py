@@ -1,0 +1,229 @@
+"""One writer per output folder: a build, a training, a distillation, an evaluation or a degradations run holds
+the folder's lock (``.bokehgen.lock``) from before its first check of the folder until it ends.
+
+    with FolderLock(args.out, "datagen.build"):
+        ...                                   # check the folder, then write it
+
+- The lock file names its holder: command, host, pid, start time. A second writer is refused with one line
+  naming the holder (:class:`FolderLocked`).
+- On a local disk (and NFS) the lock is ``flock`` on that file: the kernel releases it when its process ends, so
+  a killed run (kill -9, a lost node) leaves no lock to clear. The next run takes it and logs the takeover of
+  the dead run's lock (its file still names it).
+- On object storage, which has no locks, the holder writes the file, reads it back to see that it won, and
+  renews it every :data:`RENEW_S` seconds. A lock whose holder is dead (same host, no such pid) or that was not
+  renewed for :data:`STALE_AFTER_S` seconds is taken over, and the takeover is logged. Two runs that start within
+  the same second on two hosts can both win (best effort: the store offers no conditional write here).
+- The folder is created to hold the lock; a run refused before it wrote anything removes the folder again when
+  it made it and it is empty.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+from .outdir import LOCK, OutputFolderError
+from .storage import Store
+
+#: object storage: a lock not renewed for this long belongs to a dead run (whatever its host)
+STALE_AFTER_S = 600.0
+#: object storage: how often the holder renews its lock
+RENEW_S = 60.0
+
+
+class FolderLocked(OutputFolderError):
+    """Another run writes the folder: one line naming it."""
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return True
+    return True
+
+
+def _holder_line(h: dict) -> str:
+    return (f"{h.get('command', '?')} on {h.get('host', '?')}, pid {h.get('pid', '?')}, since "
+            f"{h.get('started', '?')}")
+
+
+class FolderLock:
+    """The lock of ``folder`` (a path, a URI or a Store) for ``command``; a context manager."""
+
+    def __init__(self, folder, command: str, what: str = "--out"):
+        self.store = Store.of(folder)
+        self.command = command
+        self.what = what
+        self.me = {"command": command, "host": socket.gethostname(), "pid": os.getpid(),
+                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                   "token": uuid.uuid4().hex}
+        self._fd = None
+        self._created = False
+        self._stop = threading.Event()
+        self._renewer = None
+        self.took_over: dict | None = None  # the dead holder whose lock this run took, if any
+
+    def __enter__(self) -> "FolderLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _refuse(self, holder: dict):
+        raise FolderLocked(f"{self.what} {self.store.display()}: another run writes this folder "
+                           f"({_holder_line(holder)}); wait for it to end, or choose another folder")
+
+    def _log_takeover(self, holder: dict, why: str) -> None:
+        self.took_over = holder
+        print(f"{self.store.display()}: took over the lock of a run that {why} ({_holder_line(holder)})",
+              file=sys.stderr, flush=True)
+
+    def acquire(self) -> None:
+        self._created = not self.store.entries() and not self.store.is_file_or_missing_parent()
+        self.store.makedirs()
+        if self.store.local:
+            self._acquire_local()
+        else:
+            self._acquire_remote()
+
+    def _acquire_local(self) -> None:
+        import fcntl
+
+        path = self.store.path(LOCK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read(fd)
+            os.close(fd)
+            self._cleanup_created()
+            self._refuse(holder)
+        previous = self._read(fd)
+        if previous and not previous.get("released"):
+            self._log_takeover(previous, "ended without releasing it")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(self.me, indent=1) + "\n").encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    @staticmethod
+    def _read(fd) -> dict:
+        try:
+            data = os.pread(fd, 1 << 16, 0)
+            holder = json.loads(data) if data.strip() else {}
+            return holder if isinstance(holder, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _read_remote(self) -> dict:
+        try:
+            holder = json.loads(self.store.read_text(LOCK))
+            return holder if isinstance(holder, dict) else {}
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            return {"command": "?", "damaged": True}
+
+    def _stale(self, holder: dict) -> str | None:
+        if not holder or holder.get("released") or holder.get("damaged"):
+            return None if not holder.get("damaged") else "left a damaged lock"
+        if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
+            return "is no longer running"
+        if time.time() - float(holder.get("renewed", 0)) > STALE_AFTER_S:
+            return f"has not renewed it for more than {STALE_AFTER_S:g} s"
+        return None
+
+    def _acquire_remote(self) -> None:
+        holder = self._read_remote()
+        if holder and not holder.get("released"):
+            why = self._stale(holder)
+            if why is None:
+                self._cleanup_created()
+                self._refuse(holder)
+            self._log_takeover(holder, why)
+        self.me["renewed"] = time.time()
+        self.store.write_text(LOCK, json.dumps(self.me, indent=1) + "\n")
+        time.sleep(0.5)  # a writer racing this one wrote by now: whoever reads its own token back won
+        back = self._read_remote()
+        if back.get("token") != self.me["token"]:
+            self._refuse(back)
+        self._renewer = threading.Thread(target=self._renew, name="bokehgen lock renewal", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(RENEW_S):
+            self.me["renewed"] = time.time()
+            try:
+                self.store.write_text(LOCK, json.dumps(self.me, indent=1) + "\n")
+            except Exception as e:  # noqa: BLE001 - a renewal failing once is retried at the next beat
+                print(f"{self.store.display()}: could not renew the folder lock: {e}", file=sys.stderr, flush=True)
+
+    def _cleanup_created(self) -> None:
+        """Remove the folder this run created only to hold its lock (refused before writing anything)."""
+        if not self._created or not self.store.local:
+            return
+        try:
+            if {n for n, _ in self.store.entries()} <= {LOCK}:
+                if os.path.exists(self.store.path(LOCK)):
+                    os.remove(self.store.path(LOCK))
+                os.rmdir(self.store.root)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            if self._created and {n for n, _ in self.store.entries()} <= {LOCK}:
+                os.remove(self.store.path(LOCK))  # nothing was written: leave no folder behind
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+                self._cleanup_created()
+                return
+            released = dict(self.me, released=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, (json.dumps(released, indent=1) + "\n").encode(), 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        elif self._renewer is not None:
+            self._stop.set()
+            try:
+                if self._read_remote().get("token") == self.me["token"]:
+                    self.store.delete(LOCK)
+            except OSError:
+                pass
+            self._renewer = None
+
+
+def writer_lock(folder, command: str, what: str = "--out"):
+    """The folder's lock for this process, or a no-op in a data-parallel run's ranks other than 0 (``RANK``
+    set by torchrun or mp.spawn's launcher), whose rank 0 holds it for them."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return _NoLock()
+    return FolderLock(folder, command, what)
+
+
+class _NoLock:
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> "_NoLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
