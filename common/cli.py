@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import sys
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 INTERRUPTED = "interrupted; the same command resumes"
 
@@ -56,9 +56,9 @@ def run(main, args):
         return main(args)
     except UserError as e:
         if _storage_blocked():
-            print(f"error: {e}", file=sys.stderr, flush=True)
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
             _exit_now_if_storage_blocked(1)
-        raise SystemExit(f"error: {e}") from None
+        raise SystemExit(f"error: {one_line(e)}") from None
     except KeyboardInterrupt:
         print(f"\n{INTERRUPTED}", file=sys.stderr, flush=True)
         _exit_now_if_storage_blocked(130)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 import webdataset as wds
 
+from common.errors import UserError
 from common.images import decode_png
 from common.limits import MAX_K
 
@@ -88,6 +89,37 @@ def _remote_file(url: str) -> bool:
     return check_location(fs, path, url).type == pafs.FileType.File
 
 
+def check_shards(urls: list[str]) -> None:
+    """Before any model is built: the shards hold image samples. Local shards are read up to the first whole
+    member name; a DataError in one line when they hold clips, or when none of them can be read at all. (A
+    damaged sample further in is skipped while training; shards on object storage were checked to exist.)"""
+    import tarfile
+
+    local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
+    unreadable = []
+    for url in local:
+        try:
+            with tarfile.open(url, "r:") as tar:
+                exts, key = {}, None
+                for m in tar:  # the first sample's members
+                    k, _, ext = m.name.split("/")[-1].partition(".")
+                    if key is not None and k != key:
+                        break
+                    key, exts[ext] = k, None
+        except (tarfile.TarError, OSError, EOFError) as e:
+            unreadable.append(f"{url} ({type(e).__name__})")
+            continue
+        if not exts:
+            unreadable.append(f"{url} (empty)")
+            continue
+        if _is_clip(exts):
+            raise DataError(clip_refusal(url))
+        return
+    if local and len(local) == len(urls):
+        raise DataError(f"no readable sample in any of the {len(urls)} shards: {', '.join(unreadable[:3])}"
+                        f"{' ...' if len(unreadable) > 3 else ''}")
+
+
 def expand_urls(spec) -> list[str]:
     """'DIR/train-{000000..000099}.tar', a glob, a list, or a comma-separated string -> shard list."""
     import glob
@@ -132,6 +164,26 @@ def _degradation(name: str):
     return DegradationConfig.preset(name)
 
 
+class DataError(UserError, ValueError):
+    """Training data that cannot be used (no readable sample, too many damaged ones, clips given as images):
+    one line naming the shard."""
+
+
+#: every member an image sample holds (datagen.shards.encode_sample)
+IMAGE_MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
+#: what a damaged sample raises while it is decoded: skipped with its key and shard, never a crash
+DAMAGE = (ValueError, KeyError, TypeError, OSError, EOFError, json.JSONDecodeError, IndexError)
+
+
+def clip_refusal(url: str) -> str:
+    return (f"{url}: holds clips (a build with sequence.frames: aif.000.png, ...), not image samples; "
+            f"model.train and model.distill read image builds: build without sequence.frames")
+
+
+def _is_clip(sample: dict) -> bool:
+    return any(k.startswith("aif.") and k[4:7].isdigit() for k in sample)
+
+
 def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, crop: int | None = None,
                seed: int = 0, index: int | None = None, hflip: bool = False, redegrade: str | None = None) -> dict:
     """One raw WebDataset sample (member bytes) -> training tensors (see module doc). ``index``: the sample's
@@ -139,7 +191,9 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
     every serving); ``hflip``: flip LQ, all-in-focus, bokeh and disparity together with probability 1/2;
     ``redegrade``: a degradation preset name: a fresh LQ from the stored all-in-focus image instead of lq.png."""
     key = sample["__key__"]
-    missing = [m for m in ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json") if m not in sample]
+    if _is_clip(sample):
+        raise DataError(clip_refusal(sample.get("__url__", "?")))
+    missing = [m for m in IMAGE_MEMBERS if m not in sample]
     if missing:
         raise ValueError(f"sample {key} ({sample.get('__url__', '?')}): missing members {missing}")
     aif, bokeh, lq = (_png(sample[f"{n}.png"], key, f"{n}.png") for n in ("aif", "bokeh", "lq"))
@@ -182,17 +236,23 @@ def _upsampled(lq: np.ndarray, size: tuple) -> torch.Tensor:
 
 
 def collate(samples: list[dict]) -> dict:
-    out = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k != "key"}
+    out = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k not in ("key", "bad_samples")}
     out["key"] = [s["key"] for s in samples]
     return out
 
 
 def batches(samples, cfg: "StreamConfig", partial: bool):
     """Raw samples -> collated batches of ``cfg.batch_size`` (a smaller last one when ``partial``); no flip, no
-    re-degradation (validation)."""
+    re-degradation (validation). A damaged sample is skipped with its key and shard on stderr."""
     batch = []
     for sample in samples:
-        batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
+        try:
+            batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
+        except DataError:
+            raise
+        except DAMAGE as e:
+            _skipped_sample(sample, e)
+            continue
         if len(batch) == cfg.batch_size:
             yield collate(batch)
             batch = []
@@ -202,6 +262,8 @@ def batches(samples, cfg: "StreamConfig", partial: bool):
 
 @dataclass
 class StreamConfig:
+    """How a shard stream serves batches; ``max_bad_fraction``: the share of damaged samples (missing or
+    undecodable members) the stream skips before it gives up (``train.max_bad_fraction``)."""
     batch_size: int = 4
     shuffle_buffer: int = 256
     seed: int = 0
@@ -210,6 +272,7 @@ class StreamConfig:
     crop: int | None = None
     hflip: bool = False
     redegrade: str | None = None  # a degradation preset: a fresh LQ at every serving
+    max_bad_fraction: float = 0.01
 
 
 def dist_info() -> tuple[int, int]:
@@ -290,9 +353,13 @@ class ShardStream(GlobalBatches):
                 served += 1
                 yield sample
             if not served:
-                raise ValueError(f"no readable sample in any of the {len(urls)} shards (first: {urls[0]})")
+                raise DataError(f"no readable sample in any of the {len(urls)} shards (first: {urls[0]})")
 
     def __iter__(self):
+        """This rank's batches. A damaged sample (missing or undecodable members) is skipped with its key and
+        shard on stderr, and the slot is filled by the next sample of the stream; every batch carries
+        ``bad_samples``: (DataLoader worker id, the number it has skipped so far). More than
+        ``max_bad_fraction`` of damaged samples (after 20 read) ends the stream with one line."""
         c = self.cfg
         stream = enumerate(self.raw())
         first = (self.skip_batches * self.ranks()[1]) * c.batch_size  # the first global index still to serve
@@ -300,15 +367,41 @@ class ShardStream(GlobalBatches):
             n = self.epoch_length()
             if n:
                 stream = enumerate(self.raw(first // n), start=(first // n) * n)
+        bad = good = 0
         for _, indices in self.my_indices():
             batch = []
             for g, sample in stream:
-                if g == indices[len(batch)]:
+                if g < indices[len(batch)]:
+                    continue
+                try:
                     batch.append(to_tensors(sample, c.k_max, c.focus_radius, c.crop, c.seed, index=g,
                                             hflip=c.hflip, redegrade=c.redegrade))
-                    if len(batch) == len(indices):
-                        break
-            yield collate(batch)
+                    good += 1
+                except DataError:
+                    raise
+                except DAMAGE as e:  # the next sample of the stream takes its slot
+                    bad += 1
+                    _skipped_sample(sample, e)
+                    if bad + good >= 20 and bad > c.max_bad_fraction * (bad + good):
+                        raise DataError(f"{bad} of the {bad + good} samples read are damaged, more than "
+                                        f"max_bad_fraction {c.max_bad_fraction:g} (the last: {sample.get('__key__')} "
+                                        f"in {sample.get('__url__', '?')}); run manifests verify on the build, "
+                                        f"or raise train.max_bad_fraction") from None
+                    continue
+                if len(batch) == len(indices):
+                    break
+            out = collate(batch)
+            info = torch.utils.data.get_worker_info()
+            out["bad_samples"] = torch.tensor([info.id if info is not None else 0, bad])  # (reader, so far)
+            yield out
+
+
+def _skipped_sample(sample: dict, e: BaseException) -> None:
+    import sys
+
+    what = " ".join(str(e).split())
+    print(f"skipped a damaged sample {sample.get('__key__', '?')} of {sample.get('__url__', '?')}: "
+          f"{type(e).__name__}: {what[:200]}", file=sys.stderr, flush=True)
 
 
 def _skip_damaged_shard(exn: Exception) -> bool:
@@ -335,5 +428,5 @@ def loader(urls_or_dataset, cfg: StreamConfig | None = None, skip_batches: int =
 
 def val_batches(urls, cfg: StreamConfig):
     """Every validation sample once, in shard order, in batches (the last may be smaller)."""
-    samples = wds.tarfile_to_samples()(iter({"url": u} for u in expand_urls(urls)))
+    samples = wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in expand_urls(urls)))
     yield from batches(samples, cfg, partial=True)

@@ -85,12 +85,12 @@ def check_run_inputs(shard_specs, sources, where: str) -> None:
     """The inputs of a training or distillation run, before any model is built: every shard pattern names existing
     tars (brace ranges included), and every photo source holds a readable photo; SystemExit with one line
     otherwise."""
-    from .data import expand_urls
+    from .data import check_shards, expand_urls
 
     try:
         for spec in shard_specs:
             if spec:
-                expand_urls(spec)
+                check_shards(expand_urls(spec))
         for src in sources or []:
             list_source(src, where)
     except ValueError as e:

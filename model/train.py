@@ -77,6 +77,9 @@ class TrainConfig:
     redegrade: bool = False  # the bokeh stream's LQ made afresh from the stored all-in-focus image at each serving
     hflip: bool = True  # the same random horizontal flip for a sample's LQ, all-in-focus, bokeh and disparity
     degradation: str = "realesrgan_x4plus"  # preset of the online degradation (photos, redegrade)
+    # damaged shard samples (missing or undecodable members) are skipped, named on stderr and counted in
+    # train_log.csv (bad_samples); more than this share of the samples read (after 20) ends the run in one line
+    max_bad_fraction: float = 0.1
 
     def __post_init__(self):
         for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints",
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"precision: fp32 or bf16, got {self.precision!r}")
         if self.isr1_steps < 0 or self.bokeh_steps < 0 or self.isr_steps < 0 or self.bokeh_steps + self.isr_steps == 0:
             raise ValueError("train: isr1_steps, bokeh_steps, isr_steps >= 0 with bokeh_steps + isr_steps > 0")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction: in [0, 1], got {self.max_bad_fraction}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm: must be > 0 (or null), got {self.max_grad_norm}")
         check_online(self.crop, self.degradation)
@@ -460,11 +465,26 @@ def _streams(mcfg: ModelConfig, tcfg: TrainConfig, urls, photos, start: int) -> 
     for step in range(start):
         served["photos" if _uses_photos(tcfg, tcfg.phase(step)) else "shards"] += tcfg.grad_accum
     scfg = StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed, mcfg.k_max, mcfg.focus_radius, tcfg.crop,
-                        hflip=tcfg.hflip, redegrade=tcfg.degradation if tcfg.redegrade else None)
-    streams = {"shards": iter(loader(ShardStream(urls, scfg, served["shards"]), num_workers=tcfg.num_workers))}
+                        hflip=tcfg.hflip, redegrade=tcfg.degradation if tcfg.redegrade else None,
+                        max_bad_fraction=tcfg.max_bad_fraction)
+    streams = {"shards": _counting_bad(iter(loader(ShardStream(urls, scfg, served["shards"]),
+                                                   num_workers=tcfg.num_workers)))}
     if photos is not None:
         streams["photos"] = iter(photo_loader(photos(served["photos"]), tcfg.num_workers))
     return streams
+
+
+#: damaged samples the shard stream's readers skipped so far in this process: DataLoader worker id -> count
+BAD_SAMPLES: dict[int, int] = {}
+
+
+def _counting_bad(batches):
+    """The shard stream's batches, their ``bad_samples`` (reader, count so far) noted in BAD_SAMPLES."""
+    BAD_SAMPLES.clear()
+    for b in batches:
+        reader, bad = (int(v) for v in b.pop("bad_samples", torch.tensor([0, 0])))
+        BAD_SAMPLES[reader] = bad
+        yield b
 
 
 def _step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig) -> list[float]:
@@ -495,14 +515,16 @@ def _log_step(ctx, run: Path, tcfg: TrainConfig, done: int, phase: str, losses, 
               rate: float, end: int) -> None:
     """A row of train_log.csv (rank 0) and, every log_every steps, a progress line with the ETA."""
     loss_v, l2_v, lp_v = losses
+    bad = round(ctx.mean([float(sum(BAD_SAMPLES.values()))])[0] * ctx.world)  # skipped by every process's readers
     if ctx.main:
         _append(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss_v:.6f}", "l2": f"{l2_v:.6f}",
                                         "lpips": f"{lp_v:.6f}", "lr": opt.param_groups[0]["lr"],
-                                        "global_batch": global_batch})
+                                        "global_batch": global_batch, "bad_samples": bad})
     if done % tcfg.log_every == 0 or done == end:
         log.info(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
                  f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
-                 f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min")
+                 f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min"
+                 + (f"; {bad} damaged samples skipped so far" if bad else ""))
 
 
 def _validate(ctx, model, val_urls, mcfg: ModelConfig, tcfg: TrainConfig, done: int, run: Path) -> dict:

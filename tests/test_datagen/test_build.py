@@ -499,3 +499,31 @@ def test_ctrl_c_says_the_same_command_resumes_and_it_does(tmp_path):
     assert "Traceback" not in err
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "wrote 8 samples in 4 shards" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_two_builds_started_together_into_one_folder_one_writes_the_other_is_refused(tmp_path):
+    """Seeds 1 and 2 into the same --out at once: exactly one builds (exit 0), the other is refused in one line
+    naming the holder; the folder is the winner's build, whole, and verify passes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from manifests import verify
+
+    script = Path(__file__).parents[2] / "datagen" / "build.py"
+    out = tmp_path / "ds"
+    procs = {seed: subprocess.Popen([sys.executable, str(script), "--out", str(out), "--address", "local",
+                                     "--workers", "1", *ARGS, "--seed", str(seed)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (1, 2)}
+    done = {seed: (p.wait(timeout=600), *p.communicate()) for seed, p in procs.items()}
+    winners = [s for s, (rc, _, _) in done.items() if rc == 0]
+    assert len(winners) == 1, {s: (rc, err[-600:]) for s, (rc, _, err) in done.items()}
+    loser = 3 - winners[0]
+    rc, _, err = done[loser]
+    assert rc != 0 and "Traceback" not in err, err
+    assert "another run writes this folder (datagen.build on" in err.strip().splitlines()[-1], err
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["complete"] and meta["config"]["seed"] == winners[0]
+    assert verify(out) == []

@@ -179,3 +179,73 @@ def test_a_photo_folder_of_unreadable_files_is_refused_when_the_config_loads(tmp
         list_source(parse_sources([str(tmp_path)])[0], "isr_data")
     with pytest.raises(ValueError, match="no such folder"):
         list_source(parse_sources([str(tmp_path / "nope")])[0], "isr_data")
+
+
+def _rewrite(src, dst, change):
+    """A copy of the shard ``src`` with each member passed through change(name, data) -> data or None (dropped)."""
+    import io
+    import tarfile
+
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin:
+            data = change(m.name, tin.extractfile(m).read())
+            if data is not None:
+                info = tarfile.TarInfo(m.name)
+                info.size = len(data)
+                tout.addfile(info, io.BytesIO(data))
+    return str(dst)
+
+
+def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_in_one_line(shard, tmp_path,
+                                                                                           capsys):
+    """A sample missing members (a truncated tar) and one with an undecodable member: training goes on without
+    them, naming each; past max_bad_fraction it stops in one line, also from a DataLoader worker."""
+    import tarfile
+
+    from common.cli import run
+    from model.data import loader
+
+    keys = sorted({m.name.split(".")[0] for m in tarfile.open(shard)})
+    damaged = _rewrite(shard, tmp_path / "damaged.tar", lambda name, data:
+                       None if name.startswith(keys[1]) and name.endswith("lq.png") else
+                       b"{not json" if name.startswith(keys[2]) and name.endswith(".json") else data)
+    cfg = StreamConfig(2, 4, 0, 32, 1.0, 96, max_bad_fraction=0.6)
+    batches = first(ShardStream([damaged], cfg), 6)
+    assert all(len(b["key"]) == 2 for b in batches)
+    served = {k for b in batches for k in b["key"]}
+    assert served == {keys[0], keys[3]}
+    assert int(batches[-1]["bad_samples"][1]) >= 4  # (reader, skipped so far)
+    err = capsys.readouterr().err
+    assert f"skipped a damaged sample {keys[1]} of {damaged}: ValueError: " in err and "missing members" in err
+    assert f"skipped a damaged sample {keys[2]} of {damaged}: JSONDecodeError" in err and "Traceback" not in err
+    strict = StreamConfig(2, 4, 0, 32, 1.0, 96, max_bad_fraction=0.1)
+    with pytest.raises(ValueError, match=r"of the 2\d samples read are damaged, more than max_bad_fraction 0.1"):
+        first(ShardStream([damaged], strict), 20)
+    with pytest.raises(SystemExit) as end:  # the same line from a DataLoader worker, under the common runner
+        run(lambda _: first(loader([damaged], strict, num_workers=1), 20), None)
+    assert str(end.value.code).startswith("error: ") and "\n" not in str(end.value.code)
+    assert "more than max_bad_fraction 0.1" in str(end.value.code)
+
+
+def test_clip_shards_and_unreadable_shards_are_refused_before_any_model_is_built(tmp_path):
+    import io
+    import tarfile
+
+    from model.data import check_shards, to_tensors
+    from model.photos import check_run_inputs
+
+    clip = tmp_path / "clip-000000.tar"
+    with tarfile.open(clip, "w") as tar:
+        for name in ("000000_000000.aif.000.png", "000000_000000.bokeh.000.png", "000000_000000.json"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(ValueError, match=r"clip-000000.tar: holds clips .* not image samples"):
+        check_shards([str(clip)])
+    with pytest.raises(SystemExit, match=r"^error: .*holds clips"):
+        check_run_inputs((str(clip), None), None, "train.isr_data")
+    with pytest.raises(ValueError, match="holds clips"):
+        to_tensors({"__key__": "k", "__url__": str(clip), "aif.000.png": b"", "json": b"{}"})
+    (tmp_path / "noise.tar").write_bytes(b"\x13" * 4096)
+    with pytest.raises(SystemExit, match=r"^error: no readable sample in any of the 1 shards: .*noise.tar"):
+        check_run_inputs((str(tmp_path / "noise.tar"), None), None, "train.isr_data")

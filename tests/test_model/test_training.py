@@ -53,6 +53,7 @@ def test_a_tiny_run_writes_every_phase_validation_curves_and_checkpoints(tiny_ru
     rows = _csv(run / "train_log.csv")
     assert [r["phase"] for r in rows] == [tcfg.phase(s) for s in range(9)]
     assert {r["phase"] for r in rows} == {"isr1", "bokeh", "isr"}
+    assert all(r["bad_samples"] == "0" for r in rows)  # damaged samples skipped so far (none in this build)
     val = _csv(run / "val.csv")
     assert [int(r["step"]) for r in val] == [6, 9] and all(int(r["n"]) == 32 for r in val)
     assert last == {k: (int(v) if k in ("step", "n") else float(v)) for k, v in val[-1].items()}
