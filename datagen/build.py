@@ -320,8 +320,9 @@ def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample) -> list[
         done, pending = ray.wait(pending, num_returns=1, timeout=10.0)
         try:
             results += ray.get(done)
-        except ray.exceptions.RayTaskError as e:
-            if isinstance(e.cause, AssetUnavailable):
+        except BaseException as e:  # the build has failed (or was interrupted): the other shards are dropped
+            _drop(pending)
+            if isinstance(e, ray.exceptions.RayTaskError) and isinstance(e.cause, AssetUnavailable):
                 raise SystemExit(f"\nerror: {e.cause}") from None
             raise
         if time.monotonic() - size_at > 5.0:  # the cluster may grow (autoscaler) or lose nodes
@@ -332,6 +333,20 @@ def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample) -> list[
               f"ETA {(total - n) / rate if rate else 0:.0f} s | {size}", end="", flush=True)
     print()
     return results
+
+
+def _drop(pending: list) -> None:
+    """Once the build has failed, its one-line error is the last word: the shards still running are cancelled,
+    and the errors they raise on the way out are neither waited for nor printed (Ray prints an object's error
+    as "Unhandled error" with its stack when nobody got it)."""
+    import ray
+
+    os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"  # read by Ray's handler each time it reports one
+    for ref in pending:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 - already finished, or the cluster is going away
+            pass
 
 
 def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list, skipped_val: list,

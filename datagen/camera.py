@@ -16,9 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.limits import MAX_K
-from renderer.lens import FULL_FRAME_WIDTH_MM, PRESETS, Camera, preset
+from renderer.lens import FULL_FRAME_WIDTH_MM, PRESETS, Camera
 
 PINHOLE = "pinhole"
+#: the largest digital zoom of an input camera (phones offer up to about 100×)
+MAX_INPUT_ZOOM = 100.0
+
+# the values each [low, high] range of the camera section may hold: (least, greatest, whether the least itself is
+# allowed); checked whether or not the section is switched on
+RANGE_BOUNDS = {
+    "focal_length_range": (0.0, 2000.0, False),  # mm
+    "f_number_range": (0.5, 64.0, True),  # the fastest lenses made are about f/0.7
+    "sensor_width_range": (0.0, 100.0, False),  # mm: a phone's 5 mm to medium format's 54 mm
+    "input_zoom_range": (1.0, MAX_INPUT_ZOOM, True),
+    "fg_distance_m": (0.0, 10000.0, False),
+}
 
 
 @dataclass
@@ -47,34 +59,31 @@ class CameraConfig:
             list(self.target) if isinstance(self.target, list) else []
 
     def __post_init__(self):
-        if not self.enabled:
-            return
         names = self.targets()
         for name in names:
             if name != "ranges":
-                preset(name)  # a ValueError listing the presets
+                _preset("target", name)
         if self.target_weights and (len(self.target_weights) != len(names) or min(self.target_weights) < 0
                                     or sum(self.target_weights) <= 0):
             raise ValueError(f"target_weights: {len(names)} non-negative weights (one per target), got "
                              f"{self.target_weights}")
         if self.input != PINHOLE:
-            preset(self.input)
-        for name in ("focal_length_range", "f_number_range", "sensor_width_range", "fg_distance_m"):
+            _preset("input", self.input)
+        for name, (least, greatest, closed) in RANGE_BOUNDS.items():
             lo, hi = getattr(self, name)
-            if not 0 < lo <= hi < math.inf:
-                raise ValueError(f"{name}: [low, high] with 0 < low <= high, finite, got {[lo, hi]}")
-        lo, hi = self.input_zoom_range
-        if not 1.0 <= lo <= hi < math.inf:
-            raise ValueError(f"input_zoom_range: [low, high] with 1 <= low <= high, got {[lo, hi]}")
+            if not lo <= hi or not ((least <= lo) if closed else (least < lo)) or not hi <= greatest:
+                raise ValueError(f"{name}: [low, high] with low <= high, both in {'[' if closed else '('}{least:g}, "
+                                 f"{greatest:g}], got {[lo, hi]}")
         lo, hi = self.bg_distance_m
         if not self.fg_distance_m[1] < lo <= hi:
             raise ValueError(f"bg_distance_m: [low, high] (high may be .inf) beyond the foregrounds' farthest "
                              f"{self.fg_distance_m[1]:g} m, got {[lo, hi]}")
 
     def check_k(self, size: int) -> None:
-        """Refuse a camera range whose K at ``size`` px can exceed the model's maximum K: K = K_m(z_f)/z_near is
-        largest focused at the nearest distance (z_f = z_near = the nearest foreground distance), with the longest
-        focal length, the smallest f-number and the narrowest sensor."""
+        """Refuse a camera range whose K (the target's) or K_input (the input camera's, at its largest zoom) at
+        ``size`` px can exceed the model's maximum K: K = K_m(z_f)/z_near is largest focused at the nearest
+        distance (z_f = z_near = the nearest foreground distance), with the longest focal length, the smallest
+        f-number and the narrowest sensor."""
         z = self.fg_distance_m[0]
         for cam in self._extreme_targets():
             K = cam.k_metric(z, size) / z
@@ -82,6 +91,13 @@ class CameraConfig:
                 raise ValueError(f"camera: {cam.name} focused at {z:g} m (camera.fg_distance_m's nearest) gives K = "
                                  f"{K:.1f} at {size} px, above the model's maximum K {MAX_K:g}: a farther "
                                  f"fg_distance_m, a larger f-number or a smaller size")
+        if self.input != PINHOLE:
+            cam = PRESETS[self.input].with_zoom(self.input_zoom_range[1])
+            K = cam.k_metric(z, size) / z
+            if K > MAX_K:
+                raise ValueError(f"camera.input_zoom_range: {self.input} at {self.input_zoom_range[1]:g}× zoom focused "
+                                 f"at {z:g} m gives the LQ's K_input = {K:.1f} at {size} px, above the model's "
+                                 f"maximum K {MAX_K:g}: a smaller zoom, a farther fg_distance_m or a smaller size")
 
     def _extreme_targets(self) -> list[Camera]:
         out = []
@@ -122,6 +138,13 @@ class CameraDraw:
                           "f_number": i.f_number if i else None, "sensor_width_mm": i.sensor_width_mm if i
                           else None, "zoom": i.zoom if i else 1.0},
                 "focus_distance_m": focus_distance_m, "z_near_m": self.z_near_m, "K_input": K_input, "K": K}
+
+
+def _preset(key: str, name) -> None:
+    """A camera preset name of ``key`` (target, input), else a ValueError naming the key and the presets."""
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"{key}: {name!r} is not a camera preset; presets: {', '.join(sorted(PRESETS))}"
+                         + (", pinhole" if key == "input" else "") + (", ranges" if key == "target" else ""))
 
 
 def camera_columns(camera: dict) -> dict:

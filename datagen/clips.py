@@ -78,10 +78,28 @@ class SequenceConfig:
         for name in ("ease_prob", "still_camera_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: a probability, got {getattr(self, name)}")
+        if self.flow and not self.frames:
+            raise ValueError("flow: true needs clips (frames >= 2): an image has no next frame to flow to; set "
+                             "sequence.frames, or flow: false")
         lo, hi = self.zoom
         if not MIN_ZOOM <= lo <= hi <= MAX_ZOOM:
             raise ValueError(f"zoom: [low, high] within [{MIN_ZOOM}, {MAX_ZOOM}] (a slow zoom: the last frame's "
                              f"magnification over the first's), got {[lo, hi]}")
+
+
+    def check_motion(self, size: int) -> None:
+        """Motion bounded by the frame: over a clip a subject's travel (speed, and acceleration's ½·a·t²) and the
+        camera's shift each stay within one frame width ``size`` (the ranges themselves are checked on or off)."""
+        if not self.frames:
+            return
+        n = self.frames - 1
+        for name, travel in (("speed_px", lambda v: v * n), ("accel_px", lambda v: 0.5 * v * n * n),
+                             ("camera_shift_px", lambda v: v * n)):
+            hi = getattr(self, name)[1]
+            if travel(hi) > size:
+                raise ValueError(f"sequence.{name}: {hi:g} px per frame{'²' if name == 'accel_px' else ''} moves "
+                                 f"{travel(hi):.0f} px over {n + 1} frames, more than the {size} px frame; at most "
+                                 f"{size / (0.5 * n * n if name == 'accel_px' else n):.3g}")
 
 
 @dataclass

@@ -97,6 +97,7 @@ class BuildConfig:
         if self.camera.enabled:
             # a clip's zoom magnifies the blur with the image: K as at size × the largest zoom
             self.camera.check_k(round(self.size * (self.sequence.zoom[1] if self.sequence.frames else 1.0)))
+        self.sequence.check_motion(self.size)
 
     def degradation_config(self) -> DegradationConfig:
         """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)

@@ -142,13 +142,23 @@ def fill_disparity_holes(disp: np.ndarray) -> np.ndarray:
     return np.where(valid, disp, fill).astype(np.float32)
 
 
-def main(argv=None) -> Path:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the user cache)")
-    out = make_demo_assets(p.parse_args(argv).out)
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> Path:
+    out = make_demo_assets(args.out)
     print(f"demo assets in {out}")
     return out
 
 
+def cli() -> None:
+    from common.cli import run
+
+    run(main, parse_args())
+
+
 if __name__ == "__main__":
-    main()
+    cli()

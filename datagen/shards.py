@@ -53,22 +53,50 @@ def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
 def decode_clip(sample: dict) -> dict:
     """A clip sample as WebDataset yields it (member name -> bytes) -> {"aif", "bokeh", "lq": T×H×W×3 (uint8, or
     uint16 for 16-bit builds), "disp": T×H×W float32, "json": dict}, and "flow": (T-1)×H×W×2 float32 (x, y) px
-    where the build wrote it (sequence.flow)."""
+    where the build wrote it (sequence.flow). Also takes a sample that WebDataset already decoded (``.decode()``:
+    arrays and a dict); a ValueError names the sample when it is not a clip (an image sample) or lacks members."""
     import json
 
     from common.images import decode_png
 
-    meta = json.loads(sample["json"])
+    key = sample.get("__key__", "the sample")
+    if "json" not in sample:
+        raise ValueError(f"decode_clip: {key}: no json member; expected a clip sample as WebDataset yields it "
+                         f"(member name -> bytes, or decoded)")
+    meta = sample["json"] if isinstance(sample["json"], dict) else json.loads(sample["json"])
+    if "frames" not in meta:
+        raise ValueError(f"decode_clip: {key}: an image sample (aif.png, bokeh.png, ...), not a clip: decode it "
+                         f"with webdataset's .decode() or model.data.to_tensors")
     T = len(meta["frames"])
-    key = sample.get("__key__", "clip")
+
+    def member(name: str, k: int, decode):
+        m = f"{name}.{k:03d}.{'npy' if name in ('disp', 'flow') else 'png'}"
+        if m not in sample:
+            raise ValueError(f"decode_clip: {key}: missing member {m} ({T} frames)")
+        value = sample[m]
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return decode(bytes(value), f"{key}: {m}")
+        return _as_stored(np.asarray(value), name)  # already decoded (webdataset's .decode())
+
     out = {"json": meta}
     for name in ("aif", "bokeh", "lq"):
-        out[name] = np.stack([decode_png(sample[f"{name}.{k:03d}.png"], f"{key}: {name}.{k:03d}.png")
-                              for k in range(T)])
-    out["disp"] = np.stack([decode_disp(sample[f"disp.{k:03d}.npy"]) for k in range(T)])
+        out[name] = np.stack([member(name, k, decode_png) for k in range(T)])
+    out["disp"] = np.stack([member("disp", k, lambda b, _: decode_disp(b)) for k in range(T)])
     if "flow.000.npy" in sample:
-        out["flow"] = np.stack([decode_disp(sample[f"flow.{k:03d}.npy"]) for k in range(T - 1)])
+        out["flow"] = np.stack([member("flow", k, lambda b, _: decode_disp(b)) for k in range(T - 1)])
     return out
+
+
+def _as_stored(a: np.ndarray, name: str) -> np.ndarray:
+    """An already-decoded member as decode_clip returns it: images as uint8 (webdataset's "rgb8") or uint16 are
+    kept; float images in [0, 1] ("rgb", "torchrgb": C×H×W) are brought back to H×W×3 uint8; arrays stay."""
+    if name in ("disp", "flow"):
+        return np.asarray(a, np.float32)
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:  # torch layout
+        a = np.moveaxis(a, 0, -1)
+    if a.dtype.kind == "f":
+        a = np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
+    return a
 
 
 def decode_disp(data: bytes) -> np.ndarray:

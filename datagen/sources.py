@@ -22,6 +22,7 @@ import hashlib
 import socket
 from pathlib import Path, PurePosixPath
 
+from common.errors import UserError
 from manifests.storage import bounded, cached_filesystem, check_location
 from manifests.storage import is_uri as _has_scheme
 from manifests.storage import shown as _shown
@@ -115,8 +116,19 @@ class Folder:
                                                                             allow_not_found=True)), self.location)
             return sorted(PurePosixPath(i.path[len(self.root):].lstrip("/")) for i in infos
                           if i.type == pafs.FileType.File)
-        return sorted(PurePosixPath(p.relative_to(self.local_root).as_posix()) for p in self.local_root.rglob("*")
-                      if p.is_file())
+        import os
+
+        def refuse(e: OSError):  # os.walk (and rglob) skip a folder they cannot list, silently: say so instead
+            what = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+            raise UserError(f"{e.filename or self.local_root}: {what}: the asset folder (or a folder in it) cannot "
+                            f"be listed by this user") from None
+
+        found = []
+        for dirpath, _, names in os.walk(self.local_root, onerror=refuse, followlinks=True):
+            here = Path(dirpath)
+            found += [PurePosixPath((here / n).relative_to(self.local_root).as_posix()) for n in names
+                      if (here / n).is_file()]
+        return sorted(found)
 
     def uri(self, rel: PurePosixPath) -> str:
         """The location of the file ``rel`` as assets.parquet records it (a URI keeps its query string)."""
@@ -161,9 +173,10 @@ def read_checked(uris: list[str], sha256: str) -> list[bytes]:
         h.update(b)
     if sha256 and h.hexdigest() != sha256:
         names = ", ".join(shown(u) for u in uris)
-        raise AssetUnavailable(f"node {node_name()}: {names}: another copy than the one scanned (sha256 "
-                               f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): every node must read the "
-                               f"same files")
+        raise AssetUnavailable(f"node {node_name()}: {names}: not the file the scan read (sha256 "
+                               f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): it changed during the "
+                               f"build, or this node holds another copy; keep the assets unchanged while a build "
+                               f"runs (and the same on every node), then run the same command again")
     return blobs
 
 

@@ -131,6 +131,11 @@ def check_camera_args(args: argparse.Namespace) -> None:
             sensor = float(args.sensor)
         except ValueError:
             raise ValueError(f"--sensor: 'full-frame' or a width in mm, got {args.sensor!r}") from None
+        if not 0 < sensor < math.inf:
+            raise ValueError(f"--sensor: a sensor width in mm, finite and > 0, got {args.sensor!r}")
+    for flag, v in (("--lens", args.lens), ("--f-number", args.f_number)):
+        if not 0 < v < math.inf:
+            raise ValueError(f"{flag}: finite and > 0, got {v:g}")
     args.camera = Camera(args.lens, args.f_number, sensor, name=f"{args.lens:g} mm f/{args.f_number:g} on a "
                                                                  f"{sensor:g} mm sensor")
 
@@ -158,10 +163,19 @@ def camera_disparity(args, z: np.ndarray, shape) -> tuple[np.ndarray, float, flo
     """The camera form's (disparity d = z_near/z at the working size ``shape``, K, d_f, a description) from metric
     depth ``z`` at the input's size (--depth, or a metric network): z_near is the nearest valid depth (or the focus
     distance when nearer); invalid depths (0) read as the farthest valid."""
-    valid = z > 0
+    source = f"--depth {args.depth}" if args.depth else "the metric depth network"
+    negative = np.isfinite(z) & (z < 0)
+    if negative.any():
+        raise ValueError(f"{source}: {int(negative.sum())} pixels of negative depth (down to "
+                         f"{float(z[negative].min()):g} m): depth is metres from the camera, 0 (or NaN) where unknown")
+    valid = np.isfinite(z) & (z > 0)
     if not valid.any():
-        raise ValueError(f"{f'--depth {args.depth}' if args.depth else 'the metric depth network'}: no valid depth "
-                         f"(every value is 0, NaN or infinite)")
+        raise ValueError(f"{source}: no valid depth (every value is 0, NaN or infinite)")
+    if args.focus_xy is not None:
+        x, y = args.focus_xy
+        if not valid[max(0, y - 1):y + 2, max(0, x - 1):x + 2].any():
+            raise ValueError(f"--focus {x},{y}: {source} holds no valid depth there (0 or NaN): focus on a pixel "
+                             f"of known depth, or give --focus-distance")
     z = np.where(valid, z, z[valid].max()).astype(np.float32)
     if args.focus_xy is not None:
         x, y = args.focus_xy
@@ -234,6 +248,28 @@ def check_args(args: argparse.Namespace) -> None:
         args.focus_xy = (x, y)
     elif args.focus_disparity is not None and not 0 <= args.focus_disparity <= 1:
         raise ValueError(f"--focus-disparity: in [0, 1], got {args.focus_disparity:g}")
+    if args.camera is not None and args.depth:  # the camera's K, from the depth file: before any network loads
+        _check_camera_k(args, (w, h))
+
+
+def _check_camera_k(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """The camera form with --depth FILE: its K at the working size within the renderer's (--classical) or the
+    model's limit, and the depth itself usable (a ValueError naming it otherwise)."""
+    from common.images import read_depth
+
+    z = read_depth(args.depth)
+    if z.shape != size[::-1]:
+        raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {size[0]}×{size[1]}")
+    w, h = (max(8, round(s * args.upscale)) for s in size) if args.upscale != 1.0 else size
+    _, K, _, described = camera_disparity(args, z, (h, w))
+    if args.classical:
+        limit, what = MAX_K, "renderer"
+    else:
+        cfg = ModelConfig.from_yaml(Path(args.weights) / "model.yaml" if args.weights else args.config)
+        limit, what = cfg.k_max, "model"
+    if K > limit:
+        raise ValueError(f"{described}: K = {K:.1f} at {w} px, above the {what}'s {limit:g}: a longer focus "
+                         f"distance, a larger f-number or a smaller image")
 
 
 def infer(args: argparse.Namespace) -> dict:

@@ -93,8 +93,10 @@ def main(args: argparse.Namespace) -> Path:
 
 
 def cli() -> None:
+    from common.cli import run
+
     t0 = time.perf_counter()
-    main(parse_args())
+    run(main, parse_args())
     print(f"done in {time.perf_counter() - t0:.1f} s")
 
 

@@ -263,3 +263,25 @@ def test_a_file_missing_on_this_node_is_said_so_and_a_late_node_is_checked_befor
     with pytest.raises(AssetUnavailable, match=f"cannot read {fg}: put the assets on storage every node mounts"):
         build_shard(BuildConfig(size=96, min_asset_size=32), [row], "train", 0, [0], str(tmp_path / "out"), sample)
     assert not (tmp_path / "out").exists()  # nothing rendered or written
+
+
+def test_a_folder_that_cannot_be_listed_says_permission_denied(tmp_path, monkeypatch):
+    """It was reported as "no usable foreground assets ... (0 skipped)". (The tests run as root, for whom no
+    folder is unreadable, so the denial is the one the operating system gives another user, staged.)"""
+    import os
+
+    from common.errors import UserError
+
+    Image.fromarray(np.zeros((300, 300, 4), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(UserError, match=rf"^{tmp_path}/locked: permission denied: the asset folder .* cannot be "
+                                        r"listed"):
+        scan([("generic", tmp_path)])

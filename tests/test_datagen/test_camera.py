@@ -11,6 +11,7 @@ import webdataset as wds
 from PIL import Image
 
 from datagen.build import main, parse_args
+from datagen.camera import RANGE_BOUNDS as CAMERA_RANGE_BOUNDS
 from datagen.config import BuildConfig
 from degradations import degrade
 from renderer.lens import Camera
@@ -111,3 +112,48 @@ def test_the_synthetic_evaluation_scores_by_the_target_f_number(camera_build, tm
     summary = evaluate(args)["summary"]
     assert "PSNR (dB) by the target camera's f-number (images in brackets):" in summary
     assert "| f/1.4 and faster (4) |" in summary  # every sample: 85 mm f/1.4
+
+
+@pytest.mark.parametrize("name,least,greatest,least_allowed",
+                         [(name, *bounds) for name, bounds in CAMERA_RANGE_BOUNDS.items()])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_every_camera_range_is_bounded_whether_the_section_is_on_or_off(name, least, greatest, least_allowed,
+                                                                         enabled):
+    """`f_number_range: [0, -1]` passed while the section was off, and `input_zoom_range: [300, 300]` made an LQ
+    blurred far past the model's maximum K."""
+    from datagen.config import BuildConfig
+
+    on = ["camera.target=fullframe_50mm_f1.8", "camera.fg_distance_m=[3, 4]"] if enabled else []
+    if not enabled:  # the bounds themselves are values (with the section off, no lens limits them further)
+        lo = least if least_allowed else least + 0.01
+        hi = 5.0 if name == "fg_distance_m" else greatest  # (the background lies beyond, from 6 m)
+        assert list(BuildConfig.load(None, [f"camera.{name}=[{lo}, {hi}]"]).camera.__dict__[name]) == [lo, hi]
+    for bad in ([least - 1, greatest] if least_allowed else [least, greatest], [least + 0.01, greatest * 2],
+                [greatest, least + 0.01]):
+        with pytest.raises(ValueError, match=rf"--set camera.{name}=.*: camera.{name}: \[low, high\] with low <= "
+                                             rf"high, both in"):
+            BuildConfig.load(None, on + [f"camera.{name}=[{bad[0]}, {bad[1]}]"])
+
+
+def test_camera_presets_name_their_key_and_the_input_blur_is_checked_like_k():
+    from datagen.config import BuildConfig
+
+    with pytest.raises(ValueError, match=r"^--set camera.target=nikon_z_58mm: camera.target: 'nikon_z_58mm' is not "
+                                         r"a camera preset"):
+        BuildConfig.load(None, ["camera.target=nikon_z_58mm"])
+    with pytest.raises(ValueError, match=r"^--set camera.input=gopro: camera.input: 'gopro' is not a camera preset"):
+        BuildConfig.load(None, ["camera.input=gopro"])  # the section is off: checked all the same
+    with pytest.raises(ValueError, match=r"camera.input_zoom_range: phone_tele at 60× zoom .* K_input = \d+"):
+        BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[3, 4]",
+                                "camera.input_zoom_range=[1, 60]"])
+
+
+def test_flow_needs_frames_and_clip_motion_stays_within_the_frame():
+    from datagen.config import BuildConfig
+
+    with pytest.raises(ValueError, match=r"sequence.flow: true needs clips"):
+        BuildConfig.load(None, ["sequence.flow=true"])
+    for key, value in (("speed_px", "[0, 80]"), ("accel_px", "[0, 30]"), ("camera_shift_px", "[0, 80]")):
+        with pytest.raises(ValueError, match=rf"sequence.{key}: .* more than the 512 px frame"):
+            BuildConfig.load(None, ["sequence.frames=8", f"sequence.{key}={value}"])
+    assert BuildConfig.load(None, ["sequence.frames=8", "sequence.flow=true"]).sequence.flow

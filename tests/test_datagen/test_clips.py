@@ -168,6 +168,12 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         assert [f["focus_disparity"] for f in frames] == rows[sample["__key__"]]["frame_focus_disparity"]
         assert [f["camera"]["focus_distance_m"] for f in frames] == rows[sample["__key__"]]["frame_focus_distance_m"]
         assert rows[sample["__key__"]]["frame_magnification"][0] == 1.0
+    # a sample webdataset already decoded gives the same arrays (it once raised a TypeError)
+    decoded = next(iter(wds.WebDataset(str(a / "train-000000.tar"), shardshuffle=False, empty_check=False)
+                        .decode("rgb8")))
+    raw = next(iter(wds.WebDataset(str(a / "train-000000.tar"), shardshuffle=False, empty_check=False)))
+    for name in ("aif", "bokeh", "lq", "disp", "flow"):
+        np.testing.assert_array_equal(decode_clip(decoded)[name], decode_clip(raw)[name])
         assert len({f["noise_seed"] for f in frames}) == 4  # the noise is drawn afresh every frame
         assert json.loads(sample["json"])["clip"]["focus_mode"] in ("pull", "fixed")
     assert Image.open(a / "preview.gif").n_frames == 4
@@ -360,3 +366,18 @@ def test_a_locked_shot_with_a_fixed_focus_traces_only_around_its_moving_subjects
         fl = frame_layers(spec, clip, k, layers)
         full = render_bokeh(fl, spec.K, frames[k]["focus_disparity"], seed=render_seed(spec), **cfg.render)
         assert np.array_equal(frames[k]["bokeh"], full)
+
+
+def test_decode_clip_says_what_it_expects():
+    """decode_clip on an image sample once raised KeyError: 'frames'."""
+    import json
+
+    from datagen.shards import decode_clip
+
+    image = {"__key__": "000000_000001", "json": json.dumps({"render": {"K": 3}}).encode(), "aif.png": b""}
+    with pytest.raises(ValueError, match=r"^decode_clip: 000000_000001: an image sample .* not a clip"):
+        decode_clip(image)
+    with pytest.raises(ValueError, match=r"^decode_clip: k: missing member aif.001.png \(2 frames\)"):
+        decode_clip({"__key__": "k", "json": {"frames": [{}, {}]}, "aif.000.png": np.zeros((4, 4, 3), np.uint8)})
+    with pytest.raises(ValueError, match=r"^decode_clip: k: no json member"):
+        decode_clip({"__key__": "k"})

@@ -328,3 +328,36 @@ def test_the_camera_form_takes_a_metric_depth_network_and_refuses_a_relative_one
     with pytest.raises(SystemExit):
         run([*cam, "--out", str(tmp_path / "r.png"), "--depth-weights", str(relative)])
     assert f"the depth network {relative} gives relative depth" in capsys.readouterr().err
+
+
+def test_the_camera_form_is_checked_whole_before_any_network_loads(tmp_path, capsys, monkeypatch):
+    """--focus-distance 0.05 (a K far above the model's) once loaded the network first and failed 10 s later;
+    --sensor inf rendered K = 0 without a word; negative metres read as unknown, and --focus on one focused at the
+    far plane."""
+    import model.infer as infer_mod
+
+    def no_network(*a, **k):
+        raise AssertionError("a network was loaded before the arguments were checked")
+
+    monkeypatch.setattr(infer_mod, "load_model", no_network)
+    monkeypatch.setattr(infer_mod, "load_estimator", no_network)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "p.png")
+    z = np.full((64, 64), 4.0, np.float32)
+    np.save(tmp_path / "z.npy", z)
+    z[:8, :8] = -2.0
+    np.save(tmp_path / "neg.npy", z)
+    z[:8, :8] = 0.0
+    np.save(tmp_path / "hole.npy", z)
+    base = ["--image", str(tmp_path / "p.png"), "--out", str(tmp_path / "o.png"), "--lens", "85", "--f-number", "1.4"]
+    cases = {("--focus-distance", "0.05", "--depth", str(tmp_path / "z.npy")): r"focus distance 0.05 m is not beyond",
+             ("--focus-distance", "0.15", "--depth", str(tmp_path / "z.npy")): r"K = \d+\.\d at 64 px, above the model",
+             ("--focus-distance", "2", "--sensor", "inf", "--depth", str(tmp_path / "z.npy")):
+                 r"--sensor: a sensor width in mm, finite and > 0, got 'inf'",
+             ("--focus-distance", "2", "--depth", str(tmp_path / "neg.npy")):
+                 r"neg.npy: 64 pixels of negative depth \(down to -2 m\)",
+             ("--focus", "2,2", "--depth", str(tmp_path / "hole.npy")): r"--focus 2,2: .* holds no valid depth there"}
+    for extra, message in cases.items():
+        with pytest.raises(SystemExit):
+            infer_mod.parse_args(base + list(extra))
+        err = capsys.readouterr().err
+        assert re.search(message, err), (extra, err)
