@@ -51,7 +51,10 @@ def _exit_now_if_storage_blocked(code) -> None:
 def run(main, args):
     """``main(args)``, with a :class:`~common.errors.UserError`, Ctrl-C and operating-system errors (a full disk, a
     read-only folder) turned into one line and a non-zero exit. Other exceptions are bugs and keep their
-    traceback."""
+    traceback. First, what a killed run left behind is stopped (common.leftovers), and said so."""
+    from . import leftovers
+
+    leftovers.reap()
     try:
         return main(args)
     except UserError as e:

@@ -33,6 +33,7 @@ def connect_ray(address: str | None, workers: int | None) -> dict:
         if workers is not None and workers < 1:
             raise SystemExit(f"--workers: at least 1, got {workers}")
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        _record_private_instance()
         print(f"Ray: private local instance, {cluster_size()} (no running cluster found; --address HEAD:6379 or "
               f"RAY_ADDRESS joins one)", flush=True)
         return {"mode": "local", "address": ray.get_runtime_context().gcs_address}
@@ -48,6 +49,23 @@ def connect_ray(address: str | None, workers: int | None) -> dict:
     gcs = ray.get_runtime_context().gcs_address
     print(f"Ray: joined the cluster at {gcs} ({source}): {cluster_size()}", flush=True)
     return {"mode": "cluster", "address": gcs, "source": source}
+
+
+def _record_private_instance() -> None:
+    """A private instance's processes, recorded so that a killed driver's leftovers are stopped by the next run
+    (common.leftovers); the record goes when Ray shuts down (atexit runs after Ray's own)."""
+    import atexit
+
+    import ray
+
+    from common import leftovers
+
+    try:
+        session = ray._private.worker._global_node.get_session_dir_path()  # information only
+    except Exception:  # noqa: BLE001 - a private attribute that may move
+        session = None
+    leftovers.record_private_ray(session)
+    atexit.register(leftovers.forget_private_ray)
 
 
 def _discover_cluster(address: str | None) -> tuple[str | None, str]:

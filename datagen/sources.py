@@ -32,7 +32,15 @@ DEMO = "demo://"
 
 class AssetUnavailable(RuntimeError):
     """An asset file that this node cannot read (absent here, or another copy than the scan's): a problem of the
-    node's storage, not of one sample, so it stops the build with one line."""
+    node's storage, not of one sample, so it stops the build with one line. ``changed``: the file is there but
+    is not the one the scan read."""
+
+    def __init__(self, message: str, changed: bool = False):
+        super().__init__(message)
+        self.changed = changed
+
+    def __reduce__(self):  # crosses Ray's process boundary with its flag
+        return (type(self), (self.args[0], self.changed))
 
 
 def node_name() -> str:
@@ -176,7 +184,8 @@ def read_checked(uris: list[str], sha256: str) -> list[bytes]:
         raise AssetUnavailable(f"node {node_name()}: {names}: not the file the scan read (sha256 "
                                f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): it changed during the "
                                f"build, or this node holds another copy; keep the assets unchanged while a build "
-                               f"runs (and the same on every node), then run the same command again")
+                               f"runs (and the same on every node), then run the same command again",
+                               changed=True)
     return blobs
 
 
@@ -188,6 +197,8 @@ def check_node(samples: list[tuple[str, list]]) -> str | None:
             try:
                 read_checked([u for u in (a.uri, a.alpha_uri, a.disp_uri) if u], a.sha256)
             except AssetUnavailable as e:
+                if e.changed:
+                    return str(e)
                 return (f"node {node_name()} cannot read {folder}: put the assets on storage every node mounts, or "
                         f"pass a URI ({e})")
     return None

@@ -527,3 +527,32 @@ def test_two_builds_started_together_into_one_folder_one_writes_the_other_is_ref
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["complete"] and meta["config"]["seed"] == winners[0]
     assert verify(out) == []
+
+
+@pytest.mark.slow
+def test_assets_changed_mid_build_end_it_in_one_line_without_ray_stack_dumps(tmp_path):
+    """Every asset rewritten once the scan is done: the build ends with the one line naming the changed file, and
+    the other shards' errors are not dumped after it (Ray printed an "Unhandled error" stack per shard)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from datagen.demo_assets import make_demo_assets
+
+    src = make_demo_assets(tmp_path / "assets")
+    cmd = [sys.executable, str(Path(__file__).parents[2] / "datagen" / "build.py"), "--out", str(tmp_path / "ds"),
+           "--address", "local", "--workers", "2", *ARGS, "--num-samples", "16", "--assets",
+           f"generic:{src / 'fg'}", f"backgrounds:{src / 'bg'}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("assets:"):  # scanned: now every file changes under the build
+            for f in sorted(src.rglob("*.png")) + sorted(src.rglob("*.npy")):
+                f.write_bytes(f.read_bytes() + b"changed")
+            break
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: node ") and "not the file the scan read" in last
+    assert "changed during the build" in last
+    assert "put the assets on storage every node mounts" not in last  # not a node without the files
+    assert "Unhandled error" not in err and "Traceback" not in err, err[-3000:]
