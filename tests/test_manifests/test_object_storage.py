@@ -51,11 +51,13 @@ def _entries():
     from manifests.outdir import claim
     from manifests.verify import verify
     from model.data import expand_urls
+    from model.photos import PhotoSource, list_source
 
     return {"--out": lambda u: claim(u, "datagen.build", ["*.tar"], create=False),
             "--assets": lambda u: Folder(u).exists(),
             "verify": verify,
-            "train shards": lambda u: expand_urls(u.replace("/ds?", "/ds/train-000000.tar?"))}
+            "train shards": lambda u: expand_urls(u.replace("/ds?", "/ds/train-000000.tar?")),
+            "isr_data": lambda u: list_source(PhotoSource(u.replace("/ds?", "/ds/photos-000.tar?")), "isr_data")}
 
 
 def _expect(call, uri, cause, bound):
@@ -70,7 +72,7 @@ def _expect(call, uri, cause, bound):
     return took
 
 
-@pytest.mark.parametrize("entry", ["--out", "--assets", "verify", "train shards"])
+@pytest.mark.parametrize("entry", ["--out", "--assets", "verify", "train shards", "isr_data"])
 def test_no_bucket_wrong_credentials_and_an_unreachable_endpoint_fail_in_one_line(entry, s3, closed_port):
     from moto.core.authorization import enable_iam_authentication
 
