@@ -4,17 +4,17 @@ the folder's lock (``.bokehgen.lock``) from before its first check of the folder
     with FolderLock(args.out, "datagen.build"):
         ...                                   # check the folder, then write it
 
-- The lock file names its holder: command, host, pid, start time. A second writer is refused with one line
-  naming the holder (:class:`FolderLocked`).
+- The lock file names its holder: command, host, pid, start time; it is deleted when the run ends. A second
+  writer is refused with one line naming the holder (:class:`FolderLocked`).
 - On a local disk (and NFS) the lock is ``flock`` on that file: the kernel releases it when its process ends, so
   a killed run (kill -9, a lost node) leaves no lock to clear. The next run takes it and logs the takeover of
-  the dead run's lock (its file still names it).
+  the dead run's lock (its file, left behind, still names it).
 - On object storage, which has no locks, the holder writes the file, reads it back to see that it won, and
   renews it every :data:`RENEW_S` seconds. A lock whose holder is dead (same host, no such pid) or that was not
   renewed for :data:`STALE_AFTER_S` seconds is taken over, and the takeover is logged. Two runs that start within
   the same second on two hosts can both win (best effort: the store offers no conditional write here).
-- The folder is created to hold the lock; a run refused before it wrote anything removes the folder again when
-  it made it and it is empty.
+- The folder is created to hold the lock; a run that made the folder and wrote nothing into it removes it again,
+  so a refused run leaves everything as it was.
 """
 
 from __future__ import annotations
@@ -89,7 +89,17 @@ class FolderLock:
               file=sys.stderr, flush=True)
 
     def acquire(self) -> None:
-        self._created = not self.store.entries() and not self.store.is_file_or_missing_parent()
+        self.store.check_reachable()  # object storage: unreachable, refused, no bucket: one line, first
+        if self.store.is_file_or_missing_parent():
+            raise OutputFolderError(f"{self.what} {self.store.display()}: is a file (or lies under one), not a folder")
+        self._created = not self.store.entries()
+        if self.store.local and self._created:  # the folder (or its nearest existing parent) must take a file
+            from pathlib import Path
+
+            near = next((p for p in (Path(self.store.root), *Path(self.store.root).parents) if p.exists()), None)
+            if near is None or not os.access(near, os.W_OK | os.X_OK):
+                raise OutputFolderError(f"{self.what} {self.store.display()}: cannot write there (permission denied "
+                                        f"or a read-only file system)")
         self.store.makedirs()
         if self.store.local:
             self._acquire_local()
@@ -100,16 +110,24 @@ class FolderLock:
         import fcntl
 
         path = self.store.path(LOCK)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._read(fd)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._read(fd)
+                os.close(fd)
+                self._cleanup_created()
+                self._refuse(holder)
+            try:  # the file may have been released (deleted) between our open and our flock: lock the new one
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            self._cleanup_created()
-            self._refuse(holder)
         previous = self._read(fd)
-        if previous and not previous.get("released"):
+        if previous:  # a clean release deletes the file: what is left names a run that died holding it
             self._log_takeover(previous, "ended without releasing it")
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(self.me, indent=1) + "\n").encode(), 0)
@@ -169,34 +187,28 @@ class FolderLock:
                 print(f"{self.store.display()}: could not renew the folder lock: {e}", file=sys.stderr, flush=True)
 
     def _cleanup_created(self) -> None:
-        """Remove the folder this run created only to hold its lock (refused before writing anything)."""
+        """Remove the folder this run created, when it is empty (a lock file in it is another run's: kept)."""
         if not self._created or not self.store.local:
             return
         try:
-            if {n for n, _ in self.store.entries()} <= {LOCK}:
-                if os.path.exists(self.store.path(LOCK)):
-                    os.remove(self.store.path(LOCK))
-                os.rmdir(self.store.root)
+            os.rmdir(self.store.root)
         except OSError:
             pass
 
     def release(self) -> None:
+        """The lock file goes (deleted while still held, so no other run can lock the deleted file), and with it
+        a folder this run created and left empty."""
         if self._fd is not None:
             import fcntl
 
-            if self._created and {n for n, _ in self.store.entries()} <= {LOCK}:
-                os.remove(self.store.path(LOCK))  # nothing was written: leave no folder behind
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
-                self._fd = None
-                self._cleanup_created()
-                return
-            released = dict(self.me, released=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, (json.dumps(released, indent=1) + "\n").encode(), 0)
+            try:
+                os.remove(self.store.path(LOCK))
+            except FileNotFoundError:
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+            self._cleanup_created()
         elif self._renewer is not None:
             self._stop.set()
             try:

@@ -97,7 +97,7 @@ _CAUSES = (  # (what the client says, lower-cased) -> the cause in words
     (("unexpected query parameter", "invalid uri", "cannot parse uri", "unrecognized filesystem type"),
      "invalid URI"),
     (("no_such_bucket", "nosuchbucket", "bucket does not exist", "specified bucket does not exist",
-      "bucket_not_found"), "no such bucket"),
+      "bucket_not_found", "to create buckets, enable"), "no such bucket"),
     (("invalidaccesskeyid", "signaturedoesnotmatch", "access_denied", "accessdenied", "forbidden",
       "invalid_access_key", "permission_denied", "http response code: 403", "error code 403"),
      "credentials refused (a wrong key, or no permission)"),

@@ -41,8 +41,8 @@ class Camera:
     def __post_init__(self):
         for field in ("focal_length_mm", "f_number", "sensor_width_mm"):
             v = getattr(self, field)
-            if not 0 < v < math.inf:
-                raise ValueError(f"camera {self.name or ''}: {field} must be finite and > 0, got {v!r}")
+            if not v > 0 or (math.isinf(v) and field != "f_number"):  # f/inf: a pinhole
+                raise ValueError(f"camera {self.name or ''}: {field} must be > 0 (finite but the f-number), got {v!r}")
         if not self.zoom >= 1.0 or math.isinf(self.zoom):
             raise ValueError(f"camera {self.name or ''}: zoom must be a finite number >= 1, got {self.zoom!r}")
 

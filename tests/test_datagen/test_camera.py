@@ -89,7 +89,7 @@ def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
                                          r"above the model's maximum K 32"):
         BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]",
                                 "camera.bg_distance_m=[3, .inf]"])
-    with pytest.raises(ValueError, match="unknown; presets"):
+    with pytest.raises(ValueError, match="camera.target: 'leica' is not a camera preset; presets"):
         BuildConfig.load(None, ["camera.target=leica"])
     # off, the section leaves every K-range build's hash as it was (a resumed build keeps its folder); on, it counts
     import hashlib
