@@ -72,3 +72,28 @@ def test_truncated_and_altered_shards_are_named_and_the_check_goes_on(dataset):
     assert "checksum differs" in shard_problem(dataset, "train-000002.tar")
     dataset.delete("train-000001.tar")
     assert "missing" in shard_problem(dataset, "train-000001.tar")
+
+
+def test_verify_and_stats_on_a_missing_folder_or_one_that_is_not_a_build_are_one_line(tmp_path):
+    """Both raised a FileNotFoundError traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from common.errors import UserError
+    from manifests import stats, verify
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "dataset.json").write_text("{}")
+    for folder, message in ((tmp_path / "nothing", "no such folder"),
+                            (tmp_path / "photos", "not a folder written by datagen.build"),
+                            (tmp_path / "half", "the build has not finished")):
+        for call in (verify, stats):
+            with pytest.raises(UserError, match=message):
+                call(folder)
+    done = subprocess.run([sys.executable, "-m", "manifests", "verify", str(tmp_path / "nothing")],
+                          cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such folder (or an " \
+                                                           f"empty one), not a build", done.stderr
