@@ -121,8 +121,10 @@ def test_changed_asset_folder_is_refused_on_resume(tmp_path, local_ray):
 
 @pytest.mark.slow
 def test_driver_killed_mid_build_then_rerun_gives_the_same_bytes(tmp_path, local_ray):
-    """The real CLI in its own process group, killed (SIGKILL, Ray's processes with it) once some shards are
-    complete; the rerun finishes the rest and matches a clean build byte for byte."""
+    """The real CLI's driver killed (SIGKILL, the driver alone, as a crash or the OOM killer does) once some shards
+    are complete: the rerun stops what the driver's private Ray left running (its agents outlive it), says so,
+    finishes the rest and matches a clean build byte for byte."""
+    import json
     import os
     import signal
     import subprocess
@@ -130,20 +132,38 @@ def test_driver_killed_mid_build_then_rerun_gives_the_same_bytes(tmp_path, local
     import time
     from pathlib import Path
 
+    import psutil
+
     repo = Path(__file__).resolve().parents[2]
     killed = tmp_path / "killed"
     args = ["--size", "96", "--num-samples", "6", "--samples-per-shard", "1", "--set", "min_asset_size=96",
             "--set", "val_samples=0"]
     cmd = [sys.executable, str(repo / "datagen" / "build.py"), "--out", str(killed), "--address", "local",
            "--workers", "1"] + args
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, BOKEHGEN_RUN_DIR=str(tmp_path))  # where a private Ray's processes are recorded
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
     t0 = time.time()
     while time.time() - t0 < 180 and len(list(killed.glob("train-*.parquet"))) < 2 and proc.poll() is None:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    record = json.loads((tmp_path / f"bokehgen-ray-{os.getuid()}" / f"{proc.pid}.json").read_text())
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 2 <= len(list(killed.glob("train-*.parquet"))) < 6, "the build must be interrupted midway"
-    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    time.sleep(1.0)
+    procs = [psutil.Process(pid) for pid, _, _ in record["processes"] if psutil.pid_exists(pid)]
+    left = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left, "Ray's agents outlive a killed driver: the rerun has something to stop"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"of a private Ray instance left by a killed run (driver pid {proc.pid}" in rerun.stderr
+    assert not [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    try:  # anything else of the killed run's process group (its workers) has ended too
+        os.killpg(proc.pid, 0)
+        group_left = [p.info for p in psutil.process_iter(["pid", "name"]) if os.getpgid(p.pid) == proc.pid]
+    except (ProcessLookupError, psutil.Error, OSError):
+        group_left = []
+    assert not group_left, group_left
     clean = tmp_path / "clean"
     main(parse_args(args + ["--out", str(clean)]))
     assert _bytes(killed) == _bytes(clean)
