@@ -113,7 +113,7 @@ def main(argv=None):
         import cv2
         import torch
 
-        numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU (datagen.build._pin_threads)
+        numba.set_num_threads(1)  # one core, like a Ray task with its 1 CPU (datagen.build.pin_threads)
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         single_process(1, 128, tmp)  # compile / warm caches

@@ -8,7 +8,7 @@ Large (transformers' layout) and the torchvision VGG16 state dict that LPIPS use
 trained ones cost. Then, on CUDA:
 
 - s/step and peak memory of ``--steps`` steps of each training phase (isr1, bokeh, isr) at ``--batch`` per step,
-  512², bf16 autocast, with gradient checkpointing on and off (the trainer's own _build and _step);
+  512², bf16 autocast, with gradient checkpointing on and off (the trainer's own build_model and train_step);
 - the same under ``torchrun --nproc_per_node 1`` (NCCL, DistributedDataParallel);
 - inference latency at 512² (the paper: 0.106 s on an L40s) and on a tiled 4032×3024 photo.
 
@@ -73,7 +73,7 @@ def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing:
     import itertools
 
     from model.distributed import Context, resolve_device
-    from model.train import _build, _step, load_configs
+    from model.train import build_model, load_configs, train_step
 
     device = resolve_device("auto")
     cuda = device.type == "cuda"
@@ -81,7 +81,7 @@ def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing:
                                               f"train.gradient_checkpointing={str(checkpointing).lower()}",
                                               f"train.precision={'bf16' if cuda else 'fp32'}", "train.device=auto"])
     ctx = Context(device=device)
-    model, perceptual, optimizers = _build(ctx, mcfg, tcfg, None)
+    model, perceptual, optimizers = build_model(ctx, mcfg, tcfg, None)
     data = itertools.repeat(batch(n, mcfg.resolution, device))
     out = {}
     for phase in PHASES:
@@ -90,13 +90,13 @@ def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing:
         net = model
         if ddp:
             net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
-        _step(ctx, net, optimizers[phase], data, phase, perceptual, tcfg)  # warm-up (allocations, kernels)
+        train_step(ctx, net, optimizers[phase], data, phase, perceptual, tcfg)  # warm-up (allocations, kernels)
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         for _ in range(steps):
-            _step(ctx, net, optimizers[phase], data, phase, perceptual, tcfg)
+            train_step(ctx, net, optimizers[phase], data, phase, perceptual, tcfg)
         if cuda:
             torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")

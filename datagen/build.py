@@ -25,7 +25,7 @@ from common import config
 from common.jsonfile import dumps as json_dumps
 from common.limits import MAX_K
 from datagen.config import BuildConfig
-from datagen.distributor import _node_id, _pin_threads, cluster_size, connect_ray
+from datagen.distributor import cluster_size, connect_ray, node_id, pin_threads
 from datagen.folder import (
     BUILD_COMMAND,
     BUILD_OUTPUTS,
@@ -109,7 +109,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     from renderer import Highlights
 
     t0 = time.perf_counter()
-    _pin_threads()
+    pin_threads()
     if sample:
         check_this_node(sample)
     fgs, bgs = usable(rows, "foreground", split), usable(rows, "background", split)
@@ -158,7 +158,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")
     return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0,
-            "node": _node_id(), "pid": os.getpid()}
+            "node": node_id(), "pid": os.getpid()}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

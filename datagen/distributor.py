@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.errors import UserError
+
 
 def connect_ray(address: str | None, workers: int | None) -> dict:
     """Start or join Ray and say which, with the cluster's size; returns what build_log.json records.
@@ -27,24 +29,24 @@ def connect_ray(address: str | None, workers: int | None) -> dict:
                   f"cluster?); starting a private instance", flush=True)
             found, source = None, ""
         else:
-            raise SystemExit(f"cannot reach the Ray cluster at {found} ({source}): nothing answers on that port; "
+            raise UserError(f"cannot reach the Ray cluster at {found} ({source}): nothing answers on that port; "
                              f"start it (ray start / ray up), or pass --address local for a private instance")
     if found is None:
         if workers is not None and workers < 1:
-            raise SystemExit(f"--workers: at least 1, got {workers}")
+            raise UserError(f"--workers: at least 1, got {workers}")
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
         _record_private_instance()
         print(f"Ray: private local instance, {cluster_size()} (no running cluster found; --address HEAD:6379 or "
               f"RAY_ADDRESS joins one)", flush=True)
         return {"mode": "local", "address": ray.get_runtime_context().gcs_address}
     if workers is not None:
-        raise SystemExit(f"--workers {workers}: only sizes a private local instance, but this build joins the Ray "
+        raise UserError(f"--workers {workers}: only sizes a private local instance, but this build joins the Ray "
                          f"cluster at {found} ({source}), whose nodes decide the CPUs; drop --workers, or pass "
                          f"--address local for a private instance")
     try:
         ray.init(address=found, include_dashboard=False, log_to_driver=False)
     except ConnectionError as e:
-        raise SystemExit(f"cannot reach the Ray cluster at {found} ({source}): {e}; start it (ray start / ray up), "
+        raise UserError(f"cannot reach the Ray cluster at {found} ({source}): {e}; start it (ray start / ray up), "
                          f"or pass --address local for a private instance") from None
     gcs = ray.get_runtime_context().gcs_address
     print(f"Ray: joined the cluster at {gcs} ({source}): {cluster_size()}", flush=True)
@@ -123,7 +125,7 @@ def cluster_size() -> str:
     return f"{nodes} node{'s' if nodes != 1 else ''}, {total:g} CPUs ({total - free:g} busy)"
 
 
-def _node_id() -> str | None:
+def node_id() -> str | None:
     """The Ray node this runs on (recorded per shard in build_log.json), None outside Ray."""
     try:
         import ray
@@ -133,7 +135,7 @@ def _node_id() -> str | None:
         return None
 
 
-def _pin_threads() -> None:
+def pin_threads() -> None:
     """Inside a Ray task, let numba, torch and OpenCV use the CPUs Ray assigned to it (1 by default), not every
     core (Ray itself sets OMP_NUM_THREADS for numpy's BLAS)."""
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from common.errors import UserError
 from manifests.outdir import MARKER, is_output
 
 # files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
@@ -24,10 +25,10 @@ def read_meta(store) -> dict:
     try:
         meta = json.loads(store.read_text("dataset.json"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise SystemExit(f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
+        raise UserError(f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
                          f"folder aside or choose another --out") from None
     if not isinstance(meta, dict) or "config_hash" not in meta:
-        raise SystemExit(f"{store.display()}/dataset.json: not written by a bokehgen build (no config_hash)")
+        raise UserError(f"{store.display()}/dataset.json: not written by a bokehgen build (no config_hash)")
     return meta
 
 

@@ -8,6 +8,8 @@ alive node with CPUs; a node that joins later checks the same sample in its firs
 
 from __future__ import annotations
 
+from common.errors import UserError
+
 from .sources import AssetUnavailable, Folder, check_node, shown
 
 SAMPLE_PER_FOLDER = 8  # assets read per folder and node: a few seconds at most, and a missing mount shows at once
@@ -28,7 +30,7 @@ def sample_assets(sources: list[tuple[str, str]], rows: list) -> list[tuple[str,
 
 def check_cluster(sample: list[tuple[str, list]], timeout: float = 600.0) -> int:
     """Run :func:`datagen.sources.check_node` on every alive Ray node with CPUs; returns the number of nodes
-    checked. Raises SystemExit with the first problem (one line naming the node and the folder)."""
+    checked. Raises UserError with the first problem (one line naming the node and the folder)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -38,7 +40,7 @@ def check_cluster(sample: list[tuple[str, list]], timeout: float = 600.0) -> int
             for n in nodes]
     for problem in ray.get(refs, timeout=timeout):
         if problem:
-            raise SystemExit(f"error: {problem}")
+            raise UserError(problem)
     return len(nodes)
 
 

@@ -188,7 +188,7 @@ def build_kernel(k: KernelDraw, pad_to: int = 0) -> np.ndarray:
     return np.asarray(kernel, dtype=np.float32)
 
 
-def _add_noise(out: torch.Tensor, st: StageDraw) -> torch.Tensor:
+def add_noise(out: torch.Tensor, st: StageDraw) -> torch.Tensor:
     deg, _, _ = basicsr_modules()
     gray = 1.0 if st.noise_gray else 0.0
     if st.noise == "gaussian":
@@ -199,7 +199,7 @@ def _add_noise(out: torch.Tensor, st: StageDraw) -> torch.Tensor:
 _JPEG = {}
 
 
-def _jpeger():
+def jpeger():
     """One basicsr DiffJPEG (its DCT tables are built once per process)."""
     if "jpeg" not in _JPEG:
         _, _, diffjpeg = basicsr_modules()
@@ -208,7 +208,7 @@ def _jpeger():
 
 
 def _jpeg(out: torch.Tensor, quality: float) -> torch.Tensor:
-    return _jpeger()(torch.clamp(out, 0, 1), quality=out.new_tensor([quality]))
+    return jpeger()(torch.clamp(out, 0, 1), quality=out.new_tensor([quality]))
 
 
 def _blur(out: torch.Tensor, k: KernelDraw, backend: str) -> torch.Tensor:
@@ -258,14 +258,14 @@ def apply(hq: torch.Tensor, rec: DegradationRecord, scale: int, blur_backend: st
         out = _blur(out, rec.kernel1, blur_backend)
         if rec.stage1.resize != "keep":
             out = F.interpolate(out, scale_factor=rec.stage1.resize_scale, mode=rec.stage1.resize_interp)
-        out = _add_noise(out, rec.stage1)
+        out = add_noise(out, rec.stage1)
         out = _jpeg(out, rec.stage1.jpeg_quality)
         # ---- second degradation ----
         if rec.blur2:
             out = _blur(out, rec.kernel2, blur_backend)
         size2 = (int(ori_h / scale * rec.stage2.resize_scale), int(ori_w / scale * rec.stage2.resize_scale))
         out = F.interpolate(out, size=size2, mode=rec.stage2.resize_interp)
-        out = _add_noise(out, rec.stage2)
+        out = add_noise(out, rec.stage2)
         # ---- final: resize to 1/scale with sinc, and JPEG, in either order ----
         final = (ori_h // scale, ori_w // scale)
         if rec.final_order == "resize_sinc_jpeg":

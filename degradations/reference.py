@@ -8,12 +8,12 @@ import torch
 from torch.nn import functional as F
 
 from .compat import basicsr_modules
-from .pipeline import DegradationRecord, _add_noise, _jpeger, build_kernel
+from .pipeline import DegradationRecord, add_noise, build_kernel, jpeger
 
 
 def reference_apply(hq: torch.Tensor, rec: DegradationRecord, scale: int) -> torch.Tensor:
     _, ipu, _ = basicsr_modules()
-    jpeger = _jpeger()
+    jpeg = jpeger()
     k1 = torch.from_numpy(build_kernel(rec.kernel1, pad_to=21))[None]
     k2 = torch.from_numpy(build_kernel(rec.kernel2, pad_to=21))[None]
     sinc = torch.from_numpy(build_kernel(rec.final_kernel, pad_to=21))[None]
@@ -23,22 +23,22 @@ def reference_apply(hq: torch.Tensor, rec: DegradationRecord, scale: int) -> tor
         gt = ipu.USMSharp()(hq) if rec.usm else hq
         out = ipu.filter2D(gt, k1)
         out = F.interpolate(out, scale_factor=rec.stage1.resize_scale, mode=rec.stage1.resize_interp)
-        out = _add_noise(out, rec.stage1)
+        out = add_noise(out, rec.stage1)
         out = torch.clamp(out, 0, 1)
-        out = jpeger(out, quality=out.new_tensor([rec.stage1.jpeg_quality]))
+        out = jpeg(out, quality=out.new_tensor([rec.stage1.jpeg_quality]))
         if rec.blur2:
             out = ipu.filter2D(out, k2)
         out = F.interpolate(out, size=(int(ori_h / scale * rec.stage2.resize_scale),
                                        int(ori_w / scale * rec.stage2.resize_scale)), mode=rec.stage2.resize_interp)
-        out = _add_noise(out, rec.stage2)
+        out = add_noise(out, rec.stage2)
         if rec.final_order == "resize_sinc_jpeg":
             out = F.interpolate(out, size=(ori_h // scale, ori_w // scale), mode=rec.final_interp)
             out = ipu.filter2D(out, sinc)
             out = torch.clamp(out, 0, 1)
-            out = jpeger(out, quality=out.new_tensor([rec.stage2.jpeg_quality]))
+            out = jpeg(out, quality=out.new_tensor([rec.stage2.jpeg_quality]))
         else:
             out = torch.clamp(out, 0, 1)
-            out = jpeger(out, quality=out.new_tensor([rec.stage2.jpeg_quality]))
+            out = jpeg(out, quality=out.new_tensor([rec.stage2.jpeg_quality]))
             out = F.interpolate(out, size=(ori_h // scale, ori_w // scale), mode=rec.final_interp)
             out = ipu.filter2D(out, sinc)
         return torch.clamp((out * 255.0).round(), 0, 255) / 255.0

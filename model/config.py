@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import config
+from common.errors import UserError
 from common.limits import MAX_K
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -115,4 +116,4 @@ def configs_or_exit(load, args):
     try:
         return load(args.config, args.overrides)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UserError(str(e)) from None

@@ -218,21 +218,22 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
     if hflip and rng.random() < 0.5:
         aif, bokeh, disp, lq = aif[:, ::-1], bokeh[:, ::-1], disp[:, ::-1], lq[:, ::-1]
     disp = np.ascontiguousarray(disp)
-    lq_up = _upsampled(lq, (h, w))
+    lq_up = upsampled(lq, (h, w))
     defocus, mask = defocus_and_mask(disp, K, d_f, k_max, focus_radius)
-    return {"key": key, "lq": lq_up, "aif": _t(aif), "bokeh": _t(bokeh), "disp": torch.from_numpy(disp)[None],
+    return {"key": key, "lq": lq_up, "aif": image_tensor(aif), "bokeh": image_tensor(bokeh),
+            "disp": torch.from_numpy(disp)[None],
             "defocus": torch.from_numpy(defocus)[None], "mask": torch.from_numpy(mask)[None],
             "K": torch.tensor(K), "focus_disparity": torch.tensor(d_f)}
 
 
-def _t(a: np.ndarray) -> torch.Tensor:
+def image_tensor(a: np.ndarray) -> torch.Tensor:
     """H×W×3 uint8 (/127.5) or uint16 (/32767.5) -> (3, H, W) in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (
         127.5 if a.dtype == np.uint8 else 32767.5) - 1
 
 
-def _upsampled(lq: np.ndarray, size: tuple) -> torch.Tensor:
-    return F.interpolate(_t(lq)[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+def upsampled(lq: np.ndarray, size: tuple) -> torch.Tensor:
+    return F.interpolate(image_tensor(lq)[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
 
 
 def collate(samples: list[dict]) -> dict:

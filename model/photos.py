@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import GlobalBatches, _t, _upsampled, derive_seed
+from common.errors import UserError
+
+from .data import GlobalBatches, derive_seed, image_tensor, upsampled
 
 MIN_PATCH = 84
 
@@ -83,7 +85,7 @@ def parse_sources(value, where: str = "isr_data") -> list[PhotoSource]:
 
 def check_run_inputs(shard_specs, sources, where: str) -> None:
     """The inputs of a training or distillation run, before any model is built: every shard pattern names existing
-    tars (brace ranges included), and every photo source holds a readable photo; SystemExit with one line
+    tars (brace ranges included), and every photo source holds a readable photo; UserError with one line
     otherwise."""
     from .data import check_shards, expand_urls
 
@@ -94,7 +96,7 @@ def check_run_inputs(shard_specs, sources, where: str) -> None:
         for src in sources or []:
             list_source(src, where)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UserError(str(e)) from None
 
 
 def _open_tar(url: str):
@@ -245,7 +247,7 @@ class PhotoStream(GlobalBatches):
         c = self.crop
         yy, xx = rng.randrange(0, (P - c) // sc + 1) * sc, rng.randrange(0, (P - c) // sc + 1) * sc
         hq, lq = hq[yy:yy + c, xx:xx + c], lq[yy // sc:(yy + c) // sc, xx // sc:(xx + c) // sc]
-        return {"key": f"photo:{index}:{Path(name).name}", "lq": _upsampled(lq, (c, c)), "aif": _t(hq)}
+        return {"key": f"photo:{index}:{Path(name).name}", "lq": upsampled(lq, (c, c)), "aif": image_tensor(hq)}
 
 
 def photo_loader(stream: PhotoStream, num_workers: int = 0) -> torch.utils.data.DataLoader:

@@ -333,7 +333,7 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run: Path, val, pe
     torch.manual_seed(tcfg.seed)
     _own_run_folder(ctx, run, mcfg, tcfg, [*urls, *(val_urls or [])])
     mcfg = _prior(ctx, mcfg, tcfg, urls, run)
-    model, perceptual, optimizers = _build(ctx, mcfg, tcfg, perceptual)
+    model, perceptual, optimizers = build_model(ctx, mcfg, tcfg, perceptual)
     start = _resume(ctx, run, model, optimizers)
     streams = _streams(mcfg, tcfg, urls, photos, start)
     end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
@@ -351,7 +351,7 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run: Path, val, pe
             net = ctx.wrap(model)
         opt = optimizers[phase]
         stream = streams["photos" if _uses_photos(tcfg, phase) else "shards"]
-        losses = _step(ctx, net, opt, stream, phase, perceptual, tcfg)
+        losses = train_step(ctx, net, opt, stream, phase, perceptual, tcfg)
         done = step + 1
         rate = (time.perf_counter() - t_start) / (done - start)
         _log_step(ctx, run, tcfg, done, phase, losses, opt, global_batch, rate, end)
@@ -415,7 +415,7 @@ def _prior(ctx, mcfg: ModelConfig, tcfg: TrainConfig, urls, run: Path) -> ModelC
     return dataclasses.replace(mcfg, base=str((run / "base").resolve()))
 
 
-def _build(ctx, mcfg: ModelConfig, tcfg: TrainConfig, perceptual):
+def build_model(ctx, mcfg: ModelConfig, tcfg: TrainConfig, perceptual):
     """The model on the device, the perceptual loss (LPIPS unless given) and one AdamW per phase."""
     from .network import MagicBokeh
 
@@ -487,7 +487,7 @@ def _counting_bad(batches):
         yield b
 
 
-def _step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig) -> list[float]:
+def train_step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig) -> list[float]:
     """One optimizer step of ``phase`` over grad_accum micro-batches (gradients synchronised on the last only);
     returns [loss, L2, LPIPS], averaged over the micro-batches and the processes."""
     opt.zero_grad(set_to_none=True)

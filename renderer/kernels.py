@@ -1418,10 +1418,10 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
         dtex: L×Hp×Wp float64 padded disparity (read only for general layers);
         dwin: L×Hp×Wp×3 float64, per texel, a general layer's min and max disparity over the window around it that a
             pixel's disk can cover, and the distance in texels to its nearest steep texel (K·|∇D| ≥ FOLD_SLOPE)
-            (render.py: _general_windows; L×1×1×3 when no layer is general);
+            (render.py: general_windows; L×1×1×3 when no layer is general);
         kinds, gparam: per-layer geometry (renderer/layers.py);
         nb: G×M×Hp×Wp float32 N-buffers of the general layers' padded disparity (level k: the max over the
-            2^k × 2^k square of texels starting at each texel; render.py: _nbuffers), gslot: per layer, its slot in
+            2^k × 2^k square of texels starting at each texel; render.py: nbuffers), gslot: per layer, its slot in
             ``nb`` (−1: not general).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px,
         fold_cell): the Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).

@@ -67,7 +67,7 @@ def _exit(u: np.ndarray, du: float, j: np.ndarray, n: int) -> np.ndarray:
     return np.full(u.shape, np.inf)
 
 
-def _exact_hit(disp: np.ndarray, px, py, ox: float, oy: float, df: float, lo: float, hi: float) -> np.ndarray:
+def exact_hit(disp: np.ndarray, px, py, ox: float, oy: float, df: float, lo: float, hi: float) -> np.ndarray:
     """Nearest disparity in [lo, hi] where each pixel's ray meets the bilinear surface ``disp`` (clamp to edge),
     exactly: every pixel's ray is walked through the texel cells it crosses, all pixels at once (they share the
     ray's direction, so the walk has the same number of steps for all), and solved in closed form against each
@@ -124,7 +124,7 @@ def surface_hit(disparity: np.ndarray, px, py, ox: float, oy: float, focus_dispa
     closed form as the reference's depth-map intersection). With d_f = 0 and (ox, oy) = −τ this is what a camera
     moved by τ (a point at x and disparity d seen at x + τ·d) sees of a depth map at each pixel."""
     d = np.asarray(disparity, np.float64)
-    return _exact_hit(d, np.asarray(px, np.float64), np.asarray(py, np.float64), float(ox), float(oy),
+    return exact_hit(d, np.asarray(px, np.float64), np.asarray(py, np.float64), float(ox), float(oy),
                       float(focus_disparity), float(d.min()), float(d.max()))
 
 
@@ -137,7 +137,7 @@ def _hit_disparity(layer, px, py, ox, oy, df, march_step_px: float | None) -> np
         return (a + gx * px + gy * py - df * go) / (1.0 - go)
     disp = layer.disparity.astype(np.float64)
     if march_step_px is None:
-        return _exact_hit(disp, px, py, ox, oy, df, lo, hi)
+        return exact_hit(disp, px, py, ox, oy, df, lo, hi)
     reach = np.hypot(ox, oy) * (hi - lo)
     steps = max(int(np.ceil(reach / march_step_px)), 1)
     ds = np.linspace(hi, lo, steps + 1)

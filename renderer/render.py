@@ -197,7 +197,7 @@ class _Scene:
     pad: int
 
 
-def _general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
+def general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
     """L×Hp×Wp×3: for each general (RGBD) layer, per texel, the min and max of its disparity over the square window
     that a pixel's disk (the largest circle of confusion the layer's range allows, plus the bilinear footprint)
     can cover (every ray from that pixel meets the layer at a disparity in between), and the distance in texels
@@ -235,7 +235,7 @@ def _general_windows(scene: _Scene, K: float, df: float) -> np.ndarray:
     return out
 
 
-def _nbuffers(scene: _Scene, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+def nbuffers(scene: _Scene, r_max: float) -> tuple[np.ndarray, np.ndarray]:
     """N-buffers of the general layers' padded disparity (Décoret 2005): G×M×Hp×Wp float32, level k holding the
     max over the 2^k × 2^k square of texels starting at each texel (clamped at the far border), with M levels up
     to the largest blur's diameter; and per layer its slot (−1: not general). The kernel bounds a depth map over
@@ -364,7 +364,7 @@ def _linear_core(layer: Layer, gamma, highlights: Highlights | None, core: np.nd
     return core
 
 
-def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None,
+def prepare_layers(layers: list[Layer], gamma, pad: int, highlights: Highlights | None,
              cache: TextureCache | None = None) -> tuple[_Scene, list]:
     """The padded scene, and per layer its cache entry (None without a cache)."""
     L = len(layers)
@@ -403,13 +403,13 @@ def _prepare(layers: list[Layer], gamma, pad: int, highlights: Highlights | None
 def _scene_tables(scene: _Scene, entries: list, cache: TextureCache | None) -> np.ndarray:
     """The scene's summed-area tables, a layer's taken from its cache entry when it has one at this padding."""
     if cache is None:
-        return _summed_area_tables(scene.tex)
+        return summed_area_tables(scene.tex)
     L, hp, wp, c = scene.tex.shape
     sat = np.empty((L, hp + 1, wp + 1, c))
     for k, entry in enumerate(entries):
         table = entry["tables"].get(scene.pad)
         if table is None:
-            _summed_area_tables(scene.tex[k:k + 1], sat[k:k + 1])
+            summed_area_tables(scene.tex[k:k + 1], sat[k:k + 1])
             entry["tables"] = {scene.pad: sat[k]}  # one padding kept per layer (a view of this scene's tables)
         else:
             cache.tables_reused += 1
@@ -428,7 +428,7 @@ def _pad_edge(a: np.ndarray, pad: int) -> None:
     a[-pad:] = a[-pad - 1]
 
 
-def _summed_area_tables(tex: np.ndarray, sat: np.ndarray | None = None) -> np.ndarray:
+def summed_area_tables(tex: np.ndarray, sat: np.ndarray | None = None) -> np.ndarray:
     """L×Hp×Wp×C -> L×(Hp+1)×(Wp+1)×C, S[y, x] = sum of tex[:y, :x] (written into ``sat`` if given)."""
     L, h, w, c = tex.shape
     if sat is None:
@@ -450,7 +450,7 @@ def _check_scalar(name: str, value, lo: float, hi: float | None = None) -> float
 
 
 def _pinhole(layers: list[Layer], gamma, cache: TextureCache | None = None):
-    scene, _ = _prepare(layers, gamma, 1, None, cache)
+    scene, _ = prepare_layers(layers, gamma, 1, None, cache)
     h, w = layers[0].shape
     rgb = np.empty((h, w, 3))
     disp = np.empty((h, w))
@@ -564,7 +564,7 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
             k = K * (abs(gx) + abs(gy))
             r_reach = max(r_reach, K * max(abs(lo - df), abs(hi - df)) / max(1.0 - k, 0.25))
     pad = int(math.ceil(r_reach)) + 2
-    scene, entries = _prepare(layers, gamma, pad, highlights, textures)
+    scene, entries = prepare_layers(layers, gamma, pad, highlights, textures)
     sat = _scene_tables(scene, entries, textures)
 
     if q.pattern == "grid":
@@ -589,15 +589,15 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         # centre), read only by their weighted (shifted) disk reads
         sat1 = np.zeros_like(sat)
         cols = np.arange(scene.tex.shape[2], dtype=np.float64)[:, None] + 0.5
-        sat1[sloped] = _summed_area_tables(scene.tex[sloped] * cols)
+        sat1[sloped] = summed_area_tables(scene.tex[sloped] * cols)
     else:
         sat1 = np.zeros((1, 1, 1, 4))
-    windows = _general_windows(scene, K, df)
+    windows = general_windows(scene, K, df)
     settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
     todo = EVERY_PIXEL if textures is None else \
         textures._reuse(layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples)
                                                                    + 1.5)) + 1)
-    nb, gslot = _nbuffers(scene, r_max)
+    nb, gslot = nbuffers(scene, r_max)
     kernels.render_kernel(
         (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
         K, df,

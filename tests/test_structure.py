@@ -71,3 +71,50 @@ def test_the_leaf_check_sees_relative_imports(tmp_path):
     assert [n for _, n in _model_imports(module)] == ["train", "infer", "evaluate"]
     module.write_text("from ..train import x\nfrom .. import infer\nfrom .common import Item\n")
     assert [n for _, n in _model_imports(module, 2)] == ["train", "infer"]
+
+
+PACKAGES = ("common", "manifests", "renderer", "degradations", "datagen", "model")
+
+
+def _cli_module(path: Path) -> bool:
+    """A command-line module: it runs as a program (``__main__``) or defines the ``cli()`` entry point, or it is
+    the runner that ends every command (common/cli.py)."""
+    text = path.read_text()
+    return ('if __name__ == "__main__"' in text or "\ndef cli(" in text or path.name == "__main__.py"
+            or path.relative_to(REPO).as_posix() == "common/cli.py")
+
+
+def test_no_system_exit_below_the_command_line_modules():
+    """Library code raises common.errors.UserError (one line); only a command-line module ends the program."""
+    wrong = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            if _cli_module(path):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Raise) and node.exc is not None:
+                    call = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                    if isinstance(call, ast.Name) and call.id == "SystemExit":
+                        wrong.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not wrong, "SystemExit raised outside a command-line module:\n" + "\n".join(wrong)
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A name another module needs is public: no ``from X import _name`` between the project's modules (tests and
+    benchmarks included)."""
+    wrong = []
+    for folder in (*PACKAGES, "tests", "benchmarks"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if "data" in path.relative_to(REPO).parts[1:2]:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0]
+                                                         in PACKAGES):
+                    private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                    if private:
+                        wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {private}")
+    assert not wrong, "private names imported across modules:\n" + "\n".join(wrong)
+
+
+def test_nothing_in_model_is_called_common():
+    assert not [p for p in (REPO / "model").rglob("common*.py")]

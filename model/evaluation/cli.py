@@ -42,9 +42,9 @@ from manifests.lock import writer_lock
 from manifests.outdir import claim
 
 from .. import iqa
-from .common import COMMAND, DEPTH_METHODS, IMAGE_METHODS, OUTPUTS, PROTOCOLS
 from .depth import DEPTH_PRESETS
 from .run import evaluate
+from .shared import COMMAND, DEPTH_METHODS, IMAGE_METHODS, OUTPUTS, PROTOCOLS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -15,9 +15,9 @@ from common.images import read_depth, read_disparity
 from manifests.outdir import claim
 from manifests.storage import atomic_file
 
-from .common import COMMAND, OUTPUTS, LQCache, _as_float, _crop4, _disparity_file, _rgb_u8, _stem_map
 from .methods import Runner
-from .report import _fmt, _mean, write_csv
+from .report import fmt_cell, mean_or_nan, write_csv
+from .shared import COMMAND, OUTPUTS, LQCache, as_float, crop4, disparity_file, rgb_u8, stem_map
 
 
 def align_disparity(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, max_depth: float) -> np.ndarray:
@@ -69,19 +69,19 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     claim(out, COMMAND, OUTPUTS, signature="results.csv")
     data = Path(args.data)
-    rgbs = _stem_map(data / "rgb")
+    rgbs = stem_map(data / "rgb")
     if not rgbs:
         raise ValueError(f"--data {data}: no images in {data / 'rgb'} (depth layout: rgb/, depth/)")
     runner = Runner(args)
     cache = LQCache(out / "lq")
     rows, skipped, done = [], [], 0
     for name in tqdm(sorted(rgbs)[:args.limit], desc="evaluating depth", unit="image"):
-        gt_path = _disparity_file(data / "depth", name)
+        gt_path = disparity_file(data / "depth", name)
         try:
             if gt_path is None:
                 raise ValueError(f"no depth/{name}.(png|npy) beside rgb/{rgbs[name].name}")
-            rgb = _crop4(_rgb_u8(rgbs[name]))
-            gt = _crop4(read_depth(gt_path))
+            rgb = crop4(rgb_u8(rgbs[name]))
+            gt = crop4(read_depth(gt_path))
             if gt.shape != rgb.shape[:2]:
                 raise ValueError(f"{gt_path}: {gt.shape[1]}×{gt.shape[0]}, the image {rgb.shape[1]}×{rgb.shape[0]}")
             valid = depth_valid(gt, args.depth_preset)
@@ -100,9 +100,9 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
                 for cond, img in (("clear", rgb), ("degraded", lq)):
                     t0 = time.perf_counter()
                     if method == "model":
-                        disp = runner.estimate(_as_float(img))
+                        disp = runner.estimate(as_float(img))
                     else:
-                        path = _disparity_file(args.prediction_dirs[method] / cond, name)
+                        path = disparity_file(args.prediction_dirs[method] / cond, name)
                         if path is None:
                             raise ValueError(f"{args.prediction_dirs[method] / cond}: no {name}.(npy|png)")
                         disp = read_disparity(path)
@@ -133,8 +133,8 @@ def evaluate_depth(args: argparse.Namespace) -> dict:
         mine = [r for r in rows if r["method"] == method and "error" not in r]
         cells = [method]
         for k in ("absrel", "delta1"):
-            d, c = _mean(r[f"{k}_degraded"] for r in mine), _mean(r[f"{k}_clear"] for r in mine)
-            cells += [_fmt(d), _fmt(c), _fmt(None if d is None or c is None else (d + c) / 2)]
+            d, c = mean_or_nan(r[f"{k}_degraded"] for r in mine), mean_or_nan(r[f"{k}_clear"] for r in mine)
+            cells += [fmt_cell(d), fmt_cell(c), fmt_cell(None if d is None or c is None else (d + c) / 2)]
         lines.append("| " + " | ".join(cells) + " |")
     summary = "\n".join(lines) + "\n"
     with atomic_file(out / "summary.md", "w") as f:

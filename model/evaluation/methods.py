@@ -13,7 +13,7 @@ from PIL import Image
 from common.images import list_images, to_uint8
 from manifests.storage import atomic_file
 
-from .common import CACHE_VERSION, Item, _as_float, _crop4, _rgb_u8, _sha256
+from .shared import CACHE_VERSION, Item, as_float, crop4, file_sha256, rgb_u8
 
 
 def upsample(lq: np.ndarray, shape: tuple) -> np.ndarray:
@@ -88,7 +88,7 @@ class Runner:
         if method == "classical-gt":
             if item.disp is None or item.aif is None:
                 raise ValueError("classical-gt: this benchmark has no ground-truth disparity")
-            aif = _as_float(item.aif)
+            aif = as_float(item.aif)
             return to_uint8(render_classical(aif, item.disp, item.K, self.focus(item, item.disp, exact=True)))
         if method == "model-gt":
             if item.disp is None:
@@ -106,7 +106,7 @@ class Runner:
         raise ValueError(f"unknown method {method!r}")
 
 
-def _method_key(args, method: str) -> str:
+def method_key(args, method: str) -> str:
     """What a cached prediction depends on: a rerun with other settings recomputes."""
     parts = {"method": method, "protocol": args.protocol, "data": str(Path(args.data).resolve()) if
              args.protocol != "synthetic" else args.data, "version": CACHE_VERSION}
@@ -114,8 +114,8 @@ def _method_key(args, method: str) -> str:
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
     if method in ("model", "model-gt"):
         folder = Path(args.weights)
-        parts["weights"] = {p.name: _sha256(p) for p in sorted(folder.glob("*.safetensors"))}
-        parts["model.yaml"] = _sha256(folder / "model.yaml")
+        parts["weights"] = {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+        parts["model.yaml"] = file_sha256(folder / "model.yaml")
     if args.protocol == "pairs":
         parts["K"] = args.K
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -152,11 +152,11 @@ class Predictions:
             f.write(json.dumps({"key": self.key, "seconds": self.seconds}, indent=1))
 
 
-def _external(folder: Path, name: str, shape) -> np.ndarray:
+def external_method(folder: Path, name: str, shape) -> np.ndarray:
     matches = [p for p in list_images(folder) if p.stem == name and p.parent == folder]
     if not matches:
         raise ValueError(f"{folder}: no image named {name}.*")
-    img = _crop4(_rgb_u8(matches[0]))[:shape[0], :shape[1]]
+    img = crop4(rgb_u8(matches[0]))[:shape[0], :shape[1]]
     if img.shape[:2] != tuple(shape):
         raise ValueError(f"{matches[0]}: {img.shape[1]}×{img.shape[0]}, the target is {shape[1]}×{shape[0]}")
     return img

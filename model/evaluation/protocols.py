@@ -13,13 +13,13 @@ from PIL import Image
 from common.images import display_name, list_images, read_disparity, to_uint8
 from common.limits import MAX_K
 
-from .common import REALSR_SCALE, Item, LQCache, _as_float, _crop4, _disparity_file, _rgb_u8, _stem_map
 from .methods import Runner
+from .shared import REALSR_SCALE, Item, LQCache, as_float, crop4, disparity_file, rgb_u8, stem_map
 
 
 def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list | None = None):
     """The ``pairs`` layout, one :class:`Item` at a time (an image that fails is reported and skipped)."""
-    originals, bokehs = _stem_map(data / "original"), _stem_map(data / "bokeh")
+    originals, bokehs = stem_map(data / "original"), stem_map(data / "bokeh")
     if not originals:
         raise ValueError(f"--data {data}: no images in {data / 'original'} (pairs layout: original/, bokeh/, "
                          "focus.json)")
@@ -34,8 +34,8 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
             yield name, f"no bokeh/{name}.* beside original/{originals[name].name}"
             continue
         try:
-            hq = _crop4(_rgb_u8(originals[name]))
-            target = _crop4(_rgb_u8(bokehs[name]))
+            hq = crop4(rgb_u8(originals[name]))
+            target = crop4(rgb_u8(bokehs[name]))
             if target.shape != hq.shape:
                 raise ValueError(f"{bokehs[name]}: {target.shape[1]}×{target.shape[0]}, the original "
                                  f"{hq.shape[1]}×{hq.shape[0]}")
@@ -53,15 +53,15 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
                     raise ValueError(f"{data / 'focus.json'}: {name}: focus point {xy} outside the "
                                      f"{hq.shape[1]}×{hq.shape[0]} image")
             elif mask_path.is_file():
-                mask = _crop4(np.asarray(Image.open(mask_path).convert("L")) > 127)
+                mask = crop4(np.asarray(Image.open(mask_path).convert("L")) > 127)
                 if mask.shape != hq.shape[:2] or not mask.any():
                     raise ValueError(f"{mask_path}: must be the original's size and mark the focal region")
             else:
                 raise ValueError(f"{name}: no focus point in focus.json and no focus/{name}.png")
-            disp_path = _disparity_file(data / "disparity", name)
+            disp_path = disparity_file(data / "disparity", name)
             disp = None
             if disp_path is not None:
-                disp = _crop4(read_disparity(disp_path))
+                disp = crop4(read_disparity(disp_path))
                 if disp.shape != hq.shape[:2]:
                     raise ValueError(f"{disp_path}: {disp.shape[1]}×{disp.shape[0]}, the original "
                                      f"{hq.shape[1]}×{hq.shape[0]}")
@@ -79,9 +79,9 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
 def realsr_pairs(data: Path) -> list[tuple[str, Path, Path]]:
     """(name, LR, HR) in any of the three layouts."""
     if (data / "LR").is_dir() and (data / "HR").is_dir():
-        lr, hr = _stem_map(data / "LR"), _stem_map(data / "HR")
+        lr, hr = stem_map(data / "LR"), stem_map(data / "HR")
     elif (data / "test_LR").is_dir() and (data / "test_HR").is_dir():
-        lr, hr = _stem_map(data / "test_LR", ("_x4",)), _stem_map(data / "test_HR", ("_x1",))
+        lr, hr = stem_map(data / "test_LR", ("_x4",)), stem_map(data / "test_HR", ("_x1",))
     else:
         lr = {p.stem[:-4]: p for p in list_images(data) if p.stem.endswith("_LR4")}
         hr = {p.stem[:-3]: p for p in list_images(data) if p.stem.endswith("_HR")}
@@ -98,7 +98,7 @@ def realsr_items(data: Path, names=None):
         if names and name not in names:
             continue
         try:
-            lq, hr = _rgb_u8(lr_path), _rgb_u8(hr_path)
+            lq, hr = rgb_u8(lr_path), rgb_u8(hr_path)
             want = (lq.shape[0] * REALSR_SCALE, lq.shape[1] * REALSR_SCALE)
             # the documented crop: the HR's bottom and right edges down to 4× the LR (at most 3 px each)
             if not all(w <= h < w + REALSR_SCALE for h, w in zip(hr.shape[:2], want)):
@@ -144,7 +144,7 @@ def synthetic_items(data: str, names=None):
                 raise ValueError(f"sample {key} ({sample.get('__url__')}): missing members {missing}")
             meta = json.loads(sample["json"])
             def dec(m, sample=sample, key=key):
-                return to_uint8(_as_float(decode_png(sample[m], f"sample {key}: {m}")))
+                return to_uint8(as_float(decode_png(sample[m], f"sample {key}: {m}")))
 
             disp = np.load(io.BytesIO(sample["disp.npy"]), allow_pickle=False).astype(np.float32)
             x, y = meta["focus"]["xy"]

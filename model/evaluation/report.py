@@ -13,7 +13,7 @@ from PIL import Image
 from manifests.storage import atomic_file
 
 from .. import iqa
-from .common import BINS, F_NUMBER_BINS, ORDER
+from .shared import BINS, F_NUMBER_BINS, ORDER
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -27,12 +27,12 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
-def _mean(values) -> float | None:
+def mean_or_nan(values) -> float | None:
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return float(np.mean(values)) if values else None
 
 
-def _fmt(v, digits=4) -> str:
+def fmt_cell(v, digits=4) -> str:
     if v is None:
         return "–"
     if isinstance(v, float) and math.isinf(v):
@@ -64,10 +64,10 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
         mine = [r for r in rows if r["method"] == method and "error" not in r]
         cells = [method]
         for m in order:
-            cells.append(_fmt(fid.get(method)) if m == "fid" else _fmt(_mean(r.get(m) for r in mine)))
+            cells.append(fmt_cell(fid.get(method)) if m == "fid" else fmt_cell(mean_or_nan(r.get(m) for r in mine)))
         # the median: the first image of a method also pays one-time costs (compiling the renderer, loading weights)
         seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
-        cells.append(_fmt(float(np.median(seconds)) if seconds else None, 3))
+        cells.append(fmt_cell(float(np.median(seconds)) if seconds else None, 3))
         lines.append("| " + " | ".join(cells) + " |")
     failures = []
     for method in methods:  # failed or missing predictions, in the text a reader sees
@@ -96,8 +96,8 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
                       if r[f"px@{lab}"] and not math.isnan(r[f"psnr@{lab}"])]
                 count = sum(c for c, _ in se)
                 mse = sum(c * e for c, e in se) / count if count else None
-                cells.append("–" if mse is None else _fmt(math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse),
-                                                          2))
+                psnr = None if mse is None else math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+                cells.append("–" if psnr is None else fmt_cell(psnr, 2))
             lines.append("| " + " | ".join(cells) + " |")
     lines += f_number_table(rows, methods)
     return "\n".join(lines) + "\n"
@@ -118,7 +118,7 @@ def f_number_table(rows: list[dict], methods: list[str]) -> list[str]:
     for method in methods:
         cells = [method]
         for name in used:
-            cells.append(_fmt(_mean(r.get("psnr") for r in rows if r["method"] == method and "error" not in r
+            cells.append(fmt_cell(mean_or_nan(r.get("psnr") for r in rows if r["method"] == method and "error" not in r
                                     and "f_number" in r and label(r["f_number"]) == name), 2))
         out.append("| " + " | ".join(cells) + " |")
     return out

@@ -16,11 +16,11 @@ from manifests.outdir import claim
 from manifests.storage import atomic_file
 
 from .. import iqa
-from .common import COMMAND, OUTPUTS, Item, LQCache
 from .depth import evaluate_depth
-from .methods import Predictions, Runner, _external, _method_key, upsample
+from .methods import Predictions, Runner, external_method, method_key, upsample
 from .protocols import pairs_items, realsr_items, synthetic_items
 from .report import example_sheet, summarise, write_csv
+from .shared import COMMAND, OUTPUTS, Item, LQCache
 from .strata import strata
 
 
@@ -48,7 +48,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     else:
         items = synthetic_items(args.data)
     methods = args.method_list + list(args.prediction_dirs)
-    stores = {m: Predictions(out / "predictions" / m, _method_key(args, m)) for m in args.method_list}
+    stores = {m: Predictions(out / "predictions" / m, method_key(args, m)) for m in args.method_list}
     rows, skipped, examples = [], [], []
     total = args.limit
     bar = tqdm(total=total, desc=f"evaluating {args.protocol}", unit="image")
@@ -68,7 +68,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 row["f_number"] = item.f_number
             try:
                 if method in args.prediction_dirs:
-                    pred, seconds = _external(args.prediction_dirs[method], item.name, item.target.shape[:2]), None
+                    pred = external_method(args.prediction_dirs[method], item.name, item.target.shape[:2])
+                    seconds = None
                 else:
                     cached = stores[method].get(item.name)
                     if cached is None:

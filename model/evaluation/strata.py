@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import iqa
-from .common import BINS, Item
+from .shared import BINS, Item
 
 
 def strata(item: Item, se: np.ndarray, smap: np.ndarray) -> dict:

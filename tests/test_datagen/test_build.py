@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from common.errors import UserError
 from datagen.build import main, parse_args
 from datagen.shards import decode_disp
 
@@ -391,12 +392,12 @@ def test_where_the_build_runs_is_decided_before_ray_starts(tmp_path, monkeypatch
         live = f"127.0.0.1:{server.getsockname()[1]}"
         (tmp_path / "ray" / "ray_current_cluster").write_text(live)
         assert build.connect_ray(None, None)["mode"] == "cluster" and calls[-1]["address"] == live
-        with pytest.raises(SystemExit, match="--workers 3: only sizes a private local instance"):
+        with pytest.raises(UserError, match="--workers 3: only sizes a private local instance"):
             build.connect_ray(None, 3)
         assert build.connect_ray("local", 3)["mode"] == "local" and calls[-1]["num_cpus"] == 3
     (tmp_path / "ray" / "ray_current_cluster").write_text(live)  # the server is gone: a stale file
     assert build.connect_ray(None, None)["mode"] == "local" and calls[-1]["address"] == "local"
-    with pytest.raises(SystemExit, match=f"cannot reach the Ray cluster at {live}"):
+    with pytest.raises(UserError, match=f"cannot reach the Ray cluster at {live}"):
         build.connect_ray(live, None)
 
 

@@ -231,6 +231,7 @@ def test_clip_shards_and_unreadable_shards_are_refused_before_any_model_is_built
     import io
     import tarfile
 
+    from common.errors import UserError
     from model.data import check_shards, to_tensors
     from model.photos import check_run_inputs
 
@@ -242,10 +243,10 @@ def test_clip_shards_and_unreadable_shards_are_refused_before_any_model_is_built
             tar.addfile(info, io.BytesIO(b"{}"))
     with pytest.raises(ValueError, match=r"clip-000000.tar: holds clips .* not image samples"):
         check_shards([str(clip)])
-    with pytest.raises(SystemExit, match=r"^error: .*holds clips"):
+    with pytest.raises(UserError, match=r"holds clips"):
         check_run_inputs((str(clip), None), None, "train.isr_data")
     with pytest.raises(ValueError, match="holds clips"):
         to_tensors({"__key__": "k", "__url__": str(clip), "aif.000.png": b"", "json": b"{}"})
     (tmp_path / "noise.tar").write_bytes(b"\x13" * 4096)
-    with pytest.raises(SystemExit, match=r"^error: no readable sample in any of the 1 shards: .*noise.tar"):
+    with pytest.raises(UserError, match=r"^no readable sample in any of the 1 shards: .*noise.tar"):
         check_run_inputs((str(tmp_path / "noise.tar"), None), None, "train.isr_data")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from common.errors import UserError
 from model import distill as distill_mod
 from model.train import TrainConfig, load_configs, train
 
@@ -68,26 +69,26 @@ def test_a_tiny_run_writes_every_phase_validation_curves_and_checkpoints(tiny_ru
 
 def test_training_steps_lower_the_loss(shards):
     """The bokeh phase's trainable parameters (ControlNet + bokeh LoRA) learn: steps of the trainer's own
-    _step on one fixed batch lower its loss."""
+    train_step on one fixed batch lower its loss."""
     import itertools
 
     from model.data import ShardStream, StreamConfig, expand_urls, loader
     from model.distributed import setup
     from model.network import MagicBokeh
-    from model.train import _build, _step
+    from model.train import build_model, train_step
 
     mcfg, tcfg = load_configs("tiny", ["train.lr_bokeh=1e-3", "train.batch_size=4"])
     ctx = setup("cpu")
     try:
         torch.manual_seed(0)
-        model, _, optimizers = _build(ctx, mcfg, tcfg, lambda a, b: (a - b).abs().mean((1, 2, 3)))
+        model, _, optimizers = build_model(ctx, mcfg, tcfg, lambda a, b: (a - b).abs().mean((1, 2, 3)))
         assert isinstance(model, MagicBokeh)
         model.set_phase("bokeh")
         model.train()
         scfg = StreamConfig(4, 1, 0, mcfg.k_max, mcfg.focus_radius, 48)
         batch = next(iter(loader(ShardStream(expand_urls(shards[0]), scfg))))
-        losses = [_step(ctx, model, optimizers["bokeh"], itertools.repeat(batch), "bokeh", lambda a, b: (a - b).abs()
-                        .mean((1, 2, 3)), tcfg)[0] for _ in range(8)]
+        losses = [train_step(ctx, model, optimizers["bokeh"], itertools.repeat(batch), "bokeh",
+                             lambda a, b: (a - b).abs().mean((1, 2, 3)), tcfg)[0] for _ in range(8)]
     finally:
         ctx.close()
     assert losses[-1] < 0.9 * losses[0], losses  # measured: 0.333 -> 0.274 in 8 steps
@@ -281,6 +282,6 @@ def test_a_run_folder_that_is_not_this_runs_is_refused_before_any_work(shards, t
         main(parse_args(argv + ["--out", str(other)]))
     # shards that do not exist (a brace range past the last shard) are named before anything is built
     missing = train_shards.replace("000006}", "000009}")
-    with pytest.raises(SystemExit, match=r"train-000008.tar: no such shard file \(2 of the 10"):
+    with pytest.raises(UserError, match=r"train-000008.tar: no such shard file \(2 of the 10"):
         main(parse_args(["--config", "tiny", "--shards", missing, "--out", str(tmp_path / "x")]))
     assert not (tmp_path / "x").exists()

@@ -11,7 +11,7 @@ from scipy import ndimage
 from datagen.config import BUILD_RENDER
 from renderer import Layer, render_bokeh
 from renderer.kernels import bilinear1, exact_root
-from renderer.reference import _exact_hit, render_reference
+from renderer.reference import exact_hit, render_reference
 
 
 def _maps(rng, h=24, w=30):
@@ -33,7 +33,7 @@ def test_the_kernel_and_the_reference_solve_the_same_rays_exactly():
         ox, oy, df = 32 * rad * np.cos(ang), 32 * rad * np.sin(ang), rng.random()
         lo, hi = float(d.min()), float(d.max())
         py, px = np.mgrid[0:h, 0:w] + 0.5
-        ref = _exact_hit(d.astype(np.float64), px, py, ox, oy, df, lo, hi)
+        ref = exact_hit(d.astype(np.float64), px, py, ox, oy, df, lo, hi)
         for i, j in zip(rng.integers(0, h, 60), rng.integers(0, w, 60)):
             x, y = j + 0.5, i + 0.5
             if bilinear1(dtex, 0, x + (hi - df) * ox, y + (hi - df) * oy, pad) - hi >= 0:

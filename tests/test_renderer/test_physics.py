@@ -486,13 +486,13 @@ def test_a_layer_absent_from_a_box_does_not_reach_it_through_the_tables_round_of
     image's area: beside a 512² soft matte, boxes where the matte is exactly 0 read up to ~2e-11, so the old
     threshold 1e-12 let an absent layer count as present (and blur in-focus pixels far from it by up to 0.02)."""
     from renderer import kernels
-    from renderer.render import _summed_area_tables
+    from renderer.render import summed_area_tables
 
     n, pad = 512, 34
     rng = np.random.default_rng(0)
     tex = np.zeros((1, n + 2 * pad, n + 2 * pad, 4))
     tex[0, :, :300, 3] = rng.random((n + 2 * pad, 300))  # a soft matte on the left; nothing right of column 300
-    sat = _summed_area_tables(tex)
+    sat = summed_area_tables(tex)
     reads = []
     for _ in range(2000):
         half = rng.uniform(1.5, 30)

@@ -12,7 +12,7 @@ from datagen.config import BUILD_RENDER
 from renderer import Layer, render_bokeh
 from renderer.kernels import bilinear1, disk_square_moments, exact_root, nearer_surface
 from renderer.reference import render_reference
-from renderer.render import MAX_COC_PX, _general_windows, _nbuffers, _prepare
+from renderer.render import MAX_COC_PX, general_windows, nbuffers, prepare_layers
 
 BUILD = BUILD_RENDER  # datagen's render settings
 
@@ -92,9 +92,9 @@ def test_the_fold_probe_never_misses_a_nearer_part_of_the_map():
     """nearer_surface is conservative: for random aperture cells of pixels beside a blurred object on an in-focus
     wall, whenever a ray inside the cell meets the map in front of where its centre ray met it, the probe says so."""
     layer, K, df = _wall_object(), 24.0, 0.3
-    scene, _ = _prepare([layer], 2.2, 14, None)
-    nb, _ = _nbuffers(scene, 10.8)
-    dwin = _general_windows(scene, K, df)
+    scene, _ = prepare_layers([layer], 2.2, 14, None)
+    nb, _ = nbuffers(scene, 10.8)
+    dwin = general_windows(scene, K, df)
     pad, dtex = scene.pad, scene.dtex
     lo, hi = 0.3, 0.75
 

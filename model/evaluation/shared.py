@@ -53,7 +53,7 @@ class Item:
     f_number: float | None = None  # the target camera's, in a camera-true synthetic set
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -63,7 +63,7 @@ def image_seed(name: str, seed: int = EVAL_SEED) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") % 2 ** 63
 
 
-def _crop4(img: np.ndarray, scale: int = 4) -> np.ndarray:
+def crop4(img: np.ndarray, scale: int = 4) -> np.ndarray:
     h, w = img.shape[:2]
     return img[:h - h % scale, :w - w % scale]
 
@@ -90,10 +90,11 @@ class LQCache:
     def get(self, name: str, source: Path, hq_u8: np.ndarray) -> np.ndarray:
         from degradations import degrade
 
-        source_sha = _sha256(source)
+        source_sha = file_sha256(source)
         path = self.folder / f"{name}.png"
         entry = self.entries.get(name)
-        if entry and entry["source_sha256"] == source_sha and path.is_file() and _sha256(path) == entry["lq_sha256"]:
+        if (entry and entry["source_sha256"] == source_sha and path.is_file()
+                and file_sha256(path) == entry["lq_sha256"]):
             self.reused += 1
             return np.asarray(Image.open(path).convert("RGB"))
         seed = image_seed(name)
@@ -102,7 +103,7 @@ class LQCache:
         with atomic_file(path) as f:
             Image.fromarray(lq).save(f, format="PNG")
         self.entries[name] = {"source": display_name(source), "source_sha256": source_sha, "seed": seed,
-                              "lq": path.name, "lq_sha256": _sha256(path), "hq_size": list(hq_u8.shape[1::-1])}
+                              "lq": path.name, "lq_sha256": file_sha256(path), "hq_size": list(hq_u8.shape[1::-1])}
         self.made += 1
         return lq
 
@@ -119,7 +120,7 @@ class LQCache:
             f.write(dumps(data, indent=1))
 
 
-def _stem_map(folder: Path, strip: tuple = ()) -> dict[str, Path]:
+def stem_map(folder: Path, strip: tuple = ()) -> dict[str, Path]:
     out = {}
     for p in list_images(folder):
         stem = p.stem
@@ -131,7 +132,7 @@ def _stem_map(folder: Path, strip: tuple = ()) -> dict[str, Path]:
     return out
 
 
-def _rgb_u8(path: Path) -> np.ndarray:
+def rgb_u8(path: Path) -> np.ndarray:
     rgb, alpha = load_image(path)  # names the file on bad input
     if alpha is not None:
         from common.images import on_white
@@ -140,7 +141,7 @@ def _rgb_u8(path: Path) -> np.ndarray:
     return to_uint8(rgb)
 
 
-def _disparity_file(folder: Path, name: str) -> Path | None:
+def disparity_file(folder: Path, name: str) -> Path | None:
     for ext in (".npy", ".png", ".tif", ".tiff", ".pfm", ".exr"):
         p = folder / f"{name}{ext}"
         if p.is_file():
@@ -148,5 +149,5 @@ def _disparity_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _as_float(a: np.ndarray) -> np.ndarray:
+def as_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 65535.0)
