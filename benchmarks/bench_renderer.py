@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.metrics import psnr
 from renderer import Layer, render_bokeh
 
 
@@ -59,11 +60,6 @@ def bench_scene(size: int) -> list[Layer]:
     fg2 = Layer(_photo("chelsea", size), _soft_ellipse(size, 0.62, 0.68, 0.25, 0.22, soft=2.5),
                 np.full((size, size), 0.55, np.float32), name="fg_mid")
     return [fg1, fg2, bg]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def run(layers, K, df, seed=0, **quality):

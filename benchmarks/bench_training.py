@@ -47,9 +47,9 @@ def main(argv=None) -> None:
     print(f"\ntiny recipe, {tcfg.total_steps} steps on {args.samples - 32} scenes at {args.size}² "
           f"({time.perf_counter() - t0:.0f} s); held-out bokeh PSNR (dB):")
     for r in rows:
-        gain = float(r["psnr_bokeh"]) - float(r["psnr_bokeh_identity"])
-        print(f"  step {int(r['step']):>4}: model {float(r['psnr_bokeh']):.2f}, identity "
-              f"{float(r['psnr_bokeh_identity']):.2f} ({gain:+.2f}); SSIM-Y {float(r['ssim_y_bokeh']):.4f}")
+        gain = float(r["psnr_rgb_bokeh"]) - float(r["psnr_rgb_bokeh_identity"])
+        print(f"  step {int(r['step']):>4}: model {float(r['psnr_rgb_bokeh']):.2f}, identity "
+              f"{float(r['psnr_rgb_bokeh_identity']):.2f} ({gain:+.2f}); SSIM-Y {float(r['ssim_y_bokeh']):.4f}")
     print(f"run: {run} (curves.png, val_examples_*.png)")
 
 

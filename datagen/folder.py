@@ -78,9 +78,8 @@ def preview(store, count: int = 4) -> bytes | None:
     frames (datagen.clips.clip_preview), and the first clip's frames as ``preview.gif`` (written here)."""
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
-    from common.images import decode_png
     from datagen.preview import contact_sheet_png
-    from datagen.shards import decode_disp
+    from datagen.shards import decode_sample
 
     if not store.exists("train-000000.tar"):
         return None
@@ -97,8 +96,8 @@ def preview(store, count: int = 4) -> bytes | None:
                 if len(samples) == count:
                     break
                 continue
-            png = {k: _to8(decode_png(s[f"{k}.png"], f"train-000000.tar: {k}.png")) for k in ("aif", "bokeh", "lq")}
-            samples.append({**png, "disp": decode_disp(s["disp.npy"]), "json": json.loads(s["json"])})
+            d = decode_sample(s)
+            samples.append({**{k: _to8(d[k]) for k in ("aif", "bokeh", "lq")}, "disp": d["disp"], "json": d["json"]})
             if len(samples) == count:
                 break
     if samples and "frames" in samples[0]["json"]:

@@ -50,6 +50,34 @@ def encode_clip(clip: dict, png_compress_level: int = 3) -> dict[str, bytes]:
     return out
 
 
+def decode_sample(sample: dict) -> dict:
+    """An image sample as WebDataset yields it (member name -> bytes, or already decoded by ``.decode()``) ->
+    {"aif", "bokeh", "lq": H×W×3 uint8 (uint16 for a 16-bit build's aif and bokeh), "disp": H×W float32, "json":
+    dict}: the inverse of :func:`encode_sample`. A ValueError names the sample and its shard when a member is
+    missing or cannot be decoded, and says so when the sample is a clip (:func:`decode_clip` reads those)."""
+    import json
+
+    from common.images import decode_png
+
+    key = sample.get("__key__", "the sample")
+    where = f"sample {key} ({sample['__url__']})" if "__url__" in sample else f"sample {key}"
+    if any(k.startswith("aif.") and k[4:7].isdigit() for k in sample):
+        raise ValueError(f"{where}: a clip (aif.000.png, ...), not an image sample: read it with decode_clip")
+    missing = [m for m in MEMBERS if m not in sample]
+    if missing:
+        raise ValueError(f"{where}: missing members {missing}")
+    out = {}
+    for name in ("aif", "bokeh", "lq"):
+        value = sample[f"{name}.png"]
+        out[name] = (decode_png(bytes(value), f"{where}: {name}.png") if isinstance(value, (bytes, bytearray))
+                     else _as_stored(np.asarray(value), name))
+    disp = sample["disp.npy"]
+    out["disp"] = decode_disp(bytes(disp)) if isinstance(disp, (bytes, bytearray)) else np.asarray(disp, np.float32)
+    meta = sample["json"]
+    out["json"] = meta if isinstance(meta, dict) else json.loads(meta)
+    return out
+
+
 def decode_clip(sample: dict) -> dict:
     """A clip sample as WebDataset yields it (member name -> bytes) -> {"aif", "bokeh", "lq": T×H×W×3 (uint8, or
     uint16 for 16-bit builds), "disp": T×H×W float32, "json": dict}, and "flow": (T-1)×H×W×2 float32 (x, y) px
@@ -101,7 +129,7 @@ def _as_stored(a: np.ndarray, name: str) -> np.ndarray:
 
 def decode_disp(data: bytes) -> np.ndarray:
     """The ``disp.npy`` member (or a clip's ``flow.NNN.npy``) back to its float32 array (full precision)."""
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32, copy=False)
 
 
 class _Digesting:

@@ -23,9 +23,7 @@ import socket
 from pathlib import Path, PurePosixPath
 
 from common.errors import UserError
-from manifests.storage import bounded, cached_filesystem, check_location
-from manifests.storage import is_uri as _has_scheme
-from manifests.storage import shown as _shown
+from manifests.storage import bounded, cached_filesystem, check_location, is_uri, shown
 
 DEMO = "demo://"
 
@@ -55,14 +53,8 @@ def node_name() -> str:
     return socket.gethostname()
 
 
-def is_uri(location: str) -> bool:
-    """A pyarrow.fs URI (not a local path, not a demo:// location)."""
-    return _has_scheme(location) and not str(location).startswith(DEMO)
-
-
-def shown(location: str) -> str:
-    """A location as messages show it: a URI without its query string or user info (credentials)."""
-    return _shown(location)
+__all__ = ["DEMO", "AssetUnavailable", "Folder", "check_node", "is_uri", "node_name", "read_bytes", "read_checked",
+           "shown"]
 
 
 def _filesystem(uri: str):

@@ -15,13 +15,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from common.images import IMAGE_SUFFIXES, list_images, load_image, on_white, to_uint8
 from manifests import pairs_schema, skipped_schema, write_table
 from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
+from manifests.storage import save_image
 
 from .config import DegradationConfig
 from .pipeline import degrade
@@ -93,8 +93,8 @@ def _degrade_folder(args: argparse.Namespace, cfg) -> tuple[list[dict], list[dic
             skipped.append({"source": str(path), "reason": str(e)})
             continue
         name = path.relative_to(args.input).with_suffix("").as_posix().replace("/", "__")
-        Image.fromarray(hq).save(args.out / "hq" / f"{name}.png")
-        Image.fromarray(lq).save(args.out / "lq" / f"{name}.png")
+        save_image(args.out / "hq" / f"{name}.png", hq)
+        save_image(args.out / "lq" / f"{name}.png", lq)
         rows.append({"name": name, "source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                      "hq": f"hq/{name}.png", "lq": f"lq/{name}.png", "hq_height": h, "hq_width": w, "index": index,
                      **rec.columns()})

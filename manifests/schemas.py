@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 # The members of every sample in a shard (ARCHITECTURE.md, "Samples"), in the order the manifests list them.
 MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
@@ -189,5 +190,9 @@ def checked_table(rows: list[dict], schema: pa.Schema, source="rows") -> pa.Tabl
 
 
 def write_table(rows: list[dict], schema: pa.Schema, path) -> None:
-    """Write rows to a Parquet file, checked against the schema."""
-    pq.write_table(checked_table(rows, schema, path), path)
+    """Write rows to the Parquet file ``path``, checked against the schema, through the one atomic write
+    (:meth:`manifests.storage.Store.write_table`)."""
+    from .storage import Store
+
+    path = Path(path)
+    Store(path.parent).write_table(checked_table(rows, schema, path), path.name)

@@ -51,7 +51,10 @@ SHARD_MANIFESTS = "*-[0-9][0-9][0-9][0-9][0-9][0-9].parquet"  # train-000000.par
 
 
 def is_uri(location) -> bool:
-    return "://" in str(location)
+    """A ``pyarrow.fs`` URI (``s3://…``, ``gs://…``, ``file://…``): not a local path, and not a bundled
+    ``demo://`` asset location (datagen.sources), which names files generated on each node."""
+    location = str(location)
+    return "://" in location and not location.startswith("demo://")
 
 
 def shown(location) -> str:
@@ -235,6 +238,34 @@ def atomic_file(path, mode: str = "wb"):
             yield text
             text.flush()
             text.detach()
+
+
+def save_image(path, image, **pil_options) -> None:
+    """A PIL image (or an H×W[×C] uint8/uint16 array) saved at ``path`` through :func:`atomic_file`; the format
+    from the file's extension, ``pil_options`` passed to ``Image.save`` (compress_level, quality, ...)."""
+    from PIL import Image
+
+    path = Path(path)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    with atomic_file(path) as f:
+        img.save(f, format=fmt, **pil_options)
+
+
+def save_figure(path, fig, **options) -> None:
+    """A matplotlib figure saved at ``path`` (PNG) through :func:`atomic_file`."""
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", **options)
+
+
+def write_csv(path, rows: list[dict], fieldnames=None) -> None:
+    """Rows (dicts with the same keys) as a CSV file at ``path``, through :func:`atomic_file`."""
+    import csv
+
+    with atomic_file(path, "w") as f:
+        w = csv.DictWriter(f, fieldnames=list(fieldnames or (rows[0] if rows else [])))
+        w.writeheader()
+        w.writerows(rows)
 
 
 class Store:

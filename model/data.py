@@ -9,7 +9,6 @@ defocus map K·|d − d_f| / K_max and the focus mask (K·|d − d_f| ≤ focus_
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -23,8 +22,8 @@ import torch.nn.functional as F
 import webdataset as wds
 
 from common.errors import UserError
-from common.images import decode_png
 from common.limits import MAX_K
+from datagen.shards import decode_sample
 
 from .conditioning import defocus_and_mask
 
@@ -145,11 +144,6 @@ def expand_urls(spec) -> list[str]:
     return urls
 
 
-def _png(data: bytes, key: str, name: str) -> np.ndarray:
-    """A member PNG as H×W×3 uint8 or (a 16-bit build's aif/bokeh) uint16."""
-    return decode_png(data, f"sample {key}: {name}")
-
-
 def derive_seed(seed: int, stream: str, index: int) -> int:
     """The seed of one served sample: from the run's seed, the stream and the sample's global index (which encodes
     the step, the rank and the position in the batch), so a resumed or repeated run draws exactly the same."""
@@ -169,8 +163,6 @@ class DataError(UserError, ValueError):
     one line naming the shard."""
 
 
-#: every member an image sample holds (datagen.shards.encode_sample)
-IMAGE_MEMBERS = ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json")
 #: what a damaged sample raises while it is decoded: skipped with its key and shard, never a crash
 DAMAGE = (ValueError, KeyError, TypeError, OSError, EOFError, json.JSONDecodeError, IndexError)
 
@@ -193,12 +185,8 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
     key = sample["__key__"]
     if _is_clip(sample):
         raise DataError(clip_refusal(sample.get("__url__", "?")))
-    missing = [m for m in IMAGE_MEMBERS if m not in sample]
-    if missing:
-        raise ValueError(f"sample {key} ({sample.get('__url__', '?')}): missing members {missing}")
-    aif, bokeh, lq = (_png(sample[f"{n}.png"], key, f"{n}.png") for n in ("aif", "bokeh", "lq"))
-    disp = np.load(io.BytesIO(sample["disp.npy"]), allow_pickle=False).astype(np.float32)
-    meta = json.loads(sample["json"])
+    decoded = decode_sample(sample)  # a ValueError naming the sample and its shard when a member is damaged
+    aif, bokeh, lq, disp, meta = (decoded[k] for k in ("aif", "bokeh", "lq", "disp", "json"))
     K, d_f = float(meta["render"]["K"]), float(meta["render"]["focus_disparity"])
     rng = random.Random(f"{seed}:{key}" if index is None else f"{seed}:sample:{index}")
     if redegrade:

@@ -15,7 +15,6 @@ standing in for the pretrained weights the real configuration loads.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from common.limits import check_seed
 from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
+from manifests.storage import write_csv
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
@@ -238,10 +238,7 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
         teacher.cpu()
         after = evaluate(student, teacher, val_urls, scfg)
         rows = [{"when": "before", **before}, {"when": "after", **after}]
-        with open(out / "depth_eval.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(out / "depth_eval.csv", rows)
         student.model.save_pretrained(out / "student")
         _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
         log.info(f"after: gap to the teacher on clear inputs {before['gap']:.4f} -> {after['gap']:.4f}; "

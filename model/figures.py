@@ -16,7 +16,8 @@ def _img(t: torch.Tensor) -> np.ndarray:
 
 
 def example_grid(rows: list[list[torch.Tensor]], path: Path) -> None:
-    from PIL import Image
 
     grid = np.concatenate([np.concatenate([_img(t) for t in row], axis=1) for row in rows], axis=0)
-    Image.fromarray(grid).save(path)
+    from manifests.storage import save_image
+
+    save_image(path, grid)

@@ -51,9 +51,10 @@ def load_disparity(path, shape, out_shape=None) -> np.ndarray:
 
 def _save(path: Path, rgb: np.ndarray) -> None:
     from common.images import to_uint8
+    from manifests.storage import save_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(rgb)).save(path)
+    save_image(path, to_uint8(rgb))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -358,7 +359,9 @@ def infer(args: argparse.Namespace) -> dict:
     out_path = Path(args.out)
     _save(out_path, out)
     disp_path = disparity_path(out_path)
-    Image.fromarray((disp * 65535).round().astype(np.uint16)).save(disp_path)
+    from manifests.storage import save_image
+
+    save_image(disp_path, (disp * 65535).round().astype(np.uint16))
     total = time.perf_counter() - t_start
     print(f"{image} ({w}×{h}) -> {out_path}  [{what}, K={args.K:g}, d_f={d_f:.3f}]")
     print(f"time: depth {depth_s:.2f} s, bokeh {render_s:.2f} s, total {total:.2f} s; disparity -> {disp_path}")

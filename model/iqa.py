@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.metrics import psnr_from_mse
+
 PYIQA_METRICS = ("lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid")
 HERE_METRICS = ("psnr", "ssim")
 ALL_METRICS = HERE_METRICS + PYIQA_METRICS
@@ -82,8 +84,7 @@ def psnr_ssim_maps(pred_u8: np.ndarray, ref_u8: np.ndarray, color: str = "y", cr
 
 
 def psnr_from_se(se: np.ndarray) -> float:
-    mse = float(np.mean(se)) if se.size else float("nan")
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return psnr_from_mse(float(np.mean(se)) if se.size else float("nan"))
 
 
 def psnr_ssim(pred_u8: np.ndarray, ref_u8: np.ndarray, color: str = "y", crop: int = 0) -> tuple[float, float]:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from manifests.lock import writer_lock
 from manifests.outdir import OutputFolderError, claim
+from manifests.storage import atomic_file, save_figure
 
 from .config import ModelConfig, configs_or_exit, load_section, parse_run_args
 from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader, val_batches
@@ -117,10 +118,13 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 # ---------------------------------------------------------------- metrics and images
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per image, inputs in [-1, 1], measured in [0, 1]."""
+def psnr_rgb(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR per image on RGB in [0, 1], unquantised (val.csv's psnr_rgb_*): inputs in [-1, 1]. model.evaluate's
+    summary.md reports iqa's PSNR on 8-bit BT.601 Y instead; both through common.metrics.psnr_from_mse."""
+    from common.metrics import psnr_from_mse
+
     mse = (((pred.clamp(-1, 1) - target) / 2) ** 2).flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+    return psnr_from_mse(mse.clamp_min(1e-12), peak=1.0)
 
 
 def ssim_y(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
@@ -202,7 +206,7 @@ def _trim_csv(path: Path, step: int) -> None:
     with open(path) as f:
         rows = list(csv.reader(f))
     keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
-    with open(path, "w", newline="") as f:
+    with atomic_file(path, "w") as f:
         csv.writer(f).writerows(keep)
 
 
@@ -220,8 +224,8 @@ def _append(path: Path, row: dict) -> None:
 def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: Path, max_examples: int = 4) -> dict:
     model.eval()
     scfg = StreamConfig(tcfg.batch_size, 1, tcfg.seed, mcfg.k_max, mcfg.focus_radius, None)  # whole samples
-    acc = {k: [] for k in ("psnr_bokeh", "ssim_y_bokeh", "psnr_aif", "ssim_y_aif", "psnr_bokeh_identity",
-                           "psnr_aif_identity")}
+    acc = {k: [] for k in ("psnr_rgb_bokeh", "ssim_y_bokeh", "psnr_rgb_aif", "ssim_y_aif",
+                           "psnr_rgb_bokeh_identity", "psnr_rgb_aif_identity")}
     rows = []
     device = next(model.parameters()).device
     for b in val_batches(urls, scfg):
@@ -229,20 +233,21 @@ def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: 
         with autocast(device, tcfg.precision):
             bokeh = model(d["lq"], d["defocus"], d["mask"]).float().cpu()
             aif = model(d["lq"]).float().cpu()
-        acc["psnr_bokeh"] += psnr(bokeh, b["bokeh"]).tolist()
+        acc["psnr_rgb_bokeh"] += psnr_rgb(bokeh, b["bokeh"]).tolist()
         acc["ssim_y_bokeh"] += ssim_y(bokeh, b["bokeh"])
-        acc["psnr_aif"] += psnr(aif, b["aif"]).tolist()
+        acc["psnr_rgb_aif"] += psnr_rgb(aif, b["aif"]).tolist()
         acc["ssim_y_aif"] += ssim_y(aif, b["aif"])
-        acc["psnr_bokeh_identity"] += psnr(b["lq"], b["bokeh"]).tolist()
-        acc["psnr_aif_identity"] += psnr(b["lq"], b["aif"]).tolist()
+        acc["psnr_rgb_bokeh_identity"] += psnr_rgb(b["lq"], b["bokeh"]).tolist()
+        acc["psnr_rgb_aif_identity"] += psnr_rgb(b["lq"], b["aif"]).tolist()
         for i in range(len(b["key"])):
             if len(rows) < max_examples:
                 rows.append([b["lq"][i], aif[i], b["aif"][i], b["defocus"][i] * 2 - 1, bokeh[i], b["bokeh"][i]])
     model.train()
-    if not acc["psnr_bokeh"]:
+    if not acc["psnr_rgb_bokeh"]:
         raise ValueError(f"validation shards {urls!r} hold no samples")
     example_grid(rows, run / f"val_examples_{step:07d}.png")
-    return {"step": step, "n": len(acc["psnr_bokeh"]), **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}}
+    return {"step": step, "n": len(acc["psnr_rgb_bokeh"]),
+            **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}}
 
 
 def plot(run: Path) -> None:
@@ -265,13 +270,13 @@ def plot(run: Path) -> None:
         with open(run / "val.csv") as f:
             rows = list(csv.DictReader(f))
         steps = [int(r["step"]) for r in rows]
-        for key, style in (("psnr_bokeh", "-o"), ("psnr_bokeh_identity", "--"), ("psnr_aif", "-s"),
-                           ("psnr_aif_identity", ":")):
+        for key, style in (("psnr_rgb_bokeh", "-o"), ("psnr_rgb_bokeh_identity", "--"),
+                           ("psnr_rgb_aif", "-s"), ("psnr_rgb_aif_identity", ":")):
             axes[1].plot(steps, [float(r[key]) for r in rows], style, label=key)
         axes[1].set(xlabel="step", ylabel="PSNR dB", title="validation")
         axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(run / "curves.png", dpi=100)
+    save_figure(run / "curves.png", fig, dpi=100)
     plt.close(fig)
 
 
@@ -396,7 +401,8 @@ def _own_run_folder(ctx, run: Path, mcfg: ModelConfig, tcfg: TrainConfig, inputs
             if differ:
                 raise OutputFolderError(f"--out {run}: holds a run of another configuration ({'; '.join(differ[:6])}"
                                         f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config")
-        cfg_file.write_text(json.dumps(record, indent=2))
+        with atomic_file(cfg_file, "w") as f:
+            f.write(json.dumps(record, indent=2))
     ctx.barrier()
     if ctx.distributed and json.loads(cfg_file.read_text()) != json.loads(json.dumps(record)):
         raise ValueError(f"{run}: rank {ctx.rank} has another configuration than rank 0 ({cfg_file})")
@@ -533,8 +539,9 @@ def _validate(ctx, model, val_urls, mcfg: ModelConfig, tcfg: TrainConfig, done: 
     if ctx.main:
         row = validate(model, val_urls, mcfg, tcfg, done, run)
         _append(run / "val.csv", row)
-        log.info(f"val @ {done}: bokeh PSNR {row['psnr_bokeh']:.2f} dB (identity {row['psnr_bokeh_identity']:.2f}), "
-                 f"all-in-focus {row['psnr_aif']:.2f} dB (identity {row['psnr_aif_identity']:.2f})")
+        log.info(f"val @ {done}: bokeh PSNR (RGB) {row['psnr_rgb_bokeh']:.2f} dB (identity "
+                 f"{row['psnr_rgb_bokeh_identity']:.2f}), all-in-focus {row['psnr_rgb_aif']:.2f} dB "
+                 f"(identity {row['psnr_rgb_aif_identity']:.2f})")
         plot(run)
     ctx.barrier()
     return row

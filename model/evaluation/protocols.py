@@ -128,28 +128,24 @@ def synthetic_urls(data: str) -> list[str]:
 
 
 def synthetic_items(data: str, names=None):
-    import io
-
     import webdataset as wds
 
-    from common.images import decode_png
+    from datagen.shards import decode_sample
 
     for sample in wds.WebDataset(synthetic_urls(data), shardshuffle=False, empty_check=False):
         key = sample["__key__"]
         if names and key not in names:
             continue
         try:
-            missing = [m for m in ("aif.png", "bokeh.png", "lq.png", "disp.npy", "json") if m not in sample]
-            if missing:
-                raise ValueError(f"sample {key} ({sample.get('__url__')}): missing members {missing}")
-            meta = json.loads(sample["json"])
-            def dec(m, sample=sample, key=key):
-                return to_uint8(as_float(decode_png(sample[m], f"sample {key}: {m}")))
+            s = decode_sample(sample)
+            meta = s["json"]
 
-            disp = np.load(io.BytesIO(sample["disp.npy"]), allow_pickle=False).astype(np.float32)
+            def dec(name, s=s):
+                return to_uint8(as_float(s[name]))
+
             x, y = meta["focus"]["xy"]
-            item = Item(key, dec("lq.png"), dec("bokeh.png"), float(meta["render"]["K"]), aif=dec("aif.png"),
-                        disp=disp, focus_disparity=float(meta["render"]["focus_disparity"]),
+            item = Item(key, dec("lq"), dec("bokeh"), float(meta["render"]["K"]), aif=dec("aif"),
+                        disp=s["disp"], focus_disparity=float(meta["render"]["focus_disparity"]),
                         focus_xy=(int(x), int(y)), source=f"{Path(sample['__url__']).name}:{key}",
                         f_number=(meta.get("camera") or {}).get("target", {}).get("f_number"))
         except (ValueError, KeyError) as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from manifests.storage import atomic_file
+from manifests.storage import atomic_file, save_image
 
 from .. import iqa
 from .shared import BINS, F_NUMBER_BINS, ORDER
@@ -152,4 +152,4 @@ def example_sheet(path: Path, examples: list, labels: list[str], width: int = 25
     for r in rows:
         sheet.paste(r, (0, y))
         y += r.height
-    sheet.save(path)
+    save_image(path, sheet)

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from common.images import to_uint8
 from manifests.outdir import claim
-from manifests.storage import atomic_file
+from manifests.storage import atomic_file, save_image
 
 from .. import iqa
 from .depth import evaluate_depth
@@ -98,12 +97,12 @@ def evaluate(args: argparse.Namespace) -> dict:
             row.update(metrics.score(pred, item.target))
             if "fid" in metrics.metrics:
                 fid_dirs[method].mkdir(parents=True, exist_ok=True)
-                Image.fromarray(pred).save(fid_dirs[method] / f"{item.name}.png")
+                save_image(fid_dirs[method] / f"{item.name}.png", pred)
             rows.append(row)
             shown.append(pred)
         if "fid" in metrics.metrics:
             (out / "fid" / "_target").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(item.target).save(out / "fid" / "_target" / f"{item.name}.png")
+            save_image(out / "fid" / "_target" / f"{item.name}.png", item.target)
         if len(examples) < args.examples:
             examples.append((item.name, shown + [item.target]))
         bar.update(1)
