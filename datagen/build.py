@@ -101,11 +101,10 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
 
     from datagen.assets import usable
     from datagen.camera import camera_columns, draw_camera
-    from datagen.clips import clip_columns, draw_clip, make_clip
-    from datagen.scenes import draw_scene, make_sample
-    from datagen.shards import encode_clip, encode_sample, member_columns, write_shard
-    from manifests import Store, samples_schema
-    from manifests.schemas import member_names
+    from datagen.recipe import recipe_for
+    from datagen.scenes import draw_scene
+    from datagen.shards import member_columns, write_shard
+    from manifests import Store
     from renderer import Highlights
 
     t0 = time.perf_counter()
@@ -116,6 +115,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     by_id = {a.id: a for a in rows}
     deg = cfg.degradation_config()
     boost = Highlights(cfg.highlights.threshold, cfg.highlights.gain)
+    recipe = recipe_for(cfg)
     written, records, failures = [], [], []
     for index in indices:
         key = f"{shard:06d}_{index:06d}"
@@ -123,17 +123,9 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
             spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size,
                               highlights_prob=cfg.highlights.prob)
             camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
-            if cfg.sequence.frames:
-                clip = draw_clip(spec, cfg.sequence, cfg.scene.targets()[0])
-                sample = make_clip(spec, by_id, clip, deg, boost, cfg.bit_depth, cfg.scene.fg_margin,
-                                   cfg.sequence.flow, camera=camera, **cfg.render)
-                members = encode_clip(sample, cfg.png_compress_level)
-                first = sample["json"]["frames"][0]  # a clip's row records its first frame's focus
-                focus = {"target": first["target"], "xy": first["xy"], "disparity": first["focus_disparity"]}
-            else:
-                sample = make_sample(spec, by_id, deg, boost, cfg.bit_depth, camera=camera, **cfg.render)
-                members = encode_sample(sample, cfg.png_compress_level)
-                focus = sample["json"]["focus"]
+            sample = recipe.make(spec, by_id, deg, boost, camera)
+            members = recipe.encode(sample)
+            focus = recipe.focus(sample)
         except AssetUnavailable:
             raise  # this node's storage, not this sample
         except Exception as e:  # one bad sample is recorded, not fatal (unless too many)
@@ -144,16 +136,15 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
                         "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
                         "focus_disparity": focus["disparity"],
                         **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
-                        **(clip_columns(sample["json"]) if cfg.sequence.frames else {}),
+                        **recipe.columns(sample),
                         **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
-                        **member_columns(members, member_names(cfg.sequence.frames, cfg.sequence.flow))})
+                        **member_columns(members, recipe.members())})
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
-    table = pa.Table.from_pylist(records, schema=samples_schema(cfg.scene.num_foregrounds, cfg.camera.enabled,
-                                                                    cfg.sequence.frames, cfg.sequence.flow))
+    table = pa.Table.from_pylist(records, schema=recipe.schema())
     table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
                                            "shard_sha256": sha256})
     store.write_table(table, f"{name}.parquet")
@@ -392,11 +383,11 @@ def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list,
     print(f"wrote {summary['samples']} samples in {len(summary['shards'])} shards to {where}")
     if sheet:
         last = len(summary["shards"]) - 1
-        rows = "per clip: bokeh frames above all-in-focus ones (and their flow); the first clip plays in preview.gif" \
-            if cfg.sequence.frames else "rows: LQ, all-in-focus, disparity, defocus map, bokeh"
-        print(f"look at them: {where}/preview.png ({rows}) and {where}/report.html; read them with "
-              f"webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar')"
-              + (" and datagen.shards.decode_clip" if cfg.sequence.frames else ""))
+        from datagen.recipe import recipe_for
+
+        recipe = recipe_for(cfg)
+        print(f"look at them: {where}/preview.png ({recipe.preview_rows}) and {where}/report.html; read them with "
+              f"webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar'){recipe.reader}")
     return summary
 
 
