@@ -1,7 +1,7 @@
 """Numba kernels of the layered thin-lens ray tracer.
 
-Physical model (ARCHITECTURE.md, "Renderer contract"). For output pixel p and an aperture point s, the ray crosses disparity level d at
-image position
+Physical model (ARCHITECTURE.md, "Renderer contract"). For output pixel p and an aperture point s, the ray crosses
+disparity level d at image position
 
     x(d) = p + K·(d − d_f)·s.
 
@@ -672,8 +672,9 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
     is bilinear, so in-focus layers are read exactly as the path-traced references read them). Also returns
     whether a box read saw a partly covered patch with more layers behind it (an occlusion edge in the cell).
 
-    textures = (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin) (see :func:`render_kernel`); state = (relevant, dlo,
-    dhi, fold, dl, order): stage 1's per-layer results for this pixel and the ray's scratch; view = (K, df, px, py).
+    textures = (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin) (see :func:`render_kernel`); state = (relevant,
+    dlo, dhi, fold, dl, order): stage 1's per-layer results for this pixel and the ray's scratch; view = (K, df, px,
+    py).
 
     [bx ± bh] × [by ± bh] is the whole cell (a cell cut by the aperture's edge reads a smaller box, of the
     moments of its part inside): where a general layer may fold, every ray in it is asked whether it may meet the
@@ -1429,8 +1430,9 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
     Per pixel: 1. the layers its rays can meet; 1c. one surface, flat enough over the pixel's disk, through a round
-    aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge already split); 3. trace
-    them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead of counting.
+    aperture: a disk mean read in texel rows; 2. the aperture cells into a queue (cells cut by the aperture's edge
+    already split); 3. trace them, a cell whose footprint straddles an occlusion edge appending its sub-cells instead
+    of counting.
     """
     tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_cell = sampling
