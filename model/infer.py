@@ -15,6 +15,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,34 @@ def _save(path: Path, rgb: np.ndarray) -> None:
     save_image(path, to_uint8(rgb))
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+@dataclass
+class InferRequest:
+    """One inference, typed: what ``python -m model.infer`` and :func:`render` both build and :func:`infer` runs.
+    The fields are the command line's (README "The model"); ``camera`` and ``focus_xy`` are filled by
+    :func:`check_args`."""
+
+    image: str
+    out: str
+    K: float | None = None
+    focus: str | None = None  # "X,Y" in the input's pixels
+    focus_disparity: float | None = None
+    lens: float | None = None
+    f_number: float | None = None
+    sensor: str = "full-frame"
+    focus_distance: float | None = None
+    depth: str | None = None
+    weights: str | None = None
+    config: str = "tiny"
+    depth_weights: str | None = None
+    disparity: str | None = None
+    upscale: float = 1.0
+    classical: bool = False
+    tile_overlap: int = 64
+    camera: object = field(default=None, repr=False)  # renderer.lens.Camera of the camera form
+    focus_xy: tuple[int, int] | None = None
+
+
+def parse_args(argv=None) -> InferRequest:
     p = argparse.ArgumentParser(prog="python -m model.infer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", required=True, help="input photo (any PIL-readable image; RGBA is composited on white)")
@@ -85,7 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for i in range(len(argv) - 1):
         if argv[i] == "--focus" and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
             argv[i:i + 2] = [f"--focus={argv[i + 1]}", ""]
-    args = p.parse_args([a for a in argv if a != ""])
+    args = InferRequest(**vars(p.parse_args([a for a in argv if a != ""])))
     try:
         check_args(args)
     except ValueError as e:
@@ -99,7 +127,7 @@ def disparity_path(out) -> Path:
     return out.with_name(out.stem + "_disparity.png")
 
 
-def check_camera_args(args: argparse.Namespace) -> None:
+def check_camera_args(args: InferRequest) -> None:
     """The camera form: --lens, --f-number, --depth and one of --focus-distance / --focus, and none of the K form's
     flags. Fills ``args.camera`` (renderer.lens.Camera)."""
     from renderer.lens import FULL_FRAME_WIDTH_MM, Camera
@@ -191,7 +219,7 @@ def camera_disparity(args, z: np.ndarray, shape) -> tuple[np.ndarray, float, flo
     return disp, K, d_f, f"{args.camera.name}, focused at {z_f:g} m (nearest {z_near:g} m)"
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: InferRequest) -> None:
     """Every argument checked before anything heavy runs (depth network, model, renderer); a ValueError names
     the argument. Fills ``args.focus_xy``."""
     image = Path(args.image)
@@ -253,7 +281,7 @@ def check_args(args: argparse.Namespace) -> None:
         _check_camera_k(args, (w, h))
 
 
-def _check_camera_k(args: argparse.Namespace, size: tuple[int, int]) -> None:
+def _check_camera_k(args: InferRequest, size: tuple[int, int]) -> None:
     """The camera form with --depth FILE: its K at the working size within the renderer's (--classical) or the
     model's limit, and the depth itself usable (a ValueError naming it otherwise)."""
     from common.images import read_depth
@@ -273,7 +301,7 @@ def _check_camera_k(args: argparse.Namespace, size: tuple[int, int]) -> None:
                          f"distance, a larger f-number or a smaller image")
 
 
-def infer(args: argparse.Namespace) -> dict:
+def infer(args: InferRequest) -> dict:
     """Run one inference as the command line describes it (``parse_args`` checked ``args``); returns the paths,
     the focus disparity and the timings."""
     t_start = time.perf_counter()
@@ -375,17 +403,15 @@ def render(image, out, *, K: float, focus: tuple[int, int] | None = None, focus_
     work) and the same outputs. ``focus``: (x, y) in the input's pixels, or ``focus_disparity`` in [0, 1]."""
     if (focus is None) == (focus_disparity is None):
         raise ValueError("give exactly one of focus=(x, y) and focus_disparity=d")
-    args = argparse.Namespace(
-        image=str(image), out=str(out), K=float(K), focus=None if focus is None else f"{focus[0]},{focus[1]}",
-        focus_disparity=focus_disparity, weights=weights and str(weights), config=config,
-        depth_weights=depth_weights and str(depth_weights), disparity=disparity and str(disparity),
-        upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap), lens=None, f_number=None,
-        sensor="full-frame", focus_distance=None, depth=None)
-    check_args(args)
-    return infer(args)
+    req = InferRequest(str(image), str(out), K=float(K), focus=None if focus is None else f"{focus[0]},{focus[1]}",
+                       focus_disparity=focus_disparity, weights=weights and str(weights), config=config,
+                       depth_weights=depth_weights and str(depth_weights), disparity=disparity and str(disparity),
+                       upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap))
+    check_args(req)
+    return infer(req)
 
 
-def main(args: argparse.Namespace) -> dict:
+def main(args: InferRequest) -> dict:
     try:
         return infer(args)
     except ValueError as e:  # a bad file met while loading (a disparity of the wrong shape, NaN): one line
