@@ -43,11 +43,16 @@ from manifests.outdir import claim
 
 from .. import iqa
 from .depth import DEPTH_PRESETS
+from .methods import METHODS
+from .protocols import READERS
 from .run import evaluate
-from .shared import COMMAND, DEPTH_METHODS, IMAGE_METHODS, OUTPUTS, PROTOCOLS
+from .shared import COMMAND, DEPTH_METHODS, OUTPUTS, EvalConfig
+
+PROTOCOLS = (*READERS, "depth")  # the registries decide what exists
+IMAGE_METHODS = tuple(METHODS)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None) -> EvalConfig:
     p = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
@@ -71,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--examples", type=int, default=4, help="images shown in examples.png")
     p.add_argument("--device", default="cpu", help="device for the networks and pyiqa (cpu, cuda, ...)")
     p.add_argument("--out", required=True, help="output folder")
-    args = p.parse_args(argv)
+    args = EvalConfig(**vars(p.parse_args(argv)))
     try:
         check_args(args)
     except ValueError as e:
@@ -79,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: EvalConfig) -> None:
     """Every argument checked before any work; fills ``args.method_list``, ``args.prediction_dirs``,
     ``args.metric_list``."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -129,7 +134,7 @@ def check_args(args: argparse.Namespace) -> None:
     args.method_list, args.prediction_dirs, args.metric_list = methods, preds, metrics
 
 
-def main(args: argparse.Namespace) -> dict:
+def main(args: EvalConfig) -> dict:
     with writer_lock(args.out, COMMAND):
         return evaluate(args)
 

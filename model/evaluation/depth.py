@@ -3,10 +3,10 @@ affine-invariant alignment of relative depth (least-squares scale and shift in d
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -18,6 +18,9 @@ from manifests.storage import atomic_file
 from .methods import Runner
 from .report import fmt_cell, mean_or_nan, write_csv
 from .shared import COMMAND, OUTPUTS, LQCache, as_float, crop4, disparity_file, rgb_u8, stem_map
+
+if TYPE_CHECKING:
+    from .shared import EvalConfig
 
 
 def align_disparity(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, max_depth: float) -> np.ndarray:
@@ -62,7 +65,7 @@ def depth_valid(gt: np.ndarray, preset: str) -> np.ndarray:
     return valid
 
 
-def evaluate_depth(args: argparse.Namespace) -> dict:
+def evaluate_depth(args: "EvalConfig") -> dict:
     """AbsRel and δ1 of depth models on clear images and their degraded versions (Degrade / Clear / Average)."""
     from tqdm import tqdm
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,41 +80,86 @@ class Runner:
         return 0.0
 
     def run(self, method: str, item: Item) -> np.ndarray:
-        """The method's output for ``item``: H×W×3 uint8 at the target's size."""
-        from ..pipeline import render_classical
+        """The method's output for ``item``: H×W×3 uint8 at the target's size (the method looked up by name in
+        :data:`METHODS`)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+        up = upsample(item.lq, item.target.shape[:2])
+        return to_uint8(METHODS[method].run(self, item, up))
 
-        shape = item.target.shape[:2]
-        up = upsample(item.lq, shape)
-        if method == "identity":
-            return to_uint8(up)
-        if method == "classical-gt":
-            if item.disp is None or item.aif is None:
-                raise ValueError("classical-gt: this benchmark has no ground-truth disparity")
-            aif = as_float(item.aif)
-            return to_uint8(render_classical(aif, item.disp, item.K, self.focus(item, item.disp, exact=True)))
-        if method == "model-gt":
-            if item.disp is None:
-                raise ValueError("model-gt: this benchmark has no ground-truth disparity")
-            disp, d_f = item.disp, self.focus(item, item.disp, exact=True)
-        else:
-            disp = self.estimate(up)
-            d_f = self.focus(item, disp, exact=False)
-        if method == "classical":
-            return to_uint8(render_classical(up, disp, item.K, d_f) if item.K > 0 else up)
-        if method in ("model", "model-gt"):
-            from ..pipeline import render_model
+    def gt_disparity(self, item: Item, method: str):
+        """(ground-truth disparity, its exact focus) of a benchmark that has them, else a ValueError."""
+        if item.disp is None:
+            raise ValueError(f"{method}: this benchmark has no ground-truth disparity")
+        return item.disp, self.focus(item, item.disp, exact=True)
 
-            return to_uint8(render_model(self.model(), up, disp, item.K, d_f))
-        raise ValueError(f"unknown method {method!r}")
+    def estimated_disparity(self, item: Item, up: np.ndarray):
+        disp = self.estimate(up)
+        return disp, self.focus(item, disp, exact=False)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A bokeh method of the evaluation: ``run(runner, item, up)`` -> H×W×3 image in [0, 1] (or uint8) at the
+    target's size, from the LQ input upsampled (``up``); ``depth``: it estimates depth (the depth weights are in
+    its cache key); ``weights``: it runs the trained model (the weights are in its cache key)."""
+
+    run: Callable
+    depth: bool = False
+    weights: bool = False
+
+
+def _identity(runner, item, up):
+    return up
+
+
+def _classical_gt(runner, item, up):
+    from ..pipeline import render_classical
+
+    if item.aif is None:
+        raise ValueError("classical-gt: this benchmark has no ground-truth disparity")
+    disp, d_f = runner.gt_disparity(item, "classical-gt")
+    return render_classical(as_float(item.aif), disp, item.K, d_f)
+
+
+def _classical(runner, item, up):
+    from ..pipeline import render_classical
+
+    disp, d_f = runner.estimated_disparity(item, up)
+    return render_classical(up, disp, item.K, d_f) if item.K > 0 else up
+
+
+def _model(runner, item, up):
+    from ..pipeline import render_model
+
+    disp, d_f = runner.estimated_disparity(item, up)
+    return render_model(runner.model(), up, disp, item.K, d_f)
+
+
+def _model_gt(runner, item, up):
+    from ..pipeline import render_model
+
+    disp, d_f = runner.gt_disparity(item, "model-gt")
+    return render_model(runner.model(), up, disp, item.K, d_f)
+
+
+#: the image methods by name (--methods): a new method is one entry
+METHODS: dict[str, Method] = {
+    "identity": Method(_identity),
+    "classical": Method(_classical, depth=True),
+    "classical-gt": Method(_classical_gt),
+    "model": Method(_model, depth=True, weights=True),
+    "model-gt": Method(_model_gt, weights=True),
+}
 
 
 def method_key(args, method: str) -> str:
     """What a cached prediction depends on: a rerun with other settings recomputes."""
     parts = {"method": method, "protocol": args.protocol, "data": str(Path(args.data).resolve()) if
              args.protocol != "synthetic" else args.data, "version": CACHE_VERSION}
-    if method in ("classical", "model"):
+    if METHODS[method].depth:
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
-    if method in ("model", "model-gt"):
+    if METHODS[method].weights:
         folder = Path(args.weights)
         parts["weights"] = {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
         parts["model.yaml"] = file_sha256(folder / "model.yaml")

@@ -152,3 +152,12 @@ def synthetic_items(data: str, names=None):
             yield key, f"{e}"
             continue
         yield item
+
+
+#: the image benchmarks' readers by protocol name (--protocol): (data, LQ cache, --K) -> Items (or (name, why) for
+#: an item skipped); a new protocol is one entry. The depth protocol has its own evaluation (evaluation.depth).
+READERS: dict = {
+    "pairs": lambda data, cache, K: pairs_items(Path(data), cache, K),
+    "realsr": lambda data, cache, K: realsr_items(Path(data)),
+    "synthetic": lambda data, cache, K: synthetic_items(data),
+}

@@ -3,10 +3,10 @@ report written."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,13 +17,16 @@ from manifests.storage import atomic_file, save_image
 from .. import iqa
 from .depth import evaluate_depth
 from .methods import Predictions, Runner, external_method, method_key, upsample
-from .protocols import pairs_items, realsr_items, synthetic_items
+from .protocols import READERS
 from .report import example_sheet, summarise, write_csv
 from .shared import COMMAND, OUTPUTS, Item, LQCache
 from .strata import strata
 
+if TYPE_CHECKING:
+    from .shared import EvalConfig
 
-def evaluate(args: argparse.Namespace) -> dict:
+
+def evaluate(args: "EvalConfig") -> dict:
     """Run one evaluation as the command line describes it (``check_args`` filled ``args``); returns the rows,
     the summary text and the output paths."""
     if args.protocol == "depth":
@@ -39,13 +42,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"metric {name}: missing: {why}", file=sys.stderr)
     runner = Runner(args)
     cache = LQCache(out / "lq")
-    data = Path(args.data)
-    if args.protocol == "pairs":
-        items = pairs_items(data, cache, args.K)
-    elif args.protocol == "realsr":
-        items = realsr_items(data)
-    else:
-        items = synthetic_items(args.data)
+    items = READERS[args.protocol](args.data, cache, args.K)
     methods = args.method_list + list(args.prediction_dirs)
     stores = {m: Predictions(out / "predictions" / m, method_key(args, m)) for m in args.method_list}
     rows, skipped, examples = [], [], []

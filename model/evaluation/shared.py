@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,11 @@ from PIL import Image
 from common.images import display_name, list_images, load_image, to_uint8
 from manifests.storage import atomic_file
 
+from ..iqa import ALL_METRICS
+
 COMMAND = "model.evaluate"
 OUTPUTS = ("results.csv", "summary.md", "examples.png", "lq/**", "predictions/**", "fid/**")
 REALSR_SCALE = 4  # the model and Table 4 are ×4 super-resolution
-PROTOCOLS = ("pairs", "realsr", "depth", "synthetic")
-IMAGE_METHODS = ("identity", "classical", "classical-gt", "model", "model-gt")
 DEPTH_METHODS = ("model",)
 # the papers' column orders (MagicBokeh Tables 1-2 for bokeh; Table 4, as OSEDiff's, for Real-ISR)
 ORDER = {"pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
@@ -151,3 +151,29 @@ def disparity_file(folder: Path, name: str) -> Path | None:
 
 def as_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 65535.0)
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation, typed: what the command line builds and :func:`model.evaluation.evaluate` runs (the fields
+    are the command line's flags; ``check_args`` fills the last three)."""
+
+    protocol: str
+    data: str
+    out: str
+    methods: str = "identity,classical"
+    weights: str | None = None
+    depth_weights: str | None = None
+    predictions: list = field(default_factory=list)
+    metrics: str = ",".join(ALL_METRICS)
+    metric_weights: str | None = None
+    K: float | None = None
+    limit: int | None = None
+    color: str = "y"
+    crop_border: int = 0
+    depth_preset: str = "none"
+    examples: int = 4
+    device: str = "cpu"
+    method_list: list = field(default_factory=list)
+    prediction_dirs: dict = field(default_factory=dict)
+    metric_list: list = field(default_factory=list)
