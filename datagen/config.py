@@ -12,7 +12,7 @@ from pathlib import Path
 from common import config
 from common.limits import check_seed
 from datagen.camera import CameraConfig
-from datagen.clips import SequenceConfig
+from datagen.motion import SequenceConfig
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
 
