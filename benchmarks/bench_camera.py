@@ -48,9 +48,11 @@ def main(argv=None) -> None:
             if cam is not None:
                 k_input.append(sample["json"]["camera"]["K_input"])
     base, cam = sum(times["K recipe"]) / args.samples, sum(times["camera"]) / args.samples
-    print(f"{args.samples} samples at {args.size}², 1 core: K recipe {base:.3f} s/sample, camera-true {cam:.3f} "
-          f"s/sample ({cam / base:.2f}x; the input camera's render adds one render, K_input mean "
-          f"{sum(k_input) / len(k_input):.2f} px)")
+    print(
+        f"{args.samples} samples at {args.size}², 1 core: K recipe {base:.3f} s/sample, camera-true {cam:.3f} "
+        f"s/sample ({cam / base:.2f}x; the input camera's render adds one render, K_input mean "
+        f"{sum(k_input) / len(k_input):.2f} px)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,11 @@ def main(argv=None) -> None:
     numba.set_num_threads(1)
     warm = draw_scene(cfg.seed, 0, fgs, bgs, scene, size=args.size)  # compile, read the assets once
     render_bokeh(build_layers(warm, by_id), warm.K, 0.5, **cfg.render)
-    cases = (("moving, pull", 0.0, [0.0, 1.0, 0.0]), ("locked, pull", 1.0, [0.0, 1.0, 0.0]),
-             ("locked, fixed focus", 1.0, [1.0, 0.0, 0.0]))
+    cases = (
+        ("moving, pull", 0.0, [0.0, 1.0, 0.0]),
+        ("locked, pull", 1.0, [0.0, 1.0, 0.0]),
+        ("locked, fixed focus", 1.0, [1.0, 0.0, 0.0]),
+    )
     cols = {"image": [], **{name: [] for name, _, _ in cases}, **{f"{name} unshared": [] for name, _, _ in cases}}
     for i in range(args.scenes):
         spec = draw_scene(cfg.seed, i, fgs, bgs, scene, size=args.size)
@@ -80,17 +83,21 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             unshared(spec, clip, build_layers(spec, by_id), resolve_focus, **cfg.render)
             cols[f"{name} unshared"].append((time.perf_counter() - t0) / args.frames)
-            line += (f"\n  {name}: frame {cols[name][-1]:.3f} s (unshared {cols[name + ' unshared'][-1]:.3f} s; "
-                     f"reused {cache.hits} textures, {cache.tables_reused} tables, "
-                     f"{100 * cache.pixels_reused / (args.frames * args.size ** 2):.0f} % of the pixels)")
+            line += (
+                f"\n  {name}: frame {cols[name][-1]:.3f} s (unshared {cols[name + ' unshared'][-1]:.3f} s; "
+                f"reused {cache.hits} textures, {cache.tables_reused} tables, "
+                f"{100 * cache.pixels_reused / (args.frames * args.size**2):.0f} % of the pixels)"
+            )
         print(line, flush=True)
     mean = {k: sum(v) / len(v) for k, v in cols.items()}
     a = mean["image"]
     print(f"mean over {args.scenes} scenes at {args.size}², {args.frames} frames, 1 core: image {a:.3f} s")
     for name, _, _ in cases:
         s, u = mean[name], mean[f"{name} unshared"]
-        print(f"  {name}: frame {s:.3f} s = {s / a:.2f}x an image ({args.frames}-frame clip ≈ "
-              f"{args.frames * s / a:.1f} images); unshared {u:.3f} s; sharing saves {100 * (1 - s / u):.1f} %")
+        print(
+            f"  {name}: frame {s:.3f} s = {s / a:.2f}x an image ({args.frames}-frame clip ≈ "
+            f"{args.frames * s / a:.1f} images); unshared {u:.3f} s; sharing saves {100 * (1 - s / u):.1f} %"
+        )
 
 
 if __name__ == "__main__":

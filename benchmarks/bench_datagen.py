@@ -54,9 +54,16 @@ def single_process(n: int, size: int, out: Path) -> tuple[float, dict]:
         lq, rec = degrade(aif, spec.degradation_seed)
         stages["degrade"] += time.perf_counter() - t
         t = time.perf_counter()
-        members = encode_sample({"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp,
-                                 "json": {"scene": spec.to_json(), "degradation": rec.columns()}},
-                               cfg.png_compress_level)
+        members = encode_sample(
+            {
+                "aif": aif,
+                "bokeh": to_uint8(bokeh),
+                "lq": lq,
+                "disp": disp,
+                "json": {"scene": spec.to_json(), "degradation": rec.columns()},
+            },
+            cfg.png_compress_level,
+        )
         stages["encode"] += time.perf_counter() - t
         written.append((f"000000_{i:06d}", members))
         per_sample.append(time.perf_counter() - t_sample)
@@ -81,8 +88,22 @@ def ray_build(n: int, size: int, workers: int, out: Path) -> tuple[float, list[d
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         t = time.perf_counter()
-        main(parse_args(["--out", str(out), "--num-samples", str(n), "--samples-per-shard", str(spp(n)),
-                         "--size", str(size), "--set", "val_samples=0"]))
+        main(
+            parse_args(
+                [
+                    "--out",
+                    str(out),
+                    "--num-samples",
+                    str(n),
+                    "--samples-per-shard",
+                    str(spp(n)),
+                    "--size",
+                    str(size),
+                    "--set",
+                    "val_samples=0",
+                ]
+            )
+        )
         wall = time.perf_counter() - t
     finally:
         ray.shutdown()
@@ -97,7 +118,7 @@ def steady_overhead(shards: list[dict], per_sample: list[float], spp: int) -> fl
         if s["pid"] in seen:
             first = int(s["shard"][-6:]) * spp
             task += s["seconds"]
-            loop += sum(per_sample[first:first + s["samples"]])
+            loop += sum(per_sample[first : first + s["samples"]])
         seen.add(s["pid"])
     return task / loop - 1 if loop else float("nan")
 
@@ -136,20 +157,30 @@ def main(argv=None):
             rows.append((f"Ray, {workers} worker(s)", workers, wall, sum(s["seconds"] for s in shards)))
             steady.append(steady_overhead(shards, per_sample, spp(args.samples)))
         n = args.samples
-        print(f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker, "
-              f"best of {args.repeat} run(s) each")
-        print(f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} "
-              f"{'per core (tasks)':>17}")
+        print(
+            f"{n} samples at {args.size}×{args.size}, {os.cpu_count()} CPUs, 1 thread per process/worker, "
+            f"best of {args.repeat} run(s) each"
+        )
+        print(
+            f"{'method':<20} {'cores':>5} {'wall s':>7} {'samples/s/core':>15} {'in tasks s':>11} "
+            f"{'per core (tasks)':>17}"
+        )
         for name, c, wall, busy in rows:
             print(f"{name:<20} {c:>5} {wall:>7.1f} {n / wall / c:>15.3f} {busy:>11.1f} {n / busy:>17.3f}")
         (_, _, w1, b1), (_, _, w2, _) = rows[1], rows[2]
-        print(f"Ray overhead vs the single-process loop: {w1 / t_single - 1:+.1%} wall (1 worker), "
-              f"{b1 / t_single - 1:+.1%} inside tasks; scaling 1 -> 2 workers: {w1 / (2 * w2):.0%} efficiency (wall)")
-        print(f"steady state (each worker's first shard left out), task time vs the loop on the same samples: "
-              f"{steady[0]:+.1%} (1 worker), {steady[1]:+.1%} (2 workers)")
+        print(
+            f"Ray overhead vs the single-process loop: {w1 / t_single - 1:+.1%} wall (1 worker), "
+            f"{b1 / t_single - 1:+.1%} inside tasks; scaling 1 -> 2 workers: {w1 / (2 * w2):.0%} efficiency (wall)"
+        )
+        print(
+            f"steady state (each worker's first shard left out), task time vs the loop on the same samples: "
+            f"{steady[0]:+.1%} (1 worker), {steady[1]:+.1%} (2 workers)"
+        )
         total = sum(stages.values())
-        print("single-process time by stage: " + ", ".join(f"{k} {v / total:.0%} ({v / n:.2f} s/sample)"
-                                                         for k, v in stages.items()))
+        print(
+            "single-process time by stage: "
+            + ", ".join(f"{k} {v / total:.0%} ({v / n:.2f} s/sample)" for k, v in stages.items())
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -34,8 +34,13 @@ PHASES = ("isr1", "bokeh", "isr")
 def make_folders(out: Path, config: str) -> list[str]:
     """Random-weight folders in the published layouts (once); the --set overrides that point the config at them."""
     if config == "tiny":
-        return ["model.base=null", "model.depth=null", "train.lpips_backbone=null", "train.prior_fit_steps=0",
-                "train.prior_vae_steps=0"]
+        return [
+            "model.base=null",
+            "model.depth=null",
+            "train.lpips_backbone=null",
+            "train.prior_fit_steps=0",
+            "train.prior_vae_steps=0",
+        ]
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import DepthAnythingForDepthEstimation
 
@@ -63,9 +68,16 @@ def batch(n: int, size: int, device) -> dict:
     def img():
         return torch.rand(n, 3, size, size, generator=g) * 2 - 1
 
-    return {k: v.to(device) for k, v in {"lq": img(), "aif": img(), "bokeh": img(),
-                                          "defocus": torch.rand(n, 1, size, size, generator=g),
-                                          "mask": (torch.rand(n, 1, size, size, generator=g) > 0.5).float()}.items()}
+    return {
+        k: v.to(device)
+        for k, v in {
+            "lq": img(),
+            "aif": img(),
+            "bokeh": img(),
+            "defocus": torch.rand(n, 1, size, size, generator=g),
+            "mask": (torch.rand(n, 1, size, size, generator=g) > 0.5).float(),
+        }.items()
+    }
 
 
 def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing: bool, ddp: bool) -> dict:
@@ -77,9 +89,17 @@ def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing:
 
     device = resolve_device("auto")
     cuda = device.type == "cuda"
-    mcfg, tcfg = load_configs(config, sets + [f"train.batch_size={n}", "train.grad_accum=1",
-                                              f"train.gradient_checkpointing={str(checkpointing).lower()}",
-                                              f"train.precision={'bf16' if cuda else 'fp32'}", "train.device=auto"])
+    mcfg, tcfg = load_configs(
+        config,
+        sets
+        + [
+            f"train.batch_size={n}",
+            "train.grad_accum=1",
+            f"train.gradient_checkpointing={str(checkpointing).lower()}",
+            f"train.precision={'bf16' if cuda else 'fp32'}",
+            "train.device=auto",
+        ],
+    )
     ctx = Context(device=device)
     model, perceptual, optimizers = build_model(ctx, mcfg, tcfg, None)
     data = itertools.repeat(batch(n, mcfg.resolution, device))
@@ -99,7 +119,7 @@ def train_steps(config: str, sets: list[str], steps: int, n: int, checkpointing:
             train_step(ctx, net, optimizers[phase], data, phase, perceptual, tcfg)
         if cuda:
             torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
         out[phase] = ((time.perf_counter() - t0) / steps, peak)
         net = None
     return out
@@ -157,20 +177,41 @@ def main(argv=None) -> None:
         dist.destroy_process_group()
         return
     if not torch.cuda.is_available():
-        print(f"no CUDA device: one CPU step of each phase of the {args.config} configuration at batch "
-              f"{args.batch} (fp32, no checkpointing); the GPU figures need a GPU")
+        print(
+            f"no CUDA device: one CPU step of each phase of the {args.config} configuration at batch "
+            f"{args.batch} (fp32, no checkpointing); the GPU figures need a GPU"
+        )
         table(f"{args.config}, CPU, 1 step", train_steps(args.config, sets, 1, args.batch, False, ddp=False))
         return
     print(f"{torch.cuda.get_device_name()}: {args.config}, batch {args.batch}, bf16, {args.steps} steps per phase")
     for ckpt in (True, False):
-        table(f"gradient checkpointing {'on' if ckpt else 'off'}",
-              train_steps(args.config, sets, args.steps, args.batch, ckpt, ddp=False))
+        table(
+            f"gradient checkpointing {'on' if ckpt else 'off'}",
+            train_steps(args.config, sets, args.steps, args.batch, ckpt, ddp=False),
+        )
     torch.cuda.empty_cache()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", __file__, "--ddp-worker",
-           "--config", args.config, "--steps", str(args.steps), "--batch", str(args.batch), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "1",
+        __file__,
+        "--ddp-worker",
+        "--config",
+        args.config,
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(args.batch),
+        "--out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    table("torchrun --nproc_per_node 1 (NCCL, DDP), checkpointing on",
-          {k: tuple(v) for k, v in json.loads((out / "ddp.json").read_text()).items()})
+    table(
+        "torchrun --nproc_per_node 1 (NCCL, DDP), checkpointing on",
+        {k: tuple(v) for k, v in json.loads((out / "ddp.json").read_text()).items()},
+    )
     print("\ninference (network only, bf16):")
     for k, v in inference(args.config, sets).items():
         print(f"  {k}: {v:.3f} s (the paper: 0.106 s at 512² on an L40s)" if k == "512x512" else f"  {k}: {v:.3f} s")

@@ -50,8 +50,9 @@ def main(argv=None) -> dict:
     shard = str(tmp / "train-000000.tar")
     streams = {
         "shards": ShardStream([shard], StreamConfig(1, 8, 0, hflip=True), rank=0, world=1),
-        "redegrade": ShardStream([shard], StreamConfig(1, 8, 0, hflip=True, redegrade="realesrgan_x4plus"),
-                                 rank=0, world=1),
+        "redegrade": ShardStream(
+            [shard], StreamConfig(1, 8, 0, hflip=True, redegrade="realesrgan_x4plus"), rank=0, world=1
+        ),
         "photos": PhotoStream(parse_sources([{"path": str(photos)}]), args.size, 1, seed=0, rank=0, world=1),
     }
     rates = {}
@@ -66,9 +67,11 @@ def main(argv=None) -> dict:
     need = args.batch / args.gpu_step
     print(f"loader throughput per worker (one core, {args.size}², {args.samples} samples each):")
     for name, rate in rates.items():
-        print(f"  {name:9s} {rate:6.2f} samples/s  ({1000 / rate:6.1f} ms/sample, "
-              f"{rate / rates['shards']:.2f}× the stored shards)  -> {math.ceil(need / rate)} workers per GPU "
-              f"for batch {args.batch} every {args.gpu_step:g} s")
+        print(
+            f"  {name:9s} {rate:6.2f} samples/s  ({1000 / rate:6.1f} ms/sample, "
+            f"{rate / rates['shards']:.2f}× the stored shards)  -> {math.ceil(need / rate)} workers per GPU "
+            f"for batch {args.batch} every {args.gpu_step:g} s"
+        )
     return rates
 
 

@@ -36,10 +36,16 @@ def _meta_controlnet(pruned):
     from diffusers import ControlNetModel
 
     c = pruned.config
-    cn = ControlNetModel(conditioning_channels=1, down_block_types=c.down_block_types,
-                         block_out_channels=c.block_out_channels, layers_per_block=c.layers_per_block,
-                         cross_attention_dim=c.cross_attention_dim, attention_head_dim=c.attention_head_dim,
-                         use_linear_projection=True, mid_block_type="UNetMidBlock2D")
+    cn = ControlNetModel(
+        conditioning_channels=1,
+        down_block_types=c.down_block_types,
+        block_out_channels=c.block_out_channels,
+        layers_per_block=c.layers_per_block,
+        cross_attention_dim=c.cross_attention_dim,
+        attention_head_dim=c.attention_head_dim,
+        use_linear_projection=True,
+        mid_block_type="UNetMidBlock2D",
+    )
     strip_cross_attention(cn)
     return cn.eval()
 
@@ -55,22 +61,25 @@ def calls(models, device, size):
 
     def ours():
         down, mid = controlnet(z, t, encoder_hidden_states=None, controlnet_cond=cond, return_dict=False)
-        return pruned(z, t, encoder_hidden_states=None, down_block_additional_residuals=down,
-                      mid_block_additional_residual=mid).sample
+        return pruned(
+            z, t, encoder_hidden_states=None, down_block_additional_residuals=down, mid_block_additional_residual=mid
+        ).sample
 
     def ours_full():  # VAE encode + U-Net + ControlNet + VAE decode: the whole single step
         lat_ = vae.encode(img).latent_dist.mode()
         down, mid = controlnet(lat_, t, encoder_hidden_states=None, controlnet_cond=cond, return_dict=False)
-        eps = pruned(lat_, t, encoder_hidden_states=None, down_block_additional_residuals=down,
-                     mid_block_additional_residual=mid).sample
+        eps = pruned(
+            lat_, t, encoder_hidden_states=None, down_block_additional_residuals=down, mid_block_additional_residual=mid
+        ).sample
         return vae.decode(lat_ - eps).sample
 
     return {
         "SD2.1 U-Net (1 call, text context)": lambda: sd(z, t, encoder_hidden_states=text).sample,
         "  minus mid-block": lambda: no_mid(z, t, encoder_hidden_states=text).sample,
         "  minus mid-block and cross-attn": lambda: pruned(z, t, encoder_hidden_states=None).sample,
-        "  ControlNet alone": lambda: controlnet(z, t, encoder_hidden_states=None, controlnet_cond=cond,
-                                                 return_dict=False),
+        "  ControlNet alone": lambda: controlnet(
+            z, t, encoder_hidden_states=None, controlnet_cond=cond, return_dict=False
+        ),
         "ours: pruned U-Net + ControlNet": ours,
         "ours: whole step incl. VAE enc/dec": ours_full,
     }
@@ -79,10 +88,14 @@ def calls(models, device, size):
 def params(models):
     sd, no_mid, pruned, controlnet, vae = models
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return {"SD2.1 U-Net (1 call, text context)": n(sd), "  minus mid-block": n(no_mid),
-            "  minus mid-block and cross-attn": n(pruned), "  ControlNet alone": n(controlnet),
-            "ours: pruned U-Net + ControlNet": n(pruned) + n(controlnet),
-            "ours: whole step incl. VAE enc/dec": n(pruned) + n(controlnet) + n(vae)}
+    return {
+        "SD2.1 U-Net (1 call, text context)": n(sd),
+        "  minus mid-block": n(no_mid),
+        "  minus mid-block and cross-attn": n(pruned),
+        "  ControlNet alone": n(controlnet),
+        "ours: pruned U-Net + ControlNet": n(pruned) + n(controlnet),
+        "ours: whole step incl. VAE enc/dec": n(pruned) + n(controlnet) + n(vae),
+    }
 
 
 def main(argv=None) -> None:
@@ -118,23 +131,27 @@ def main(argv=None) -> None:
                 print(f"  {name.strip():40s} {latency[name]:.2f} s", flush=True)
 
     base = "SD2.1 U-Net (1 call, text context)"
-    print(f"\n{args.size}×{args.size} input, latents {args.size // 8}×{args.size // 8}, fp32, "
-          f"{args.threads} CPU threads")
+    print(
+        f"\n{args.size}×{args.size} input, latents {args.size // 8}×{args.size // 8}, fp32, {args.threads} CPU threads"
+    )
     print(f"{'network':40s} {'params M':>9s} {'GMACs':>8s} {'vs SD':>6s} {'CPU s':>7s} {'vs SD':>6s}")
     for name in n_params:
         lat = latency.get(name)
         lat_s = f"{lat:7.2f} {lat / latency[base]:5.2f}x" if lat is not None else f"{'-':>7s} {'-':>6s}"
-        print(f"{name:40s} {n_params[name] / 1e6:9.1f} {macs[name] / 1e9:8.1f} {macs[name] / macs[base]:5.2f}x "
-              f"{lat_s}")
+        print(f"{name:40s} {n_params[name] / 1e6:9.1f} {macs[name] / 1e9:8.1f} {macs[name] / macs[base]:5.2f}x {lat_s}")
     ours = "ours: pruned U-Net + ControlNet"
     multi = 2 * args.steps * macs[base]
     print("\nwhere a speed-up comes from (U-Net MACs per image):")
     print(f"  SD2.1 sampling, {args.steps} steps × 2 (classifier-free guidance): {multi / 1e12:.1f} TMACs")
-    print(f"  ours, one step with ControlNet:                     {macs[ours] / 1e12:.3f} TMACs "
-          f"({multi / macs[ours]:.0f}× fewer)")
-    print(f"  per call: pruning saves {100 * (1 - macs['  minus mid-block and cross-attn'] / macs[base]):.1f} % "
-          f"of the U-Net's MACs (mid-block alone {100 * (1 - macs['  minus mid-block'] / macs[base]):.1f} %), "
-          f"the ControlNet adds {100 * macs['  ControlNet alone'] / macs[base]:.1f} %")
+    print(
+        f"  ours, one step with ControlNet:                     {macs[ours] / 1e12:.3f} TMACs "
+        f"({multi / macs[ours]:.0f}× fewer)"
+    )
+    print(
+        f"  per call: pruning saves {100 * (1 - macs['  minus mid-block and cross-attn'] / macs[base]):.1f} % "
+        f"of the U-Net's MACs (mid-block alone {100 * (1 - macs['  minus mid-block'] / macs[base]):.1f} %), "
+        f"the ControlNet adds {100 * macs['  ControlNet alone'] / macs[base]:.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def _photo(name: str, size: int) -> np.ndarray:
         img = np.stack([img] * 3, axis=-1)
     h, w = img.shape[:2]
     s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s, :3]
+    img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s, :3]
     return np.clip(cv2.resize(img.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA), 0, 1)
 
 
@@ -52,13 +52,21 @@ def bench_scene(size: int) -> list[Layer]:
     for _ in range(12):  # clipped point lights: the hardest case for ghosting
         cy, cx = rng.integers(size // 16, size - size // 16, 2)
         rad = max(1, size // 256)
-        bg_rgb[cy - rad:cy + rad + 1, cx - rad:cx + rad + 1] = 1.0
+        bg_rgb[cy - rad : cy + rad + 1, cx - rad : cx + rad + 1] = 1.0
     bg_d = (0.05 + 0.25 * (1.0 - ys / size) * 0.8 + 0.05 * xs / size).astype(np.float32)
     bg = Layer(bg_rgb, np.ones((size, size), np.float32), bg_d, name="background")
-    fg1 = Layer(_photo("astronaut", size), _soft_ellipse(size, 0.38, 0.3, 0.3, 0.2, soft=2.5),
-                np.full((size, size), 0.85, np.float32), name="fg_near")
-    fg2 = Layer(_photo("chelsea", size), _soft_ellipse(size, 0.62, 0.68, 0.25, 0.22, soft=2.5),
-                np.full((size, size), 0.55, np.float32), name="fg_mid")
+    fg1 = Layer(
+        _photo("astronaut", size),
+        _soft_ellipse(size, 0.38, 0.3, 0.3, 0.2, soft=2.5),
+        np.full((size, size), 0.85, np.float32),
+        name="fg_near",
+    )
+    fg2 = Layer(
+        _photo("chelsea", size),
+        _soft_ellipse(size, 0.62, 0.68, 0.25, 0.22, soft=2.5),
+        np.full((size, size), 0.55, np.float32),
+        name="fg_mid",
+    )
     return [fg1, fg2, bg]
 
 
@@ -78,12 +86,22 @@ def parse_args(argv=None):
     p.add_argument("--ks", type=float, nargs="+", default=[8.0, 16.0, 32.0], help="blur strengths K")
     p.add_argument("--curves", action="store_true", help="sweep quality knobs at the first size, K = max")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="folder for the plot")
-    p.add_argument("--datagen", type=int, default=0, metavar="N",
-                   help="instead: the first N scenes of datagen/build.py at 512², 1 thread, rendered with the build's "
-                        "settings, the renderer's defaults and without the shortcuts, against a converged reference")
-    p.add_argument("--bg-map", type=int, default=0, metavar="N",
-                   help="instead: N build scenes on the demo's depth-mapped background (motorcycle) vs the same scenes "
-                        "with a tilted plane: time per sample and the build settings' PSNR vs a converged reference")
+    p.add_argument(
+        "--datagen",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: the first N scenes of datagen/build.py at 512², 1 thread, rendered with the build's "
+        "settings, the renderer's defaults and without the shortcuts, against a converged reference",
+    )
+    p.add_argument(
+        "--bg-map",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: N build scenes on the demo's depth-mapped background (motorcycle) vs the same scenes "
+        "with a tilted plane: time per sample and the build settings' PSNR vs a converged reference",
+    )
     return p.parse_args(argv)
 
 
@@ -108,8 +126,12 @@ def datagen_table(n: int):
     from datagen.build import BuildConfig
 
     numba.set_num_threads(1)
-    settings = {"build (datagen)": BuildConfig().render, "defaults": {},
-                "no shortcuts": {"strips": False}, "build, no strips": {**BuildConfig().render, "strips": False}}
+    settings = {
+        "build (datagen)": BuildConfig().render,
+        "defaults": {},
+        "no shortcuts": {"strips": False},
+        "build, no strips": {**BuildConfig().render, "strips": False},
+    }
     run(bench_scene(32), 4.0, 0.5)
     totals = {name: [0.0, [], 0.0] for name in settings}
     print(f"{'scene':>5} {'K':>5} | " + " | ".join(f"{name:>22}" for name in settings) + "   (s/img, dB)")
@@ -160,8 +182,10 @@ def bgmap_table(n: int):
     scene = dataclasses.replace(cfg.scene, bg_map_prob=1.0)
     build = cfg.render
     run(bench_scene(32), 4.0, 0.5)
-    print(f"{'scene':>5} {'K':>5} | {'plane s':>8} {'map s':>8} {'ratio':>6} | {'map PSNR':>9} | {'fold':>5} "
-          f"{'traced':>7}  (build settings, 1 core)")
+    print(
+        f"{'scene':>5} {'K':>5} | {'plane s':>8} {'map s':>8} {'ratio':>6} | {'map PSNR':>9} | {'fold':>5} "
+        f"{'traced':>7}  (build settings, 1 core)"
+    )
     t_plane, t_map, t_traced, dbs = 0.0, 0.0, 0.0, []
     for i in range(n):
         spec = draw_scene(cfg.seed, i, fgs, bgs, scene, size=cfg.size)
@@ -181,11 +205,16 @@ def bgmap_table(n: int):
         q = psnr(img_map, ref)
         t_plane, t_map, t_traced = t_plane + timings[0], t_map + timings[1], t_traced + timings[2]
         dbs.append(q)
-        print(f"{i:>5} {spec.K:>5.1f} | {timings[0]:>8.2f} {timings[1]:>8.2f} {timings[1] / timings[0]:>5.2f}x | "
-              f"{q:>7.1f} dB | {100 * fold:>4.0f}% {timings[2] / timings[0]:>6.2f}x", flush=True)
-    print(f"mean  | plane {t_plane / n:.2f} s, map {t_map / n:.2f} s: {t_map / t_plane:.2f}x the plane's time | "
-          f"map PSNR mean {np.mean(dbs):.1f} dB, min {np.min(dbs):.1f} dB | plane traced everywhere: "
-          f"{t_traced / t_plane:.2f}x the plane's time")
+        print(
+            f"{i:>5} {spec.K:>5.1f} | {timings[0]:>8.2f} {timings[1]:>8.2f} {timings[1] / timings[0]:>5.2f}x | "
+            f"{q:>7.1f} dB | {100 * fold:>4.0f}% {timings[2] / timings[0]:>6.2f}x",
+            flush=True,
+        )
+    print(
+        f"mean  | plane {t_plane / n:.2f} s, map {t_map / n:.2f} s: {t_map / t_plane:.2f}x the plane's time | "
+        f"map PSNR mean {np.mean(dbs):.1f} dB, min {np.min(dbs):.1f} dB | plane traced everywhere: "
+        f"{t_traced / t_plane:.2f}x the plane's time"
+    )
 
 
 def main(args):
@@ -199,8 +228,9 @@ def main(args):
     print(f"numba threads: {numba.get_num_threads()}")
     run(bench_scene(32), 4.0, df)  # compile / load the cache outside the timings
     run(bench_scene(32), 4.0, df, **GRID)
-    header = (f"{'size':>5} {'K':>3} | {'method':<14} {'s/img':>7} {'Mrays/s':>8} {'spp':>7} {'PSNR dB':>8} | "
-              f"{'speed-up':>8}")
+    header = (
+        f"{'size':>5} {'K':>3} | {'method':<14} {'s/img':>7} {'Mrays/s':>8} {'spp':>7} {'PSNR dB':>8} | {'speed-up':>8}"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -210,11 +240,15 @@ def main(args):
             rows = [("default", *run(layers, K, df)), ("grid n=51", *run(layers, K, df, grid_n=51, **GRID))]
             t_grid = rows[1][2]
             for name, img, t, info in rows:
-                print(f"{size:>5} {K:>3g} | {name:<14} {t:>7.2f} {info['rays'] / t / 1e6:>8.1f} "
-                      f"{info['mean_spp']:>7.1f} "
-                      f"{psnr(img, ref):>8.2f} | {t_grid / t:>7.1f}x")
-            print(f"{size:>5} {K:>3g} | {'reference':<14} {t_ref:>7.2f} {i_ref['rays'] / t_ref / 1e6:>8.1f} "
-                  f"{i_ref['mean_spp']:>7.1f} {'(ref)':>8} |")
+                print(
+                    f"{size:>5} {K:>3g} | {name:<14} {t:>7.2f} {info['rays'] / t / 1e6:>8.1f} "
+                    f"{info['mean_spp']:>7.1f} "
+                    f"{psnr(img, ref):>8.2f} | {t_grid / t:>7.1f}x"
+                )
+            print(
+                f"{size:>5} {K:>3g} | {'reference':<14} {t_ref:>7.2f} {i_ref['rays'] / t_ref / 1e6:>8.1f} "
+                f"{i_ref['mean_spp']:>7.1f} {'(ref)':>8} |"
+            )
     if args.curves:
         curves(args, df)
 
@@ -233,8 +267,10 @@ def curves(args, df):
     for cell, refine in ((10.0, 2), (8.0, 2), (6.0, 2), (8.0, 3), (5.0, 3), (3.0, 3)):
         img, t, info = run(layers, K, df, cell_px=cell, refine=refine)
         series["adaptive (cell_px/refine)"].append((t, psnr(img, ref), f"{cell:g}/{refine}"))
-        print(f"  adaptive cell_px={cell:<3g} refine={refine} {t:7.2f} s  {info['mean_spp']:7.1f} spp  "
-              f"{psnr(img, ref):6.2f} dB")
+        print(
+            f"  adaptive cell_px={cell:<3g} refine={refine} {t:7.2f} s  {info['mean_spp']:7.1f} spp  "
+            f"{psnr(img, ref):6.2f} dB"
+        )
     for n in (11, 21, 31, 41, 51):
         img, t, info = run(layers, K, df, grid_n=n, **GRID)
         series["fixed grid (n)"].append((t, psnr(img, ref), str(n)))

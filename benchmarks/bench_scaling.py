@@ -44,8 +44,15 @@ def depth_scene(size: int) -> list[Layer]:
 
 
 def crop(layers: list[Layer], y0: int, x0: int, n: int) -> list[Layer]:
-    return [Layer(la.rgb[y0:y0 + n, x0:x0 + n], la.alpha[y0:y0 + n, x0:x0 + n],
-                  la.disparity[y0:y0 + n, x0:x0 + n], name=la.name) for la in layers]
+    return [
+        Layer(
+            la.rgb[y0 : y0 + n, x0 : x0 + n],
+            la.alpha[y0 : y0 + n, x0 : x0 + n],
+            la.disparity[y0 : y0 + n, x0 : x0 + n],
+            name=la.name,
+        )
+        for la in layers
+    ]
 
 
 def parse_args(argv=None):
@@ -68,10 +75,14 @@ def main(args):
     numba.set_num_threads(1)
     render_bokeh(bench_scene(32), 4.0, DF, **quality)  # compile / load the cache outside the timings
     render_bokeh(depth_scene(32), 4.0, DF, **quality)
-    print(f"scene {args.scene}, {args.quality} settings, 1 thread; PSNR on the centre {args.tile}² vs "
-          f"render_reference n={args.n}")
-    print(f"{'size':>5} {'K':>5} | {'s/img':>8} {'µs/px':>7} {'rays/px':>8} {'PSNR dB':>8}"
-          f"{' ref 2n dB' if args.check_ref else ''} | {'cost ×':>6}")
+    print(
+        f"scene {args.scene}, {args.quality} settings, 1 thread; PSNR on the centre {args.tile}² vs "
+        f"render_reference n={args.n}"
+    )
+    print(
+        f"{'size':>5} {'K':>5} | {'s/img':>8} {'µs/px':>7} {'rays/px':>8} {'PSNR dB':>8}"
+        f"{' ref 2n dB' if args.check_ref else ''} | {'cost ×':>6}"
+    )
     base = None
     for pair in args.pairs:
         size, K = (float(v) for v in pair.split(":"))
@@ -88,8 +99,9 @@ def main(args):
         n = args.tile + 2 * margin
         y0 = x0 = max((size - n) // 2, 0)
         small = crop(layers, y0, x0, min(n, size))
-        inner = slice(margin, margin + args.tile) if n <= size else slice((size - args.tile) // 2,
-                                                                           (size + args.tile) // 2)
+        inner = (
+            slice(margin, margin + args.tile) if n <= size else slice((size - args.tile) // 2, (size + args.tile) // 2)
+        )
         out = render_bokeh(small, K, DF, **quality)[inner, inner]
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         ref = render_reference(small, K, DF, n=args.n)[inner, inner]
@@ -98,8 +110,11 @@ def main(args):
             ref2 = render_reference(small, K, DF, n=2 * args.n, seed=1)[inner, inner]
             extra = f" {psnr(ref, ref2):>9.1f}"
         numba.set_num_threads(1)
-        print(f"{size:>5} {K:>5g} | {t:>8.2f} {per_px:>7.2f} {info['mean_spp']:>8.1f} {psnr(out, ref):>8.1f}{extra} | "
-              f"{per_px / base:>5.2f}x", flush=True)
+        print(
+            f"{size:>5} {K:>5g} | {t:>8.2f} {per_px:>7.2f} {info['mean_spp']:>8.1f} {psnr(out, ref):>8.1f}{extra} | "
+            f"{per_px / base:>5.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

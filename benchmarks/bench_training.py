@@ -34,22 +34,46 @@ def main(argv=None) -> None:
     ds, run = out / "ds", out / "run"
     shards = args.samples // 32
     if not (ds / "dataset.json").is_file():
-        build(build_args(["--out", str(ds), "--size", str(args.size), "--num-samples", str(args.samples),
-                          "--samples-per-shard", "32", "--set", f"min_asset_size={args.size}", "--set",
-                          "val_samples=0"]))
+        build(
+            build_args(
+                [
+                    "--out",
+                    str(ds),
+                    "--size",
+                    str(args.size),
+                    "--num-samples",
+                    str(args.samples),
+                    "--samples-per-shard",
+                    "32",
+                    "--set",
+                    f"min_asset_size={args.size}",
+                    "--set",
+                    "val_samples=0",
+                ]
+            )
+        )
         ray.shutdown()
     mcfg, tcfg = load_configs("tiny")
     t0 = time.perf_counter()
-    train(mcfg, tcfg, str(ds / f"train-{{000000..{shards - 2:06d}}}.tar"), run,
-          val=str(ds / f"train-{shards - 1:06d}.tar"))
+    train(
+        mcfg,
+        tcfg,
+        str(ds / f"train-{{000000..{shards - 2:06d}}}.tar"),
+        run,
+        val=str(ds / f"train-{shards - 1:06d}.tar"),
+    )
     with open(run / "val.csv") as f:
         rows = list(csv.DictReader(f))
-    print(f"\ntiny recipe, {tcfg.total_steps} steps on {args.samples - 32} scenes at {args.size}² "
-          f"({time.perf_counter() - t0:.0f} s); held-out bokeh PSNR (dB):")
+    print(
+        f"\ntiny recipe, {tcfg.total_steps} steps on {args.samples - 32} scenes at {args.size}² "
+        f"({time.perf_counter() - t0:.0f} s); held-out bokeh PSNR (dB):"
+    )
     for r in rows:
         gain = float(r["psnr_rgb_bokeh"]) - float(r["psnr_rgb_bokeh_identity"])
-        print(f"  step {int(r['step']):>4}: model {float(r['psnr_rgb_bokeh']):.2f}, identity "
-              f"{float(r['psnr_rgb_bokeh_identity']):.2f} ({gain:+.2f}); SSIM-Y {float(r['ssim_y_bokeh']):.4f}")
+        print(
+            f"  step {int(r['step']):>4}: model {float(r['psnr_rgb_bokeh']):.2f}, identity "
+            f"{float(r['psnr_rgb_bokeh_identity']):.2f} ({gain:+.2f}); SSIM-Y {float(r['ssim_y_bokeh']):.4f}"
+        )
     print(f"run: {run} (curves.png, val_examples_*.png)")
 
 

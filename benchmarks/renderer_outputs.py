@@ -7,6 +7,7 @@ bit for bit:
     python benchmarks/renderer_outputs.py after.npz      # on the new code
     python benchmarks/renderer_outputs.py --compare before.npz after.npz
 """
+
 import sys
 from pathlib import Path
 
@@ -29,8 +30,11 @@ ys, xs = np.mgrid[0:h, 0:w]
 tilted = Layer(textured(h, w, 2), np.ones((h, w), np.float32), (0.05 + 0.002 * xs + 0.001 * ys).astype(np.float32))
 fg = Layer(textured(h, w, 3), disk_alpha(h, w, 40, 50, 25), np.full((h, w), 0.8, np.float32))
 fg2 = Layer(textured(h, w, 4), disk_alpha(h, w, 60, 90, 20), np.full((h, w), 0.6, np.float32))
-general = Layer(textured(h, w, 5), disk_alpha(h, w, 50, 70, 35),
-                (0.4 + 0.3 * np.sin(xs / 9.0) * np.cos(ys / 7.0)).astype(np.float32))
+general = Layer(
+    textured(h, w, 5),
+    disk_alpha(h, w, 50, 70, 35),
+    (0.4 + 0.3 * np.sin(xs / 9.0) * np.cos(ys / 7.0)).astype(np.float32),
+)
 scenes = {"flat": [bg, fg, fg2], "tilted": [tilted, fg], "general": [bg, general, fg2]}
 configs = {
     "defaults": {},

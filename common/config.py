@@ -33,8 +33,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}, again on line "
-                                f"{key_node.start_mark.line + 1}): give each key once", key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {seen[key] + 1}, again on line "
+                    f"{key_node.start_mark.line + 1}): give each key once",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -79,7 +83,7 @@ def parse_overrides(items, base: dict | None = None) -> dict:
             if child is None:
                 child = node[name] = {}
             if not isinstance(child, dict):
-                raise ValueError(f"override {item!r}: {'.'.join(parents[:i + 1])} is not a section")
+                raise ValueError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section")
             node = child
         node[leaf] = value
     return out
@@ -98,11 +102,15 @@ def load(cls, path=None, overrides=(), *, where: str | None = None):
 
 def blame_override(message: str, where: str, overrides) -> str:
     """An error about a key that an override set names that ``--set KEY=VALUE``, not the file it came from."""
-    rest = message[len(where) + 2:] if message.startswith(f"{where}: ") else message
+    rest = message[len(where) + 2 :] if message.startswith(f"{where}: ") else message
     for item in reversed(list(overrides)):
         key = str(item).partition("=")[0].strip()
-        if key and (rest.startswith(f"{key}:") or rest.startswith(f"unknown key '{key}'")
-                    or rest.startswith(f"{key}.") or f"'{key}'" in rest.split(";")[0]):
+        if key and (
+            rest.startswith(f"{key}:")
+            or rest.startswith(f"unknown key '{key}'")
+            or rest.startswith(f"{key}.")
+            or f"'{key}'" in rest.split(";")[0]
+        ):
             return f"--set {item}: {rest}"
     return message
 
@@ -143,6 +151,7 @@ def to_dict(obj) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # coercion
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def _at(where: str, message: str) -> str:
     return f"{where}: {message}" if where else message

@@ -157,9 +157,11 @@ def read_disparity(path) -> np.ndarray:
         else:  # a colour picture is depth only when every channel holds the same value (a grey saved as RGB)
             rgb, _ = load_image(path)
             if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-                raise ValueError(f"{display_name(path)}: a colour image ({im.mode}), not a disparity map: a "
-                                 f"colour-mapped depth picture cannot be read as depth; save the disparity as a "
-                                 f"grey 8- or 16-bit PNG or a float .npy")
+                raise ValueError(
+                    f"{display_name(path)}: a colour image ({im.mode}), not a disparity map: a "
+                    f"colour-mapped depth picture cannot be read as depth; save the disparity as a "
+                    f"grey 8- or 16-bit PNG or a float .npy"
+                )
             disp = rgb[..., 0]
     if not np.isfinite(disp).all():
         raise ValueError(f"{display_name(path)}: disparity map has NaN or infinite values")
@@ -193,8 +195,9 @@ def encode_png(rgb: np.ndarray, compress_level: int = 3) -> bytes:
     if rgb.dtype == np.uint16:
         import cv2
 
-        ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]),
-                                [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
+        ok, data = cv2.imencode(
+            ".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, compress_level]
+        )
         if not ok:
             raise ValueError("encode_png: OpenCV could not encode the 16-bit image")
         return data.tobytes()

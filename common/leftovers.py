@@ -45,8 +45,9 @@ def record_private_ray(session_dir: str | None = None) -> Path | None:
     path = _record_path(me.pid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp-{me.pid}")
-    tmp.write_text(json.dumps({"driver": me.pid, "driver_created": me.create_time(), "session": session_dir,
-                               "processes": procs}))
+    tmp.write_text(
+        json.dumps({"driver": me.pid, "driver_created": me.create_time(), "session": session_dir, "processes": procs})
+    )
     os.replace(tmp, path)
     return path
 
@@ -114,7 +115,11 @@ def reap(quiet: bool = False) -> list[int]:
         if alive and not quiet:
             names = sorted({n for pid, _, n in rec.get("processes", []) if pid in {p.pid for p in alive}})
             started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(rec.get("driver_created", 0))))
-            print(f"stopped {len(alive)} processes ({', '.join(names)}) of a private Ray instance left by a killed "
-                  f"run (driver pid {rec.get('driver')}, started {started})", file=sys.stderr, flush=True)
+            print(
+                f"stopped {len(alive)} processes ({', '.join(names)}) of a private Ray instance left by a killed "
+                f"run (driver pid {rec.get('driver')}, started {started})",
+                file=sys.stderr,
+                flush=True,
+            )
         path.unlink(missing_ok=True)
     return stopped

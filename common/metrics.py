@@ -11,10 +11,10 @@ def psnr_from_mse(mse, peak: float = 255.0):
     if type(mse).__module__.startswith("torch"):
         import torch
 
-        return 10 * torch.log10(peak ** 2 / mse.clamp_min(1e-30))
+        return 10 * torch.log10(peak**2 / mse.clamp_min(1e-30))
     mse = np.asarray(mse, np.float64)
     with np.errstate(divide="ignore"):
-        out = np.where(mse == 0, np.inf, 10 * np.log10(peak ** 2 / np.where(mse == 0, 1.0, mse)))
+        out = np.where(mse == 0, np.inf, 10 * np.log10(peak**2 / np.where(mse == 0, 1.0, mse)))
     return float(out) if out.ndim == 0 else out
 
 

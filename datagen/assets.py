@@ -56,12 +56,13 @@ class Asset:
 
 
 def split_of(asset_id: str, val_fraction: float) -> str:
-    """"val" for a fixed, id-determined fraction of assets: the id's first 8 hex digits as a number in [0, 1)."""
+    """ "val" for a fixed, id-determined fraction of assets: the id's first 8 hex digits as a number in [0, 1)."""
     return "val" if int(asset_id[:8], 16) / 16**8 < val_fraction else "train"
 
 
-def _skipped(uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "",
-             disp_uri: str = "") -> Asset:
+def _skipped(
+    uri: str, kind: str, source: str, reason: str, alpha_uri: str = "", sha: str = "", disp_uri: str = ""
+) -> Asset:
     return Asset(sha[:16], uri, alpha_uri, kind, source, 0, 0, False, sha, "", False, reason, disp_uri)
 
 
@@ -78,17 +79,29 @@ def load_disparity_map(path) -> np.ndarray:
     return disp
 
 
-def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int, val_fraction: float,
-        disp: str | None = None) -> Asset:
+def vet(
+    image: str,
+    matte: str | None,
+    kind: str,
+    source: str,
+    *,
+    min_size: int,
+    val_fraction: float,
+    disp: str | None = None,
+) -> Asset:
     """Read and check one asset (locations as :mod:`datagen.sources` reads them: a local path, a URI or demo://),
     with its matte, or for a background its disparity map; returns an ok row or a skipped row naming the problem
     (never raises for a bad file)."""
-    uri, alpha_uri, disp_uri = display_name(image), display_name(matte) if matte else "", \
-        display_name(disp) if disp else ""
+    uri, alpha_uri, disp_uri = (
+        display_name(image),
+        display_name(matte) if matte else "",
+        display_name(disp) if disp else "",
+    )
     for path, text in ((image, uri), (matte, alpha_uri), (disp, disp_uri)):
         if path is not None and text != str(path):
-            return _skipped(uri, kind, source, f"{text}: the file name is not valid UTF-8 (shown escaped); rename "
-                                               f"it", alpha_uri)
+            return _skipped(
+                uri, kind, source, f"{text}: the file name is not valid UTF-8 (shown escaped); rename it", alpha_uri
+            )
     try:
         blobs = [read_bytes(u) for u in (image, matte, disp) if u]
     except AssetUnavailable as e:
@@ -101,14 +114,18 @@ def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int,
         if matte is not None:
             alpha = load_alpha(FileBytes(files[matte], shown(alpha_uri)))
             if alpha.shape != rgb.shape[:2]:
-                raise ValueError(f"{shown(alpha_uri)}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
-                                 f"{shown(uri)} ({rgb.shape[1]}×{rgb.shape[0]})")
+                raise ValueError(
+                    f"{shown(alpha_uri)}: matte size {alpha.shape[1]}×{alpha.shape[0]} does not match "
+                    f"{shown(uri)} ({rgb.shape[1]}×{rgb.shape[0]})"
+                )
         h, w = rgb.shape[:2]
         if disp is not None:
             dmap = load_disparity_map(FileBytes(files[disp], shown(disp_uri)))
             if dmap.shape != (h, w):
-                raise ValueError(f"{shown(disp_uri)}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not "
-                                 f"match {shown(uri)} ({w}×{h})")
+                raise ValueError(
+                    f"{shown(disp_uri)}: disparity map size {dmap.shape[1]}×{dmap.shape[0]} does not "
+                    f"match {shown(uri)} ({w}×{h})"
+                )
         if min(h, w) < min_size:
             raise ValueError(f"{shown(uri)}: too small ({w}×{h}, need at least {min_size} px on each side)")
         if kind == "foreground":
@@ -122,10 +139,24 @@ def vet(image: str, matte: str | None, kind: str, source: str, *, min_size: int,
     except ValueError as e:
         return _skipped(uri, kind, source, str(e), alpha_uri, sha, disp_uri)
     except Exception as e:  # a decoder bug on one odd file must not stop a scan of thousands
-        return _skipped(uri, kind, source, f"{shown(uri)}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha,
-                        disp_uri)
-    return Asset(asset_id, uri, alpha_uri, kind, source, w, h, alpha is not None, sha,
-                 split_of(asset_id, val_fraction), True, "", disp_uri)
+        return _skipped(
+            uri, kind, source, f"{shown(uri)}: cannot decode ({type(e).__name__}: {e})", alpha_uri, sha, disp_uri
+        )
+    return Asset(
+        asset_id,
+        uri,
+        alpha_uri,
+        kind,
+        source,
+        w,
+        h,
+        alpha is not None,
+        sha,
+        split_of(asset_id, val_fraction),
+        True,
+        "",
+        disp_uri,
+    )
 
 
 def _images(files) -> list[PurePosixPath]:
@@ -137,8 +168,9 @@ def photomatte85(files) -> list[tuple[PurePosixPath, None]]:
     return [(p, None) for p in _images(files)]
 
 
-def pairs(files, image_dir: str, matte_dir: str) -> tuple[list[tuple[PurePosixPath, PurePosixPath]],
-                                                          list[PurePosixPath]]:
+def pairs(
+    files, image_dir: str, matte_dir: str
+) -> tuple[list[tuple[PurePosixPath, PurePosixPath]], list[PurePosixPath]]:
     """image_dir/NAME.* with matte_dir/NAME.*; images without a matte are reported."""
     under = lambda d: [f for f in _images(files) if f.parts[0] == d]  # noqa: E731
     mattes = {p.relative_to(matte_dir).with_suffix("").as_posix(): p for p in under(matte_dir)}
@@ -162,8 +194,14 @@ def generic(files) -> tuple[list[tuple[PurePosixPath, PurePosixPath | None]], li
     for p in files:
         if p in mattes:
             continue
-        matte = next((by_stem[p.with_suffix("").with_name(p.stem + s)] for s in MATTE_SUFFIXES
-                      if p.with_suffix("").with_name(p.stem + s) in by_stem), None)
+        matte = next(
+            (
+                by_stem[p.with_suffix("").with_name(p.stem + s)]
+                for s in MATTE_SUFFIXES
+                if p.with_suffix("").with_name(p.stem + s) in by_stem
+            ),
+            None,
+        )
         out.append((p, matte))
         used.add(matte)
     return out, sorted(mattes - used)
@@ -215,13 +253,21 @@ def check_layout(layout: str, root) -> None:
     if "image_dir" in spec:
         absent = [d for d in (spec["image_dir"], spec["matte_dir"]) if not folder.has_subfolder(d)]
         if absent:
-            raise ValueError(f"{folder.display()}: the {layout} layout expects the subfolders {spec['image_dir']}/ "
-                             f"(images) and {spec['matte_dir']}/ (mattes); missing: "
-                             f"{', '.join(d + '/' for d in absent)}")
+            raise ValueError(
+                f"{folder.display()}: the {layout} layout expects the subfolders {spec['image_dir']}/ "
+                f"(images) and {spec['matte_dir']}/ (mattes); missing: "
+                f"{', '.join(d + '/' for d in absent)}"
+            )
 
 
-def scan(sources: list[tuple[str, object]], out: Path | None = None, *, min_size: int = 256,
-         val_fraction: float = 0.05, progress: bool = True) -> list[Asset]:
+def scan(
+    sources: list[tuple[str, object]],
+    out: Path | None = None,
+    *,
+    min_size: int = 256,
+    val_fraction: float = 0.05,
+    progress: bool = True,
+) -> list[Asset]:
     """Scan (layout, folder) pairs into asset rows; write them to ``out`` (assets.parquet) when given.
 
     A folder is a local path, a ``pyarrow.fs`` URI (``s3://bucket/fg``: listed and read through its filesystem) or
@@ -235,31 +281,53 @@ def scan(sources: list[tuple[str, object]], out: Path | None = None, *, min_size
         check_layout(layout, folder)
         spec = LAYOUTS[layout]
         files = folder.files()
+
         def where(p, folder=folder):
             return display_name(folder.uri(p))
 
         if "image_dir" in spec:
             found, missing = pairs(files, spec["image_dir"], spec["matte_dir"])
-            rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{shown(where(p))}: no matte with the same name in "
-                              f"{folder.display()}/{spec['matte_dir']}") for p in missing]
+            rows += [
+                _skipped(
+                    where(p),
+                    spec["kind"],
+                    layout,
+                    f"{shown(where(p))}: no matte with the same name in {folder.display()}/{spec['matte_dir']}",
+                )
+                for p in missing
+            ]
         elif layout == "generic":
             found, orphans = generic(files)
-            rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{shown(where(p))}: a matte with no image of the same name beside it (orphan)")
-                     for p in orphans]
+            rows += [
+                _skipped(
+                    where(p),
+                    spec["kind"],
+                    layout,
+                    f"{shown(where(p))}: a matte with no image of the same name beside it (orphan)",
+                )
+                for p in orphans
+            ]
         elif layout == "backgrounds":
             triples, orphans = backgrounds(files)
-            rows += [_skipped(where(p), spec["kind"], layout,
-                              f"{shown(where(p))}: a disparity map with no photo of the same name beside it "
-                              f"(orphan)") for p in orphans]
-            jobs += [(folder.uri(img), None, folder.uri(disp) if disp else None, spec["kind"], layout)
-                     for img, _, disp in triples]
+            rows += [
+                _skipped(
+                    where(p),
+                    spec["kind"],
+                    layout,
+                    f"{shown(where(p))}: a disparity map with no photo of the same name beside it (orphan)",
+                )
+                for p in orphans
+            ]
+            jobs += [
+                (folder.uri(img), None, folder.uri(disp) if disp else None, spec["kind"], layout)
+                for img, _, disp in triples
+            ]
             continue
         else:
             found = photomatte85(files)
-        jobs += [(folder.uri(img), folder.uri(matte) if matte else None, None, spec["kind"], layout)
-                 for img, matte in found]
+        jobs += [
+            (folder.uri(img), folder.uri(matte) if matte else None, None, spec["kind"], layout) for img, matte in found
+        ]
     for img, matte, disp, kind, layout in tqdm(jobs, desc="scanning assets", unit="file", disable=not progress):
         rows.append(vet(img, matte, kind, layout, min_size=min_size, val_fraction=val_fraction, disp=disp))
     rows.sort(key=lambda a: (a.kind, a.uri))

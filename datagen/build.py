@@ -67,8 +67,7 @@ def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
     from datagen.assets import scan
 
     sources = asset_sources(cfg)
-    return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction,
-                progress=progress)
+    return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction, progress=progress)
 
 
 def _writable(folder: Path) -> bool:
@@ -92,8 +91,9 @@ def check_asset_folders(cfg: BuildConfig) -> None:
             raise SystemExit(f"error: --assets {item}: {e}") from None
 
 
-def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str,
-                sample: list | None = None) -> dict:
+def build_shard(
+    cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str, sample: list | None = None
+) -> dict:
     """Render, degrade and write one shard and its manifest; returns counts and timings. ``sample``: the assets
     the pre-flight check reads (datagen.preflight), read again here on a node that has not yet checked them. A
     node that cannot read an asset raises AssetUnavailable (the build stops), not a failed sample."""
@@ -120,8 +120,7 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
     for index in indices:
         key = f"{shard:06d}_{index:06d}"
         try:
-            spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size,
-                              highlights_prob=cfg.highlights.prob)
+            spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size, highlights_prob=cfg.highlights.prob)
             camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
             sample = recipe.make(spec, by_id, deg, boost, camera)
             members = recipe.encode(sample)
@@ -132,49 +131,85 @@ def build_shard(cfg: BuildConfig, rows: list, split: str, shard: int, indices: l
             failures.append({"key": key, "reason": f"{type(e).__name__}: {e}"})
             continue
         written.append((key, members))
-        records.append({"key": key, "shard": f"{split}-{shard:06d}.tar", "split": split, **spec.columns(),
-                        "focus_target_used": focus["target"], "focus_x": focus["xy"][0], "focus_y": focus["xy"][1],
-                        "focus_disparity": focus["disparity"],
-                        **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
-                        **recipe.columns(sample),
-                        **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
-                        **member_columns(members, recipe.members())})
+        records.append(
+            {
+                "key": key,
+                "shard": f"{split}-{shard:06d}.tar",
+                "split": split,
+                **spec.columns(),
+                "focus_target_used": focus["target"],
+                "focus_x": focus["xy"][0],
+                "focus_y": focus["xy"][1],
+                "focus_disparity": focus["disparity"],
+                **(camera_columns(sample["json"]["camera"]) if camera is not None else {}),
+                **recipe.columns(sample),
+                **{f"deg_{k}": v for k, v in sample["json"]["degradation"].items()},
+                **member_columns(members, recipe.members()),
+            }
+        )
     if len(failures) > cfg.max_failure_rate * len(indices):
         raise RuntimeError(f"{split}-{shard:06d}: {len(failures)} of {len(indices)} samples failed: {failures[:3]}")
     name = f"{split}-{shard:06d}"
     store = Store(out)
     size, sha256 = write_shard(store, f"{name}.tar", written)
     table = pa.Table.from_pylist(records, schema=recipe.schema())
-    table = table.replace_schema_metadata({"failures": json_dumps(failures, indent=None), "shard_bytes": str(size),
-                                           "shard_sha256": sha256})
+    table = table.replace_schema_metadata(
+        {"failures": json_dumps(failures, indent=None), "shard_bytes": str(size), "shard_sha256": sha256}
+    )
     store.write_table(table, f"{name}.parquet")
-    return {"shard": name, "samples": len(written), "failures": failures, "seconds": time.perf_counter() - t0,
-            "node": node_id(), "pid": os.getpid()}
+    return {
+        "shard": name,
+        "samples": len(written),
+        "failures": failures,
+        "seconds": time.perf_counter() - t0,
+        "node": node_id(),
+        "pid": os.getpid(),
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="YAML BuildConfig")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value (repeatable)")
-    p.add_argument("--out", default="bokeh_dataset",
-                   help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI "
-                        "(s3://, gs://, ...)")
-    p.add_argument("--assets", action="extend", nargs="+", metavar="LAYOUT:PATH",
-                   help="asset folders (several, or the flag repeated), LAYOUT one of photomatte85, aim500, rwp636, "
-                        "am2k, p3m10k, pairs, generic, backgrounds; PATH a folder every node mounts at that path, or "
-                        "a pyarrow.fs URI (s3://bucket/fg, gs://..., hdfs://...)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (repeatable)",
+    )
+    p.add_argument(
+        "--out",
+        default="bokeh_dataset",
+        help="output folder: a path (shared by all nodes on a cluster) or a pyarrow.fs URI (s3://, gs://, ...)",
+    )
+    p.add_argument(
+        "--assets",
+        action="extend",
+        nargs="+",
+        metavar="LAYOUT:PATH",
+        help="asset folders (several, or the flag repeated), LAYOUT one of photomatte85, aim500, rwp636, "
+        "am2k, p3m10k, pairs, generic, backgrounds; PATH a folder every node mounts at that path, or "
+        "a pyarrow.fs URI (s3://bucket/fg, gs://..., hdfs://...)",
+    )
     p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
     p.add_argument("--samples-per-shard", type=int, help="samples per shard (config samples_per_shard)")
     p.add_argument("--seed", type=int, help="run seed (config seed)")
     p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="CPUs of a private local Ray instance (default: all); refused when joining a cluster, whose "
-                        "size the cluster decides")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster to run on: HEAD:6379, 'auto', or 'local' for a private instance on this machine. "
-                        "Default: RAY_ADDRESS, else the cluster this machine is part of (as `ray start` / `ray up` "
-                        "record it in Ray's temp dir, RAY_TMPDIR honoured), else a private local instance")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="CPUs of a private local Ray instance (default: all); refused when joining a cluster, whose "
+        "size the cluster decides",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to run on: HEAD:6379, 'auto', or 'local' for a private instance on this machine. "
+        "Default: RAY_ADDRESS, else the cluster this machine is part of (as `ray start` / `ray up` "
+        "record it in Ray's temp dir, RAY_TMPDIR honoured), else a private local instance",
+    )
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
     return p.parse_args(argv)
 
@@ -204,11 +239,17 @@ def main(args: argparse.Namespace) -> dict:
 
 def load_config(args: argparse.Namespace) -> BuildConfig:
     """The config file with --set overrides and the command line's own flags over it, every value checked."""
-    flags = {"assets": args.assets, "num_samples": args.num_samples, "samples_per_shard": args.samples_per_shard,
-             "seed": args.seed, "size": args.size}
+    flags = {
+        "assets": args.assets,
+        "num_samples": args.num_samples,
+        "samples_per_shard": args.samples_per_shard,
+        "seed": args.seed,
+        "size": args.size,
+    }
     try:
-        return BuildConfig.load(args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items()
-                                                               if v is not None])
+        return BuildConfig.load(
+            args.config, args.overrides + [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+        )
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
 
@@ -228,14 +269,18 @@ def check_output(args: argparse.Namespace, cfg: BuildConfig):
     check_asset_folders(cfg)
     old_meta = read_meta(store)
     if old_meta and not args.overwrite and old_meta.get("config_hash") != cfg.digest():
-        raise SystemExit(f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
-                         f"{cfg.digest()}); use another --out or --overwrite")
+        raise SystemExit(
+            f"{where}: holds a dataset of another config (hash {old_meta.get('config_hash')} vs "
+            f"{cfg.digest()}); use another --out or --overwrite"
+        )
     if args.overwrite:
         foreign = foreign_files(store, BUILD_OUTPUTS)
         if foreign:
-            raise SystemExit(f"--overwrite {where}: refused, the folder holds files a bokehgen build did not write: "
-                             f"{', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; --overwrite only "
-                             f"replaces what a build wrote")
+            raise SystemExit(
+                f"--overwrite {where}: refused, the folder holds files a bokehgen build did not write: "
+                f"{', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; --overwrite only "
+                f"replaces what a build wrote"
+            )
     if store.local and not _writable(Path(store.root)):
         raise SystemExit(f"error: --out {where}: cannot write there (permission denied or a read-only file system)")
     return store, old_meta
@@ -250,19 +295,25 @@ def scan_and_check_assets(cfg: BuildConfig, store, old_meta: dict, overwrite: bo
     rows = scan_assets(cfg)
     for kind in ("foreground", "background"):
         if not usable(rows, kind, "train"):
-            raise SystemExit(f"no usable {kind} assets for training among {len(rows)} scanned "
-                             f"({sum(not a.ok for a in rows)} skipped); see the reasons with --assets ... and "
-                             f"datagen.assets.scan")
+            raise SystemExit(
+                f"no usable {kind} assets for training among {len(rows)} scanned "
+                f"({sum(not a.ok for a in rows)} skipped); see the reasons with --assets ... and "
+                f"datagen.assets.scan"
+            )
     sample = sample_assets(asset_sources(cfg), rows)
     checked = check_cluster(sample)
-    print(f"assets: {len(rows)} scanned; a sample read on each of the {checked} nodes with CPUs, hashes checked",
-          flush=True)
+    print(
+        f"assets: {len(rows)} scanned; a sample read on each of the {checked} nodes with CPUs, hashes checked",
+        flush=True,
+    )
     # the assets decide the bytes as much as the config: a resumed build must see the same ones
     listing = json.dumps(sorted((a.id, a.kind, a.split, a.ok) for a in rows))
     assets_hash = hashlib.sha256(listing.encode()).hexdigest()[:16]
     if not overwrite and old_meta.get("assets_hash", assets_hash) != assets_hash:
-        raise SystemExit(f"{store.display()}: was built from other assets (hash {old_meta['assets_hash']} vs "
-                         f"{assets_hash}); use another --out or --overwrite")
+        raise SystemExit(
+            f"{store.display()}: was built from other assets (hash {old_meta['assets_hash']} vs "
+            f"{assets_hash}); use another --out or --overwrite"
+        )
     return rows, sample, assets_hash
 
 
@@ -277,10 +328,16 @@ def prepare_folder(store, cfg: BuildConfig, rows: list, assets_hash: str, start_
     store.clean_partial()  # half-written files of an interrupted run
     for problem in check_complete_shards(store):  # a shard damaged on disk is rebuilt, not trusted
         print(f"rebuilding: {problem}", flush=True)
-    store.write_table(checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"),
-                      "assets.parquet")
-    started = {"config": config.to_dict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
-               "max_K": MAX_K, "complete": False}
+    store.write_table(
+        checked_table([dataclasses.asdict(a) for a in rows], assets_schema(), "assets.parquet"), "assets.parquet"
+    )
+    started = {
+        "config": config.to_dict(cfg),
+        "config_hash": cfg.digest(),
+        "assets_hash": assets_hash,
+        "max_K": MAX_K,
+        "complete": False,
+    }
     store.write_text("dataset.json", json_dumps(started))
 
 
@@ -320,8 +377,12 @@ def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample) -> list[
             size, size_at = cluster_size(), time.monotonic()
         n = sum(r["samples"] for r in results)
         rate = n / max(time.perf_counter() - t0, 1e-9)
-        print(f"\r{len(results)}/{len(todo)} shards, {n}/{total} samples, {rate:.2f} samples/s, "
-              f"ETA {(total - n) / rate if rate else 0:.0f} s | {size}", end="", flush=True)
+        print(
+            f"\r{len(results)}/{len(todo)} shards, {n}/{total} samples, {rate:.2f} samples/s, "
+            f"ETA {(total - n) / rate if rate else 0:.0f} s | {size}",
+            end="",
+            flush=True,
+        )
     print()
     return results
 
@@ -340,8 +401,9 @@ def _drop(pending: list) -> None:
             pass
 
 
-def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list, skipped_val: list,
-           ray_info: dict, t0: float) -> dict:
+def finish(
+    store, cfg: BuildConfig, rows: list, assets_hash: str, results: list, skipped_val: list, ray_info: dict, t0: float
+) -> dict:
     """samples.parquet, the wids indexes, dataset.json (complete: true), the dataset card, build_log.json, the
     preview and the report; returns the summary."""
     import pyarrow as pa
@@ -356,25 +418,38 @@ def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list,
     merged = pa.concat_tables(tables) if tables else None
     if merged is None or merged.num_rows == 0:
         failed = [f for r in results for f in r["failures"]][:5]
-        raise SystemExit(f"{where}: the build produced no samples (first failures: {failed}); dataset.json stays "
-                         f"complete: false")
+        raise SystemExit(
+            f"{where}: the build produced no samples (first failures: {failed}); dataset.json stays complete: false"
+        )
     store.write_table(merged.replace_schema_metadata(None), "samples.parquet")
     write_wids_indexes(store)
     skipped_assets = [{"uri": a.uri, "reason": a.reason} for a in rows if not a.ok]
-    summary = {"config": config.to_dict(cfg), "config_hash": cfg.digest(), "assets_hash": assets_hash,
-               "max_K": MAX_K, "complete": True,
-               "samples": merged.num_rows,
-               "shards": store.names("*.tar"), "skipped_assets": skipped_assets,
-               "val_skipped": "no validation assets" if skipped_val else "",
-               "versions": versions()}
+    summary = {
+        "config": config.to_dict(cfg),
+        "config_hash": cfg.digest(),
+        "assets_hash": assets_hash,
+        "max_K": MAX_K,
+        "complete": True,
+        "samples": merged.num_rows,
+        "shards": store.names("*.tar"),
+        "skipped_assets": skipped_assets,
+        "val_skipped": "no validation assets" if skipped_val else "",
+        "versions": versions(),
+    }
     store.write_text("dataset.json", json_dumps(summary))
     counts = {split: merged.filter(pc.equal(merged["split"], split)).num_rows for split in ("train", "val")}
     store.write_text("README.md", dataset_card(summary, {k: v for k, v in counts.items() if v}, rows, cfg.license))
     # timings: the one output that is not deterministic
     log = json.loads(store.read_text("build_log.json")) if store.exists("build_log.json") else []
     started_at = time.gmtime(time.time() - (time.perf_counter() - t0))
-    log.append({"ray": ray_info, "started": time.strftime("%Y-%m-%dT%H:%M:%S", started_at),
-                "seconds": time.perf_counter() - t0, "shards": results})
+    log.append(
+        {
+            "ray": ray_info,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", started_at),
+            "seconds": time.perf_counter() - t0,
+            "shards": results,
+        }
+    )
     store.write_text("build_log.json", json_dumps(log, sort_keys=False))
     sheet = preview(store)
     if sheet:
@@ -386,8 +461,10 @@ def finish(store, cfg: BuildConfig, rows: list, assets_hash: str, results: list,
         from datagen.recipe import recipe_for
 
         recipe = recipe_for(cfg)
-        print(f"look at them: {where}/preview.png ({recipe.preview_rows}) and {where}/report.html; read them with "
-              f"webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar'){recipe.reader}")
+        print(
+            f"look at them: {where}/preview.png ({recipe.preview_rows}) and {where}/report.html; read them with "
+            f"webdataset.WebDataset('{where}/train-{{000000..{last:06d}}}.tar'){recipe.reader}"
+        )
     return summary
 
 

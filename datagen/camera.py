@@ -55,29 +55,40 @@ class CameraConfig:
         return bool(self.targets())
 
     def targets(self) -> list[str]:
-        return [self.target] if isinstance(self.target, str) and self.target else \
-            list(self.target) if isinstance(self.target, list) else []
+        return (
+            [self.target]
+            if isinstance(self.target, str) and self.target
+            else list(self.target)
+            if isinstance(self.target, list)
+            else []
+        )
 
     def __post_init__(self):
         names = self.targets()
         for name in names:
             if name != "ranges":
                 _preset("target", name)
-        if self.target_weights and (len(self.target_weights) != len(names) or min(self.target_weights) < 0
-                                    or sum(self.target_weights) <= 0):
-            raise ValueError(f"target_weights: {len(names)} non-negative weights (one per target), got "
-                             f"{self.target_weights}")
+        if self.target_weights and (
+            len(self.target_weights) != len(names) or min(self.target_weights) < 0 or sum(self.target_weights) <= 0
+        ):
+            raise ValueError(
+                f"target_weights: {len(names)} non-negative weights (one per target), got {self.target_weights}"
+            )
         if self.input != PINHOLE:
             _preset("input", self.input)
         for name, (least, greatest, closed) in RANGE_BOUNDS.items():
             lo, hi = getattr(self, name)
             if not lo <= hi or not ((least <= lo) if closed else (least < lo)) or not hi <= greatest:
-                raise ValueError(f"{name}: [low, high] with low <= high, both in {'[' if closed else '('}{least:g}, "
-                                 f"{greatest:g}], got {[lo, hi]}")
+                raise ValueError(
+                    f"{name}: [low, high] with low <= high, both in {'[' if closed else '('}{least:g}, "
+                    f"{greatest:g}], got {[lo, hi]}"
+                )
         lo, hi = self.bg_distance_m
         if not self.fg_distance_m[1] < lo <= hi:
-            raise ValueError(f"bg_distance_m: [low, high] (high may be .inf) beyond the foregrounds' farthest "
-                             f"{self.fg_distance_m[1]:g} m, got {[lo, hi]}")
+            raise ValueError(
+                f"bg_distance_m: [low, high] (high may be .inf) beyond the foregrounds' farthest "
+                f"{self.fg_distance_m[1]:g} m, got {[lo, hi]}"
+            )
 
     def check_k(self, size: int) -> None:
         """Refuse a camera range whose K (the target's) or K_input (the input camera's, at its largest zoom) at
@@ -88,24 +99,34 @@ class CameraConfig:
         for cam in self._extreme_targets():
             K = cam.k_metric(z, size) / z
             if K > MAX_K:
-                raise ValueError(f"camera: {cam.name} focused at {z:g} m (camera.fg_distance_m's nearest) gives K = "
-                                 f"{K:.1f} at {size} px, above the model's maximum K {MAX_K:g}: a farther "
-                                 f"fg_distance_m, a larger f-number or a smaller size")
+                raise ValueError(
+                    f"camera: {cam.name} focused at {z:g} m (camera.fg_distance_m's nearest) gives K = "
+                    f"{K:.1f} at {size} px, above the model's maximum K {MAX_K:g}: a farther "
+                    f"fg_distance_m, a larger f-number or a smaller size"
+                )
         if self.input != PINHOLE:
             cam = PRESETS[self.input].with_zoom(self.input_zoom_range[1])
             K = cam.k_metric(z, size) / z
             if K > MAX_K:
-                raise ValueError(f"camera.input_zoom_range: {self.input} at {self.input_zoom_range[1]:g}× zoom focused "
-                                 f"at {z:g} m gives the LQ's K_input = {K:.1f} at {size} px, above the model's "
-                                 f"maximum K {MAX_K:g}: a smaller zoom, a farther fg_distance_m or a smaller size")
+                raise ValueError(
+                    f"camera.input_zoom_range: {self.input} at {self.input_zoom_range[1]:g}× zoom focused "
+                    f"at {z:g} m gives the LQ's K_input = {K:.1f} at {size} px, above the model's "
+                    f"maximum K {MAX_K:g}: a smaller zoom, a farther fg_distance_m or a smaller size"
+                )
 
     def _extreme_targets(self) -> list[Camera]:
         out = []
         for name in self.targets():
             if name == "ranges":
-                out.append(Camera(self.focal_length_range[1], self.f_number_range[0], self.sensor_width_range[0],
-                                  name=f"{self.focal_length_range[1]:g} mm f/{self.f_number_range[0]:g} on "
-                                       f"{self.sensor_width_range[0]:g} mm (the ranges' extreme)"))
+                out.append(
+                    Camera(
+                        self.focal_length_range[1],
+                        self.f_number_range[0],
+                        self.sensor_width_range[0],
+                        name=f"{self.focal_length_range[1]:g} mm f/{self.f_number_range[0]:g} on "
+                        f"{self.sensor_width_range[0]:g} mm (the ranges' extreme)",
+                    )
+                )
             else:
                 out.append(PRESETS[name])
         return out
@@ -131,20 +152,36 @@ class CameraDraw:
 
     def record(self, focus_distance_m: float, K: float, K_input: float) -> dict:
         t, i = self.target, self.input
-        return {"target": {"name": t.name, "focal_length_mm": t.focal_length_mm, "f_number": t.f_number,
-                           "sensor_width_mm": t.sensor_width_mm},
-                # a pinhole has no lens: its focal length, f-number and sensor are null
-                "input": {"name": i.name if i else PINHOLE, "focal_length_mm": i.focal_length_mm if i else None,
-                          "f_number": i.f_number if i else None, "sensor_width_mm": i.sensor_width_mm if i
-                          else None, "zoom": i.zoom if i else 1.0},
-                "focus_distance_m": focus_distance_m, "z_near_m": self.z_near_m, "K_input": K_input, "K": K}
+        return {
+            "target": {
+                "name": t.name,
+                "focal_length_mm": t.focal_length_mm,
+                "f_number": t.f_number,
+                "sensor_width_mm": t.sensor_width_mm,
+            },
+            # a pinhole has no lens: its focal length, f-number and sensor are null
+            "input": {
+                "name": i.name if i else PINHOLE,
+                "focal_length_mm": i.focal_length_mm if i else None,
+                "f_number": i.f_number if i else None,
+                "sensor_width_mm": i.sensor_width_mm if i else None,
+                "zoom": i.zoom if i else 1.0,
+            },
+            "focus_distance_m": focus_distance_m,
+            "z_near_m": self.z_near_m,
+            "K_input": K_input,
+            "K": K,
+        }
 
 
 def _preset(key: str, name) -> None:
     """A camera preset name of ``key`` (target, input), else a ValueError naming the key and the presets."""
     if not isinstance(name, str) or name not in PRESETS:
-        raise ValueError(f"{key}: {name!r} is not a camera preset; presets: {', '.join(sorted(PRESETS))}"
-                         + (", pinhole" if key == "input" else "") + (", ranges" if key == "target" else ""))
+        raise ValueError(
+            f"{key}: {name!r} is not a camera preset; presets: {', '.join(sorted(PRESETS))}"
+            + (", pinhole" if key == "input" else "")
+            + (", ranges" if key == "target" else "")
+        )
 
 
 def camera_columns(camera: dict) -> dict:
@@ -164,8 +201,7 @@ def draw_camera(spec, cfg: CameraConfig) -> CameraDraw:
     probs = np.asarray(cfg.target_weights or [1.0] * len(names), np.float64)
     name = names[int(rng.choice(len(names), p=probs / probs.sum()))]
     if name == "ranges":
-        f, n, s = (float(rng.uniform(*r)) for r in (cfg.focal_length_range, cfg.f_number_range,
-                                                     cfg.sensor_width_range))
+        f, n, s = (float(rng.uniform(*r)) for r in (cfg.focal_length_range, cfg.f_number_range, cfg.sensor_width_range))
         target = Camera(f, n, s, name=f"{f:.1f} mm f/{n:.2f} on {s:.1f} mm")
     else:
         target = PRESETS[name]

@@ -12,8 +12,14 @@ import yaml
 
 from manifests.schemas import clip_json_type, sample_json_type
 
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+)
 
 
 def _quality(render: dict) -> dict:
@@ -34,8 +40,15 @@ def _hf_feature(t: pa.DataType) -> dict:
     if pa.types.is_list(t):
         inner = _hf_feature(t.value_type)
         return {"list": inner["dtype"] if set(inner) == {"dtype"} else inner.get("struct", inner)}
-    return {"dtype": {pa.float64(): "float64", pa.float32(): "float32", pa.int64(): "int64", pa.bool_(): "bool",
-                      pa.string(): "string"}[t]}
+    return {
+        "dtype": {
+            pa.float64(): "float64",
+            pa.float32(): "float32",
+            pa.int64(): "int64",
+            pa.bool_(): "bool",
+            pa.string(): "string",
+        }[t]
+    }
 
 
 def hf_clip_features(quality: dict, frames: int, flow: bool = False, camera: bool = False) -> list[dict]:
@@ -73,8 +86,12 @@ def _members(cfg: dict, frames: int) -> str:
 | `lq.png` | the degraded all-in-focus image at 1/4 size, 8-bit (the phone-camera input) |
 | `disp.npy` | float32 disparity of the nearest visible surface (larger = nearer) |
 | `json` | every parameter of the sample: scene, focus, render settings, degradation draws |"""
-    flow = "\n| `flow.NNN.npy` | float32 H×W×2 forward optical flow (x, y px) of the all-in-focus view, frame NNN to " \
-           "NNN + 1, exact |" if cfg.get("sequence", {}).get("flow") else ""
+    flow = (
+        "\n| `flow.NNN.npy` | float32 H×W×2 forward optical flow (x, y px) of the all-in-focus view, frame NNN to "
+        "NNN + 1, exact |"
+        if cfg.get("sequence", {}).get("flow")
+        else ""
+    )
     return f"""Each sample is a clip of {frames} frames (NNN = 000 … {frames - 1:03d}), every frame an exact render of
 the moving scene at that instant.
 
@@ -101,8 +118,11 @@ for sample in wds.WebDataset(sorted(glob.glob("DIR/train-*.tar")), shardshuffle=
 def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: str) -> str:
     """The card's text. ``summary``: what dataset.json holds; ``counts``: samples per split ("train", "val");
     ``assets``: the scanned asset rows (datagen.assets.Asset)."""
-    splits = [{"split": "train" if split == "train" else "validation", "path": f"{split}-*.tar"}
-              for split in ("train", "val") if counts.get(split)]
+    splits = [
+        {"split": "train" if split == "train" else "validation", "path": f"{split}-*.tar"}
+        for split in ("train", "val")
+        if counts.get(split)
+    ]
     front = {
         "license": license,
         "task_categories": ["image-to-image"],
@@ -146,8 +166,8 @@ all-in-focus image degraded by the Real-ESRGAN second-order pipeline into the lo
 
 ## How it was generated
 
-Config hash `{summary['config_hash']}`, asset listing hash `{summary['assets_hash']}`, maximum blur strength
-K = {summary.get('max_K')}; {versions}. The full config (also in `dataset.json`; rerun with
+Config hash `{summary["config_hash"]}`, asset listing hash `{summary["assets_hash"]}`, maximum blur strength
+K = {summary.get("max_K")}; {versions}. The full config (also in `dataset.json`; rerun with
 `python datagen/build.py --config CONFIG.yaml` to get the same bytes):
 
 ```yaml

@@ -44,8 +44,17 @@ from datagen.motion import (  # noqa: F401 - the motion's names, importable from
 from renderer import Layer, TextureCache, pinhole_view, render_bokeh
 
 
-def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: float = 0.0, flow: bool = False,
-                textures: TextureCache | None = None, camera=None, **render_options):
+def render_clip(
+    spec,
+    clip: ClipDraw,
+    layers: list[Layer],
+    resolve,
+    margin: float = 0.0,
+    flow: bool = False,
+    textures: TextureCache | None = None,
+    camera=None,
+    **render_options,
+):
     """Every frame's (aif linear-light composite, disparity, bokeh, K, d_f, target, and with ``flow`` the forward
     flow to the next frame, none for the last); ``layers``: frame 0's. The bokeh uses the sample's render seed in
     every frame (datagen.scenes.render_seed), as the image does. One renderer.TextureCache (``textures``, or a
@@ -67,16 +76,30 @@ def render_clip(spec, clip: ClipDraw, layers: list[Layer], resolve, margin: floa
         K, lens = clip.K(spec.K, k), None
         if camera is not None:
             K, lens = _camera_frame(camera, clip, k, d_f, spec.size)
-            lens["input"] = None if lens["K_input"] == 0 else \
-                render_bokeh(fl, lens["K_input"], d_f, seed=render_seed(spec), textures=cache, **render_options)
+            lens["input"] = (
+                None
+                if lens["K_input"] == 0
+                else render_bokeh(fl, lens["K_input"], d_f, seed=render_seed(spec), textures=cache, **render_options)
+            )
         bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), textures=cache, **render_options)
         subjects = []
         for i, fg in enumerate(spec.foregrounds):
             c = frame_maps[i] @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.size, 1.0])
             subjects.append({"name": f"fg{i}", "disparity": depths[i], "center_px": [float(c[0]), float(c[1])]})
-        frames.append({"aif": aif, "disp": disp, "bokeh": bokeh, "K": K, "focus_disparity": d_f, "target": target,
-                       "xy": list(xy), "subjects": subjects,
-                       "background_max_disparity": float(fl[-1].disparity.max()), "lens": lens})
+        frames.append(
+            {
+                "aif": aif,
+                "disp": disp,
+                "bokeh": bokeh,
+                "K": K,
+                "focus_disparity": d_f,
+                "target": target,
+                "xy": list(xy),
+                "subjects": subjects,
+                "background_max_disparity": float(fl[-1].disparity.max()),
+                "lens": lens,
+            }
+        )
         if flow:
             maps.append(frame_maps)
             fronts.append(visible_layer(fl))
@@ -96,8 +119,18 @@ def _camera_frame(camera, clip: ClipDraw, k: int, d_f: float, size: int) -> tupl
     return K, {"focus_distance_m": z_f, "K_input": K_input, "f_number": f_number}
 
 
-def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=None, bit_depth: int = 8,
-              margin: float = 0.0, flow: bool = False, camera=None, **render_options) -> dict:
+def make_clip(
+    spec,
+    assets: dict,
+    clip: ClipDraw,
+    degradation=None,
+    highlights=None,
+    bit_depth: int = 8,
+    margin: float = 0.0,
+    flow: bool = False,
+    camera=None,
+    **render_options,
+) -> dict:
     """Every member of one clip sample (README "Clips"): per frame aif, bokeh (uint8, or uint16 with
     ``bit_depth=16``), lq (uint8) and disp (float32), and one json with the scene, the motion, the degradation
     (drawn once per clip: kernels, resizes, JPEG qualities) and per frame K, d_f, the focus target and point, the
@@ -117,8 +150,17 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
     cfg = degradation or DegradationConfig()
     rec = draw(spec.degradation_seed, cfg)
     boost = highlights if spec.highlights else None
-    frames = render_clip(spec, clip, build_layers(spec, assets), resolve_focus, margin, flow, highlights=boost,
-                         camera=camera, **render_options)
+    frames = render_clip(
+        spec,
+        clip,
+        build_layers(spec, assets),
+        resolve_focus,
+        margin,
+        flow,
+        highlights=boost,
+        camera=camera,
+        **render_options,
+    )
     if camera is not None:
         spec.K = frames[0]["K"]  # the lens's K at frame 0, as make_sample sets it
     out = {"aif": [], "bokeh": [], "lq": [], "disp": []}
@@ -127,23 +169,40 @@ def make_clip(spec, assets: dict, clip: ClipDraw, degradation=None, highlights=N
     meta_frames = []
     for k, f in enumerate(frames):
         aif8 = to_uint8(f["aif"])
-        noise = rec.noise_seed if k == 0 else \
-            int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2 ** 62)
+        noise = (
+            rec.noise_seed
+            if k == 0
+            else int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2**62)
+        )
         lens = f["lens"]
         source = aif8 if lens is None or lens["input"] is None else to_uint8(lens["input"])
         out["lq"].append(degrade_with(source, dataclasses.replace(rec, noise_seed=noise), cfg))
         out["aif"].append(to_uint16(f["aif"]) if bit_depth == 16 else aif8)
         out["bokeh"].append(to_uint16(f["bokeh"]) if bit_depth == 16 else to_uint8(f["bokeh"]))
         out["disp"].append(f["disp"])
-        meta_frames.append({"frame": k, "K": f["K"], "focus_disparity": f["focus_disparity"], "target": f["target"],
-                            "xy": f["xy"], "noise_seed": noise, "subjects": f["subjects"],
-                            "magnification": clip.magnification(k),
-                            "background_max_disparity": f["background_max_disparity"],
-                            **({"camera": {n: v for n, v in lens.items() if n != "input"}} if lens else {})})
-    out["json"] = {"scene": json.loads(spec.to_json()), "clip": dataclasses.asdict(clip), "frames": meta_frames,
-                   "degradation": rec.columns(), "bit_depth": bit_depth,
-                   "render": {"quality": dataclasses.asdict(Quality.from_dict(render_options))},
-                   "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)"}
+        meta_frames.append(
+            {
+                "frame": k,
+                "K": f["K"],
+                "focus_disparity": f["focus_disparity"],
+                "target": f["target"],
+                "xy": f["xy"],
+                "noise_seed": noise,
+                "subjects": f["subjects"],
+                "magnification": clip.magnification(k),
+                "background_max_disparity": f["background_max_disparity"],
+                **({"camera": {n: v for n, v in lens.items() if n != "input"}} if lens else {}),
+            }
+        )
+    out["json"] = {
+        "scene": json.loads(spec.to_json()),
+        "clip": dataclasses.asdict(clip),
+        "frames": meta_frames,
+        "degradation": rec.columns(),
+        "bit_depth": bit_depth,
+        "render": {"quality": dataclasses.asdict(Quality.from_dict(render_options))},
+        "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)",
+    }
     if camera is not None:
         first = meta_frames[0]["camera"]
         out["json"]["camera"] = camera.record(first["focus_distance_m"], frames[0]["K"], first["K_input"])
@@ -172,8 +231,12 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
         if "flow" in c:
             # the last frame has no flow (black)
             top = float(np.hypot(c["flow"][..., 0], c["flow"][..., 1]).max())
-            rows.append(np.concatenate(cells([flow_image(c["flow"][k], top) if k < T - 1 else
-                                              np.zeros_like(c["aif"][k]) for k in pick]), axis=1))
+            rows.append(
+                np.concatenate(
+                    cells([flow_image(c["flow"][k], top) if k < T - 1 else np.zeros_like(c["aif"][k]) for k in pick]),
+                    axis=1,
+                )
+            )
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0))) for r in rows]
     png = io.BytesIO()
@@ -183,8 +246,9 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
     for k, (a, b) in enumerate(zip(cells(first["aif"]), cells(first["bokeh"]))):
         im = Image.fromarray(np.concatenate([a, b], axis=1))
         meta = first["json"]["frames"][k]
-        ImageDraw.Draw(im).text((2, 2), f"{k} K {meta['K']:.1f} d_f {meta['focus_disparity']:.2f}",
-                                fill=(255, 255, 255))
+        ImageDraw.Draw(im).text(
+            (2, 2), f"{k} K {meta['K']:.1f} d_f {meta['focus_disparity']:.2f}", fill=(255, 255, 255)
+        )
         gif_frames.append(im)
     gif = io.BytesIO()
     gif_frames[0].save(gif, format="GIF", save_all=True, append_images=gif_frames[1:], duration=120, loop=0)
@@ -195,9 +259,12 @@ def clip_columns(meta: dict) -> dict:
     """A clip's samples.parquet columns: its frame count and, per frame (list columns), K, d_f and the zoom's
     magnification, and for a camera-true clip the focus distance (m) and the input camera's K."""
     frames = meta["frames"]
-    cols = {"frames": len(frames), "frame_K": [f["K"] for f in frames],
-            "frame_focus_disparity": [f["focus_disparity"] for f in frames],
-            "frame_magnification": [f["magnification"] for f in frames]}
+    cols = {
+        "frames": len(frames),
+        "frame_K": [f["K"] for f in frames],
+        "frame_focus_disparity": [f["focus_disparity"] for f in frames],
+        "frame_magnification": [f["magnification"] for f in frames],
+    }
     if "camera" in frames[0]:
         cols["frame_focus_distance_m"] = [f["camera"]["focus_distance_m"] for f in frames]
         cols["frame_K_input"] = [f["camera"]["K_input"] for f in frames]

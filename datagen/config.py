@@ -61,19 +61,22 @@ class BuildConfig:
         for i, item in enumerate(self.assets):
             layout, sep, path = item.partition(":")
             if not sep or layout not in LAYOUTS or not path:
-                raise ValueError(f"assets[{i}]: expected LAYOUT:PATH with LAYOUT one of {', '.join(sorted(LAYOUTS))}, "
-                                 f"got {item!r}")
+                raise ValueError(
+                    f"assets[{i}]: expected LAYOUT:PATH with LAYOUT one of {', '.join(sorted(LAYOUTS))}, got {item!r}"
+                )
         check_seed(self.seed)
         if self.num_samples < 1:
-            raise ValueError(f"num_samples: at least 1 (a build that produces nothing is not a dataset), "
-                             f"got {self.num_samples}")
+            raise ValueError(
+                f"num_samples: at least 1 (a build that produces nothing is not a dataset), got {self.num_samples}"
+            )
         if self.val_samples < 0:
             raise ValueError(f"val_samples: >= 0, got {self.val_samples}")
         if self.samples_per_shard < 1:
             raise ValueError(f"samples_per_shard: >= 1, got {self.samples_per_shard}")
         if self.size % 4 or not 96 <= self.size <= MAX_SIZE:
-            raise ValueError(f"size: a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), "
-                             f"got {self.size}")
+            raise ValueError(
+                f"size: a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), got {self.size}"
+            )
         if self.min_asset_size < 1:
             raise ValueError(f"min_asset_size: >= 1, got {self.min_asset_size}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -85,8 +88,10 @@ class BuildConfig:
             self.k_range = None
         deg = self.degradation_config()
         if self.size % deg.scale or self.size < deg.min_side:
-            raise ValueError(f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
-                             f"least {deg.min_side} (scale × largest kernel)")
+            raise ValueError(
+                f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
+                f"least {deg.min_side} (scale × largest kernel)"
+            )
         if not self.license.strip():
             raise ValueError("license: an SPDX id (e.g. cc-by-4.0) or 'other', got an empty string")
         if self.bit_depth not in (8, 16):
@@ -118,8 +123,10 @@ class BuildConfig:
         where = str(path) if path else "build config"
         data = config.parse_overrides(overrides, config.read_yaml(path) if path is not None else {})
         if "k_range" in data and isinstance(data.get("scene"), dict) and "k_range" in data["scene"]:
-            raise ValueError(f"{where}: k_range and scene.k_range are both given; k_range is the older name of "
-                             f"scene.k_range: give only scene.k_range")
+            raise ValueError(
+                f"{where}: k_range and scene.k_range are both given; k_range is the older name of "
+                f"scene.k_range: give only scene.k_range"
+            )
         return config.load(cls, path, overrides, where=where)
 
     def digest(self) -> str:

@@ -25,9 +25,13 @@ import numpy as np
 from PIL import Image
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut")
-LICENCES = {"astronaut": "NASA, no known copyright restrictions", "coffee": "CC0, Rachel Michetti",
-            "chelsea": "CC0, Stefan van der Walt", "rocket": "SpaceX, public domain",
-            "motorcycle": "Middlebury Stereo 2014 (Scharstein et al.), as shipped by scikit-image"}
+LICENCES = {
+    "astronaut": "NASA, no known copyright restrictions",
+    "coffee": "CC0, Rachel Michetti",
+    "chelsea": "CC0, Stefan van der Walt",
+    "rocket": "SpaceX, public domain",
+    "motorcycle": "Middlebury Stereo 2014 (Scharstein et al.), as shipped by scikit-image",
+}
 VERSION = "3"  # bump when the set changes: an older generated folder is rewritten
 
 
@@ -90,8 +94,12 @@ def make_demo_assets(out: Path | None = None) -> Path:
     rng = np.random.default_rng(0)
     for name in BACKGROUNDS:
         Image.fromarray(getattr(data, name)()[..., :3]).save(out / "bg" / f"{name}.png")
-    cutouts = [("astronaut", (30, 360, 100, 400), "hairy"), ("chelsea", (0, 300, 40, 400), "ellipse"),
-               ("coffee", (40, 380, 100, 500), "rect"), ("rocket", (20, 420, 180, 420), "ellipse")]
+    cutouts = [
+        ("astronaut", (30, 360, 100, 400), "hairy"),
+        ("chelsea", (0, 300, 40, 400), "ellipse"),
+        ("coffee", (40, 380, 100, 500), "rect"),
+        ("rocket", (20, 420, 180, 420), "ellipse"),
+    ]
     for name, (y0, y1, x0, x1), shape in cutouts:
         img = getattr(data, name)()[y0:y1, x0:x1, :3]
         h, w = img.shape[:2]

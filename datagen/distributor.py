@@ -25,29 +25,41 @@ def connect_ray(address: str | None, workers: int | None) -> dict:
     found, source = _discover_cluster(address)
     if found is not None and found != "auto" and "://" not in found and not _answers(found):
         if source.startswith("this machine"):  # a stale address file: the cluster that wrote it is gone
-            print(f"Ray: {source.split('from ')[-1]} names {found}, but nothing answers there (a stopped "
-                  f"cluster?); starting a private instance", flush=True)
+            print(
+                f"Ray: {source.split('from ')[-1]} names {found}, but nothing answers there (a stopped "
+                f"cluster?); starting a private instance",
+                flush=True,
+            )
             found, source = None, ""
         else:
-            raise UserError(f"cannot reach the Ray cluster at {found} ({source}): nothing answers on that port; "
-                             f"start it (ray start / ray up), or pass --address local for a private instance")
+            raise UserError(
+                f"cannot reach the Ray cluster at {found} ({source}): nothing answers on that port; "
+                f"start it (ray start / ray up), or pass --address local for a private instance"
+            )
     if found is None:
         if workers is not None and workers < 1:
             raise UserError(f"--workers: at least 1, got {workers}")
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
         _record_private_instance()
-        print(f"Ray: private local instance, {cluster_size()} (no running cluster found; --address HEAD:6379 or "
-              f"RAY_ADDRESS joins one)", flush=True)
+        print(
+            f"Ray: private local instance, {cluster_size()} (no running cluster found; --address HEAD:6379 or "
+            f"RAY_ADDRESS joins one)",
+            flush=True,
+        )
         return {"mode": "local", "address": ray.get_runtime_context().gcs_address}
     if workers is not None:
-        raise UserError(f"--workers {workers}: only sizes a private local instance, but this build joins the Ray "
-                         f"cluster at {found} ({source}), whose nodes decide the CPUs; drop --workers, or pass "
-                         f"--address local for a private instance")
+        raise UserError(
+            f"--workers {workers}: only sizes a private local instance, but this build joins the Ray "
+            f"cluster at {found} ({source}), whose nodes decide the CPUs; drop --workers, or pass "
+            f"--address local for a private instance"
+        )
     try:
         ray.init(address=found, include_dashboard=False, log_to_driver=False)
     except ConnectionError as e:
-        raise UserError(f"cannot reach the Ray cluster at {found} ({source}): {e}; start it (ray start / ray up), "
-                         f"or pass --address local for a private instance") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {found} ({source}): {e}; start it (ray start / ray up), "
+            f"or pass --address local for a private instance"
+        ) from None
     gcs = ray.get_runtime_context().gcs_address
     print(f"Ray: joined the cluster at {gcs} ({source}): {cluster_size()}", flush=True)
     return {"mode": "cluster", "address": gcs, "source": source}

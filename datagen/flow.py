@@ -41,8 +41,9 @@ def background_flow(clip, k: int, disparity: np.ndarray) -> np.ndarray:
     return np.stack([qx - xs, qy - ys], axis=-1)
 
 
-def forward_flow(front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray],
-                 fields: dict | None = None) -> np.ndarray:
+def forward_flow(
+    front: np.ndarray, maps: list[np.ndarray], next_maps: list[np.ndarray], fields: dict | None = None
+) -> np.ndarray:
     """H×W×2 float32 (x, y) px: where the surface seen at each pixel centre of frame k is in frame k + 1, minus
     where it is now. ``front``: frame k's :func:`visible_layer`; ``maps``/``next_maps``: each layer's affine map
     from frame 0 at frames k and k + 1, so the layer's point at p moves to B·A⁻¹·p, exactly (0 where no layer);

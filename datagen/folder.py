@@ -11,11 +11,22 @@ from manifests.outdir import MARKER, is_output
 
 # files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
 BUILD_COMMAND = "datagen.build"
-BUILD_OUTPUTS = ("dataset.json", "assets.parquet", "samples.parquet", "build_log.json", "preview.png", "preview.gif",
-                 "report.html",
-                 "README.md", "train.wids.json", "val.wids.json",
-                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].tar", "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
-                 "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet", "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
+BUILD_OUTPUTS = (
+    "dataset.json",
+    "assets.parquet",
+    "samples.parquet",
+    "build_log.json",
+    "preview.png",
+    "preview.gif",
+    "report.html",
+    "README.md",
+    "train.wids.json",
+    "val.wids.json",
+    "train-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
+    "val-[0-9][0-9][0-9][0-9][0-9][0-9].tar",
+    "train-[0-9][0-9][0-9][0-9][0-9][0-9].parquet",
+    "val-[0-9][0-9][0-9][0-9][0-9][0-9].parquet",
+)
 
 
 def read_meta(store) -> dict:
@@ -25,8 +36,10 @@ def read_meta(store) -> dict:
     try:
         meta = json.loads(store.read_text("dataset.json"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
-                         f"folder aside or choose another --out") from None
+        raise UserError(
+            f"{store.display()}/dataset.json: not a readable dataset description ({e}); move the "
+            f"folder aside or choose another --out"
+        ) from None
     if not isinstance(meta, dict) or "config_hash" not in meta:
         raise UserError(f"{store.display()}/dataset.json: not written by a bokehgen build (no config_hash)")
     return meta
@@ -35,8 +48,10 @@ def read_meta(store) -> dict:
 def remove_dataset(store) -> list[str]:
     """Delete the files of a build (after :func:`manifests.outdir.foreign_files` found nothing else); dataset.json
     goes last, so an interrupted removal still leaves a folder that --overwrite accepts. The marker stays."""
-    names = sorted((n for n, is_dir in store.entries() if not is_dir and n != MARKER and is_output(n, BUILD_OUTPUTS)),
-                   key=lambda n: n == "dataset.json")
+    names = sorted(
+        (n for n, is_dir in store.entries() if not is_dir and n != MARKER and is_output(n, BUILD_OUTPUTS)),
+        key=lambda n: n == "dataset.json",
+    )
     for name in names:
         store.delete(name)
     return names
@@ -65,8 +80,9 @@ def write_wids_indexes(store) -> list[str]:
         manifests = store.names(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].parquet")
         if not manifests:
             continue
-        shardlist = [{"url": m.removesuffix(".parquet") + ".tar", "nsamples": store.read_metadata(m).num_rows}
-                     for m in manifests]
+        shardlist = [
+            {"url": m.removesuffix(".parquet") + ".tar", "nsamples": store.read_metadata(m).num_rows} for m in manifests
+        ]
         index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split, "shardlist": shardlist}
         store.write_text(f"{split}.wids.json", json.dumps(index, indent=1))
         written.append(f"{split}.wids.json")
@@ -91,8 +107,13 @@ def preview(store, count: int = 4) -> bytes | None:
                 from datagen.shards import decode_clip
 
                 clip = decode_clip(s)
-                samples.append({**{k: [_to8(x) for x in clip[k]] for k in ("aif", "bokeh")}, "json": clip["json"],
-                                **({"flow": clip["flow"]} if "flow" in clip else {})})
+                samples.append(
+                    {
+                        **{k: [_to8(x) for x in clip[k]] for k in ("aif", "bokeh")},
+                        "json": clip["json"],
+                        **({"flow": clip["flow"]} if "flow" in clip else {}),
+                    }
+                )
                 if len(samples) == count:
                     break
                 continue

@@ -61,13 +61,16 @@ class SequenceConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: a probability, got {getattr(self, name)}")
         if self.flow and not self.frames:
-            raise ValueError("flow: true needs clips (frames >= 2): an image has no next frame to flow to; set "
-                             "sequence.frames, or flow: false")
+            raise ValueError(
+                "flow: true needs clips (frames >= 2): an image has no next frame to flow to; set "
+                "sequence.frames, or flow: false"
+            )
         lo, hi = self.zoom
         if not MIN_ZOOM <= lo <= hi <= MAX_ZOOM:
-            raise ValueError(f"zoom: [low, high] within [{MIN_ZOOM}, {MAX_ZOOM}] (a slow zoom: the last frame's "
-                             f"magnification over the first's), got {[lo, hi]}")
-
+            raise ValueError(
+                f"zoom: [low, high] within [{MIN_ZOOM}, {MAX_ZOOM}] (a slow zoom: the last frame's "
+                f"magnification over the first's), got {[lo, hi]}"
+            )
 
     def check_motion(self, size: int) -> None:
         """Motion bounded by the frame: over a clip a subject's travel (speed, and acceleration's ½·a·t²) and the
@@ -75,13 +78,18 @@ class SequenceConfig:
         if not self.frames:
             return
         n = self.frames - 1
-        for name, travel in (("speed_px", lambda v: v * n), ("accel_px", lambda v: 0.5 * v * n * n),
-                             ("camera_shift_px", lambda v: v * n)):
+        for name, travel in (
+            ("speed_px", lambda v: v * n),
+            ("accel_px", lambda v: 0.5 * v * n * n),
+            ("camera_shift_px", lambda v: v * n),
+        ):
             hi = getattr(self, name)[1]
             if travel(hi) > size:
-                raise ValueError(f"sequence.{name}: {hi:g} px per frame{'²' if name == 'accel_px' else ''} moves "
-                                 f"{travel(hi):.0f} px over {n + 1} frames, more than the {size} px frame; at most "
-                                 f"{size / (0.5 * n * n if name == 'accel_px' else n):.3g}")
+                raise ValueError(
+                    f"sequence.{name}: {hi:g} px per frame{'²' if name == 'accel_px' else ''} moves "
+                    f"{travel(hi):.0f} px over {n + 1} frames, more than the {size} px frame; at most "
+                    f"{size / (0.5 * n * n if name == 'accel_px' else n):.3g}"
+                )
 
 
 @dataclass
@@ -182,8 +190,9 @@ def _warp(layer: Layer, A: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> Lay
     M[:, 2] += A[:, 0] * 0.5 + A[:, 1] * 0.5 - 0.5
     flags = cv2.INTER_LINEAR
     out = cv2.warpAffine(_premultiplied(layer), M, (w, h), flags=flags, borderMode=border, borderValue=0)
-    disp = cv2.warpAffine(np.ascontiguousarray(layer.disparity, np.float32), M, (w, h), flags=flags,
-                          borderMode=cv2.BORDER_REPLICATE)
+    disp = cv2.warpAffine(
+        np.ascontiguousarray(layer.disparity, np.float32), M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE
+    )
     return _resampled(out, disp, layer.name)
 
 
@@ -244,8 +253,9 @@ def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float
     for i, layer in enumerate(layers[:-1]):
         d, A = subject_motion(spec, clip, k, i, bg_max, margin)
         moved = _warp(layer, A)
-        out.append(moved if moved is layer else
-                   Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name))
+        out.append(
+            moved if moved is layer else Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name)
+        )
         maps.append(A)
         depths.append(d)
     return out + [bg], maps + [A_bg], depths
@@ -302,5 +312,3 @@ def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) 
     target_b, xy_b, d_b = resolve(second, layers)
     w = clip.pull_weight(k)
     return (target if w < 0.5 else target_b), (xy if w < 0.5 else xy_b), clip.blend(d_a, d_b, k)
-
-

@@ -36,8 +36,10 @@ def check_cluster(sample: list[tuple[str, list]], timeout: float = 600.0) -> int
 
     nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
     task = ray.remote(num_cpus=0, max_retries=1)(check_node)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(sample)
-            for n in nodes]
+    refs = [
+        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(sample)
+        for n in nodes
+    ]
     for problem in ray.get(refs, timeout=timeout):
         if problem:
             raise UserError(problem)

@@ -64,8 +64,9 @@ class ClipRecipe(ImageRecipe):
     """One clip per sample (datagen.clips: motion and focus drawn per clip, every frame rendered exactly)."""
 
     kind = "clip"
-    preview_rows = ("per clip: bokeh frames above all-in-focus ones (and their flow); the first clip plays in "
-                    "preview.gif")
+    preview_rows = (
+        "per clip: bokeh frames above all-in-focus ones (and their flow); the first clip plays in preview.gif"
+    )
     reader = " and datagen.shards.decode_clip"
 
     def make(self, spec, by_id: dict, deg, boost, camera) -> dict:
@@ -73,8 +74,9 @@ class ClipRecipe(ImageRecipe):
 
         c = self.cfg
         clip = draw_clip(spec, c.sequence, c.scene.targets()[0])
-        return make_clip(spec, by_id, clip, deg, boost, c.bit_depth, c.scene.fg_margin, c.sequence.flow,
-                         camera=camera, **c.render)
+        return make_clip(
+            spec, by_id, clip, deg, boost, c.bit_depth, c.scene.fg_margin, c.sequence.flow, camera=camera, **c.render
+        )
 
     def encode(self, sample: dict) -> dict[str, bytes]:
         from datagen.shards import encode_clip

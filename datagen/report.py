@@ -14,12 +14,28 @@ from common import config
 from datagen.scenes import SceneConfig
 from manifests import Store, stats
 
-HISTOGRAMS = ["fg0_disparity", "fg1_disparity", "bg_plane_0", "focus_disparity", "fg0_scale", "fg1_scale",
-              "bg_crop_2", "deg_stage1_noise_sigma", "deg_stage1_noise_scale", "deg_stage1_jpeg_quality",
-              "deg_stage2_jpeg_quality", "deg_kernel1_sigma_x", "deg_stage1_resize_scale",
-              # camera-true builds only (datagen.camera)
-              "cam_target_f_number", "cam_target_focal_length_mm", "cam_focus_distance_m", "cam_z_near_m",
-              "cam_input_zoom", "cam_K_input"]
+HISTOGRAMS = [
+    "fg0_disparity",
+    "fg1_disparity",
+    "bg_plane_0",
+    "focus_disparity",
+    "fg0_scale",
+    "fg1_scale",
+    "bg_crop_2",
+    "deg_stage1_noise_sigma",
+    "deg_stage1_noise_scale",
+    "deg_stage1_jpeg_quality",
+    "deg_stage2_jpeg_quality",
+    "deg_kernel1_sigma_x",
+    "deg_stage1_resize_scale",
+    # camera-true builds only (datagen.camera)
+    "cam_target_f_number",
+    "cam_target_focal_length_mm",
+    "cam_focus_distance_m",
+    "cam_z_near_m",
+    "cam_input_zoom",
+    "cam_K_input",
+]
 CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order", "cam_target_name"]
 
 
@@ -58,8 +74,13 @@ def configured_vs_realised(table, cfg: dict, plt) -> list[str]:
         ax.set_ylim(0, 1)
         ax.set_title("share of depth-map backgrounds", fontsize=9)
         figs.append(_png(fig))
-    fg = [v for i in range(n_fg) if f"fg{i}_disparity" in table.column_names
-          for v in table[f"fg{i}_disparity"].to_pylist() if v is not None]
+    fg = [
+        v
+        for i in range(n_fg)
+        if f"fg{i}_disparity" in table.column_names
+        for v in table[f"fg{i}_disparity"].to_pylist()
+        if v is not None
+    ]
     if fg:
         fig, ax = plt.subplots(figsize=(3.6, 2.4))
         ax.hist(fg, bins=20, range=(0, 1), alpha=0.7, label="foregrounds")
@@ -108,18 +129,23 @@ def write_report(folder, sheet: bytes | None = None) -> str:
         for run in json.loads(store.read_text("build_log.json")):
             for shard in run["shards"]:
                 timings[shard["shard"] + ".tar"] = shard["seconds"]
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{info['samples']}</td><td>{len(info['failures'])}</td>"
-                   f"<td>{timings.get(name, float('nan')):.1f}</td></tr>" for name, info in st["shards"].items())
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{info['samples']}</td><td>{len(info['failures'])}</td>"
+        f"<td>{timings.get(name, float('nan')):.1f}</td></tr>"
+        for name, info in st["shards"].items()
+    )
     sheet_html = ""
     if sheet:
-        sheet_html = f'<h2>Samples</h2><p>LQ · all-in-focus · disparity · defocus · bokeh</p>' \
-                     f'<img src="data:image/png;base64,{base64.b64encode(sheet).decode()}" width="100%">'
+        sheet_html = (
+            f"<h2>Samples</h2><p>LQ · all-in-focus · disparity · defocus · bokeh</p>"
+            f'<img src="data:image/png;base64,{base64.b64encode(sheet).decode()}" width="100%">'
+        )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bokehgen dataset report</title>
 <style>body{{font-family:sans-serif;margin:2em}} img.h{{margin:4px}} td,th{{padding:2px 8px;text-align:right}}</style>
-</head><body><h1>bokehgen dataset: {st['samples']} samples</h1>
-<p>splits: {html.escape(json.dumps(st['splits']))}</p>{sheet_html}
-<h2>Configured vs realised</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in compare)}
-<h2>Sampled parameters</h2>{''.join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
+</head><body><h1>bokehgen dataset: {st["samples"]} samples</h1>
+<p>splits: {html.escape(json.dumps(st["splits"]))}</p>{sheet_html}
+<h2>Configured vs realised</h2>{"".join(f'<img class="h" src="data:image/png;base64,{f}">' for f in compare)}
+<h2>Sampled parameters</h2>{"".join(f'<img class="h" src="data:image/png;base64,{f}">' for f in figs)}
 <h2>Shards</h2><table>
 <tr><th>shard</th><th>samples</th><th>failures</th><th>seconds (last build)</th></tr>{rows}</table>
 </body></html>"""

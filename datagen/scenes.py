@@ -47,8 +47,14 @@ class SceneConfig:
     bg_crop_range: tuple[float, float] = (0.6, 1.0)  # side of the background crop / shorter side of the photo
 
     def __post_init__(self):
-        ranges = {"k_range": (0.0, MAX_K), "bg_disparity_range": (0.0, 1.0), "bg_tilt_range": (0.0, 1.0),
-                  "fg_scale_range": (1e-3, 4.0), "fg_center_range": (0.0, 1.0), "bg_crop_range": (1e-3, 1.0)}
+        ranges = {
+            "k_range": (0.0, MAX_K),
+            "bg_disparity_range": (0.0, 1.0),
+            "bg_tilt_range": (0.0, 1.0),
+            "fg_scale_range": (1e-3, 4.0),
+            "fg_center_range": (0.0, 1.0),
+            "bg_crop_range": (1e-3, 1.0),
+        }
         for name, (lo, hi) in ranges.items():
             a, b = getattr(self, name)
             if not lo <= a <= b <= hi:
@@ -58,10 +64,15 @@ class SceneConfig:
         if not 0 <= self.num_foregrounds <= MAX_FOREGROUNDS:
             raise ValueError(f"num_foregrounds: 0..{MAX_FOREGROUNDS}, got {self.num_foregrounds}")
         if self.focus_probs:
-            if len(self.focus_probs) != self.num_foregrounds + 1 or min(self.focus_probs) < 0 or \
-                    abs(sum(self.focus_probs) - 1.0) > 1e-6:
-                raise ValueError(f"focus_probs: {self.num_foregrounds + 1} probabilities (fg0 .. "
-                                 f"fg{self.num_foregrounds - 1}, background) summing to 1, got {self.focus_probs}")
+            if (
+                len(self.focus_probs) != self.num_foregrounds + 1
+                or min(self.focus_probs) < 0
+                or abs(sum(self.focus_probs) - 1.0) > 1e-6
+            ):
+                raise ValueError(
+                    f"focus_probs: {self.num_foregrounds + 1} probabilities (fg0 .. "
+                    f"fg{self.num_foregrounds - 1}, background) summing to 1, got {self.focus_probs}"
+                )
         if not 0.0 <= self.bg_map_prob <= 1.0:
             raise ValueError(f"bg_map_prob: a probability in [0, 1], got {self.bg_map_prob}")
         if not 0.0 <= self.fg_margin < 1.0:
@@ -163,22 +174,34 @@ def render_seed(spec: "SceneSpec") -> int:
     return int(np.random.SeedSequence([spec.seed, spec.index, 1]).generate_state(1)[0])
 
 
-def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: list[Asset],
-               cfg: SceneConfig | None = None, *, size: int = 512, highlights_prob: float = 0.0) -> SceneSpec:
+def draw_scene(
+    seed: int,
+    index: int,
+    foregrounds: list[Asset],
+    backgrounds: list[Asset],
+    cfg: SceneConfig | None = None,
+    *,
+    size: int = 512,
+    highlights_prob: float = 0.0,
+) -> SceneSpec:
     """Draw one size×size scene from the given (already split-filtered) assets. The draws of the paper's recipe
     come first from the sample's generator; the background model and highlights come from a second generator of
     the same (seed, index), so adding them left the recipe's draws as they were."""
     cfg = cfg or SceneConfig()
     if (cfg.num_foregrounds and not foregrounds) or not backgrounds:
-        raise ValueError(f"draw_scene: needs {'at least one foreground and ' if cfg.num_foregrounds else ''}"
-                         f"one background asset")
+        raise ValueError(
+            f"draw_scene: needs {'at least one foreground and ' if cfg.num_foregrounds else ''}one background asset"
+        )
     rng = sample_rng(seed, index)
     extra = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     s = size
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     side = _u(rng, cfg.bg_crop_range)
-    crop = (float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.width)),
-            float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.height)), side)
+    crop = (
+        float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.width)),
+        float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.height)),
+        side,
+    )
     # background: centre disparity c, tilt of total change t across the frame in direction phi
     c, t, phi = _u(rng, cfg.bg_disparity_range), _u(rng, cfg.bg_tilt_range), float(rng.uniform(0, 2 * math.pi))
     gx, gy = t * math.cos(phi) / s, t * math.sin(phi) / s
@@ -210,9 +233,23 @@ def draw_scene(seed: int, index: int, foregrounds: list[Asset], backgrounds: lis
     pick = int(rng.integers(len(names))) if not cfg.focus_probs else int(rng.choice(len(names), p=probs))
     target = names[pick]
     focus_u = (float(rng.random()), float(rng.random()))
-    return SceneSpec(int(seed), int(index), s, bg.id, crop, bool(rng.integers(2)), (a, gx, gy), fgs, K, target,
-                     focus_u, int(rng.integers(2**62)), "map" if use_map else "plane", map_range,
-                     bool(extra.random() < highlights_prob))
+    return SceneSpec(
+        int(seed),
+        int(index),
+        s,
+        bg.id,
+        crop,
+        bool(rng.integers(2)),
+        (a, gx, gy),
+        fgs,
+        K,
+        target,
+        focus_u,
+        int(rng.integers(2**62)),
+        "map" if use_map else "plane",
+        map_range,
+        bool(extra.random() < highlights_prob),
+    )
 
 
 def _place(rgb, alpha, fg: ForegroundSpec, size: int):
@@ -232,7 +269,7 @@ def _place(rgb, alpha, fg: ForegroundSpec, size: int):
     dx0, dy0 = max(0, x0), max(0, y0)
     cw, ch = min(nw - sx0, size - dx0), min(nh - sy0, size - dy0)
     if cw > 0 and ch > 0:
-        canvas[dy0:dy0 + ch, dx0:dx0 + cw] = pm[sy0:sy0 + ch, sx0:sx0 + cw]
+        canvas[dy0 : dy0 + ch, dx0 : dx0 + cw] = pm[sy0 : sy0 + ch, sx0 : sx0 + cw]
     a = np.clip(canvas[..., 3], 0.0, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         straight = np.where(a[..., None] > 1e-6, canvas[..., :3] / a[..., None], 0.0)
@@ -261,8 +298,14 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
         frgb, falpha = load_asset(assets[fg.asset_id])
         prgb, palpha = _place(frgb, falpha, fg, s)
         layers.append(Layer(prgb, palpha, np.full((s, s), fg.disparity, np.float32), name=f"fg{i}"))
-    layers.append(Layer(np.clip(np.ascontiguousarray(crop), 0, 1).astype(np.float32), np.ones((s, s), np.float32),
-                        bg_disp, name="background"))
+    layers.append(
+        Layer(
+            np.clip(np.ascontiguousarray(crop), 0, 1).astype(np.float32),
+            np.ones((s, s), np.float32),
+            bg_disp,
+            name="background",
+        )
+    )
     return layers
 
 
@@ -270,7 +313,7 @@ def _background_view(arr: np.ndarray, crop: tuple, s: int, flip: bool) -> np.nda
     """The scene's view of a background array (the photo, or its disparity map): the square crop (x0, y0, side) in
     its pixels, resized to s×s (area averaging when shrinking), mirrored when ``flip``."""
     x0, y0, side = crop
-    view = arr[int(y0):int(y0 + side), int(x0):int(x0 + side)]
+    view = arr[int(y0) : int(y0 + side), int(x0) : int(x0 + side)]
     view = cv2.resize(view, (s, s), interpolation=cv2.INTER_AREA if view.shape[0] > s else cv2.INTER_LINEAR)
     return view[:, ::-1] if flip else view
 
@@ -283,8 +326,7 @@ def _background_map(disp: np.ndarray, spec: SceneSpec, crop: tuple, s: int) -> n
     m_lo, m_hi = spec.bg_map_range
     if hi - lo < 1e-9:
         return np.full((s, s), 0.5 * (m_lo + m_hi), np.float32)
-    return np.ascontiguousarray(np.clip(m_lo + (crop_d - lo) / (hi - lo) * (m_hi - m_lo), 0.0, 1.0),
-                                dtype=np.float32)
+    return np.ascontiguousarray(np.clip(m_lo + (crop_d - lo) / (hi - lo) * (m_hi - m_lo), 0.0, 1.0), dtype=np.float32)
 
 
 def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, float]:
@@ -301,8 +343,15 @@ def resolve_focus(spec: SceneSpec, layers: list[Layer]) -> tuple[str, tuple, flo
     return target, (j + 0.5, i + 0.5), float(layer.disparity[i, j])
 
 
-def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: DegradationConfig | None = None,
-                highlights: Highlights | None = None, bit_depth: int = 8, camera=None, **render_options) -> dict:
+def make_sample(
+    spec: SceneSpec,
+    assets: dict[str, Asset],
+    degradation: DegradationConfig | None = None,
+    highlights: Highlights | None = None,
+    bit_depth: int = 8,
+    camera=None,
+    **render_options,
+) -> dict:
     """Every member of one sample (ARCHITECTURE.md, "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
     ``bit_depth=16``), lq (uint8: the phone input, degraded from the 8-bit all-in-focus image either way), disp
     (float32 H×W, full precision, nearest visible surface), json (the spec, the degradation draws, the renderer
@@ -322,19 +371,42 @@ def make_sample(spec: SceneSpec, assets: dict[str, Asset], degradation: Degradat
     if camera is not None:
         z_f, spec.K, K_input = camera.lens_k(focus_disparity, spec.size)
         if K_input > 0:  # the phone's own capture, with its small blur, focused on the same target
-            lq_source = to_uint8(render_bokeh(layers, K_input, focus_disparity, seed=render_seed(spec),
-                                              highlights=boost, textures=textures, **render_options))
-    bokeh, info = render_bokeh(layers, spec.K, focus_disparity, seed=render_seed(spec), return_info=True,
-                               highlights=boost, textures=textures, **render_options)
+            lq_source = to_uint8(
+                render_bokeh(
+                    layers,
+                    K_input,
+                    focus_disparity,
+                    seed=render_seed(spec),
+                    highlights=boost,
+                    textures=textures,
+                    **render_options,
+                )
+            )
+    bokeh, info = render_bokeh(
+        layers,
+        spec.K,
+        focus_disparity,
+        seed=render_seed(spec),
+        return_info=True,
+        highlights=boost,
+        textures=textures,
+        **render_options,
+    )
     lq, rec = degrade(lq_source, spec.degradation_seed, degradation)
-    meta = {"scene": json.loads(spec.to_json()), "degradation": rec.columns(),
-            "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
-            "render": {k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp",
-                                            "highlights")},
-            "background": {"model": spec.bg_model, "uri": assets[spec.background_id].disp_uri
-                           if spec.bg_model == "map" else ""},
-            "bit_depth": bit_depth,
-            "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold"}
+    meta = {
+        "scene": json.loads(spec.to_json()),
+        "degradation": rec.columns(),
+        "focus": {"target": target, "xy": list(xy), "disparity": focus_disparity},
+        "render": {
+            k: info[k] for k in ("K", "focus_disparity", "gamma", "aperture", "quality", "mean_spp", "highlights")
+        },
+        "background": {
+            "model": spec.bg_model,
+            "uri": assets[spec.background_id].disp_uri if spec.bg_model == "map" else "",
+        },
+        "bit_depth": bit_depth,
+        "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold",
+    }
     if camera is not None:
         meta["camera"] = camera.record(z_f, spec.K, K_input)
     if bit_depth == 16:

@@ -69,8 +69,11 @@ def decode_sample(sample: dict) -> dict:
     out = {}
     for name in ("aif", "bokeh", "lq"):
         value = sample[f"{name}.png"]
-        out[name] = (decode_png(bytes(value), f"{where}: {name}.png") if isinstance(value, (bytes, bytearray))
-                     else _as_stored(np.asarray(value), name))
+        out[name] = (
+            decode_png(bytes(value), f"{where}: {name}.png")
+            if isinstance(value, (bytes, bytearray))
+            else _as_stored(np.asarray(value), name)
+        )
     disp = sample["disp.npy"]
     out["disp"] = decode_disp(bytes(disp)) if isinstance(disp, (bytes, bytearray)) else np.asarray(disp, np.float32)
     meta = sample["json"]
@@ -89,12 +92,16 @@ def decode_clip(sample: dict) -> dict:
 
     key = sample.get("__key__", "the sample")
     if "json" not in sample:
-        raise ValueError(f"decode_clip: {key}: no json member; expected a clip sample as WebDataset yields it "
-                         f"(member name -> bytes, or decoded)")
+        raise ValueError(
+            f"decode_clip: {key}: no json member; expected a clip sample as WebDataset yields it "
+            f"(member name -> bytes, or decoded)"
+        )
     meta = sample["json"] if isinstance(sample["json"], dict) else json.loads(sample["json"])
     if "frames" not in meta:
-        raise ValueError(f"decode_clip: {key}: an image sample (aif.png, bokeh.png, ...), not a clip: decode it "
-                         f"with webdataset's .decode() or model.data.to_tensors")
+        raise ValueError(
+            f"decode_clip: {key}: an image sample (aif.png, bokeh.png, ...), not a clip: decode it "
+            f"with webdataset's .decode() or model.data.to_tensors"
+        )
     T = len(meta["frames"])
 
     def member(name: str, k: int, decode):

@@ -53,8 +53,17 @@ def node_name() -> str:
     return socket.gethostname()
 
 
-__all__ = ["DEMO", "AssetUnavailable", "Folder", "check_node", "is_uri", "node_name", "read_bytes", "read_checked",
-           "shown"]
+__all__ = [
+    "DEMO",
+    "AssetUnavailable",
+    "Folder",
+    "check_node",
+    "is_uri",
+    "node_name",
+    "read_bytes",
+    "read_checked",
+    "shown",
+]
 
 
 def _filesystem(uri: str):
@@ -76,7 +85,7 @@ class Folder:
             from .demo_assets import make_demo_assets
 
             self.kind = "demo"
-            self.local_root = make_demo_assets() / self.location[len(DEMO):].strip("/")
+            self.local_root = make_demo_assets() / self.location[len(DEMO) :].strip("/")
         elif is_uri(self.location):
             self.kind = "uri"
             self.fs, self.root = _filesystem(self.location)
@@ -112,22 +121,28 @@ class Folder:
         if self.kind == "uri":
             import pyarrow.fs as pafs
 
-            infos = bounded(lambda: self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True,
-                                                                            allow_not_found=True)), self.location)
-            return sorted(PurePosixPath(i.path[len(self.root):].lstrip("/")) for i in infos
-                          if i.type == pafs.FileType.File)
+            infos = bounded(
+                lambda: self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True)),
+                self.location,
+            )
+            return sorted(
+                PurePosixPath(i.path[len(self.root) :].lstrip("/")) for i in infos if i.type == pafs.FileType.File
+            )
         import os
 
         def refuse(e: OSError):  # os.walk (and rglob) skip a folder they cannot list, silently: say so instead
             what = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-            raise UserError(f"{e.filename or self.local_root}: {what}: the asset folder (or a folder in it) cannot "
-                            f"be listed by this user") from None
+            raise UserError(
+                f"{e.filename or self.local_root}: {what}: the asset folder (or a folder in it) cannot "
+                f"be listed by this user"
+            ) from None
 
         found = []
         for dirpath, _, names in os.walk(self.local_root, onerror=refuse, followlinks=True):
             here = Path(dirpath)
-            found += [PurePosixPath((here / n).relative_to(self.local_root).as_posix()) for n in names
-                      if (here / n).is_file()]
+            found += [
+                PurePosixPath((here / n).relative_to(self.local_root).as_posix()) for n in names if (here / n).is_file()
+            ]
         return sorted(found)
 
     def uri(self, rel: PurePosixPath) -> str:
@@ -142,7 +157,7 @@ def _local_path(uri: str) -> Path:
     if uri.startswith(DEMO):
         from .demo_assets import make_demo_assets
 
-        return make_demo_assets() / uri[len(DEMO):]
+        return make_demo_assets() / uri[len(DEMO) :]
     return Path(uri)
 
 
@@ -155,13 +170,14 @@ def read_bytes(uri: str) -> bytes:
                 return f.read()
         return _local_path(uri).read_bytes()
     except FileNotFoundError:
-        raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: missing on this node (no such file "
-                               f"here): put the assets on storage every node mounts, or pass a URI") from None
+        raise AssetUnavailable(
+            f"node {node_name()}: {shown(uri)}: missing on this node (no such file "
+            f"here): put the assets on storage every node mounts, or pass a URI"
+        ) from None
     except OSError as e:
         if "not found" in str(e).lower() or "no such file" in str(e).lower():
             raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: missing on this node ({e})") from None
-        raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: cannot be read on this node ({e})") \
-            from None
+        raise AssetUnavailable(f"node {node_name()}: {shown(uri)}: cannot be read on this node ({e})") from None
 
 
 def read_checked(uris: list[str], sha256: str) -> list[bytes]:
@@ -173,11 +189,13 @@ def read_checked(uris: list[str], sha256: str) -> list[bytes]:
         h.update(b)
     if sha256 and h.hexdigest() != sha256:
         names = ", ".join(shown(u) for u in uris)
-        raise AssetUnavailable(f"node {node_name()}: {names}: not the file the scan read (sha256 "
-                               f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): it changed during the "
-                               f"build, or this node holds another copy; keep the assets unchanged while a build "
-                               f"runs (and the same on every node), then run the same command again",
-                               changed=True)
+        raise AssetUnavailable(
+            f"node {node_name()}: {names}: not the file the scan read (sha256 "
+            f"{h.hexdigest()[:16]}…, the scan recorded {sha256[:16]}…): it changed during the "
+            f"build, or this node holds another copy; keep the assets unchanged while a build "
+            f"runs (and the same on every node), then run the same command again",
+            changed=True,
+        )
     return blobs
 
 
@@ -191,6 +209,8 @@ def check_node(samples: list[tuple[str, list]]) -> str | None:
             except AssetUnavailable as e:
                 if e.changed:
                     return str(e)
-                return (f"node {node_name()} cannot read {folder}: put the assets on storage every node mounts, or "
-                        f"pass a URI ({e})")
+                return (
+                    f"node {node_name()} cannot read {folder}: put the assets on storage every node mounts, or "
+                    f"pass a URI ({e})"
+                )
     return None

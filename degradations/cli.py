@@ -47,8 +47,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--preset", default="realesrgan_x4plus", help="shipped config: realesrgan_x4plus or s3diff")
     p.add_argument("--config", type=Path, help="YAML config file (overrides --preset)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0, help="run seed; image i uses a seed derived from (seed, i)")
     return p.parse_args(argv)
 
@@ -83,11 +89,13 @@ def _degrade_folder(args: argparse.Namespace, cfg) -> tuple[list[dict], list[dic
         try:
             rgb = load_rgb(path)
             if min(rgb.shape[:2]) < cfg.min_side:  # checked before the crop to the scale, which would hide the size
-                raise ValueError(f"{path}: {rgb.shape[1]}×{rgb.shape[0]} is smaller than the minimum of {cfg.min_side} "
-                                 f"px on a side (scale × largest kernel)")
+                raise ValueError(
+                    f"{path}: {rgb.shape[1]}×{rgb.shape[0]} is smaller than the minimum of {cfg.min_side} "
+                    f"px on a side (scale × largest kernel)"
+                )
             h, w = (s - s % cfg.scale for s in rgb.shape[:2])
             top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
-            hq = np.ascontiguousarray(rgb[top:top + h, left:left + w])
+            hq = np.ascontiguousarray(rgb[top : top + h, left : left + w])
             lq, rec = degrade(hq, sample_seed(args.seed, index), cfg)
         except ValueError as e:
             skipped.append({"source": str(path), "reason": str(e)})
@@ -95,15 +103,26 @@ def _degrade_folder(args: argparse.Namespace, cfg) -> tuple[list[dict], list[dic
         name = path.relative_to(args.input).with_suffix("").as_posix().replace("/", "__")
         save_image(args.out / "hq" / f"{name}.png", hq)
         save_image(args.out / "lq" / f"{name}.png", lq)
-        rows.append({"name": name, "source": str(path), "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                     "hq": f"hq/{name}.png", "lq": f"lq/{name}.png", "hq_height": h, "hq_width": w, "index": index,
-                     **rec.columns()})
+        rows.append(
+            {
+                "name": name,
+                "source": str(path),
+                "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "hq": f"hq/{name}.png",
+                "lq": f"lq/{name}.png",
+                "hq_height": h,
+                "hq_width": w,
+                "index": index,
+                **rec.columns(),
+            }
+        )
     write_table(rows, pairs_schema(), args.out / "pairs.parquet")
     write_table(skipped, skipped_schema(), args.out / "skipped.parquet")
     # an earlier run's pairs that this run did not make: the folder holds exactly what pairs.parquet lists
     listed = {r["hq"] for r in rows} | {r["lq"] for r in rows}
-    stale = [p for sub in ("hq", "lq") for p in sorted((args.out / sub).glob("*.png"))
-             if f"{sub}/{p.name}" not in listed]
+    stale = [
+        p for sub in ("hq", "lq") for p in sorted((args.out / sub).glob("*.png")) if f"{sub}/{p.name}" not in listed
+    ]
     for p in stale:
         p.unlink()
     if stale:

@@ -13,13 +13,20 @@ KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau
 
 # the values each [low, high] range may hold: (least, greatest, whether the least itself is allowed)
 RANGE_BOUNDS = {
-    "blur_sigma": (0.0, 20.0, False), "blur_sigma2": (0.0, 20.0, False),  # Gaussian σ in px
-    "betag_range": (0.0, 10.0, False), "betag_range2": (0.0, 10.0, False),  # generalized Gaussian shape
-    "betap_range": (0.0, 10.0, False), "betap_range2": (0.0, 10.0, False),  # plateau shape
-    "resize_range": (0.0, 4.0, False), "resize_range2": (0.0, 4.0, False),  # resize factor
-    "noise_range": (0.0, 255.0, True), "noise_range2": (0.0, 255.0, True),  # Gaussian σ on the 0..255 scale
-    "poisson_scale_range": (0.0, 10.0, True), "poisson_scale_range2": (0.0, 10.0, True),
-    "jpeg_range": (1.0, 100.0, True), "jpeg_range2": (1.0, 100.0, True),  # JPEG quality
+    "blur_sigma": (0.0, 20.0, False),
+    "blur_sigma2": (0.0, 20.0, False),  # Gaussian σ in px
+    "betag_range": (0.0, 10.0, False),
+    "betag_range2": (0.0, 10.0, False),  # generalized Gaussian shape
+    "betap_range": (0.0, 10.0, False),
+    "betap_range2": (0.0, 10.0, False),  # plateau shape
+    "resize_range": (0.0, 4.0, False),
+    "resize_range2": (0.0, 4.0, False),  # resize factor
+    "noise_range": (0.0, 255.0, True),
+    "noise_range2": (0.0, 255.0, True),  # Gaussian σ on the 0..255 scale
+    "poisson_scale_range": (0.0, 10.0, True),
+    "poisson_scale_range2": (0.0, 10.0, True),
+    "jpeg_range": (1.0, 100.0, True),
+    "jpeg_range2": (1.0, 100.0, True),  # JPEG quality
 }
 
 
@@ -97,13 +104,15 @@ class DegradationConfig:
         for name, (least, greatest, closed) in RANGE_BOUNDS.items():
             lo, hi = getattr(self, name)
             if not ((least <= lo) if closed else (least < lo)) or not hi <= greatest:
-                raise ValueError(f"{name}: both ends in {'[' if closed else '('}{least:g}, {greatest:g}], got "
-                                 f"{[lo, hi]}")
+                raise ValueError(
+                    f"{name}: both ends in {'[' if closed else '('}{least:g}, {greatest:g}], got {[lo, hi]}"
+                )
         for name in ("betag_range", "betap_range", "betag_range2", "betap_range2"):
             lo, hi = getattr(self, name)
             if not lo <= 1.0 <= hi:
-                raise ValueError(f"{name}: basicsr draws beta below or above 1, so the range must contain 1, "
-                                 f"got {[lo, hi]}")
+                raise ValueError(
+                    f"{name}: basicsr draws beta below or above 1, so the range must contain 1, got {[lo, hi]}"
+                )
 
     @property
     def min_side(self) -> int:
@@ -129,5 +138,6 @@ class DegradationConfig:
 
     def override(self, assignments: list[str]) -> "DegradationConfig":
         """Apply ``key=value`` strings (values parsed as YAML), checked like a config file."""
-        return config.from_dict(DegradationConfig, config.parse_overrides(assignments, config.to_dict(self)),
-                                "override")
+        return config.from_dict(
+            DegradationConfig, config.parse_overrides(assignments, config.to_dict(self)), "override"
+        )

@@ -96,6 +96,7 @@ class DegradationRecord:
 # Drawing
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _uniform(rng: np.random.Generator, lo_hi) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
@@ -141,30 +142,75 @@ def _draw_stage(rng, resize_prob, resize_range, gauss_prob, noise_range, poisson
 def draw(seed: int, cfg: DegradationConfig) -> DegradationRecord:
     """All random choices of one degradation from ``numpy.random.default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    k1 = _draw_kernel(rng, cfg.kernel_list, cfg.kernel_prob, cfg.sinc_prob, cfg.blur_sigma, cfg.betag_range,
-                      cfg.betap_range, cfg.kernel_range)
-    k2 = _draw_kernel(rng, cfg.kernel_list2, cfg.kernel_prob2, cfg.sinc_prob2, cfg.blur_sigma2, cfg.betag_range2,
-                      cfg.betap_range2, cfg.kernel_range)
+    k1 = _draw_kernel(
+        rng,
+        cfg.kernel_list,
+        cfg.kernel_prob,
+        cfg.sinc_prob,
+        cfg.blur_sigma,
+        cfg.betag_range,
+        cfg.betap_range,
+        cfg.kernel_range,
+    )
+    k2 = _draw_kernel(
+        rng,
+        cfg.kernel_list2,
+        cfg.kernel_prob2,
+        cfg.sinc_prob2,
+        cfg.blur_sigma2,
+        cfg.betag_range2,
+        cfg.betap_range2,
+        cfg.kernel_range,
+    )
     if rng.uniform() < cfg.final_sinc_prob:
         size = int(rng.choice(cfg.kernel_range))
         final = KernelDraw("sinc", size, omega_c=_uniform(rng, (math.pi / 3, math.pi)))
     else:
         final = KernelDraw("pulse", 21)
-    s1 = _draw_stage(rng, cfg.resize_prob, cfg.resize_range, cfg.gaussian_noise_prob, cfg.noise_range,
-                     cfg.poisson_scale_range, cfg.gray_noise_prob, cfg.jpeg_range)
+    s1 = _draw_stage(
+        rng,
+        cfg.resize_prob,
+        cfg.resize_range,
+        cfg.gaussian_noise_prob,
+        cfg.noise_range,
+        cfg.poisson_scale_range,
+        cfg.gray_noise_prob,
+        cfg.jpeg_range,
+    )
     blur2 = bool(rng.uniform() < cfg.second_blur_prob)
-    s2 = _draw_stage(rng, cfg.resize_prob2, cfg.resize_range2, cfg.gaussian_noise_prob2, cfg.noise_range2,
-                     cfg.poisson_scale_range2, cfg.gray_noise_prob2, cfg.jpeg_range2)
+    s2 = _draw_stage(
+        rng,
+        cfg.resize_prob2,
+        cfg.resize_range2,
+        cfg.gaussian_noise_prob2,
+        cfg.noise_range2,
+        cfg.poisson_scale_range2,
+        cfg.gray_noise_prob2,
+        cfg.jpeg_range2,
+    )
     order = "resize_sinc_jpeg" if rng.uniform() < 0.5 else "jpeg_resize_sinc"
     final_interp = INTERP_MODES[int(rng.integers(3))]
     noise_seed = int(rng.integers(2**62))
-    return DegradationRecord(int(seed), noise_seed, bool(cfg.use_usm), k1, s1, blur2, k2, s2, final.type == "sinc",
-                             final, order, final_interp)
+    return DegradationRecord(
+        int(seed),
+        noise_seed,
+        bool(cfg.use_usm),
+        k1,
+        s1,
+        blur2,
+        k2,
+        s2,
+        final.type == "sinc",
+        final,
+        order,
+        final_interp,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Applying
 # ----------------------------------------------------------------------------------------------------------
+
 
 def build_kernel(k: KernelDraw, pad_to: int = 0) -> np.ndarray:
     """The k.size × k.size kernel (zero-padded to pad_to × pad_to when given) from basicsr's builders."""
@@ -177,11 +223,11 @@ def build_kernel(k: KernelDraw, pad_to: int = 0) -> np.ndarray:
     elif k.type in ("iso", "aniso"):
         kernel = deg.bivariate_Gaussian(k.size, k.sigma_x, k.sigma_y, k.theta, isotropic=k.type == "iso")
     elif k.type.startswith("generalized"):
-        kernel = deg.bivariate_generalized_Gaussian(k.size, k.sigma_x, k.sigma_y, k.theta, k.beta,
-                                                    isotropic=k.type.endswith("_iso"))
+        kernel = deg.bivariate_generalized_Gaussian(
+            k.size, k.sigma_x, k.sigma_y, k.theta, k.beta, isotropic=k.type.endswith("_iso")
+        )
     else:
-        kernel = deg.bivariate_plateau(k.size, k.sigma_x, k.sigma_y, k.theta, k.beta,
-                                       isotropic=k.type.endswith("_iso"))
+        kernel = deg.bivariate_plateau(k.size, k.sigma_x, k.sigma_y, k.theta, k.beta, isotropic=k.type.endswith("_iso"))
     if pad_to and pad_to > k.size:
         p = (pad_to - k.size) // 2
         kernel = np.pad(kernel, ((p, p), (p, p)))
@@ -284,6 +330,7 @@ def apply(hq: torch.Tensor, rec: DegradationRecord, scale: int, blur_backend: st
 # ----------------------------------------------------------------------------------------------------------
 # Public entry point
 # ----------------------------------------------------------------------------------------------------------
+
 
 def to_tensor(hq: np.ndarray, cfg: DegradationConfig, name: str = "hq") -> torch.Tensor:
     """Check an H×W×3 RGB image (uint8, or float in [0, 1]) and return it as 1×3×H×W float32."""

@@ -28,8 +28,11 @@ def reference_apply(hq: torch.Tensor, rec: DegradationRecord, scale: int) -> tor
         out = jpeg(out, quality=out.new_tensor([rec.stage1.jpeg_quality]))
         if rec.blur2:
             out = ipu.filter2D(out, k2)
-        out = F.interpolate(out, size=(int(ori_h / scale * rec.stage2.resize_scale),
-                                       int(ori_w / scale * rec.stage2.resize_scale)), mode=rec.stage2.resize_interp)
+        out = F.interpolate(
+            out,
+            size=(int(ori_h / scale * rec.stage2.resize_scale), int(ori_w / scale * rec.stage2.resize_scale)),
+            mode=rec.stage2.resize_interp,
+        )
         out = add_noise(out, rec.stage2)
         if rec.final_order == "resize_sinc_jpeg":
             out = F.interpolate(out, size=(ori_h // scale, ori_w // scale), mode=rec.final_interp)

@@ -52,8 +52,7 @@ def _pid_alive(pid) -> bool:
 
 
 def _holder_line(h: dict) -> str:
-    return (f"{h.get('command', '?')} on {h.get('host', '?')}, pid {h.get('pid', '?')}, since "
-            f"{h.get('started', '?')}")
+    return f"{h.get('command', '?')} on {h.get('host', '?')}, pid {h.get('pid', '?')}, since {h.get('started', '?')}"
 
 
 class FolderLock:
@@ -63,9 +62,13 @@ class FolderLock:
         self.store = Store.of(folder)
         self.command = command
         self.what = what
-        self.me = {"command": command, "host": socket.gethostname(), "pid": os.getpid(),
-                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                   "token": uuid.uuid4().hex}
+        self.me = {
+            "command": command,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "token": uuid.uuid4().hex,
+        }
         self._fd = None
         self._created = False
         self._stop = threading.Event()
@@ -80,13 +83,18 @@ class FolderLock:
         self.release()
 
     def _refuse(self, holder: dict):
-        raise FolderLocked(f"{self.what} {self.store.display()}: another run writes this folder "
-                           f"({_holder_line(holder)}); wait for it to end, or choose another folder")
+        raise FolderLocked(
+            f"{self.what} {self.store.display()}: another run writes this folder "
+            f"({_holder_line(holder)}); wait for it to end, or choose another folder"
+        )
 
     def _log_takeover(self, holder: dict, why: str) -> None:
         self.took_over = holder
-        print(f"{self.store.display()}: took over the lock of a run that {why} ({_holder_line(holder)})",
-              file=sys.stderr, flush=True)
+        print(
+            f"{self.store.display()}: took over the lock of a run that {why} ({_holder_line(holder)})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def acquire(self) -> None:
         self.store.check_reachable()  # object storage: unreachable, refused, no bucket: one line, first
@@ -98,8 +106,10 @@ class FolderLock:
 
             near = next((p for p in (Path(self.store.root), *Path(self.store.root).parents) if p.exists()), None)
             if near is None or not os.access(near, os.W_OK | os.X_OK):
-                raise OutputFolderError(f"{self.what} {self.store.display()}: cannot write there (permission denied "
-                                        f"or a read-only file system)")
+                raise OutputFolderError(
+                    f"{self.what} {self.store.display()}: cannot write there (permission denied "
+                    f"or a read-only file system)"
+                )
         self.store.makedirs()
         if self.store.local:
             self._acquire_local()

@@ -42,7 +42,7 @@ def _relative_files(store: Store) -> tuple[list[str], list[str]]:
     found = store.fs.get_file_info(pafs.FileSelector(store.root, recursive=True, allow_not_found=True))
     files, folders = [], []
     for info in found:
-        rel = info.path[len(store.root):].lstrip("/")
+        rel = info.path[len(store.root) :].lstrip("/")
         (folders if info.type == pafs.FileType.Directory else files).append(rel)
     return sorted(files), sorted(folders)
 
@@ -71,8 +71,10 @@ def read_marker(store: Store) -> dict | None:
         if not isinstance(marker, dict) or not isinstance(marker.get("command"), str):
             raise ValueError("no 'command'")
     except (ValueError, UnicodeDecodeError) as e:
-        raise OutputFolderError(f"{store.display()}/{MARKER}: not a bokehgen marker ({e}); move the folder aside "
-                                f"or choose another output folder") from None
+        raise OutputFolderError(
+            f"{store.display()}/{MARKER}: not a bokehgen marker ({e}); move the folder aside "
+            f"or choose another output folder"
+        ) from None
     return marker
 
 
@@ -104,18 +106,23 @@ def check_not_input(output, inputs, what: str = "--out") -> None:
             continue
         inp = _resolved(item)
         if out == inp:
-            raise OutputFolderError(f"{what} {output}: is also an input ({item}); it would be overwritten: choose "
-                                    f"another output")
+            raise OutputFolderError(
+                f"{what} {output}: is also an input ({item}); it would be overwritten: choose another output"
+            )
         if out.startswith(inp.rstrip("/") + "/"):
-            raise OutputFolderError(f"{what} {output}: lies inside the input {item}; the command would read its own "
-                                    f"output back: choose an output outside it")
+            raise OutputFolderError(
+                f"{what} {output}: lies inside the input {item}; the command would read its own "
+                f"output back: choose an output outside it"
+            )
         if inp.startswith(out.rstrip("/") + "/"):
-            raise OutputFolderError(f"{what} {output}: holds the input {item}; choose an output folder that does "
-                                    f"not contain the inputs")
+            raise OutputFolderError(
+                f"{what} {output}: holds the input {item}; choose an output folder that does not contain the inputs"
+            )
 
 
-def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create: bool = True,
-          signature: str | None = None) -> Store:
+def claim(
+    folder, command: str, outputs, inputs=(), what: str = "--out", create: bool = True, signature: str | None = None
+) -> Store:
     """Make sure ``command`` may write its ``outputs`` (patterns relative to the folder) into ``folder`` and mark
     it as the command's; returns its Store. Raises OutputFolderError (one line) otherwise; writes nothing then.
     ``signature``: see :func:`foreign_files` (a folder without a marker)."""
@@ -127,16 +134,28 @@ def claim(folder, command: str, outputs, inputs=(), what: str = "--out", create:
     check_not_input(store.location if store.local else folder, inputs, what)
     marker = read_marker(store)
     if marker is not None and marker["command"] != command:
-        raise OutputFolderError(f"{what} {where}: holds the output of {marker['command']}, not of {command}; choose "
-                                f"another folder")
+        raise OutputFolderError(
+            f"{what} {where}: holds the output of {marker['command']}, not of {command}; choose another folder"
+        )
     if marker is None:
         foreign = foreign_files(store, outputs, signature)
         if foreign:
             shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
-            raise OutputFolderError(f"{what} {where}: refused, the folder holds files that {command} did not write "
-                                    f"({shown}); nothing was changed: choose an empty or new folder")
+            raise OutputFolderError(
+                f"{what} {where}: refused, the folder holds files that {command} did not write "
+                f"({shown}); nothing was changed: choose an empty or new folder"
+            )
         if create:
             store.makedirs()
-            store.write_text(MARKER, json.dumps({"command": command, "note": "this folder is written by bokehgen's "
-                                                 f"{command}; other commands refuse it"}, indent=1) + "\n")
+            store.write_text(
+                MARKER,
+                json.dumps(
+                    {
+                        "command": command,
+                        "note": f"this folder is written by bokehgen's {command}; other commands refuse it",
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
     return store

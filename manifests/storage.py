@@ -90,25 +90,68 @@ def storage_bounds() -> dict:
     retries = _env_seconds("BOKEHGEN_STORAGE_RETRIES", 3)
     if retries != int(retries):
         raise UserError(f"BOKEHGEN_STORAGE_RETRIES={retries}: expected a whole number of attempts")
-    return {"timeout": _env_seconds("BOKEHGEN_STORAGE_TIMEOUT", 30.0),
-            "connect": _env_seconds("BOKEHGEN_STORAGE_CONNECT", 5.0),
-            "request": _env_seconds("BOKEHGEN_STORAGE_REQUEST", 10.0),
-            "retries": int(retries), "gcs_retry": _env_seconds("BOKEHGEN_STORAGE_GCS_RETRY", 5.0)}
+    return {
+        "timeout": _env_seconds("BOKEHGEN_STORAGE_TIMEOUT", 30.0),
+        "connect": _env_seconds("BOKEHGEN_STORAGE_CONNECT", 5.0),
+        "request": _env_seconds("BOKEHGEN_STORAGE_REQUEST", 10.0),
+        "retries": int(retries),
+        "gcs_retry": _env_seconds("BOKEHGEN_STORAGE_GCS_RETRY", 5.0),
+    }
 
 
 _CAUSES = (  # (what the client says, lower-cased) -> the cause in words
-    (("unexpected query parameter", "invalid uri", "cannot parse uri", "unrecognized filesystem type"),
-     "invalid URI"),
-    (("no_such_bucket", "nosuchbucket", "bucket does not exist", "specified bucket does not exist",
-      "bucket_not_found", "to create buckets, enable"), "no such bucket"),
-    (("invalidaccesskeyid", "signaturedoesnotmatch", "access_denied", "accessdenied", "forbidden",
-      "invalid_access_key", "permission_denied", "http response code: 403", "error code 403"),
-     "credentials refused (a wrong key, or no permission)"),
-    (("no credentials", "unable to locate credentials", "could not create a oauth2 access token",
-      "missing_authentication", "credentials", "unauthenticated"), "no credentials"),
+    (("unexpected query parameter", "invalid uri", "cannot parse uri", "unrecognized filesystem type"), "invalid URI"),
+    (
+        (
+            "no_such_bucket",
+            "nosuchbucket",
+            "bucket does not exist",
+            "specified bucket does not exist",
+            "bucket_not_found",
+            "to create buckets, enable",
+        ),
+        "no such bucket",
+    ),
+    (
+        (
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+            "access_denied",
+            "accessdenied",
+            "forbidden",
+            "invalid_access_key",
+            "permission_denied",
+            "http response code: 403",
+            "error code 403",
+        ),
+        "credentials refused (a wrong key, or no permission)",
+    ),
+    (
+        (
+            "no credentials",
+            "unable to locate credentials",
+            "could not create a oauth2 access token",
+            "missing_authentication",
+            "credentials",
+            "unauthenticated",
+        ),
+        "no credentials",
+    ),
     (("timed out", "timeout", "curlcode: 28"), "no answer in time (an unreachable endpoint?)"),
-    (("could not resolve", "couldn't connect", "could not connect", "connection refused", "curlcode: 6",
-      "curlcode: 7", "network_connection", "unavailable", "failed to connect"), "endpoint unreachable"),
+    (
+        (
+            "could not resolve",
+            "couldn't connect",
+            "could not connect",
+            "connection refused",
+            "curlcode: 6",
+            "curlcode: 7",
+            "network_connection",
+            "unavailable",
+            "failed to connect",
+        ),
+        "endpoint unreachable",
+    ),
     (("libjvm", "java_home", "jni"), "Java is missing for HDFS (set JAVA_HOME to a JDK with lib/server/libjvm.so)"),
     (("libhdfs",), "libhdfs is missing for HDFS (set ARROW_LIBHDFS_DIR or HADOOP_HOME)"),
 )
@@ -155,8 +198,10 @@ def bounded(call, uri, timeout: float | None = None):
     deadline = time.monotonic() + timeout
     while not done.wait(0.05):  # Ctrl-C raises KeyboardInterrupt here
         if time.monotonic() > deadline:
-            raise StorageError(f"{shown(uri)}: no answer within {timeout:g} s (an unreachable endpoint, or a "
-                               f"network that drops packets; BOKEHGEN_STORAGE_TIMEOUT sets the bound)")
+            raise StorageError(
+                f"{shown(uri)}: no answer within {timeout:g} s (an unreachable endpoint, or a "
+                f"network that drops packets; BOKEHGEN_STORAGE_TIMEOUT sets the bound)"
+            )
     ABANDONED.remove(done)
     if "error" in box:
         e = box["error"]
@@ -217,8 +262,11 @@ def open_filesystem(uri: str):
         except ValueError as e:
             raise StorageError(f"{shown(uri)}: connect_timeout, request_timeout, retries: {e}") from None
         options = dict(fs.__reduce__()[1][0])  # the options from_uri read off the URI (region, endpoint, keys)
-        options.update(connect_timeout=connect, request_timeout=request,
-                       retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=max(1, retries)))
+        options.update(
+            connect_timeout=connect,
+            request_timeout=request,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=max(1, retries)),
+        )
         fs = pafs.S3FileSystem(**options)
     return fs, path
 
@@ -323,8 +371,9 @@ class Store:
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names of the files directly in the folder that match the glob ``pattern``."""
         found = self._ask(lambda: self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)))
-        return sorted(i.base_name for i in found
-                      if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern))
+        return sorted(
+            i.base_name for i in found if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern)
+        )
 
     def read_bytes(self, name: str) -> bytes:
         try:

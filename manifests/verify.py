@@ -74,10 +74,11 @@ def require_build(folder) -> Store:
         if not store.entries():
             raise UserError(f"{store.display()}: no such folder (or an empty one), not a build")
         if store.exists("dataset.json"):
-            raise UserError(f"{store.display()}: no samples.parquet: the build has not finished (run the same "
-                            f"build command again to complete it)")
-        raise UserError(f"{store.display()}: no samples.parquet or dataset.json: not a folder written by "
-                        f"datagen.build")
+            raise UserError(
+                f"{store.display()}: no samples.parquet: the build has not finished (run the same "
+                f"build command again to complete it)"
+            )
+        raise UserError(f"{store.display()}: no samples.parquet or dataset.json: not a folder written by datagen.build")
     return store
 
 
@@ -95,4 +96,3 @@ def verify(folder) -> list[str]:
     for shard in by_shard:
         problems.append(f"{shard}: listed in samples.parquet but the shard file is missing")
     return problems
-

@@ -35,8 +35,15 @@ class FocusMaskAttnProcessor:
         self.last_allowed = None  # the boolean mask of the last call, kept only when ``record`` is set (tests)
         self.record = False
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
-                 attention_mask=None, temb=None, focus_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        temb=None,
+        focus_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None:
             raise ValueError("FocusMaskAttnProcessor is for self-attention (attn1) only")
         residual = hidden_states
@@ -75,8 +82,9 @@ class FocusMaskAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0,
-                                                       is_causal=False)
+        hidden_states = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False
+        )
         hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:

@@ -54,5 +54,3 @@ def append_row(path: Path, row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
-
-

@@ -27,4 +27,4 @@ def focus_at(disp: np.ndarray, x: int, y: int, window: int = 9) -> float:
     if not (0 <= x < w and 0 <= y < h):
         raise ValueError(f"focus point ({x}, {y}) outside the {w}×{h} image")
     r = window // 2
-    return float(np.median(disp[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]))
+    return float(np.median(disp[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1]))

@@ -85,28 +85,42 @@ def load_section(path, overrides, section: str, cls):
             raise ValueError(f"override {item!r}: expected model.KEY=VALUE or {section}.KEY=VALUE")
     data = config.parse_overrides(overrides, {"model": data.get("model") or {}, section: data.get(section) or {}})
     try:
-        return (config.from_dict(ModelConfig, data["model"], str(path), "model."),
-                config.from_dict(cls, data[section], str(path), f"{section}."))
+        return (
+            config.from_dict(ModelConfig, data["model"], str(path), "model."),
+            config.from_dict(cls, data[section], str(path), f"{section}."),
+        )
     except ValueError as e:  # an error in a value that --set gave names --set, not the file
         raise ValueError(config.blame_override(str(e), str(path), overrides)) from None
 
 
-def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str,
-                   depth: bool = False):
+def parse_run_args(argv, prog: str, doc: str, section: str, *, val_required: bool, out_help: str, depth: bool = False):
     """The command line shared by ``model.train`` and ``model.distill``."""
     p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="tiny", help=f"YAML with model: and {section}: sections (or tiny / sd21)")
     p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma list")
     p.add_argument("--val", required=val_required, help="validation shards")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help=f"override one config value, e.g. model.k_max=32 or {section}.seed=1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"override one config value, e.g. model.k_max=32 or {section}.seed=1 (repeatable)",
+    )
     if depth:  # model.train only
-        p.add_argument("--stop-after", type=int, help="end this call after N steps (a checkpoint is written); "
-                                                      "rerun the same command to continue, e.g. under a queue's "
-                                                      "time limit")
-        p.add_argument("--depth-weights", help="the depth model inference will use (a transformers folder, e.g. "
-                                               "model.distill's student/); recorded in weights/model.yaml")
+        p.add_argument(
+            "--stop-after",
+            type=int,
+            help="end this call after N steps (a checkpoint is written); "
+            "rerun the same command to continue, e.g. under a queue's "
+            "time limit",
+        )
+        p.add_argument(
+            "--depth-weights",
+            help="the depth model inference will use (a transformers folder, e.g. "
+            "model.distill's student/); recorded in weights/model.yaml",
+        )
     return p.parse_args(argv)
 
 

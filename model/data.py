@@ -72,8 +72,10 @@ def check_max_k(urls: list[str], k_max: float) -> float | None:
     with open(meta_path) as f:
         data_max = json.load(f).get("max_K")
     if data_max is not None and float(data_max) != float(k_max):
-        raise ValueError(f"model.k_max is {k_max:g} but the data in {folder} was built with max_K {data_max:g} "
-                         f"({meta_path}); set model.k_max={data_max:g}")
+        raise ValueError(
+            f"model.k_max is {k_max:g} but the data in {folder} was built with max_K {data_max:g} "
+            f"({meta_path}); set model.k_max={data_max:g}"
+        )
     return None if data_max is None else float(data_max)
 
 
@@ -115,8 +117,10 @@ def check_shards(urls: list[str]) -> None:
             raise DataError(clip_refusal(url))
         return
     if local and len(local) == len(urls):
-        raise DataError(f"no readable sample in any of the {len(urls)} shards: {', '.join(unreadable[:3])}"
-                        f"{' ...' if len(unreadable) > 3 else ''}")
+        raise DataError(
+            f"no readable sample in any of the {len(urls)} shards: {', '.join(unreadable[:3])}"
+            f"{' ...' if len(unreadable) > 3 else ''}"
+        )
 
 
 def expand_urls(spec) -> list[str]:
@@ -136,8 +140,10 @@ def expand_urls(spec) -> list[str]:
         missing = [m for m in named if "://" not in m and not m.startswith("pipe:") and not os.path.isfile(m)]
         missing += [m for m in named if _is_storage_uri(m) and not _remote_file(m)]
         if missing:
-            raise ValueError(f"{missing[0]}: no such shard file ({len(missing)} of the {len(named)} named by "
-                             f"{str(item).strip()!r} are missing)")
+            raise ValueError(
+                f"{missing[0]}: no such shard file ({len(missing)} of the {len(named)} named by "
+                f"{str(item).strip()!r} are missing)"
+            )
         urls.extend(named)
     if not urls:
         raise ValueError(f"no shards in {spec!r}")
@@ -149,7 +155,7 @@ def derive_seed(seed: int, stream: str, index: int) -> int:
     the step, the rank and the position in the batch), so a resumed or repeated run draws exactly the same."""
     import hashlib
 
-    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}:{index}".encode()).digest()[:8], "big") % 2 ** 63
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}:{index}".encode()).digest()[:8], "big") % 2**63
 
 
 def _degradation(name: str):
@@ -168,16 +174,26 @@ DAMAGE = (ValueError, KeyError, TypeError, OSError, EOFError, json.JSONDecodeErr
 
 
 def clip_refusal(url: str) -> str:
-    return (f"{url}: holds clips (a build with sequence.frames: aif.000.png, ...), not image samples; "
-            f"model.train and model.distill read image builds: build without sequence.frames")
+    return (
+        f"{url}: holds clips (a build with sequence.frames: aif.000.png, ...), not image samples; "
+        f"model.train and model.distill read image builds: build without sequence.frames"
+    )
 
 
 def _is_clip(sample: dict) -> bool:
     return any(k.startswith("aif.") and k[4:7].isdigit() for k in sample)
 
 
-def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, crop: int | None = None,
-               seed: int = 0, index: int | None = None, hflip: bool = False, redegrade: str | None = None) -> dict:
+def to_tensors(
+    sample: dict,
+    k_max: float = MAX_K,
+    focus_radius: float = 1.0,
+    crop: int | None = None,
+    seed: int = 0,
+    index: int | None = None,
+    hflip: bool = False,
+    redegrade: str | None = None,
+) -> dict:
     """One raw WebDataset sample (member bytes) -> training tensors (see module doc). ``index``: the sample's
     global position in its stream (seeds the crop, the flip and the degradation; None: from the key, the same at
     every serving); ``hflip``: flip LQ, all-in-focus, bokeh and disparity together with probability 1/2;
@@ -194,30 +210,44 @@ def to_tensors(sample: dict, k_max: float = MAX_K, focus_radius: float = 1.0, cr
         from degradations import degrade
 
         aif8 = aif if aif.dtype == np.uint8 else to_uint8(aif.astype(np.float32) / 65535)  # as the build does
-        lq, _ = degrade(aif8, derive_seed(seed, "redegrade", index if index is not None else hash(key)),
-                        _degradation(redegrade))
+        lq, _ = degrade(
+            aif8, derive_seed(seed, "redegrade", index if index is not None else hash(key)), _degradation(redegrade)
+        )
     h, w = aif.shape[:2]
     if crop is not None and (h > crop or w > crop):
         s = h // lq.shape[0]  # LQ scale: crop on the LQ grid so LQ and HQ stay aligned
         y, x = rng.randrange(0, (h - crop) // s + 1) * s, rng.randrange(0, (w - crop) // s + 1) * s
-        aif, bokeh, disp = aif[y:y + crop, x:x + crop], bokeh[y:y + crop, x:x + crop], disp[y:y + crop, x:x + crop]
-        lq = lq[y // s:(y + crop) // s, x // s:(x + crop) // s]
+        aif, bokeh, disp = (
+            aif[y : y + crop, x : x + crop],
+            bokeh[y : y + crop, x : x + crop],
+            disp[y : y + crop, x : x + crop],
+        )
+        lq = lq[y // s : (y + crop) // s, x // s : (x + crop) // s]
         h = w = crop
     if hflip and rng.random() < 0.5:
         aif, bokeh, disp, lq = aif[:, ::-1], bokeh[:, ::-1], disp[:, ::-1], lq[:, ::-1]
     disp = np.ascontiguousarray(disp)
     lq_up = upsampled(lq, (h, w))
     defocus, mask = defocus_and_mask(disp, K, d_f, k_max, focus_radius)
-    return {"key": key, "lq": lq_up, "aif": image_tensor(aif), "bokeh": image_tensor(bokeh),
-            "disp": torch.from_numpy(disp)[None],
-            "defocus": torch.from_numpy(defocus)[None], "mask": torch.from_numpy(mask)[None],
-            "K": torch.tensor(K), "focus_disparity": torch.tensor(d_f)}
+    return {
+        "key": key,
+        "lq": lq_up,
+        "aif": image_tensor(aif),
+        "bokeh": image_tensor(bokeh),
+        "disp": torch.from_numpy(disp)[None],
+        "defocus": torch.from_numpy(defocus)[None],
+        "mask": torch.from_numpy(mask)[None],
+        "K": torch.tensor(K),
+        "focus_disparity": torch.tensor(d_f),
+    }
 
 
 def image_tensor(a: np.ndarray) -> torch.Tensor:
     """H×W×3 uint8 (/127.5) or uint16 (/32767.5) -> (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (
-        127.5 if a.dtype == np.uint8 else 32767.5) - 1
+    return (
+        torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / (127.5 if a.dtype == np.uint8 else 32767.5)
+        - 1
+    )
 
 
 def upsampled(lq: np.ndarray, size: tuple) -> torch.Tensor:
@@ -253,6 +283,7 @@ def batches(samples, cfg: "StreamConfig", partial: bool):
 class StreamConfig:
     """How a shard stream serves batches; ``max_bad_fraction``: the share of damaged samples (missing or
     undecodable members) the stream skips before it gives up (``train.max_bad_fraction``)."""
+
     batch_size: int = 4
     shuffle_buffer: int = 256
     seed: int = 0
@@ -363,8 +394,18 @@ class ShardStream(GlobalBatches):
                 if g < indices[len(batch)]:
                     continue
                 try:
-                    batch.append(to_tensors(sample, c.k_max, c.focus_radius, c.crop, c.seed, index=g,
-                                            hflip=c.hflip, redegrade=c.redegrade))
+                    batch.append(
+                        to_tensors(
+                            sample,
+                            c.k_max,
+                            c.focus_radius,
+                            c.crop,
+                            c.seed,
+                            index=g,
+                            hflip=c.hflip,
+                            redegrade=c.redegrade,
+                        )
+                    )
                     good += 1
                 except DataError:
                     raise
@@ -372,10 +413,12 @@ class ShardStream(GlobalBatches):
                     bad += 1
                     _skipped_sample(sample, e)
                     if bad + good >= 20 and bad > c.max_bad_fraction * (bad + good):
-                        raise DataError(f"{bad} of the {bad + good} samples read are damaged, more than "
-                                        f"max_bad_fraction {c.max_bad_fraction:g} (the last: {sample.get('__key__')} "
-                                        f"in {sample.get('__url__', '?')}); run manifests verify on the build, "
-                                        f"or raise train.max_bad_fraction") from None
+                        raise DataError(
+                            f"{bad} of the {bad + good} samples read are damaged, more than "
+                            f"max_bad_fraction {c.max_bad_fraction:g} (the last: {sample.get('__key__')} "
+                            f"in {sample.get('__url__', '?')}); run manifests verify on the build, "
+                            f"or raise train.max_bad_fraction"
+                        ) from None
                     continue
                 if len(batch) == len(indices):
                     break
@@ -389,8 +432,12 @@ def _skipped_sample(sample: dict, e: BaseException) -> None:
     import sys
 
     what = " ".join(str(e).split())
-    print(f"skipped a damaged sample {sample.get('__key__', '?')} of {sample.get('__url__', '?')}: "
-          f"{type(e).__name__}: {what[:200]}", file=sys.stderr, flush=True)
+    print(
+        f"skipped a damaged sample {sample.get('__key__', '?')} of {sample.get('__url__', '?')}: "
+        f"{type(e).__name__}: {what[:200]}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _skip_damaged_shard(exn: Exception) -> bool:
@@ -401,18 +448,30 @@ def _skip_damaged_shard(exn: Exception) -> bool:
     url = next((a for a in reversed(exn.args) if isinstance(a, str) and a.endswith(".tar")), None)
     if url is None:  # the same error passing the inner stage, which does not know the url: said once, below
         return True
-    print(f"skipped the rest of a damaged shard {url}: {type(exn).__name__}: {exn.args[0] if exn.args else ''}",
-          file=sys.stderr, flush=True)
+    print(
+        f"skipped the rest of a damaged shard {url}: {type(exn).__name__}: {exn.args[0] if exn.args else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
     return True
 
 
-def loader(urls_or_dataset, cfg: StreamConfig | None = None, skip_batches: int = 0,
-           num_workers: int = 0) -> torch.utils.data.DataLoader:
+def loader(
+    urls_or_dataset, cfg: StreamConfig | None = None, skip_batches: int = 0, num_workers: int = 0
+) -> torch.utils.data.DataLoader:
     """A DataLoader over shards (``urls`` and ``cfg``) or over a :class:`GlobalBatches` stream."""
-    ds = urls_or_dataset if isinstance(urls_or_dataset, GlobalBatches) else \
-        ShardStream(urls_or_dataset, cfg, skip_batches)
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
-                                       persistent_workers=False, prefetch_factor=2 if num_workers else None)
+    ds = (
+        urls_or_dataset
+        if isinstance(urls_or_dataset, GlobalBatches)
+        else ShardStream(urls_or_dataset, cfg, skip_batches)
+    )
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=num_workers,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
+    )
 
 
 def val_batches(urls, cfg: StreamConfig):

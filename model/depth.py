@@ -17,14 +17,23 @@ from .depthnet import DepthEstimator, check_depth_folder, load_depth_model
 # python -m model.depth --images DIR: disparity maps for a folder of background photos
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m model.depth", description=(
-        "Write NAME_disp.npy (float32, larger = nearer, [0, 1]) beside every photo of a folder with a local Depth "
-        "Anything V2 folder, so datagen's 'backgrounds' layout gives those photos real depth."))
+    p = argparse.ArgumentParser(
+        prog="python -m model.depth",
+        description=(
+            "Write NAME_disp.npy (float32, larger = nearer, [0, 1]) beside every photo of a folder with a local Depth "
+            "Anything V2 folder, so datagen's 'backgrounds' layout gives those photos real depth."
+        ),
+    )
     p.add_argument("--images", required=True, type=Path, help="folder of photos (searched recursively)")
-    p.add_argument("--weights", required=True, type=Path,
-                   help="local Depth Anything V2 folder in transformers format (e.g. Depth-Anything-V2-Large-hf, "
-                        "or a model.distill output): nothing is downloaded")
+    p.add_argument(
+        "--weights",
+        required=True,
+        type=Path,
+        help="local Depth Anything V2 folder in transformers format (e.g. Depth-Anything-V2-Large-hf, "
+        "or a model.distill output): nothing is downloaded",
+    )
     p.add_argument("--input-size", type=int, default=518, help="short side fed to the network (multiple of 14)")
     p.add_argument("--overwrite", action="store_true", help="replace existing NAME_disp.npy files")
     args = p.parse_args(argv)
@@ -85,9 +94,11 @@ def main(args: argparse.Namespace) -> dict:
         record[rel] = hashlib.sha256(buf.getvalue()).hexdigest()
         folder.write_text(DEPTH_RECORD, json.dumps(record, indent=1, sort_keys=True))
         written.append(str(target))
-    print(f"{len(written)} disparity maps written, {len(kept)} kept (existing maps are never replaced, except ones "
-          f"model.depth wrote, with --overwrite), {len(failed)} photos skipped "
-          f"(use them with --assets backgrounds:{args.images})")
+    print(
+        f"{len(written)} disparity maps written, {len(kept)} kept (existing maps are never replaced, except ones "
+        f"model.depth wrote, with --overwrite), {len(failed)} photos skipped "
+        f"(use them with --assets backgrounds:{args.images})"
+    )
     if not written and not kept:
         raise SystemExit(f"error: --images {args.images}: no disparity map written ({len(failed)} photos failed)")
     return {"written": written, "kept": kept, "failed": failed}

@@ -29,12 +29,24 @@ def depth_config(size: str) -> DepthAnythingConfig:
     if size not in V2_CONFIGS:
         raise ValueError(f"depth size: one of {list(V2_CONFIGS)}, got {size!r}")
     c = V2_CONFIGS[size]
-    backbone = Dinov2Config(hidden_size=c["hidden"], num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
-                            intermediate_size=4 * c["hidden"], patch_size=PATCH, image_size=518,
-                            out_indices=c["out"], reshape_hidden_states=False)
-    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=c["hidden"],
-                               neck_hidden_sizes=c["neck"], fusion_hidden_size=c["fusion"],
-                               head_hidden_size=max(8, c["fusion"] // 2), depth_estimation_type="relative")
+    backbone = Dinov2Config(
+        hidden_size=c["hidden"],
+        num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"],
+        intermediate_size=4 * c["hidden"],
+        patch_size=PATCH,
+        image_size=518,
+        out_indices=c["out"],
+        reshape_hidden_states=False,
+    )
+    return DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=c["hidden"],
+        neck_hidden_sizes=c["neck"],
+        fusion_hidden_size=c["fusion"],
+        head_hidden_size=max(8, c["fusion"] // 2),
+        depth_estimation_type="relative",
+    )
 
 
 def check_depth_folder(folder, what: str = "--weights") -> None:
@@ -50,12 +62,14 @@ def check_depth_folder(folder, what: str = "--weights") -> None:
     except (ValueError, UnicodeDecodeError, AttributeError) as e:
         raise ValueError(f"{what} {cfg_file}: unreadable config ({e})") from None
     if model_type != "depth_anything":
-        raise ValueError(f"{what} {folder}: config.json describes a {model_type!r} model, not a Depth Anything "
-                         f"depth model (model_type 'depth_anything')")
+        raise ValueError(
+            f"{what} {folder}: config.json describes a {model_type!r} model, not a Depth Anything "
+            f"depth model (model_type 'depth_anything')"
+        )
 
 
 def depth_kind(folder) -> str:
-    """"metric" (the network predicts metres: Depth Anything V2's metric checkpoints, ``depth_estimation_type:
+    """ "metric" (the network predicts metres: Depth Anything V2's metric checkpoints, ``depth_estimation_type:
     metric`` in their config.json) or "relative" (disparity up to an unknown scale and shift)."""
     import json
 

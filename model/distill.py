@@ -85,8 +85,9 @@ def aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return (scale * (p - pm) + gm).view_as(pred)
 
 
-def aligned_disparity_errors(pred: torch.Tensor, gt: torch.Tensor,
-                             min_gt: float = 0.05) -> tuple[list[float], list[float]]:
+def aligned_disparity_errors(
+    pred: torch.Tensor, gt: torch.Tensor, min_gt: float = 0.05
+) -> tuple[list[float], list[float]]:
     """AbsRel and δ1 per image measured in *disparity*, after least-squares alignment to the renderer's exact
     disparity, over pixels with ground-truth disparity above ``min_gt`` (distillation's own check; the depth
     benchmark's metric-depth figures are model.evaluation.depth.metric_depth_errors)."""
@@ -114,8 +115,12 @@ def evaluate(student: DepthEstimator, teacher: DepthEstimator, urls, scfg: Strea
     for b in val_batches(urls, scfg):
         clear, degraded = _01(b["aif"]).to(dev), _01(b["lq"]).to(dev)
         pred = {}
-        for name, net, x in (("teacher_clear", teacher, clear), ("teacher_degraded", teacher, degraded),
-                             ("student_clear", student, clear), ("student_degraded", student, degraded)):
+        for name, net, x in (
+            ("teacher_clear", teacher, clear),
+            ("teacher_degraded", teacher, degraded),
+            ("student_clear", student, clear),
+            ("student_degraded", student, degraded),
+        ):
             pred[name] = net(x).float().cpu()
             a, d = aligned_disparity_errors(pred[name], b["disp"])
             acc[name] += a
@@ -136,8 +141,7 @@ def _features(out, layers) -> list[torch.Tensor]:
 def fit_teacher(teacher: DepthEstimator, data, steps: int, lr: float) -> None:
     """Supervised fit (L1) on the synthetic ground truth (tiny configuration's stand-in for pretrained weights)."""
     teacher.train()
-    fit(teacher.parameters(), lambda b: F.l1_loss(teacher(_01(b["aif"])), b["disp"]), data, steps, lr,
-        "teacher fit")
+    fit(teacher.parameters(), lambda b: F.l1_loss(teacher(_01(b["aif"])), b["disp"]), data, steps, lr, "teacher fit")
     teacher.eval()
 
 
@@ -177,20 +181,25 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
     check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
     if dcfg.isr_data is not None:
-        stream = PhotoStream(dcfg.isr_data, dcfg.crop or mcfg.resolution, dcfg.batch_size, dcfg.seed,
-                             dcfg.degradation, dcfg.hflip)
+        stream = PhotoStream(
+            dcfg.isr_data, dcfg.crop or mcfg.resolution, dcfg.batch_size, dcfg.seed, dcfg.degradation, dcfg.hflip
+        )
         log.info(f"distilling on natural photos degraded online: {stream.describe()}")
         data = iter(photo_loader(stream))
     else:
-        log.info("NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
-            "natural photos, an SA-1B subset, degraded online)")
+        log.info(
+            "NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
+            "natural photos, an SA-1B subset, degraded online)"
+        )
         # after the batches the tiny teacher's fit reads (below), as one process would continue its stream
         skip = -(-dcfg.teacher_fit_steps // ctx.world)
         data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip), skip_batches=skip)))
     device = ctx.device
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
-    log.info(f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
-        f"{ctx.world} process(es), batch {dcfg.batch_size * ctx.world} per step")
+    log.info(
+        f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
+        f"{ctx.world} process(es), batch {dcfg.batch_size * ctx.world} per step"
+    )
     if dcfg.teacher_fit_steps:
         if mcfg.depth is not None:
             raise ValueError("teacher_fit_steps is for a random (tiny) depth network only")
@@ -203,8 +212,10 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
     layers = list(teacher.model.config.backbone_config.out_indices)
     before = evaluate(student, teacher, val_urls, scfg) if ctx.main else {}
     if ctx.main:
-        log.info(f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
-            f"{before['absrel_student_clear']:.4f}")
+        log.info(
+            f"before: student AbsRel degraded {before['absrel_student_degraded']:.4f}, clear "
+            f"{before['absrel_student_clear']:.4f}"
+        )
     ctx.barrier()
     opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
     student.train()
@@ -225,8 +236,10 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
         opt.step()
         if (step + 1) % dcfg.log_every == 0 or step + 1 == dcfg.steps:
             f_v, o_v = ctx.mean([feat.item(), outl.item()])
-            log.info(f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
-                f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)")
+            log.info(
+                f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
+                f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)"
+            )
     net = None
     student.eval()
     digest = ctx.check_in_sync(student)
@@ -241,11 +254,13 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
         write_csv(out / "depth_eval.csv", rows)
         student.model.save_pretrained(out / "student")
         _examples(teacher, student, val_urls, scfg, out / "depth_examples.png")
-        log.info(f"after: gap to the teacher on clear inputs {before['gap']:.4f} -> {after['gap']:.4f}; "
-                 f"student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
+        log.info(
+            f"after: gap to the teacher on clear inputs {before['gap']:.4f} -> {after['gap']:.4f}; "
+            f"student AbsRel degraded {after['absrel_student_degraded']:.4f} (teacher on degraded "
             f"{after['absrel_teacher_degraded']:.4f}, teacher on clear {after['absrel_teacher_clear']:.4f}); "
             f"student -> {out / 'student'} (use: python -m model.train --depth-weights {out / 'student'} ..., or "
-            f"model.infer --depth-weights), table -> {out / 'depth_eval.csv'}")
+            f"model.infer --depth-weights), table -> {out / 'depth_eval.csv'}"
+        )
         result["after"] = after
     ctx.barrier()
     return result
@@ -266,8 +281,14 @@ def _examples(teacher, student, urls, scfg, path: Path, n: int = 4) -> None:
 
 
 def parse_args(argv=None):
-    return parse_run_args(argv, "python -m model.distill", __doc__, "distill", val_required=True,
-                          out_help="output folder (student weights, depth_eval.csv, depth_examples.png)")
+    return parse_run_args(
+        argv,
+        "python -m model.distill",
+        __doc__,
+        "distill",
+        val_required=True,
+        out_help="output folder (student weights, depth_eval.csv, depth_examples.png)",
+    )
 
 
 def main(args) -> dict:

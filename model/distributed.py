@@ -111,7 +111,8 @@ def setup(device_name: str = "auto") -> Context:
         device = torch.device("cpu")
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(minutes=60))  # rank 0 validates while others wait
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=60)
+        )  # rank 0 validates while others wait
         owns = True
     return Context(dist.get_rank(), dist.get_world_size(), local, device, owns)

@@ -1,6 +1,6 @@
 """The command line of model.evaluate (the work is in the package model/evaluation/):
 
-    python -m model.evaluate --protocol {pairs,realsr,depth,synthetic} --data PATH --methods ... --out OUT
+python -m model.evaluate --protocol {pairs,realsr,depth,synthetic} --data PATH --methods ... --out OUT
 """
 
 from .evaluation.cli import cli, main, parse_args

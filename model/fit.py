@@ -12,8 +12,14 @@ from .logs import get_logger
 log = get_logger(__name__)
 
 
-def fit(parameters: Iterable[torch.nn.Parameter], loss_of: Callable[[dict], torch.Tensor], batches: Iterator,
-        steps: int, lr: float, what: str) -> float:
+def fit(
+    parameters: Iterable[torch.nn.Parameter],
+    loss_of: Callable[[dict], torch.Tensor],
+    batches: Iterator,
+    steps: int,
+    lr: float,
+    what: str,
+) -> float:
     """``steps`` Adam steps at ``lr`` on ``loss_of(next(batches))``; logs "what step k/steps  L2 x" at each fifth.
     Returns the last loss."""
     opt = torch.optim.Adam(list(parameters), lr=lr)

@@ -29,11 +29,15 @@ from .config import ModelConfig
 from .depthnet import check_depth_folder, depth_kind
 from .pipeline import depth_folder, estimate_disparity, load_estimator, load_model, render_classical, render_model
 
-NO_WEIGHTS = ("NOTE: no trained MagicBokeh weights given (--weights DIR): running the UNTRAINED tiny random model. "
-              "Its output is not a bokeh rendering. Train weights with `python -m model.train`, or use --classical "
-              "for the ray-traced baseline.")
-NO_DEPTH = ("NOTE: no Depth Anything V2 weights (--depth-weights DIR or `depth:` in the model config): the depth "
-            "network has random weights and its disparity is meaningless. Pass --disparity FILE if you have one.")
+NO_WEIGHTS = (
+    "NOTE: no trained MagicBokeh weights given (--weights DIR): running the UNTRAINED tiny random model. "
+    "Its output is not a bokeh rendering. Train weights with `python -m model.train`, or use --classical "
+    "for the ray-traced baseline."
+)
+NO_DEPTH = (
+    "NOTE: no Depth Anything V2 weights (--depth-weights DIR or `depth:` in the model config): the depth "
+    "network has random weights and its disparity is meaningless. Pass --disparity FILE if you have one."
+)
 
 
 def load_disparity(path, shape, out_shape=None) -> np.ndarray:
@@ -86,13 +90,18 @@ class InferRequest:
 
 
 def parse_args(argv=None) -> InferRequest:
-    p = argparse.ArgumentParser(prog="python -m model.infer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--image", required=True, help="input photo (any PIL-readable image; RGBA is composited on white)")
-    p.add_argument("--out", required=True, help="output image (.png, .jpg, .tif, ...); the disparity goes beside it "
-                                                "(*_disparity.png)")
-    p.add_argument("--focus", help="X,Y: focus on the surface at this pixel of the input image (0-based, "
-                                   "inside the image)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output image (.png, .jpg, .tif, ...); the disparity goes beside it (*_disparity.png)",
+    )
+    p.add_argument(
+        "--focus", help="X,Y: focus on the surface at this pixel of the input image (0-based, inside the image)"
+    )
     p.add_argument("--focus-disparity", type=float, help="focus disparity d_f in [0, 1] (1 = nearest)")
     p.add_argument("--K", type=float, help=f"blur strength in [0, {MAX_K:g}]: radius K·|d − d_f| px")
     cam = p.add_argument_group("the camera form (instead of --K; README 'Cameras'): a thin lens on metric depth")
@@ -112,7 +121,7 @@ def parse_args(argv=None) -> InferRequest:
     argv = list(sys.argv[1:] if argv is None else argv)
     for i in range(len(argv) - 1):
         if argv[i] == "--focus" and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
-            argv[i:i + 2] = [f"--focus={argv[i + 1]}", ""]
+            argv[i : i + 2] = [f"--focus={argv[i + 1]}", ""]
     args = InferRequest(**vars(p.parse_args([a for a in argv if a != ""])))
     try:
         check_args(args)
@@ -134,8 +143,9 @@ def check_camera_args(args: InferRequest) -> None:
 
     for flag, value in (("--K", args.K), ("--focus-disparity", args.focus_disparity), ("--disparity", args.disparity)):
         if value is not None:
-            raise ValueError(f"{flag}: not with the camera form (--lens ...): the camera and the metric depth give "
-                             "the blur")
+            raise ValueError(
+                f"{flag}: not with the camera form (--lens ...): the camera and the metric depth give the blur"
+            )
     missing = [f for f, v in (("--lens", args.lens), ("--f-number", args.f_number)) if v is None]
     if missing:
         raise ValueError(f"the camera form needs {' and '.join(missing)}")
@@ -145,10 +155,12 @@ def check_camera_args(args: InferRequest) -> None:
         folder = depth_folder(args.weights, args.depth_weights) if (args.weights or args.depth_weights) else None
         if folder is None or depth_kind(folder) != "metric":
             what = f"the depth network {folder}" if folder else "the depth network (random, relative)"
-            raise ValueError(f"the camera form needs metric depth: --depth FILE (metres as .npy, or a 16-bit PNG in "
-                             f"millimetres) or a metric Depth Anything V2 folder (--depth-weights). {what} gives "
-                             "relative depth (disparity up to an unknown scale and shift), from which no distance in "
-                             "metres, hence no camera blur, follows")
+            raise ValueError(
+                f"the camera form needs metric depth: --depth FILE (metres as .npy, or a 16-bit PNG in "
+                f"millimetres) or a metric Depth Anything V2 folder (--depth-weights). {what} gives "
+                "relative depth (disparity up to an unknown scale and shift), from which no distance in "
+                "metres, hence no camera blur, follows"
+            )
     if (args.focus is None) == (args.focus_distance is None):
         raise ValueError("the camera form needs exactly one of --focus-distance M and --focus X,Y")
     if args.focus_distance is not None and not 0 < args.focus_distance < math.inf:
@@ -165,8 +177,9 @@ def check_camera_args(args: InferRequest) -> None:
     for flag, v in (("--lens", args.lens), ("--f-number", args.f_number)):
         if not 0 < v < math.inf:
             raise ValueError(f"{flag}: finite and > 0, got {v:g}")
-    args.camera = Camera(args.lens, args.f_number, sensor, name=f"{args.lens:g} mm f/{args.f_number:g} on a "
-                                                                 f"{sensor:g} mm sensor")
+    args.camera = Camera(
+        args.lens, args.f_number, sensor, name=f"{args.lens:g} mm f/{args.f_number:g} on a {sensor:g} mm sensor"
+    )
 
 
 def exif_camera(path) -> str | None:
@@ -195,20 +208,24 @@ def camera_disparity(args, z: np.ndarray, shape) -> tuple[np.ndarray, float, flo
     source = f"--depth {args.depth}" if args.depth else "the metric depth network"
     negative = np.isfinite(z) & (z < 0)
     if negative.any():
-        raise ValueError(f"{source}: {int(negative.sum())} pixels of negative depth (down to "
-                         f"{float(z[negative].min()):g} m): depth is metres from the camera, 0 (or NaN) where unknown")
+        raise ValueError(
+            f"{source}: {int(negative.sum())} pixels of negative depth (down to "
+            f"{float(z[negative].min()):g} m): depth is metres from the camera, 0 (or NaN) where unknown"
+        )
     valid = np.isfinite(z) & (z > 0)
     if not valid.any():
         raise ValueError(f"{source}: no valid depth (every value is 0, NaN or infinite)")
     if args.focus_xy is not None:
         x, y = args.focus_xy
-        if not valid[max(0, y - 1):y + 2, max(0, x - 1):x + 2].any():
-            raise ValueError(f"--focus {x},{y}: {source} holds no valid depth there (0 or NaN): focus on a pixel "
-                             f"of known depth, or give --focus-distance")
+        if not valid[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].any():
+            raise ValueError(
+                f"--focus {x},{y}: {source} holds no valid depth there (0 or NaN): focus on a pixel "
+                f"of known depth, or give --focus-distance"
+            )
     z = np.where(valid, z, z[valid].max()).astype(np.float32)
     if args.focus_xy is not None:
         x, y = args.focus_xy
-        z_f = float(np.median(z[max(0, y - 1):y + 2, max(0, x - 1):x + 2]))
+        z_f = float(np.median(z[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]))
     else:
         z_f = float(args.focus_distance)
     z_near = min(float(z.min()), z_f)
@@ -243,8 +260,9 @@ def check_args(args: InferRequest) -> None:
         if folder and not Path(folder).is_dir():
             raise ValueError(f"{flag} {folder}: no such folder")
     if args.weights and not (Path(args.weights) / "model.yaml").is_file():
-        raise ValueError(f"--weights {args.weights}: holds no model (no model.yaml): give the weights/ folder that "
-                         f"model.train wrote")
+        raise ValueError(
+            f"--weights {args.weights}: holds no model (no model.yaml): give the weights/ folder that model.train wrote"
+        )
     if args.depth_weights:
         check_depth_folder(args.depth_weights, "--depth-weights")
     if args.disparity and not Path(args.disparity).is_file():
@@ -261,8 +279,9 @@ def check_args(args: InferRequest) -> None:
         check_camera_args(args)
     else:
         if args.K is None:
-            raise ValueError("give --K (blur strength), or a camera: --lens MM --f-number N --focus-distance M "
-                             "--depth FILE")
+            raise ValueError(
+                "give --K (blur strength), or a camera: --lens MM --f-number N --focus-distance M --depth FILE"
+            )
         if (args.focus is None) == (args.focus_disparity is None):
             raise ValueError("give exactly one of --focus X,Y and --focus-disparity D")
     args.focus_xy = None
@@ -270,8 +289,9 @@ def check_args(args: InferRequest) -> None:
         try:
             x, y = (int(v) for v in args.focus.split(","))
         except ValueError:
-            raise ValueError(f"--focus: X,Y in whole pixels expected (e.g. --focus 320,240), got {args.focus!r}") \
-                from None
+            raise ValueError(
+                f"--focus: X,Y in whole pixels expected (e.g. --focus 320,240), got {args.focus!r}"
+            ) from None
         if not (0 <= x < w and 0 <= y < h):
             raise ValueError(f"--focus {x},{y}: outside the {w}×{h} image (0 <= X < {w}, 0 <= Y < {h})")
         args.focus_xy = (x, y)
@@ -297,8 +317,10 @@ def _check_camera_k(args: InferRequest, size: tuple[int, int]) -> None:
         cfg = ModelConfig.from_yaml(Path(args.weights) / "model.yaml" if args.weights else args.config)
         limit, what = cfg.k_max, "model"
     if K > limit:
-        raise ValueError(f"{described}: K = {K:.1f} at {w} px, above the {what}'s {limit:g}: a longer focus "
-                         f"distance, a larger f-number or a smaller image")
+        raise ValueError(
+            f"{described}: K = {K:.1f} at {w} px, above the {what}'s {limit:g}: a longer focus "
+            f"distance, a larger f-number or a smaller image"
+        )
 
 
 def infer(args: InferRequest) -> dict:
@@ -317,8 +339,10 @@ def infer(args: InferRequest) -> dict:
     if args.upscale != 1.0:
         h, w = rgb.shape[:2]
         size = (max(8, round(w * args.upscale)), max(8, round(h * args.upscale)))
-        rgb = np.asarray(Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(size, Image.BICUBIC),
-                         np.float32) / 255
+        rgb = (
+            np.asarray(Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(size, Image.BICUBIC), np.float32)
+            / 255
+        )
     h, w = rgb.shape[:2]
 
     model = None
@@ -340,8 +364,9 @@ def infer(args: InferRequest) -> dict:
 
             z = read_depth(args.depth)
             if z.shape != in_shape:
-                raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {in_shape[1]}×"
-                                 f"{in_shape[0]}")
+                raise ValueError(
+                    f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {in_shape[1]}×{in_shape[0]}"
+                )
         else:  # a metric network (checked): metres, estimated on the photo as given
             import torch
 
@@ -352,9 +377,11 @@ def infer(args: InferRequest) -> dict:
         disp, args.K, d_f, described = camera_disparity(args, z, (h, w))
         limit = MAX_K if args.classical else cfg.k_max
         if args.K > limit:
-            raise ValueError(f"{described}: K = {args.K:.1f} at {w} px, above the "
-                             f"{'renderer' if args.classical else 'model'}'s {limit:g}: a longer focus distance, a "
-                             f"larger f-number or a smaller image")
+            raise ValueError(
+                f"{described}: K = {args.K:.1f} at {w} px, above the "
+                f"{'renderer' if args.classical else 'model'}'s {limit:g}: a longer focus distance, a "
+                f"larger f-number or a smaller image"
+            )
         print(f"camera: {described}: K = {args.K:.2f}, d_f = {d_f:.4f}")
         depth_s = time.perf_counter() - t0
     elif args.disparity:
@@ -396,17 +423,39 @@ def infer(args: InferRequest) -> dict:
     return {"out": out_path, "disparity": disp_path, "focus_disparity": d_f, "seconds": total}
 
 
-def render(image, out, *, K: float, focus: tuple[int, int] | None = None, focus_disparity: float | None = None,
-           weights=None, config: str = "tiny", depth_weights=None, disparity=None, upscale: float = 1.0,
-           classical: bool = False, tile_overlap: int = 64) -> dict:
+def render(
+    image,
+    out,
+    *,
+    K: float,
+    focus: tuple[int, int] | None = None,
+    focus_disparity: float | None = None,
+    weights=None,
+    config: str = "tiny",
+    depth_weights=None,
+    disparity=None,
+    upscale: float = 1.0,
+    classical: bool = False,
+    tile_overlap: int = 64,
+) -> dict:
     """The Python form of ``python -m model.infer``: the same checks (a ValueError naming the argument, before any
     work) and the same outputs. ``focus``: (x, y) in the input's pixels, or ``focus_disparity`` in [0, 1]."""
     if (focus is None) == (focus_disparity is None):
         raise ValueError("give exactly one of focus=(x, y) and focus_disparity=d")
-    req = InferRequest(str(image), str(out), K=float(K), focus=None if focus is None else f"{focus[0]},{focus[1]}",
-                       focus_disparity=focus_disparity, weights=weights and str(weights), config=config,
-                       depth_weights=depth_weights and str(depth_weights), disparity=disparity and str(disparity),
-                       upscale=float(upscale), classical=classical, tile_overlap=int(tile_overlap))
+    req = InferRequest(
+        str(image),
+        str(out),
+        K=float(K),
+        focus=None if focus is None else f"{focus[0]},{focus[1]}",
+        focus_disparity=focus_disparity,
+        weights=weights and str(weights),
+        config=config,
+        depth_weights=depth_weights and str(depth_weights),
+        disparity=disparity and str(disparity),
+        upscale=float(upscale),
+        classical=classical,
+        tile_overlap=int(tile_overlap),
+    )
     check_args(req)
     return infer(req)
 

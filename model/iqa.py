@@ -33,8 +33,17 @@ HERE_METRICS = ("psnr", "ssim")
 ALL_METRICS = HERE_METRICS + PYIQA_METRICS
 FULL_REFERENCE = {"psnr", "ssim", "lpips", "dists"}
 LOWER_BETTER = {"lpips", "dists", "niqe", "fid"}
-LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "dists": "DISTS", "musiq": "MUSIQ",
-          "maniqa": "MANIQA", "clipiqa": "CLIP-IQA", "niqe": "NIQE", "fid": "FID"}
+LABELS = {
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+    "dists": "DISTS",
+    "musiq": "MUSIQ",
+    "maniqa": "MANIQA",
+    "clipiqa": "CLIP-IQA",
+    "niqe": "NIQE",
+    "fid": "FID",
+}
 
 
 class MissingWeights(RuntimeError):
@@ -49,7 +58,7 @@ class MissingWeights(RuntimeError):
 def luma(rgb_u8: np.ndarray) -> np.ndarray:
     """Y of BT.601 YCbCr in [16, 235] (float64), as BasicSR's ``rgb2ycbcr(y_only=True)``."""
     rgb = rgb_u8.astype(np.float64) / 255.0
-    return (16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2])
+    return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
 
 
 def _planes(img_u8: np.ndarray, color: str, crop: int) -> np.ndarray:
@@ -71,12 +80,14 @@ def psnr_ssim_maps(pred_u8: np.ndarray, ref_u8: np.ndarray, color: str = "y", cr
     from skimage.metrics import structural_similarity
 
     if pred_u8.shape != ref_u8.shape:
-        raise ValueError(f"prediction is {pred_u8.shape[1]}×{pred_u8.shape[0]}, target {ref_u8.shape[1]}×"
-                         f"{ref_u8.shape[0]}")
+        raise ValueError(
+            f"prediction is {pred_u8.shape[1]}×{pred_u8.shape[0]}, target {ref_u8.shape[1]}×{ref_u8.shape[0]}"
+        )
     a, b = _planes(pred_u8, color, crop), _planes(ref_u8, color, crop)
     se = ((a - b) ** 2).mean(axis=2)
-    _, smap = structural_similarity(b, a, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
-                                    use_sample_covariance=False, full=True)
+    _, smap = structural_similarity(
+        b, a, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
+    )
     smap = smap.mean(axis=2)
     pad = 5  # the window's half-width: SSIM is defined where the whole window is inside (skimage's and BasicSR's
     smap[:pad], smap[-pad:], smap[:, :pad], smap[:, -pad:] = np.nan, np.nan, np.nan, np.nan  # mean; NaN = outside)
@@ -109,8 +120,17 @@ def _arch_modules():
 
     import pyiqa  # noqa: F401  (registers its archs)
 
-    for name in ("lpips_arch", "dists_arch", "musiq_arch", "maniqa_arch", "clipiqa_arch", "niqe_arch", "fid_arch",
-                 "inception", "clip_model"):
+    for name in (
+        "lpips_arch",
+        "dists_arch",
+        "musiq_arch",
+        "maniqa_arch",
+        "clipiqa_arch",
+        "niqe_arch",
+        "fid_arch",
+        "inception",
+        "clip_model",
+    ):
         importlib.import_module(f"pyiqa.archs.{name}")
     return [m for n, m in list(sys.modules.items()) if n.startswith("pyiqa.") and m is not None]
 
@@ -124,6 +144,7 @@ def _timm_without_download():
 
     def create_model(name, pretrained=False, **kw):
         return create(name, pretrained=False, **kw)
+
     return _patched(timm, "create_model", create_model)
 
 
@@ -175,9 +196,20 @@ def _random_clip(name: str, device="cpu", **kwargs):
     """A random CLIP of the architecture pyiqa asks for (ResNet-50 for CLIP-IQA), built by pyiqa's own CLIP code."""
     from pyiqa.archs import clip_model
 
-    configs = {"RN50": dict(embed_dim=1024, image_resolution=224, vision_layers=(3, 4, 6, 3), vision_width=64,
-                            vision_patch_size=None, context_length=77, vocab_size=49408, transformer_width=512,
-                            transformer_heads=8, transformer_layers=12)}
+    configs = {
+        "RN50": dict(
+            embed_dim=1024,
+            image_resolution=224,
+            vision_layers=(3, 4, 6, 3),
+            vision_width=64,
+            vision_patch_size=None,
+            context_length=77,
+            vocab_size=49408,
+            transformer_width=512,
+            transformer_heads=8,
+            transformer_layers=12,
+        )
+    }
     if name not in configs:
         raise MissingWeights(f"random weights for CLIP {name} (only {list(configs)} has a random configuration)")
     return clip_model.build_model(clip_model.CLIP(**configs[name]).state_dict()).float().to(device).eval()
@@ -216,11 +248,21 @@ def random_weights(tmp: Path):
                 stack.enter_context(_patched(module, "load_pretrained_network", no_pretrained))
             if hasattr(module, "load_file_from_url") and module is not download_util:
                 stack.enter_context(_patched(module, "load_file_from_url", url_file))
-        stack.enter_context(_patched(torchvision.models._api.WeightsEnum, "get_state_dict",
-                                     lambda self, *a, **k: _random_torchvision_state(self)))
+        stack.enter_context(
+            _patched(
+                torchvision.models._api.WeightsEnum,
+                "get_state_dict",
+                lambda self, *a, **k: _random_torchvision_state(self),
+            )
+        )
         stack.enter_context(_patched(clipiqa_arch, "load", _random_clip))
-        stack.enter_context(_patched(download_util, "download_url_to_file",
-                                     lambda url, dst, *a, **k: (_ for _ in ()).throw(MissingWeights(dst, url))))
+        stack.enter_context(
+            _patched(
+                download_util,
+                "download_url_to_file",
+                lambda url, dst, *a, **k: (_ for _ in ()).throw(MissingWeights(dst, url)),
+            )
+        )
         stack.enter_context(_timm_without_download())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -231,6 +273,7 @@ def random_weights(tmp: Path):
 class PyiqaMetrics:
     """The pyiqa metrics that could be built from ``weights`` (a folder, ``"random"``, or None: none built);
     ``missing`` maps every other requested metric to the reason (the file it needs)."""
+
     names: tuple
     weights: str | None
     device: str = "cpu"

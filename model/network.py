@@ -29,19 +29,41 @@ from .config import ModelConfig
 
 # Stable Diffusion 2.1-base's own configurations (diffusers layout), for the benchmark and for reference.
 SD21_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024, use_linear_projection=True, norm_num_groups=32,
-    flip_sin_to_cos=True, freq_shift=0,
+    attention_head_dim=(5, 10, 20, 20),
+    cross_attention_dim=1024,
+    use_linear_projection=True,
+    norm_num_groups=32,
+    flip_sin_to_cos=True,
+    freq_shift=0,
 )
 SD21_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
-    sample_size=512, scaling_factor=0.18215,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=32,
+    sample_size=512,
+    scaling_factor=0.18215,
 )
-SD21_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                      prediction_type="epsilon", clip_sample=False, steps_offset=1)
+SD21_SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    clip_sample=False,
+    steps_offset=1,
+)
 SD21_CONTROLNET_EMBEDDING = (16, 32, 96, 256)
 
 # The tiny random configuration: the same block types, widths a CPU can train. Its VAE downsamples 4× into 8
@@ -49,22 +71,39 @@ SD21_CONTROLNET_EMBEDDING = (16, 32, 96, 256)
 # through SD's 48× compression better than the LQ input already is, and the tiny model must learn something
 # measurable on a CPU.
 TINY_UNET = dict(
-    sample_size=16, in_channels=8, out_channels=8, layers_per_block=1, block_out_channels=(32, 64, 64),
+    sample_size=16,
+    in_channels=8,
+    out_channels=8,
+    layers_per_block=1,
+    block_out_channels=(32, 64, 64),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    attention_head_dim=(2, 4, 4), cross_attention_dim=32, use_linear_projection=True, norm_num_groups=16,
-    flip_sin_to_cos=True, freq_shift=0,
+    attention_head_dim=(2, 4, 4),
+    cross_attention_dim=32,
+    use_linear_projection=True,
+    norm_num_groups=16,
+    flip_sin_to_cos=True,
+    freq_shift=0,
 )
 TINY_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=8, layers_per_block=1, block_out_channels=(16, 32, 32),
-    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
-    sample_size=128, scaling_factor=0.18215,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=8,
+    layers_per_block=1,
+    block_out_channels=(16, 32, 32),
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    norm_num_groups=8,
+    sample_size=128,
+    scaling_factor=0.18215,
 )
 TINY_CONTROLNET_EMBEDDING = (8, 16, 16, 32)
 
-VAE_LORA_TARGETS = (r"^encoder\.(conv_in|conv_out|.*\.(conv1|conv2|conv_shortcut|conv|to_q|to_k|to_v|to_out\.0))$")
-SR_LORA_TARGETS = (r"^(down_blocks|up_blocks).*\.(conv1|conv2|conv_shortcut|proj_in|proj_out|to_q|to_k|to_v|to_out\.0"
-                   r"|ff\.net\.0\.proj|ff\.net\.2)$")
+VAE_LORA_TARGETS = r"^encoder\.(conv_in|conv_out|.*\.(conv1|conv2|conv_shortcut|conv|to_q|to_k|to_v|to_out\.0))$"
+SR_LORA_TARGETS = (
+    r"^(down_blocks|up_blocks).*\.(conv1|conv2|conv_shortcut|proj_in|proj_out|to_q|to_k|to_v|to_out\.0"
+    r"|ff\.net\.0\.proj|ff\.net\.2)$"
+)
 BOKEH_LORA_TARGETS = r"^.*\.attn1\.(to_q|to_k|to_v|to_out\.0)$"
 ADAPTERS = ("vae", "sr", "bokeh")
 # What each training phase updates (the rest is frozen). "isr1": first ISR stage; "bokeh"/"isr": alternating phases.
@@ -89,19 +128,32 @@ def save_sd_folder(folder, unet: UNet2DConditionModel, vae: AutoencoderKL) -> Pa
     unet.save_pretrained(folder / "unet")
     vae.save_pretrained(folder / "vae")
     DDPMScheduler(**SD21_SCHEDULER).save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDPMScheduler"]}, indent=2))
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "scheduler": ["diffusers", "DDPMScheduler"],
+            },
+            indent=2,
+        )
+    )
     return folder
 
 
 def _check_base(base: Path) -> None:
-    missing = [sub for sub in ("unet", "vae", "scheduler") if not (base / sub / (
-        "scheduler_config.json" if sub == "scheduler" else "config.json")).is_file()]
+    missing = [
+        sub
+        for sub in ("unet", "vae", "scheduler")
+        if not (base / sub / ("scheduler_config.json" if sub == "scheduler" else "config.json")).is_file()
+    ]
     if missing:
-        raise FileNotFoundError(f"{base}: not a diffusers Stable Diffusion folder, missing {missing} "
-                                "(expected unet/, vae/, scheduler/ as in stable-diffusion-2-1-base; nothing is "
-                                "downloaded)")
+        raise FileNotFoundError(
+            f"{base}: not a diffusers Stable Diffusion folder, missing {missing} "
+            "(expected unet/, vae/, scheduler/ as in stable-diffusion-2-1-base; nothing is "
+            "downloaded)"
+        )
 
 
 def strip_cross_attention(model: torch.nn.Module) -> int:
@@ -131,8 +183,9 @@ def load_components(base: str | Path | None, seed: int = 0):
         verbosity = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()  # it lists the mid-block weights left unused: that is the pruning
         try:
-            unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", mid_block_type=None,
-                                                        local_files_only=True)
+            unet = UNet2DConditionModel.from_pretrained(
+                base, subfolder="unet", mid_block_type=None, local_files_only=True
+            )
         finally:
             diffusers_logging.set_verbosity(verbosity)
         vae = AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=True)
@@ -148,22 +201,35 @@ def build_controlnet(unet: UNet2DConditionModel, embedding_channels=None, vae_fa
     conditioning embedding downsamples the full-size map by ``vae_factor`` (one stride-2 stage per factor 2)."""
     cfg = unet.config
     if embedding_channels is None:
-        embedding_channels = (SD21_CONTROLNET_EMBEDDING if cfg.block_out_channels[0] >= 256
-                              else TINY_CONTROLNET_EMBEDDING)
+        embedding_channels = (
+            SD21_CONTROLNET_EMBEDDING if cfg.block_out_channels[0] >= 256 else TINY_CONTROLNET_EMBEDDING
+        )
         stages = int(math.log2(vae_factor))
-        if 2 ** stages != vae_factor or not 1 <= stages < len(embedding_channels):
+        if 2**stages != vae_factor or not 1 <= stages < len(embedding_channels):
             raise ValueError(f"vae_factor: a power of 2 up to {2 ** (len(embedding_channels) - 1)}, got {vae_factor}")
-        embedding_channels = embedding_channels[-(stages + 1):]
+        embedding_channels = embedding_channels[-(stages + 1) :]
     controlnet = ControlNetModel(
-        in_channels=cfg.in_channels, conditioning_channels=1, flip_sin_to_cos=cfg.flip_sin_to_cos,
-        freq_shift=cfg.freq_shift, down_block_types=cfg.down_block_types, only_cross_attention=cfg.only_cross_attention,
-        block_out_channels=cfg.block_out_channels, layers_per_block=cfg.layers_per_block,
-        downsample_padding=cfg.downsample_padding, mid_block_scale_factor=cfg.mid_block_scale_factor,
-        act_fn=cfg.act_fn, norm_num_groups=cfg.norm_num_groups, norm_eps=cfg.norm_eps,
-        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
-        num_attention_heads=cfg.num_attention_heads, use_linear_projection=cfg.use_linear_projection,
-        upcast_attention=cfg.upcast_attention, resnet_time_scale_shift=cfg.resnet_time_scale_shift,
-        conditioning_embedding_out_channels=tuple(embedding_channels), mid_block_type="UNetMidBlock2D",
+        in_channels=cfg.in_channels,
+        conditioning_channels=1,
+        flip_sin_to_cos=cfg.flip_sin_to_cos,
+        freq_shift=cfg.freq_shift,
+        down_block_types=cfg.down_block_types,
+        only_cross_attention=cfg.only_cross_attention,
+        block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block,
+        downsample_padding=cfg.downsample_padding,
+        mid_block_scale_factor=cfg.mid_block_scale_factor,
+        act_fn=cfg.act_fn,
+        norm_num_groups=cfg.norm_num_groups,
+        norm_eps=cfg.norm_eps,
+        cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.attention_head_dim,
+        num_attention_heads=cfg.num_attention_heads,
+        use_linear_projection=cfg.use_linear_projection,
+        upcast_attention=cfg.upcast_attention,
+        resnet_time_scale_shift=cfg.resnet_time_scale_shift,
+        conditioning_embedding_out_channels=tuple(embedding_channels),
+        mid_block_type="UNetMidBlock2D",
     )
     strip_cross_attention(controlnet)
     for name in ("conv_in", "time_proj", "time_embedding", "down_blocks"):
@@ -225,7 +291,8 @@ class MagicBokeh(torch.nn.Module):
         names = []
         for name, p in self.named_parameters():
             on = ("controlnet" in wanted and name.startswith("controlnet.")) or any(
-                f".lora_A.{w[5:]}." in name or f".lora_B.{w[5:]}." in name for w in wanted if w.startswith("lora:"))
+                f".lora_A.{w[5:]}." in name or f".lora_B.{w[5:]}." in name for w in wanted if w.startswith("lora:")
+            )
             if on:
                 p.requires_grad_(True)
                 names.append(name)
@@ -238,8 +305,9 @@ class MagicBokeh(torch.nn.Module):
     def encode(self, lq: torch.Tensor) -> torch.Tensor:
         return self.vae.encode(lq).latent_dist.mode() * self.scaling_factor
 
-    def forward(self, lq: torch.Tensor, defocus: torch.Tensor | None = None,
-                focus_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, lq: torch.Tensor, defocus: torch.Tensor | None = None, focus_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``lq`` (B, 3, H, W) in [-1, 1] with H, W multiples of 8; ``defocus`` (B, 1, H, W) = K·|d − d_f| / K_max
         (None: zero, everything in focus); ``focus_mask`` (B, 1, H, W), 1 in focus (None: M = 0)."""
         if lq.ndim != 4 or lq.shape[1] != 3 or lq.shape[-1] % 8 or lq.shape[-2] % 8:
@@ -250,11 +318,18 @@ class MagicBokeh(torch.nn.Module):
             raise ValueError(f"defocus: (B, 1, {lq.shape[-2]}, {lq.shape[-1]}) expected, got {tuple(defocus.shape)}")
         z = self.encode(lq)
         t = torch.full((lq.shape[0],), self.cfg.timestep, dtype=torch.long, device=lq.device)
-        down, mid = self.controlnet(z, t, encoder_hidden_states=None, controlnet_cond=defocus.to(z.dtype),
-                                    return_dict=False)
+        down, mid = self.controlnet(
+            z, t, encoder_hidden_states=None, controlnet_cond=defocus.to(z.dtype), return_dict=False
+        )
         kwargs = None if focus_mask is None else {"focus_mask": focus_mask}
-        pred = self.unet(z, t, encoder_hidden_states=None, down_block_additional_residuals=down,
-                         mid_block_additional_residual=mid, cross_attention_kwargs=kwargs).sample
+        pred = self.unet(
+            z,
+            t,
+            encoder_hidden_states=None,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            cross_attention_kwargs=kwargs,
+        ).sample
         if self.prediction_type == "epsilon":
             x0 = (z - self.sqrt_1mab * pred) / self.sqrt_ab
         else:
@@ -298,8 +373,9 @@ class MagicBokeh(torch.nn.Module):
         (folder / "model.yaml").write_text(yaml.safe_dump({"model": cfg}, sort_keys=False))
         for name in ADAPTERS:
             self.save_adapter(name, folder / f"lora_{name}.safetensors")
-        save_file({k: v.contiguous() for k, v in self.controlnet.state_dict().items()},
-                  str(folder / "controlnet.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in self.controlnet.state_dict().items()}, str(folder / "controlnet.safetensors")
+        )
         return folder
 
     def _save_tiny_base(self, folder: Path) -> None:

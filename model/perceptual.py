@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 
-NO_BACKBONE = ("NOTE: no LPIPS backbone weights (train.lpips_backbone): the perceptual loss uses a random {net} "
-               "backbone; give the torchvision ImageNet state dict (e.g. vgg16-397923af.pth) for real training.")
+NO_BACKBONE = (
+    "NOTE: no LPIPS backbone weights (train.lpips_backbone): the perceptual loss uses a random {net} "
+    "backbone; give the torchvision ImageNet state dict (e.g. vgg16-397923af.pth) for real training."
+)
 
 
 def load_backbone(metric, path) -> None:

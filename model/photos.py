@@ -118,7 +118,6 @@ def _is_shards(path: str) -> bool:
 def list_source(src: PhotoSource, where: str) -> list:
     """A folder's photos (sorted paths) or a shard set's (url, key) pairs."""
     if _is_shards(src.path):
-
         from .data import expand_urls
 
         try:
@@ -145,8 +144,10 @@ def list_source(src: PhotoSource, where: str) -> list:
 
         fs, path = cached_filesystem(src.path)
         check_location(fs, path, src.path)  # unreachable, refused, no bucket: one line within the bounds
-        raise ValueError(f"{where}: {src.path}: photo folders are read from a local disk; on object storage, "
-                         f"give .tar shards of photos ({src.path.rstrip('/')}/photos-{{000..009}}.tar)")
+        raise ValueError(
+            f"{where}: {src.path}: photo folders are read from a local disk; on object storage, "
+            f"give .tar shards of photos ({src.path.rstrip('/')}/photos-{{000..009}}.tar)"
+        )
     folder = Path(src.path)
     if not folder.is_dir():
         raise ValueError(f"{where}: {folder}: no such folder (or a .tar shard pattern)")
@@ -174,9 +175,19 @@ class PhotoStream(GlobalBatches):
     """Batches of {"key", "lq" (upsampled to the crop), "aif" (the HQ crop)} in [-1, 1], from natural photos
     degraded online (module doc)."""
 
-    def __init__(self, sources: list[PhotoSource], crop: int, batch_size: int, seed: int = 0,
-                 degradation: str = "realesrgan_x4plus", hflip: bool = True, skip_batches: int = 0, rank=None,
-                 world=None, log=None):
+    def __init__(
+        self,
+        sources: list[PhotoSource],
+        crop: int,
+        batch_size: int,
+        seed: int = 0,
+        degradation: str = "realesrgan_x4plus",
+        hflip: bool = True,
+        skip_batches: int = 0,
+        rank=None,
+        world=None,
+        log=None,
+    ):
         super().__init__(batch_size, skip_batches, rank, world)
         if not sources:
             raise ValueError("isr_data: no sources")
@@ -192,8 +203,9 @@ class PhotoStream(GlobalBatches):
         self.cum = np.cumsum(weights / weights.sum())
 
     def describe(self) -> str:
-        return ", ".join(f"{s.path} ({len(items)} photos, weight {s.weight:g})"
-                         for s, items in zip(self.sources, self.items))
+        return ", ".join(
+            f"{s.path} ({len(items)} photos, weight {s.weight:g})" for s, items in zip(self.sources, self.items)
+        )
 
     def _read(self, item) -> np.ndarray:
         from common.images import load_image, on_white, to_uint8
@@ -234,11 +246,10 @@ class PhotoStream(GlobalBatches):
         P, h, w = self.patch, rgb.shape[0], rgb.shape[1]
         if min(h, w) < P:  # upscale a small photo so that its short side is P
             s = P / min(h, w)
-            rgb = np.asarray(Image.fromarray(rgb).resize((max(P, round(w * s)), max(P, round(h * s))),
-                                                         Image.BICUBIC))
+            rgb = np.asarray(Image.fromarray(rgb).resize((max(P, round(w * s)), max(P, round(h * s))), Image.BICUBIC))
             h, w = rgb.shape[:2]
         y, x = rng.randrange(h - P + 1), rng.randrange(w - P + 1)
-        hq = rgb[y:y + P, x:x + P]
+        hq = rgb[y : y + P, x : x + P]
         if self.hflip and rng.random() < 0.5:
             hq = hq[:, ::-1]
         hq = np.ascontiguousarray(hq)
@@ -246,10 +257,15 @@ class PhotoStream(GlobalBatches):
         sc = P // lq.shape[0]
         c = self.crop
         yy, xx = rng.randrange(0, (P - c) // sc + 1) * sc, rng.randrange(0, (P - c) // sc + 1) * sc
-        hq, lq = hq[yy:yy + c, xx:xx + c], lq[yy // sc:(yy + c) // sc, xx // sc:(xx + c) // sc]
+        hq, lq = hq[yy : yy + c, xx : xx + c], lq[yy // sc : (yy + c) // sc, xx // sc : (xx + c) // sc]
         return {"key": f"photo:{index}:{Path(name).name}", "lq": upsampled(lq, (c, c)), "aif": image_tensor(hq)}
 
 
 def photo_loader(stream: PhotoStream, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                                       prefetch_factor=2 if num_workers else None)
+    return torch.utils.data.DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=num_workers,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
+    )

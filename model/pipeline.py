@@ -28,8 +28,9 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def run_tiled(model, lq: torch.Tensor, defocus: torch.Tensor, mask: torch.Tensor | None, tile: int,
-              overlap: int = 64) -> torch.Tensor:
+def run_tiled(
+    model, lq: torch.Tensor, defocus: torch.Tensor, mask: torch.Tensor | None, tile: int, overlap: int = 64
+) -> torch.Tensor:
     """``model`` over (1, 3, H, W) in [-1, 1] in ``tile``² tiles with ``overlap`` px blended; any H, W (a side
     smaller than a tile is padded by edge replication to a multiple of 8)."""
     _, _, h, w = lq.shape
@@ -73,7 +74,7 @@ def render_classical(rgb: np.ndarray, disp: np.ndarray, K: float, d_f: float, ba
         y1 = min(h, y0 + band)
         a, b = max(0, y0 - margin), min(h, y1 + margin)
         layer = Layer(rgb[a:b], np.ones((b - a, w), np.float32), disp[a:b])
-        out[y0:y1] = render_bokeh([layer], K, d_f)[y0 - a:y1 - a]
+        out[y0:y1] = render_bokeh([layer], K, d_f)[y0 - a : y1 - a]
     return out
 
 
@@ -128,6 +129,7 @@ def render_model(model, rgb: np.ndarray, disp: np.ndarray, K: float, d_f: float,
         raise ValueError(f"K {K:g} is above the model's k_max {cfg.k_max:g}")
     defocus, mask = defocus_and_mask(disp, K, d_f, cfg.k_max, cfg.focus_radius)
     lq = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None] * 2 - 1
-    pred = run_tiled(model, lq, torch.from_numpy(defocus)[None, None], torch.from_numpy(mask)[None, None],
-                     cfg.resolution, overlap)
+    pred = run_tiled(
+        model, lq, torch.from_numpy(defocus)[None, None], torch.from_numpy(mask)[None, None], cfg.resolution, overlap
+    )
     return ((pred[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)

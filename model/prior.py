@@ -30,8 +30,18 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path) -> Pat
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     unet, vae, scheduler = load_components(None, mcfg.seed)
-    data = iter(loader(ShardStream(urls, StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max,
-                                                      mcfg.focus_radius, tcfg.crop), rank=0, world=1)))
+    data = iter(
+        loader(
+            ShardStream(
+                urls,
+                StreamConfig(
+                    tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed + 7, mcfg.k_max, mcfg.focus_radius, tcfg.crop
+                ),
+                rank=0,
+                world=1,
+            )
+        )
+    )
 
     def autoencode(b):
         x = torch.cat([b["aif"], b["bokeh"], b["lq"]])
@@ -50,11 +60,9 @@ def fit_tiny_prior(mcfg: ModelConfig, tcfg: TrainConfig, urls, out: Path) -> Pat
     def single_step(b):
         z = vae.encode(b["lq"]).latent_dist.mode() * sf
         eps = unet(z, t.expand(len(z)), encoder_hidden_states=None).sample
-        return F.mse_loss(vae.decode((z - (1 - ab) ** 0.5 * eps) / ab ** 0.5 / sf).sample, b["aif"])
+        return F.mse_loss(vae.decode((z - (1 - ab) ** 0.5 * eps) / ab**0.5 / sf).sample, b["aif"])
 
     fit(unet.parameters(), single_step, data, tcfg.prior_fit_steps, tcfg.prior_lr, "prior: U-Net single step (L2)")
     save_sd_folder(tmp, unet, vae)
     tmp.rename(out)
     return out
-
-

@@ -56,8 +56,17 @@ def resolve_depth(mcfg: ModelConfig, depth_weights=None) -> ModelConfig:
 
 
 # what model.train writes into its run folder (manifests.outdir patterns)
-TRAIN_OUTPUTS = ("config.json", "train_log.csv", "val.csv", "curves.png", "val_examples_*.png", "base/**",
-                 "base.tmp/**", "checkpoints/**", "weights/**")
+TRAIN_OUTPUTS = (
+    "config.json",
+    "train_log.csv",
+    "val.csv",
+    "curves.png",
+    "val_examples_*.png",
+    "base/**",
+    "base.tmp/**",
+    "checkpoints/**",
+    "weights/**",
+)
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -76,8 +85,9 @@ def _uses_photos(tcfg: TrainConfig, phase: str) -> bool:
     return tcfg.isr_data is not None and phase in ("isr1", "isr")
 
 
-def train(mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None,
-          stop_after: int | None = None) -> dict:
+def train(
+    mcfg: ModelConfig, tcfg: TrainConfig, shards, run, val=None, perceptual=None, stop_after: int | None = None
+) -> dict:
     """Train (or resume) into ``run``; returns the last validation row (or {}). ``stop_after`` ends this call
     after that many steps (tests: a run interrupted and resumed). Under ``torchrun``/``accelerate launch``
     (``WORLD_SIZE`` > 1) every process runs this: data-parallel with DDP, rank 0 alone writes and logs
@@ -104,8 +114,10 @@ def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run: Path, val, pe
     streams = _streams(mcfg, tcfg, urls, photos, start)
     end = tcfg.total_steps if stop_after is None else min(tcfg.total_steps, start + stop_after)
     global_batch = tcfg.batch_size * tcfg.grad_accum * ctx.world
-    log.info(f"batch: {tcfg.batch_size} per process × {tcfg.grad_accum} accumulated × {ctx.world} processes = "
-             f"{global_batch} per step; device {ctx.device}")
+    log.info(
+        f"batch: {tcfg.batch_size} per process × {tcfg.grad_accum} accumulated × {ctx.world} processes = "
+        f"{global_batch} per step; device {ctx.device}"
+    )
     last_val = {}
     t_start = time.perf_counter()
     net = None
@@ -137,9 +149,11 @@ def _photo_source(mcfg: ModelConfig, tcfg: TrainConfig):
     """The Real-ISR phases' natural photos as a function of the batches already served, or None (the shards'
     all-in-focus images instead); listed and checked before any work."""
     if tcfg.isr_data is None:
-        log.info("NOTE: no train.isr_data: the Real-ISR phases (isr1, isr) learn from the shards' all-in-focus "
-                 "images. The paper's recipe uses natural photos (LSDIR + 10k FFHQ faces) degraded online: set "
-                 "train.isr_data.")
+        log.info(
+            "NOTE: no train.isr_data: the Real-ISR phases (isr1, isr) learn from the shards' all-in-focus "
+            "images. The paper's recipe uses natural photos (LSDIR + 10k FFHQ faces) degraded online: set "
+            "train.isr_data."
+        )
         return None
     crop = tcfg.crop or mcfg.resolution
 
@@ -160,8 +174,10 @@ def _own_run_folder(ctx, run: Path, mcfg: ModelConfig, tcfg: TrainConfig, inputs
         if cfg_file.is_file():
             differ = config_differences(json.loads(cfg_file.read_text()), json.loads(json.dumps(record)))
             if differ:
-                raise OutputFolderError(f"--out {run}: holds a run of another configuration ({'; '.join(differ[:6])}"
-                                        f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config")
+                raise OutputFolderError(
+                    f"--out {run}: holds a run of another configuration ({'; '.join(differ[:6])}"
+                    f"{' ...' if len(differ) > 6 else ''}); use another --out, or the same config"
+                )
         with atomic_file(cfg_file, "w") as f:
             f.write(json.dumps(record, indent=2))
     ctx.barrier()
@@ -231,11 +247,20 @@ def _streams(mcfg: ModelConfig, tcfg: TrainConfig, urls, photos, start: int) -> 
     served = {"photos": 0, "shards": 0}
     for step in range(start):
         served["photos" if _uses_photos(tcfg, tcfg.phase(step)) else "shards"] += tcfg.grad_accum
-    scfg = StreamConfig(tcfg.batch_size, tcfg.shuffle_buffer, tcfg.seed, mcfg.k_max, mcfg.focus_radius, tcfg.crop,
-                        hflip=tcfg.hflip, redegrade=tcfg.degradation if tcfg.redegrade else None,
-                        max_bad_fraction=tcfg.max_bad_fraction)
-    streams = {"shards": _counting_bad(iter(loader(ShardStream(urls, scfg, served["shards"]),
-                                                   num_workers=tcfg.num_workers)))}
+    scfg = StreamConfig(
+        tcfg.batch_size,
+        tcfg.shuffle_buffer,
+        tcfg.seed,
+        mcfg.k_max,
+        mcfg.focus_radius,
+        tcfg.crop,
+        hflip=tcfg.hflip,
+        redegrade=tcfg.degradation if tcfg.redegrade else None,
+        max_bad_fraction=tcfg.max_bad_fraction,
+    )
+    streams = {
+        "shards": _counting_bad(iter(loader(ShardStream(urls, scfg, served["shards"]), num_workers=tcfg.num_workers)))
+    }
     if photos is not None:
         streams["photos"] = iter(photo_loader(photos(served["photos"]), tcfg.num_workers))
     return streams
@@ -262,7 +287,7 @@ def train_step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig)
     for micro in range(tcfg.grad_accum):
         b = to_device(next(stream), ctx.device)
         sync = micro == tcfg.grad_accum - 1 or not ctx.distributed
-        with (contextlib.nullcontext() if sync else net.no_sync()), autocast(ctx.device, tcfg.precision):
+        with contextlib.nullcontext() if sync else net.no_sync(), autocast(ctx.device, tcfg.precision):
             if phase == "bokeh":
                 pred, target = net(b["lq"], b["defocus"], b["mask"]), b["bokeh"]
             else:
@@ -278,20 +303,33 @@ def train_step(ctx, net, opt, stream, phase: str, perceptual, tcfg: TrainConfig)
     return ctx.mean(sums)
 
 
-def _log_step(ctx, run: Path, tcfg: TrainConfig, done: int, phase: str, losses, opt, global_batch: int,
-              rate: float, end: int) -> None:
+def _log_step(
+    ctx, run: Path, tcfg: TrainConfig, done: int, phase: str, losses, opt, global_batch: int, rate: float, end: int
+) -> None:
     """A row of train_log.csv (rank 0) and, every log_every steps, a progress line with the ETA."""
     loss_v, l2_v, lp_v = losses
     bad = round(ctx.mean([float(sum(BAD_SAMPLES.values()))])[0] * ctx.world)  # skipped by every process's readers
     if ctx.main:
-        append_row(run / "train_log.csv", {"step": done, "phase": phase, "loss": f"{loss_v:.6f}", "l2": f"{l2_v:.6f}",
-                                        "lpips": f"{lp_v:.6f}", "lr": opt.param_groups[0]["lr"],
-                                        "global_batch": global_batch, "bad_samples": bad})
+        append_row(
+            run / "train_log.csv",
+            {
+                "step": done,
+                "phase": phase,
+                "loss": f"{loss_v:.6f}",
+                "l2": f"{l2_v:.6f}",
+                "lpips": f"{lp_v:.6f}",
+                "lr": opt.param_groups[0]["lr"],
+                "global_batch": global_batch,
+                "bad_samples": bad,
+            },
+        )
     if done % tcfg.log_every == 0 or done == end:
-        log.info(f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
-                 f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
-                 f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min"
-                 + (f"; {bad} damaged samples skipped so far" if bad else ""))
+        log.info(
+            f"step {done}/{tcfg.total_steps} [{phase}] loss {loss_v:.4f} (L2 {l2_v:.4f}, LPIPS {lp_v:.4f}) "
+            f"batch {global_batch} ({ctx.world} × {tcfg.batch_size} × {tcfg.grad_accum})  {rate:.2f} s/step, "
+            f"ETA {rate * (tcfg.total_steps - done) / 60:.1f} min"
+            + (f"; {bad} damaged samples skipped so far" if bad else "")
+        )
 
 
 def _validate(ctx, model, val_urls, mcfg: ModelConfig, tcfg: TrainConfig, done: int, run: Path) -> dict:
@@ -300,9 +338,11 @@ def _validate(ctx, model, val_urls, mcfg: ModelConfig, tcfg: TrainConfig, done: 
     if ctx.main:
         row = validate(model, val_urls, mcfg, tcfg, done, run)
         append_row(run / "val.csv", row)
-        log.info(f"val @ {done}: bokeh PSNR (RGB) {row['psnr_rgb_bokeh']:.2f} dB (identity "
-                 f"{row['psnr_rgb_bokeh_identity']:.2f}), all-in-focus {row['psnr_rgb_aif']:.2f} dB "
-                 f"(identity {row['psnr_rgb_aif_identity']:.2f})")
+        log.info(
+            f"val @ {done}: bokeh PSNR (RGB) {row['psnr_rgb_bokeh']:.2f} dB (identity "
+            f"{row['psnr_rgb_bokeh_identity']:.2f}), all-in-focus {row['psnr_rgb_aif']:.2f} dB "
+            f"(identity {row['psnr_rgb_aif_identity']:.2f})"
+        )
         plot(run)
     ctx.barrier()
     return row
@@ -318,14 +358,22 @@ def _finish(ctx, run: Path, model, complete: bool) -> None:
         shutil.rmtree(final, ignore_errors=True)
         model.save_weights(final)
         plot(run)
-        log.info(f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: "
-                 f"{run / 'curves.png'}")
+        log.info(
+            f"done: {run / 'weights'} (use: python -m model.infer --weights {final} ...); curves: {run / 'curves.png'}"
+        )
     ctx.barrier()
 
 
 def parse_args(argv=None):
-    return parse_run_args(argv, "python -m model.train", __doc__, "train", val_required=False,
-                          out_help="run folder (rerun the same command to resume)", depth=True)
+    return parse_run_args(
+        argv,
+        "python -m model.train",
+        __doc__,
+        "train",
+        val_required=False,
+        out_help="run folder (rerun the same command to resume)",
+        depth=True,
+    )
 
 
 def main(args) -> dict:

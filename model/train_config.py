@@ -54,8 +54,15 @@ class TrainConfig:
     max_bad_fraction: float = 0.1
 
     def __post_init__(self):
-        for name in ("batch_size", "total_steps", "log_every", "val_every", "ckpt_every", "keep_checkpoints",
-                     "grad_accum"):
+        for name in (
+            "batch_size",
+            "total_steps",
+            "log_every",
+            "val_every",
+            "ckpt_every",
+            "keep_checkpoints",
+            "grad_accum",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16"):
@@ -86,5 +93,3 @@ def autocast(device: torch.device, precision: str):
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-

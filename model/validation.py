@@ -47,8 +47,17 @@ def ssim_y(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
 def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: Path, max_examples: int = 4) -> dict:
     model.eval()
     scfg = StreamConfig(tcfg.batch_size, 1, tcfg.seed, mcfg.k_max, mcfg.focus_radius, None)  # whole samples
-    acc = {k: [] for k in ("psnr_rgb_bokeh", "ssim_y_bokeh", "psnr_rgb_aif", "ssim_y_aif",
-                           "psnr_rgb_bokeh_identity", "psnr_rgb_aif_identity")}
+    acc = {
+        k: []
+        for k in (
+            "psnr_rgb_bokeh",
+            "ssim_y_bokeh",
+            "psnr_rgb_aif",
+            "ssim_y_aif",
+            "psnr_rgb_bokeh_identity",
+            "psnr_rgb_aif_identity",
+        )
+    }
     rows = []
     device = next(model.parameters()).device
     for b in val_batches(urls, scfg):
@@ -69,8 +78,7 @@ def validate(model, urls, mcfg: ModelConfig, tcfg: TrainConfig, step: int, run: 
     if not acc["psnr_rgb_bokeh"]:
         raise ValueError(f"validation shards {urls!r} hold no samples")
     example_grid(rows, run / f"val_examples_{step:07d}.png")
-    return {"step": step, "n": len(acc["psnr_rgb_bokeh"]),
-            **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}}
+    return {"step": step, "n": len(acc["psnr_rgb_bokeh"]), **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}}
 
 
 def plot(run: Path) -> None:
@@ -93,13 +101,15 @@ def plot(run: Path) -> None:
         with open(run / "val.csv") as f:
             rows = list(csv.DictReader(f))
         steps = [int(r["step"]) for r in rows]
-        for key, style in (("psnr_rgb_bokeh", "-o"), ("psnr_rgb_bokeh_identity", "--"),
-                           ("psnr_rgb_aif", "-s"), ("psnr_rgb_aif_identity", ":")):
+        for key, style in (
+            ("psnr_rgb_bokeh", "-o"),
+            ("psnr_rgb_bokeh_identity", "--"),
+            ("psnr_rgb_aif", "-s"),
+            ("psnr_rgb_aif_identity", ":"),
+        ):
             axes[1].plot(steps, [float(r[key]) for r in rows], style, label=key)
         axes[1].set(xlabel="step", ylabel="PSNR dB", title="validation")
         axes[1].legend(fontsize=8)
     fig.tight_layout()
     save_figure(run / "curves.png", fig, dpi=100)
     plt.close(fig)
-
-

@@ -48,8 +48,12 @@ def middlebury_layer(scale: float) -> tuple[Layer, dict]:
         size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
         rgb = np.clip(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), 0, 1)
         filled = np.clip(cv2.resize(filled, size, interpolation=cv2.INTER_AREA), 0, 1)
-    meta = {"source": "scikit-image data.stereo_motorcycle (Middlebury 2014, CC BY)", "disparity_px_range": [lo, hi],
-            "hole_fraction": float((~valid).mean()), "scale": scale}
+    meta = {
+        "source": "scikit-image data.stereo_motorcycle (Middlebury 2014, CC BY)",
+        "disparity_px_range": [lo, hi],
+        "hole_fraction": float((~valid).mean()),
+        "scale": scale,
+    }
     return Layer(rgb, np.ones(filled.shape, np.float32), filled, name="motorcycle"), meta
 
 
@@ -80,15 +84,21 @@ def main(args: argparse.Namespace) -> Path:
         image, info = render_bokeh([layer], K, focus[where], aperture=aperture, seed=args.seed, return_info=True)
         _save(args.out / f"{name}.png", image)
         tiles.append(image)
-        report["renders"].append({"file": f"{name}.png", **{k: info[k] for k in
-                                  ("K", "focus_disparity", "aperture", "mean_spp", "seconds")}})
-        print(f"[{i}/{len(SETTINGS)}] {name}: focus {where} (d_f={focus[where]:.3f}) K={K:g} {aperture}: "
-              f"{info['seconds']:.1f} s, {info['mean_spp']:.0f} samples/px", flush=True)
+        report["renders"].append(
+            {"file": f"{name}.png", **{k: info[k] for k in ("K", "focus_disparity", "aperture", "mean_spp", "seconds")}}
+        )
+        print(
+            f"[{i}/{len(SETTINGS)}] {name}: focus {where} (d_f={focus[where]:.3f}) K={K:g} {aperture}: "
+            f"{info['seconds']:.1f} s, {info['mean_spp']:.0f} samples/px",
+            flush=True,
+        )
     sheet = np.concatenate([np.concatenate(tiles[:3], axis=1), np.concatenate(tiles[3:], axis=1)], axis=0)
     _save(args.out / "contact_sheet.png", sheet)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {len(SETTINGS)} bokeh renders, all_in_focus.png, disparity.png and contact_sheet.png "
-          f"to {args.out.resolve()}")
+    print(
+        f"wrote {len(SETTINGS)} bokeh renders, all_in_focus.png, disparity.png and contact_sheet.png "
+        f"to {args.out.resolve()}"
+    )
     return args.out
 
 

@@ -93,6 +93,7 @@ COVER_EPS = 1e-6
 # Hashing: a per-pixel rotation that depends only on (seed, row, column)
 # --------------------------------------------------------------------------------------------------------
 
+
 @njit(cache=True)
 def hash_unit(seed, i, j):
     """splitmix64 of (seed, i, j) -> float in [0, 1)."""
@@ -119,6 +120,7 @@ def pixel_shift(seed, i, j, axis):
 # --------------------------------------------------------------------------------------------------------
 # Texture reads
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(cache=True, inline="always")
 def texel_cell(hp, wp, x, y, pad):
@@ -152,8 +154,9 @@ def bilinear1(tex, layer, x, y, pad):
     """Bilinear read of single-channel padded texture ``tex[layer]`` at image position (x, y)."""
     i0, j0, fy, fx = texel_cell(tex.shape[1], tex.shape[2], x, y, pad)
     t = tex[layer]
-    return ((t[i0, j0] * (1.0 - fx) + t[i0, j0 + 1] * fx) * (1.0 - fy)
-            + (t[i0 + 1, j0] * (1.0 - fx) + t[i0 + 1, j0 + 1] * fx) * fy)
+    return (t[i0, j0] * (1.0 - fx) + t[i0, j0 + 1] * fx) * (1.0 - fy) + (
+        t[i0 + 1, j0] * (1.0 - fx) + t[i0 + 1, j0 + 1] * fx
+    ) * fy
 
 
 @njit(cache=True)
@@ -168,8 +171,9 @@ def sat_corner(sat, layer, X, Y, c):
     fx = X - j0
     fy = Y - i0
     s = sat[layer]
-    return ((s[i0, j0, c] * (1.0 - fx) + s[i0, j0 + 1, c] * fx) * (1.0 - fy)
-            + (s[i0 + 1, j0, c] * (1.0 - fx) + s[i0 + 1, j0 + 1, c] * fx) * fy)
+    return (s[i0, j0, c] * (1.0 - fx) + s[i0, j0 + 1, c] * fx) * (1.0 - fy) + (
+        s[i0 + 1, j0, c] * (1.0 - fx) + s[i0 + 1, j0 + 1, c] * fx
+    ) * fy
 
 
 @njit(cache=True)
@@ -181,8 +185,12 @@ def box_sum(sat, layer, x0, y0, x1, y1, pad, c):
     X1 = min(max(x1 + pad, 0.0), wmax)
     Y0 = min(max(y0 + pad, 0.0), hmax)
     Y1 = min(max(y1 + pad, 0.0), hmax)
-    return (sat_corner(sat, layer, X1, Y1, c) - sat_corner(sat, layer, X0, Y1, c)
-            - sat_corner(sat, layer, X1, Y0, c) + sat_corner(sat, layer, X0, Y0, c))
+    return (
+        sat_corner(sat, layer, X1, Y1, c)
+        - sat_corner(sat, layer, X0, Y1, c)
+        - sat_corner(sat, layer, X1, Y0, c)
+        + sat_corner(sat, layer, X0, Y0, c)
+    )
 
 
 @njit(cache=True, inline="always")
@@ -192,13 +200,17 @@ def _sat_rows(s, i0, fy, j0, fx, j1, gx):
     b = 1.0 - gx
     c = 1.0 - fy
     out0 = (s[i0, j0, 0] * a + s[i0, j0 + 1, 0] * fx - s[i0, j1, 0] * b - s[i0, j1 + 1, 0] * gx) * c + (
-        s[i0 + 1, j0, 0] * a + s[i0 + 1, j0 + 1, 0] * fx - s[i0 + 1, j1, 0] * b - s[i0 + 1, j1 + 1, 0] * gx) * fy
+        s[i0 + 1, j0, 0] * a + s[i0 + 1, j0 + 1, 0] * fx - s[i0 + 1, j1, 0] * b - s[i0 + 1, j1 + 1, 0] * gx
+    ) * fy
     out1 = (s[i0, j0, 1] * a + s[i0, j0 + 1, 1] * fx - s[i0, j1, 1] * b - s[i0, j1 + 1, 1] * gx) * c + (
-        s[i0 + 1, j0, 1] * a + s[i0 + 1, j0 + 1, 1] * fx - s[i0 + 1, j1, 1] * b - s[i0 + 1, j1 + 1, 1] * gx) * fy
+        s[i0 + 1, j0, 1] * a + s[i0 + 1, j0 + 1, 1] * fx - s[i0 + 1, j1, 1] * b - s[i0 + 1, j1 + 1, 1] * gx
+    ) * fy
     out2 = (s[i0, j0, 2] * a + s[i0, j0 + 1, 2] * fx - s[i0, j1, 2] * b - s[i0, j1 + 1, 2] * gx) * c + (
-        s[i0 + 1, j0, 2] * a + s[i0 + 1, j0 + 1, 2] * fx - s[i0 + 1, j1, 2] * b - s[i0 + 1, j1 + 1, 2] * gx) * fy
+        s[i0 + 1, j0, 2] * a + s[i0 + 1, j0 + 1, 2] * fx - s[i0 + 1, j1, 2] * b - s[i0 + 1, j1 + 1, 2] * gx
+    ) * fy
     out3 = (s[i0, j0, 3] * a + s[i0, j0 + 1, 3] * fx - s[i0, j1, 3] * b - s[i0, j1 + 1, 3] * gx) * c + (
-        s[i0 + 1, j0, 3] * a + s[i0 + 1, j0 + 1, 3] * fx - s[i0 + 1, j1, 3] * b - s[i0 + 1, j1 + 1, 3] * gx) * fy
+        s[i0 + 1, j0, 3] * a + s[i0 + 1, j0 + 1, 3] * fx - s[i0 + 1, j1, 3] * b - s[i0 + 1, j1 + 1, 3] * gx
+    ) * fy
     return out0, out1, out2, out3
 
 
@@ -208,10 +220,12 @@ def _edge_texel(sat, layer, X, Y):
     j = min(max(int(X), 0), sat.shape[2] - 2)
     i = min(max(int(Y), 0), sat.shape[1] - 2)
     s = sat[layer]
-    return (s[i + 1, j + 1, 0] - s[i, j + 1, 0] - s[i + 1, j, 0] + s[i, j, 0],
-            s[i + 1, j + 1, 1] - s[i, j + 1, 1] - s[i + 1, j, 1] + s[i, j, 1],
-            s[i + 1, j + 1, 2] - s[i, j + 1, 2] - s[i + 1, j, 2] + s[i, j, 2],
-            s[i + 1, j + 1, 3] - s[i, j + 1, 3] - s[i + 1, j, 3] + s[i, j, 3])
+    return (
+        s[i + 1, j + 1, 0] - s[i, j + 1, 0] - s[i + 1, j, 0] + s[i, j, 0],
+        s[i + 1, j + 1, 1] - s[i, j + 1, 1] - s[i + 1, j, 1] + s[i, j, 1],
+        s[i + 1, j + 1, 2] - s[i, j + 1, 2] - s[i + 1, j, 2] + s[i, j, 2],
+        s[i + 1, j + 1, 3] - s[i, j + 1, 3] - s[i + 1, j, 3] + s[i, j, 3],
+    )
 
 
 @njit(cache=True, inline="always")
@@ -260,8 +274,12 @@ def _disk_chord(i, X, Y, r, wmax):
 def _row_sum(s, i, j0, f0, j1, f1, c):
     """Integral of channel c of texel row i over [j0 + f0, j1 + f1] from summed-area table ``s``: the row prefix
     R(x) = S[i+1, x] − S[i, x], linear in x between table columns."""
-    return ((s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1) + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
-            - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0) - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0)
+    return (
+        (s[i + 1, j1, c] - s[i, j1, c]) * (1.0 - f1)
+        + (s[i + 1, j1 + 1, c] - s[i, j1 + 1, c]) * f1
+        - (s[i + 1, j0, c] - s[i, j0, c]) * (1.0 - f0)
+        - (s[i + 1, j0 + 1, c] - s[i, j0 + 1, c]) * f0
+    )
 
 
 @njit(cache=True)
@@ -331,6 +349,7 @@ def rim_distance(dtex, layer, pad, K, df, px, py, ex, ey, rho):
 # --------------------------------------------------------------------------------------------------------
 # Ray / layer intersection
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(cache=True)
 def monotone_root(dtex, layer, pad, px, py, ox, oy, df, dlo, dhi, fhi, speed):
@@ -582,8 +601,9 @@ def _slab_max(nb, g, pad, K, df, px, py, x0, x1, y0, y1, a, b):
     ux1 = max(max(ra * x0, ra * x1), max(rb * x0, rb * x1)) + px - 0.5 + pad
     vy0 = min(min(ra * y0, ra * y1), min(rb * y0, rb * y1)) + py - 0.5 + pad
     vy1 = max(max(ra * y0, ra * y1), max(rb * y0, rb * y1)) + py - 0.5 + pad
-    return nbuffer_max(nb, g, int(math.floor(vy0)), int(math.floor(vy1)) + 1, int(math.floor(ux0)),
-                       int(math.floor(ux1)) + 1)
+    return nbuffer_max(
+        nb, g, int(math.floor(vy0)), int(math.floor(vy1)) + 1, int(math.floor(ux0)), int(math.floor(ux1)) + 1
+    )
 
 
 @njit(cache=True)
@@ -632,6 +652,7 @@ def nearer_surface(nb, g, dwin, layer, pad, K, df, px, py, sx, sy, h, d_hit, dhi
 # Aperture shape
 # --------------------------------------------------------------------------------------------------------
 
+
 @njit(cache=True)
 def aperture_radius(y, x, blades, rotation, roundness):
     """Boundary radius of the aperture in the direction of (x, y): 1 for a circle; a regular polygon with
@@ -649,6 +670,7 @@ def aperture_radius(y, x, blades, rotation, roundness):
 # --------------------------------------------------------------------------------------------------------
 # The renderer
 # --------------------------------------------------------------------------------------------------------
+
 
 @njit(cache=True, inline="always")
 def sheared_box(hx, hy, ox, oy, vx, vy):
@@ -734,10 +756,14 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
                 # a smooth graph (no ray meets it twice here): the sheared box, refined while curved
                 if K * spread > GENERAL_SPREAD_PX:
                     mixed = max(mixed, MIX_EDGE)
-                hx, hy = sheared_box(hx, hy, ox, oy, (d01 - d00 + d11 - d10) / (4.0 * ax),
-                                     (d10 - d00 + d11 - d01) / (4.0 * ay))
-        elif kinds[l] == GEOM_PLANE and max(hx, hy) >= 1.0 and \
-                K * (abs(gparam[l, 1]) + abs(gparam[l, 2])) > PLANE_SHEAR_MIN:
+                hx, hy = sheared_box(
+                    hx, hy, ox, oy, (d01 - d00 + d11 - d10) / (4.0 * ax), (d10 - d00 + d11 - d01) / (4.0 * ay)
+                )
+        elif (
+            kinds[l] == GEOM_PLANE
+            and max(hx, hy) >= 1.0
+            and K * (abs(gparam[l, 1]) + abs(gparam[l, 2])) > PLANE_SHEAR_MIN
+        ):
             # a tilted plane's footprint is sheared and stretched the same way, by its exact slope; where its blur
             # varies across the patch by over half a pixel and over 5 % of itself, the footprint is no longer near
             # a parallelogram (the map is projective; its error relative to the patch is scale-free): refine
@@ -750,8 +776,12 @@ def trace_ray(textures, state, view, sx, sy, cell_x, cell_y, prefilter, bx, by, 
             t0, t1, t2, t3 = box4(sat, l, x, y, max(hx, 1.0), max(hy, 1.0), pad)
             if q < nl - 1 and 1e-3 < t3 < 1.0 - 1e-3:
                 mixed = max(mixed, MIX_EDGE)
-        if fold[l] and bh > 0.0 and mixed < MIX_FOLD and \
-                nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh, dl[l], dhi[l]):
+        if (
+            fold[l]
+            and bh > 0.0
+            and mixed < MIX_FOLD
+            and nearer_surface(nb, gslot[l], dwin, l, pad, K, df, px, py, bx, by, bh, dl[l], dhi[l])
+        ):
             mixed = MIX_FOLD
         c0 += T * t0
         c1 += T * t1
@@ -778,8 +808,9 @@ def square_in_region(sx, sy, half, blades, rotation, roundness):
     nx = max(ax - half, 0.0)
     ny = max(ay - half, 0.0)
     near = math.sqrt(nx * nx + ny * ny)
-    if near > 0.0 and near >= aperture_radius(math.copysign(ny, sy), math.copysign(nx, sx), blades, rotation,
-                                              roundness):
+    if near > 0.0 and near >= aperture_radius(
+        math.copysign(ny, sy), math.copysign(nx, sx), blades, rotation, roundness
+    ):
         return 0.0
     rho = math.sqrt(ax * ax + ay * ay)
     if rho == 0.0:
@@ -1103,9 +1134,11 @@ def queue_capacity(max_n, refine):
 # nearest of them hides the rest), 1c. the closed-form disk read, 2. the aperture cells, 3. tracing them
 # --------------------------------------------------------------------------------------------------------
 
+
 @njit(cache=True, inline="always")
-def reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px,
-                     relevant, opaque, dlo, dhi, rl, fold):
+def reachable_layers(
+    sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px, relevant, opaque, dlo, dhi, rl, fold
+):
     """Stage 1 for the pixel centred at (px, py): fills, per layer, ``relevant`` (some alpha within r·reach of
     p), ``opaque`` (alpha 1 over that whole box), the disparities [dlo, dhi] at which a ray can meet it, its
     circle of confusion radius ``rl`` and, for a general layer, whether it may fold (occlude itself) where the
@@ -1274,8 +1307,9 @@ def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
 
 
 @njit(cache=True, inline="always")
-def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, seed, blades, rotation, roundness,
-                  cateye, cx, cy):
+def enqueue_cells(
+    q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, seed, blades, rotation, roundness, cateye, cx, cy
+):
     """Stage 2 (adaptive mode): the aperture cells of pixel (i, j) into the queue ``q``: a square grid of
     N ≈ π·min(rmax, flat_px)²/cell² cells of side δ (N in [min_n, max_n]), shifted per pixel; cells cut by the
     aperture's edge are split when rmax·δ exceeds ``edge_px``. One centred ray when nothing reaching the pixel is
@@ -1322,8 +1356,9 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, s
                 # cut by the aperture's edge or the exit pupil's (a cell the pupil blocks whole is not split:
                 # push_cell counts it as blocked)
                 if w > 0.0 and (w_ap < 1.0 or w < w_ap):
-                    nq, blocked = push_split(q, nq, sx, sy, d0, 0.0, refine, blades, rotation, roundness, cateye, cx,
-                                             cy)
+                    nq, blocked = push_split(
+                        q, nq, sx, sy, d0, 0.0, refine, blades, rotation, roundness, cateye, cx, cy
+                    )
                     wtot += blocked
                     continue
             nq, blocked = push_cell(q, nq, sx, sy, d0, 1.0, 0.0, blades, rotation, roundness, cateye, cx, cy)
@@ -1332,8 +1367,9 @@ def enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine, edge_px, s
 
 
 @njit(cache=True, inline="always")
-def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell, refine, prefilter, rmax, leaf,
-                fold_leaf):
+def trace_cells(
+    textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell, refine, prefilter, rmax, leaf, fold_leaf
+):
     """Stage 3: trace the queued cells (MODE_GRID: the shared ``grid`` of point rays), last in first out. A cell
     whose rays the reads cannot stand for is replaced by its refine × refine sub-cells, again and again, while its
     footprint on the most blurred layer (rmax·side) exceeds ``leaf`` px for an occlusion edge (MIX_EDGE; a cell of
@@ -1386,8 +1422,21 @@ def trace_cells(textures, state, view, pupil, mode, q, nq, wtot, grid, grid_cell
             if (mixed == MIX_EDGE and (level == 0.0 or foot > leaf)) or (mixed == MIX_FOLD and foot > fold_leaf):
                 # the product of box means is not the mean of the product, or the cell may see two surfaces of
                 # one map: trace its sub-cells instead
-                nq, blocked = push_split(q, nq, q[row, Q_SX0], q[row, Q_SY0], whole, level, refine, blades,
-                                         rotation, roundness, cateye, cx, cy)
+                nq, blocked = push_split(
+                    q,
+                    nq,
+                    q[row, Q_SX0],
+                    q[row, Q_SY0],
+                    whole,
+                    level,
+                    refine,
+                    blades,
+                    rotation,
+                    roundness,
+                    cateye,
+                    cx,
+                    cy,
+                )
                 wtot += blocked
                 continue
         acc0 += w * c0
@@ -1467,13 +1516,15 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
             py = i + 0.5
             px = j + 0.5
             # ---- 1. layers whose coverage can reach this pixel, and their largest circle of confusion ----
-            rmax, cell, folds = reachable_layers(sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px,
-                                          relevant, opaque, dlo, dhi, rl, fold)
+            rmax, cell, folds = reachable_layers(
+                sat, dtex, dwin, kinds, gparam, pad, K, df, px, py, reach, cell_px, relevant, opaque, dlo, dhi, rl, fold
+            )
             # ---- 1c. every ray meets one surface, a fronto-parallel (or nearly) one, through a round aperture:
             # the aperture integral is the mean over a disk of radius r on that layer, read in texel rows ----
             if disk_reads:
-                only, r_disk, sx_c, sy_c = strip_layer(kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant,
-                                                       rl, fold, strip_min_px)
+                only, r_disk, sx_c, sy_c = strip_layer(
+                    kinds, gparam, dtex, dwin, pad, K, df, px, py, relevant, rl, fold, strip_min_px
+                )
                 if only >= 0:
                     m0, m1, m2, nrows = disk_read(sat, sat1, only, pad, px, py, r_disk, sx_c, sy_c)
                     out[i, j, 0] = m0
@@ -1490,16 +1541,46 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                 nq = grid.shape[0]
                 wtot = 0.0  # weight of the whole aperture (for light falloff)
             else:
-                nq, wtot = enqueue_cells(q, i, j, rmax, cell, min_n, max_n, flat_px, refine,
-                                         0.0 if folds else edge_px, seed, blades, rotation, roundness, cateye, cx, cy)
+                nq, wtot = enqueue_cells(
+                    q,
+                    i,
+                    j,
+                    rmax,
+                    cell,
+                    min_n,
+                    max_n,
+                    flat_px,
+                    refine,
+                    0.0 if folds else edge_px,
+                    seed,
+                    blades,
+                    rotation,
+                    roundness,
+                    cateye,
+                    cx,
+                    cy,
+                )
             # ---- 3. trace the queue: an occlusion edge is refined to leaves of cell_px / refine at most, widened
             # as √(r / flat_px) beyond flat_px (an edge misplaced by δ px in a disk of radius r moves the pixel by
             # ~δ/r); a depth map's possible fold to fold_cell of the aperture ----
             leaf = cell_px / refine * math.sqrt(max(rmax, flat_px) / flat_px)
             acc0, acc1, acc2, wsum, wtot, rays = trace_cells(
-                (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin), (relevant, dlo, dhi, fold, dl, order),
-                (K, df, px, py), (blades, rotation, roundness, cateye, cx, cy), mode, q, nq, wtot, grid, grid_cell,
-                refine, prefilter, rmax, leaf, max(fold_cell * rmax, 0.25))
+                (tex, sat, dtex, kinds, gparam, pad, nb, gslot, dwin),
+                (relevant, dlo, dhi, fold, dl, order),
+                (K, df, px, py),
+                (blades, rotation, roundness, cateye, cx, cy),
+                mode,
+                q,
+                nq,
+                wtot,
+                grid,
+                grid_cell,
+                refine,
+                prefilter,
+                rmax,
+                leaf,
+                max(fold_cell * rmax, 0.25),
+            )
             spp[i, j] = rays
             norm = wtot if falloff else wsum
             if norm > 0.0:

@@ -38,8 +38,9 @@ def _check_array(name: str, value, shape_desc: str, ndim: int, last: int | None 
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.argwhere(~finite)[0]
-        raise ValueError(f"{name}: {int((~finite).sum())} non-finite value(s) (NaN or inf), first at index "
-                         f"{tuple(bad)}")
+        raise ValueError(
+            f"{name}: {int((~finite).sum())} non-finite value(s) (NaN or inf), first at index {tuple(bad)}"
+        )
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: values must lie in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
@@ -129,6 +130,7 @@ def check_layers(layers) -> list[Layer]:
 # ----------------------------------------------------------------------------------------------------------
 # Colour transfer: sRGB-encoded <-> linear light
 # ----------------------------------------------------------------------------------------------------------
+
 
 def check_gamma(gamma) -> float | str:
     """``gamma`` is a positive float (a pure power law; 1.0 means the input is already linear) or ``"srgb"``."""

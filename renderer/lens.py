@@ -68,8 +68,10 @@ class Camera:
             n = self.f_number
             return 0.0 if math.isinf(n) else f * f / (2.0 * n * self.pitch_mm(width_px)) / 1000.0
         if not zf > f:
-            raise ValueError(f"camera {self.name or ''}: focus distance {focus_distance_m:g} m is not beyond the "
-                             f"focal length {f:g} mm")
+            raise ValueError(
+                f"camera {self.name or ''}: focus distance {focus_distance_m:g} m is not beyond the "
+                f"focal length {f:g} mm"
+            )
         if math.isinf(self.f_number):
             return 0.0
         return f * f * zf / (2.0 * self.f_number * self.pitch_mm(width_px) * (zf - f)) / 1000.0
@@ -88,8 +90,15 @@ class Camera:
         return replace(self, zoom=float(zoom))
 
 
-def f_number_for(K: float, z_near_m: float, focus_distance_m: float, focal_length_mm: float,
-                 sensor_width_mm: float, width_px: int, zoom: float = 1.0) -> float:
+def f_number_for(
+    K: float,
+    z_near_m: float,
+    focus_distance_m: float,
+    focal_length_mm: float,
+    sensor_width_mm: float,
+    width_px: int,
+    zoom: float = 1.0,
+) -> float:
     """The f-number that gives render_bokeh's blur strength ``K`` (for d = z_near/z) with this lens, sensor and
     focus: N = f²·z_f / (2·p·(z_f − f)·K·z_near) (inf for K = 0)."""
     if K < 0:

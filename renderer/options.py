@@ -13,6 +13,7 @@ from common import config
 # Options
 # ----------------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Aperture:
     """Shape of the lens aperture, in units of the circle of confusion r = K·|d − d_f|.
@@ -171,5 +172,3 @@ class Highlights:
         """H×W gain factors from H×W×3 encoded colour in [0, 1]."""
         t = np.clip((encoded.max(axis=-1).astype(np.float64) - self.threshold) / (1.0 - self.threshold), 0.0, 1.0)
         return 1.0 + (self.gain - 1.0) * t * t * (3.0 - 2.0 * t)
-
-

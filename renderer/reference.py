@@ -44,8 +44,7 @@ def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if img.ndim == 3:
         fx = fx[..., None]
         fy = fy[..., None]
-    return ((img[i0, j0] * (1 - fx) + img[i0, j1] * fx) * (1 - fy)
-            + (img[i1, j0] * (1 - fx) + img[i1, j1] * fx) * fy)
+    return (img[i0, j0] * (1 - fx) + img[i0, j1] * fx) * (1 - fy) + (img[i1, j0] * (1 - fx) + img[i1, j1] * fx) * fy
 
 
 def _cell(u: np.ndarray, du: float, n: int) -> np.ndarray:
@@ -124,8 +123,16 @@ def surface_hit(disparity: np.ndarray, px, py, ox: float, oy: float, focus_dispa
     closed form as the reference's depth-map intersection). With d_f = 0 and (ox, oy) = −τ this is what a camera
     moved by τ (a point at x and disparity d seen at x + τ·d) sees of a depth map at each pixel."""
     d = np.asarray(disparity, np.float64)
-    return exact_hit(d, np.asarray(px, np.float64), np.asarray(py, np.float64), float(ox), float(oy),
-                      float(focus_disparity), float(d.min()), float(d.max()))
+    return exact_hit(
+        d,
+        np.asarray(px, np.float64),
+        np.asarray(py, np.float64),
+        float(ox),
+        float(oy),
+        float(focus_disparity),
+        float(d.min()),
+        float(d.max()),
+    )
 
 
 def _hit_disparity(layer, px, py, ox, oy, df, march_step_px: float | None) -> np.ndarray:
@@ -156,8 +163,16 @@ def _hit_disparity(layer, px, py, ox, oy, df, march_step_px: float | None) -> np
     return np.where(np.isnan(hit), lo, hit)
 
 
-def render_reference(layers, K: float, focus_disparity: float, *, gamma=2.2, n: int = 48, seed: int = 0,
-                     march_step_px: float | None = None) -> np.ndarray:
+def render_reference(
+    layers,
+    K: float,
+    focus_disparity: float,
+    *,
+    gamma=2.2,
+    n: int = 48,
+    seed: int = 0,
+    march_step_px: float | None = None,
+) -> np.ndarray:
     """Dense reference of :func:`renderer.render_bokeh` (circle aperture): n×n stratified aperture samples
     shared by every pixel. Depth maps are intersected exactly (``march_step_px=None``, the default), or by a march
     of that step (kept to show what a march misses). Returns H×W×3 float32 in [0, 1], encoded like the input.
@@ -174,11 +189,14 @@ def render_reference(layers, K: float, focus_disparity: float, *, gamma=2.2, n: 
     pts = aperture_points(n, seed)
     for sx, sy in pts:
         ox, oy = K * sx, K * sy
-        hits = np.stack([_hit_disparity(layer, px, py, ox, oy, focus_disparity, march_step_px)
-                         for layer in layers])
+        hits = np.stack([_hit_disparity(layer, px, py, ox, oy, focus_disparity, march_step_px) for layer in layers])
         order = np.argsort(-hits, axis=0, kind="stable")
-        reads = np.stack([_bilinear(tex, px + (d - focus_disparity) * ox, py + (d - focus_disparity) * oy)
-                          for tex, d in zip(premult, hits)])
+        reads = np.stack(
+            [
+                _bilinear(tex, px + (d - focus_disparity) * ox, py + (d - focus_disparity) * oy)
+                for tex, d in zip(premult, hits)
+            ]
+        )
         T = np.ones((h, w, 1))
         for rank in range(len(layers)):
             idx = order[rank]

@@ -62,6 +62,7 @@ def _pinhole(layers: list[Layer], gamma, cache: TextureCache | None = None):
 # Public API
 # ----------------------------------------------------------------------------------------------------------
 
+
 def composite(layers, *, gamma=2.2) -> np.ndarray:
     """Pinhole image (K = 0) of the layers.
 
@@ -103,9 +104,19 @@ def defocus_map(layers, K: float, focus_disparity: float) -> np.ndarray:
     return (K * (visible_disparity(layers).astype(np.float64) - df)).astype(np.float32)
 
 
-def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, aperture="circle", seed: int = 0,
-                 highlights: Highlights | dict | None = None, return_info: bool = False,
-                 textures: TextureCache | None = None, **quality):
+def render_bokeh(
+    layers,
+    K: float,
+    focus_disparity: float,
+    *,
+    gamma=2.2,
+    aperture="circle",
+    seed: int = 0,
+    highlights: Highlights | dict | None = None,
+    return_info: bool = False,
+    textures: TextureCache | None = None,
+    **quality,
+):
     """Render the thin-lens image of a layered scene by tracing rays through the aperture.
 
     Args:
@@ -148,12 +159,16 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
     h, w = layers[0].shape
     if r_max > MAX_RADIUS_OVER_SIZE * max(h, w) and r_max > 64:
         # the layers are padded by the largest blur radius: memory grows with its square
-        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
-                         f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
-                         f"padded by that radius, would take gigabytes); use a smaller K")
+        raise ValueError(
+            f"K: {K:g} gives a blur radius of up to {r_max:.0f} px on a {w}×{h} image (over "
+            f"{MAX_RADIUS_OVER_SIZE}× its size: the image would be a uniform smear, and the buffers, "
+            f"padded by that radius, would take gigabytes); use a smaller K"
+        )
     if r_max > MAX_COC_PX:
-        raise ValueError(f"K: {K:g} gives a blur radius of up to {r_max:.0f} px, above the renderer's limit of "
-                         f"{MAX_COC_PX} px (K·max|d − d_f| ≤ {MAX_COC_PX}); use a smaller K")
+        raise ValueError(
+            f"K: {K:g} gives a blur radius of up to {r_max:.0f} px, above the renderer's limit of "
+            f"{MAX_COC_PX} px (K·max|d − d_f| ≤ {MAX_COC_PX}); use a smaller K"
+        )
     # rays reach |x − p| ≤ r(x); on a tilted plane r grows by k = K·|∇D|₁ per px beyond the frame, so its rays reach
     # r/(1 − k): the layers are padded that far (clamp to edge), so that no read falls off the padded texture
     r_reach = r_max
@@ -193,17 +208,38 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         sat1 = np.zeros((1, 1, 1, 4))
     windows = general_windows(scene, K, df)
     settings = (K, df, gamma, ap, q, int(seed), highlights, pad, (h, w))
-    todo = EVERY_PIXEL if textures is None else \
-        textures._reuse(layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples)
-                                                                   + 1.5)) + 1)
+    todo = (
+        EVERY_PIXEL
+        if textures is None
+        else textures._reuse(
+            layers, settings, out, spp, int(math.ceil(r_max * kernels.reach_factor(mode, q.min_samples) + 1.5)) + 1
+        )
+    )
     nb, gslot = nbuffers(scene, r_max)
     kernels.render_kernel(
         (scene.tex, sat, sat1, scene.dtex, windows, scene.kinds, scene.gparam, scene.pad, nb, gslot),
-        K, df,
-        (mode, float(q.cell_px), int(q.min_samples), int(q.max_samples), int(q.refine), float(q.edge_px),
-         bool(q.strips), float(q.strip_min_px), grid, bool(q.prefilter), float(q.flat_px), float(q.fold_cell)),
+        K,
+        df,
+        (
+            mode,
+            float(q.cell_px),
+            int(q.min_samples),
+            int(q.max_samples),
+            int(q.refine),
+            float(q.edge_px),
+            bool(q.strips),
+            float(q.strip_min_px),
+            grid,
+            bool(q.prefilter),
+            float(q.flat_px),
+            float(q.fold_cell),
+        ),
         (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
-        int(seed), queues, out, spp, todo,
+        int(seed),
+        queues,
+        out,
+        spp,
+        todo,
     )
     if textures is not None:
         textures._remember(settings, layers, out, spp)
@@ -221,8 +257,10 @@ def render_bokeh(layers, K: float, focus_disparity: float, *, gamma=2.2, apertur
         "aperture": asdict(ap),
         "highlights": None if highlights is None else {**asdict(highlights), "clipped_fraction": clipped},
         "quality": asdict(q),
-        "layers": [{"name": layer.name, "geometry": GEOM_NAMES[layer.geometry[0]],
-                    "disparity_range": list(layer.geometry[2])} for layer in layers],
+        "layers": [
+            {"name": layer.name, "geometry": GEOM_NAMES[layer.geometry[0]], "disparity_range": list(layer.geometry[2])}
+            for layer in layers
+        ],
         "max_coc_radius_px": r_max,
         "mean_spp": rays / spp.size,
         "max_spp": int(spp.max()),

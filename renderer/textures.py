@@ -17,6 +17,7 @@ from .options import Highlights
 # Scene preparation: padded premultiplied linear textures, summed-area tables, geometry arrays
 # ----------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Scene:
     tex: np.ndarray  # L×Hp×Wp×4 float64, premultiplied linear colour + alpha
@@ -99,7 +100,7 @@ def fold_fraction(windows: np.ndarray, scene: Scene, K: float, df: float, h: int
     fold = np.zeros((h, w), dtype=bool)
     p = scene.pad
     for k in np.flatnonzero(scene.kinds == GEOM_GENERAL):
-        win = windows[k, p:p + h, p:p + w]
+        win = windows[k, p : p + h, p : p + w]
         r = K * np.maximum(np.abs(win[..., 0] - df), np.abs(win[..., 1] - df))
         r[r < K * kernels.FOCUS_EPS] = 0.0
         fold |= win[..., 2] <= r + kernels.FOLD_MARGIN_PX
@@ -151,8 +152,7 @@ class TextureCache:
             self.hits += 1
         return entry
 
-    def _reuse(self, layers: list[Layer], settings: tuple, out: np.ndarray, spp: np.ndarray,
-               radius: int) -> np.ndarray:
+    def _reuse(self, layers: list[Layer], settings: tuple, out: np.ndarray, spp: np.ndarray, radius: int) -> np.ndarray:
         """The pixels render_bokeh must trace (0×0: all). Where the latest render with the same ``settings`` had
         the same number of layers and some are the same objects here, a pixel farther than ``radius`` px (its rays'
         reach) from every pixel that a changed layer covers, before or now, sees only unchanged layers: its value
@@ -194,8 +194,9 @@ def linear_core(layer: Layer, gamma, highlights: Highlights | None, core: np.nda
     return core
 
 
-def prepare_layers(layers: list[Layer], gamma, pad: int, highlights: Highlights | None,
-             cache: TextureCache | None = None) -> tuple[Scene, list]:
+def prepare_layers(
+    layers: list[Layer], gamma, pad: int, highlights: Highlights | None, cache: TextureCache | None = None
+) -> tuple[Scene, list]:
     """The padded scene, and per layer its cache entry (None without a cache)."""
     L = len(layers)
     h, w = layers[0].shape
@@ -206,17 +207,18 @@ def prepare_layers(layers: list[Layer], gamma, pad: int, highlights: Highlights 
         cache._keep_only(layers)
     for k, layer in enumerate(layers):
         if cache is None:
-            linear_core(layer, gamma, highlights, tex[k, pad:pad + h, pad:pad + w])
+            linear_core(layer, gamma, highlights, tex[k, pad : pad + h, pad : pad + w])
             entries.append(None)
         else:
             # a new layer's texture is decoded straight into this scene; its entry keeps a view of it
-            core = tex[k, pad:pad + h, pad:pad + w]
-            entry = cache._entry(layer, gamma, highlights,
-                                 lambda layer=layer, core=core: linear_core(layer, gamma, highlights, core))
+            core = tex[k, pad : pad + h, pad : pad + w]
+            entry = cache._entry(
+                layer, gamma, highlights, lambda layer=layer, core=core: linear_core(layer, gamma, highlights, core)
+            )
             if entry["core"] is not core:
                 core[...] = entry["core"]
             entries.append(entry)
-        dtex[k, pad:pad + h, pad:pad + w] = layer.disparity
+        dtex[k, pad : pad + h, pad : pad + w] = layer.disparity
         _pad_edge(tex[k], pad)
         _pad_edge(dtex[k], pad)
     scene = Scene(
@@ -239,7 +241,7 @@ def scene_tables(scene: Scene, entries: list, cache: TextureCache | None) -> np.
     for k, entry in enumerate(entries):
         table = entry["tables"].get(scene.pad)
         if table is None:
-            summed_area_tables(scene.tex[k:k + 1], sat[k:k + 1])
+            summed_area_tables(scene.tex[k : k + 1], sat[k : k + 1])
             entry["tables"] = {scene.pad: sat[k]}  # one padding kept per layer (a view of this scene's tables)
         else:
             cache.tables_reused += 1
@@ -252,8 +254,8 @@ def _pad_edge(a: np.ndarray, pad: int) -> None:
     ``np.pad(mode="edge")`` does, without the copies."""
     if pad == 0:
         return
-    a[pad:-pad, :pad] = a[pad:-pad, pad:pad + 1]
-    a[pad:-pad, -pad:] = a[pad:-pad, -pad - 1:-pad]
+    a[pad:-pad, :pad] = a[pad:-pad, pad : pad + 1]
+    a[pad:-pad, -pad:] = a[pad:-pad, -pad - 1 : -pad]
     a[:pad] = a[pad]
     a[-pad:] = a[-pad - 1]
 
@@ -269,5 +271,3 @@ def summed_area_tables(tex: np.ndarray, sat: np.ndarray | None = None) -> np.nda
     np.cumsum(tex, axis=1, out=sat[:, 1:, 1:])
     np.cumsum(sat[:, 1:, 1:], axis=2, out=sat[:, 1:, 1:])
     return sat
-
-

@@ -43,8 +43,12 @@ def oracle_scenes():
     scenes = {}
     for name, entry in index.items():
         z = np.load(DATA / "oracle" / f"{name}.npz")
-        layers = [Layer(z["rgb"][i] / np.float32(255), z["alpha"][i] / np.float32(255), z["disparity"][i],
-                        name=f"{name}[{i}]") for i in range(z["rgb"].shape[0])]
+        layers = [
+            Layer(
+                z["rgb"][i] / np.float32(255), z["alpha"][i] / np.float32(255), z["disparity"][i], name=f"{name}[{i}]"
+            )
+            for i in range(z["rgb"].shape[0])
+        ]
         ref = np.load(DATA / "oracle" / f"{name}.ref.npy")
         scenes[name] = (layers, float(z["K"]), float(z["focus_disparity"]), ref, entry)
     return scenes
@@ -97,6 +101,5 @@ def assets(tmp_path_factory):
         img = getattr(data, name)()[:120, :100]
         Image.fromarray(np.dstack([img, matte])).save(root / "fg" / f"{name}.png")
     Image.fromarray(data.coffee()).save(root / "bg" / "coffee.png")
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=64, val_fraction=0.0,
-                progress=False)
+    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=64, val_fraction=0.0, progress=False)
     return rows

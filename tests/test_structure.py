@@ -58,10 +58,12 @@ def _model_imports(path: Path, depth: int = 1) -> list[tuple[int, str]]:
 def test_entry_points_are_leaves():
     """Nothing in model/ imports a command-line module (train, distill, evaluate, infer, the depth CLI): helpers
     live below them (distributed.py, pipeline.py, depthnet.py, figures.py), as BasicSR keeps dist_util."""
-    wrong = [f"{path.relative_to(REPO)}:{line} imports model.{name}"
-             for path in sorted((REPO / "model").rglob("*.py"))
-             for line, name in _model_imports(path, len(path.relative_to(REPO / "model").parts))
-             if name in ENTRY_POINTS and name != path.stem]
+    wrong = [
+        f"{path.relative_to(REPO)}:{line} imports model.{name}"
+        for path in sorted((REPO / "model").rglob("*.py"))
+        for line, name in _model_imports(path, len(path.relative_to(REPO / "model").parts))
+        if name in ENTRY_POINTS and name != path.stem
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -80,8 +82,12 @@ def _cli_module(path: Path) -> bool:
     """A command-line module: it runs as a program (``__main__``) or defines the ``cli()`` entry point, or it is
     the runner that ends every command (common/cli.py)."""
     text = path.read_text()
-    return ('if __name__ == "__main__"' in text or "\ndef cli(" in text or path.name == "__main__.py"
-            or path.relative_to(REPO).as_posix() == "common/cli.py")
+    return (
+        'if __name__ == "__main__"' in text
+        or "\ndef cli(" in text
+        or path.name == "__main__.py"
+        or path.relative_to(REPO).as_posix() == "common/cli.py"
+    )
 
 
 def test_no_system_exit_below_the_command_line_modules():
@@ -108,8 +114,7 @@ def test_no_private_name_is_imported_across_modules():
             if "data" in path.relative_to(REPO).parts[1:2]:
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0]
-                                                         in PACKAGES):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] in PACKAGES):
                     private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
                     if private:
                         wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {private}")

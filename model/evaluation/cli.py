@@ -53,26 +53,45 @@ IMAGE_METHODS = tuple(METHODS)
 
 
 def parse_args(argv=None) -> EvalConfig:
-    p = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--data", required=True, help="the benchmark's folder (layouts above) or shards (synthetic)")
-    p.add_argument("--methods", default="identity,classical",
-                   help="comma-separated: identity, classical, classical-gt, model (depth protocol: model)")
+    p.add_argument(
+        "--methods",
+        default="identity,classical",
+        help="comma-separated: identity, classical, classical-gt, model (depth protocol: model)",
+    )
     p.add_argument("--weights", help="trained MagicBokeh weights folder (for the method 'model')")
     p.add_argument("--depth-weights", help="local Depth Anything V2 folder (default: the one in --weights)")
-    p.add_argument("--predictions", action="append", default=[], metavar="NAME=DIR",
-                   help="score another method's output images (same names as the targets); repeatable")
-    p.add_argument("--metrics", default=",".join(iqa.ALL_METRICS),
-                   help=f"comma-separated subset of {','.join(iqa.ALL_METRICS)} (depth: absrel, delta1 always)")
-    p.add_argument("--metric-weights", help="torch hub folder holding pyiqa's, torchvision's and CLIP's files "
-                                            "(nothing is downloaded); 'random' = random weights (a plumbing check)")
+    p.add_argument(
+        "--predictions",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="score another method's output images (same names as the targets); repeatable",
+    )
+    p.add_argument(
+        "--metrics",
+        default=",".join(iqa.ALL_METRICS),
+        help=f"comma-separated subset of {','.join(iqa.ALL_METRICS)} (depth: absrel, delta1 always)",
+    )
+    p.add_argument(
+        "--metric-weights",
+        help="torch hub folder holding pyiqa's, torchvision's and CLIP's files "
+        "(nothing is downloaded); 'random' = random weights (a plumbing check)",
+    )
     p.add_argument("--K", type=float, help="blur strength where the benchmark does not give one (pairs)")
     p.add_argument("--limit", type=int, help="only the first N images (a quick look)")
     p.add_argument("--color", default="y", choices=("y", "rgb"), help="PSNR/SSIM on BT.601 luma (default) or RGB")
     p.add_argument("--crop-border", type=int, default=0, help="pixels removed at each border for PSNR/SSIM")
-    p.add_argument("--depth-preset", default="none", choices=sorted(DEPTH_PRESETS),
-                   help="depth protocol: valid range and crop (nyu: Eigen crop, ≤ 10 m; kitti: Garg crop, ≤ 80 m)")
+    p.add_argument(
+        "--depth-preset",
+        default="none",
+        choices=sorted(DEPTH_PRESETS),
+        help="depth protocol: valid range and crop (nyu: Eigen crop, ≤ 10 m; kitti: Garg crop, ≤ 80 m)",
+    )
     p.add_argument("--examples", type=int, default=4, help="images shown in examples.png")
     p.add_argument("--device", default="cpu", help="device for the networks and pyiqa (cpu, cuda, ...)")
     p.add_argument("--out", required=True, help="output folder")
@@ -91,8 +110,10 @@ def check_args(args: EvalConfig) -> None:
     allowed = DEPTH_METHODS if args.protocol == "depth" else IMAGE_METHODS
     bad = [m for m in methods if m not in allowed]
     if bad:
-        raise ValueError(f"--methods: {bad} not available for --protocol {args.protocol} (choose from "
-                         f"{', '.join(allowed)}; other methods' outputs: --predictions NAME=DIR)")
+        raise ValueError(
+            f"--methods: {bad} not available for --protocol {args.protocol} (choose from "
+            f"{', '.join(allowed)}; other methods' outputs: --predictions NAME=DIR)"
+        )
     if len(set(methods)) != len(methods):
         raise ValueError(f"--methods: a method is named twice in {args.methods!r}")
     preds = {}
@@ -129,8 +150,14 @@ def check_args(args: EvalConfig) -> None:
         raise ValueError(f"--crop-border: at least 0, got {args.crop_border}")
     if args.protocol != "synthetic" and not Path(args.data).is_dir():
         raise ValueError(f"--data {args.data}: no such folder")
-    claim(args.out, COMMAND, OUTPUTS, inputs=[args.data] if "://" not in str(args.data) and Path(args.data).exists()
-          else [], create=False, signature="results.csv")  # refused naming the foreign files, before any network loads
+    claim(
+        args.out,
+        COMMAND,
+        OUTPUTS,
+        inputs=[args.data] if "://" not in str(args.data) and Path(args.data).exists() else [],
+        create=False,
+        signature="results.csv",
+    )  # refused naming the foreign files, before any network loads
     args.method_list, args.prediction_dirs, args.metric_list = methods, preds, metrics
 
 
@@ -147,4 +174,3 @@ def cli() -> None:
         run(main, args)
     except ValueError as e:
         sys.exit(f"error: {e}")
-

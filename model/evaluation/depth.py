@@ -41,9 +41,11 @@ def metric_depth_errors(pred_disp: np.ndarray, gt_depth: np.ndarray, valid: np.n
     return {"absrel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(np.maximum(p / g, g / p) < 1.25))}
 
 
-DEPTH_PRESETS = {"nyu": dict(min_depth=1e-3, max_depth=10.0, crop=(45, 471, 41, 601)),  # Eigen crop on 480×640
-                 "kitti": dict(min_depth=1e-3, max_depth=80.0, crop="garg"), "none": dict(min_depth=1e-3,
-                                                                                          max_depth=1e4, crop=None)}
+DEPTH_PRESETS = {
+    "nyu": dict(min_depth=1e-3, max_depth=10.0, crop=(45, 471, 41, 601)),  # Eigen crop on 480×640
+    "kitti": dict(min_depth=1e-3, max_depth=80.0, crop="garg"),
+    "none": dict(min_depth=1e-3, max_depth=1e4, crop=None),
+}
 
 
 def depth_valid(gt: np.ndarray, preset: str) -> np.ndarray:
@@ -54,7 +56,7 @@ def depth_valid(gt: np.ndarray, preset: str) -> np.ndarray:
         h, w = gt.shape
         region = np.zeros_like(valid)
         if crop == "garg":  # Garg et al.'s crop, as fractions of the KITTI frame
-            region[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+            region[int(0.40810811 * h) : int(0.99189189 * h), int(0.03594771 * w) : int(0.96405229 * w)] = True
         else:
             y0, y1, x0, x1 = crop
             if (h, w) == (480, 640):
@@ -78,7 +80,7 @@ def evaluate_depth(args: "EvalConfig") -> dict:
     runner = Runner(args)
     cache = LQCache(out / "lq")
     rows, skipped, done = [], [], 0
-    for name in tqdm(sorted(rgbs)[:args.limit], desc="evaluating depth", unit="image"):
+    for name in tqdm(sorted(rgbs)[: args.limit], desc="evaluating depth", unit="image"):
         gt_path = disparity_file(data / "depth", name)
         try:
             if gt_path is None:
@@ -110,8 +112,9 @@ def evaluate_depth(args: "EvalConfig") -> dict:
                             raise ValueError(f"{args.prediction_dirs[method] / cond}: no {name}.(npy|png)")
                         disp = read_disparity(path)
                     if disp.shape != gt.shape:
-                        disp = np.asarray(Image.fromarray(disp.astype(np.float32)).resize(gt.shape[::-1],
-                                                                                        Image.BILINEAR))
+                        disp = np.asarray(
+                            Image.fromarray(disp.astype(np.float32)).resize(gt.shape[::-1], Image.BILINEAR)
+                        )
                     row[f"seconds_{cond}"] = time.perf_counter() - t0
                     for k, v in metric_depth_errors(disp, gt, valid, max_depth).items():
                         row[f"{k}_{cond}"] = v
@@ -120,18 +123,27 @@ def evaluate_depth(args: "EvalConfig") -> dict:
             rows.append(row)
     cache.save()
     if done == 0:
-        raise ValueError(f"--data {args.data}: no image could be evaluated" +
-                         (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
+        raise ValueError(
+            f"--data {args.data}: no image could be evaluated"
+            + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else "")
+        )
     write_csv(out / "results.csv", rows)
-    lines = [f"# depth: {args.data}", "",
-             f"{done} images; preset {args.depth_preset} ({DEPTH_PRESETS[args.depth_preset]}); prediction aligned to "
-             "the ground truth by least-squares scale and shift in disparity; degraded = bokehgen's Real-ESRGAN "
-             "pipeline (×4 smaller, OUT/lq).", ""]
+    lines = [
+        f"# depth: {args.data}",
+        "",
+        f"{done} images; preset {args.depth_preset} ({DEPTH_PRESETS[args.depth_preset]}); prediction aligned to "
+        "the ground truth by least-squares scale and shift in disparity; degraded = bokehgen's Real-ESRGAN "
+        "pipeline (×4 smaller, OUT/lq).",
+        "",
+    ]
     lines += [f"- {note}" for note in runner.notes]
     if skipped:
         lines.append(f"- {len(skipped)} images skipped: " + "; ".join(f"{a}: {b}" for a, b in skipped[:5]))
-    lines += ["", "| method | AbsRel ↓ Degrade | Clear | Average | δ1 ↑ Degrade | Clear | Average |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| method | AbsRel ↓ Degrade | Clear | Average | δ1 ↑ Degrade | Clear | Average |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method and "error" not in r]
         cells = [method]

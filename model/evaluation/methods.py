@@ -54,8 +54,10 @@ class Runner:
             cfg = trained_config(self.args.weights) if self.args.weights else ModelConfig.from_yaml("tiny")
             folder = depth_folder(None, self.args.depth_weights, cfg)  # --depth-weights, else the weights' own
             if folder is None:
-                self.notes.append("depth: no Depth Anything V2 weights (--depth-weights or the model's `depth:`): "
-                                  "a RANDOM tiny depth network: its disparity is meaningless")
+                self.notes.append(
+                    "depth: no Depth Anything V2 weights (--depth-weights or the model's `depth:`): "
+                    "a RANDOM tiny depth network: its disparity is meaningless"
+                )
             else:
                 self.notes.append(f"depth: {folder}")
             self._depth = load_estimator(cfg, folder)
@@ -155,8 +157,12 @@ METHODS: dict[str, Method] = {
 
 def method_key(args, method: str) -> str:
     """What a cached prediction depends on: a rerun with other settings recomputes."""
-    parts = {"method": method, "protocol": args.protocol, "data": str(Path(args.data).resolve()) if
-             args.protocol != "synthetic" else args.data, "version": CACHE_VERSION}
+    parts = {
+        "method": method,
+        "protocol": args.protocol,
+        "data": str(Path(args.data).resolve()) if args.protocol != "synthetic" else args.data,
+        "version": CACHE_VERSION,
+    }
     if METHODS[method].depth:
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
     if METHODS[method].weights:
@@ -203,7 +209,7 @@ def external_method(folder: Path, name: str, shape) -> np.ndarray:
     matches = [p for p in list_images(folder) if p.stem == name and p.parent == folder]
     if not matches:
         raise ValueError(f"{folder}: no image named {name}.*")
-    img = crop4(rgb_u8(matches[0]))[:shape[0], :shape[1]]
+    img = crop4(rgb_u8(matches[0]))[: shape[0], : shape[1]]
     if img.shape[:2] != tuple(shape):
         raise ValueError(f"{matches[0]}: {img.shape[1]}×{img.shape[0]}, the target is {shape[1]}×{shape[0]}")
     return img

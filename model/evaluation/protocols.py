@@ -21,8 +21,9 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
     """The ``pairs`` layout, one :class:`Item` at a time (an image that fails is reported and skipped)."""
     originals, bokehs = stem_map(data / "original"), stem_map(data / "bokeh")
     if not originals:
-        raise ValueError(f"--data {data}: no images in {data / 'original'} (pairs layout: original/, bokeh/, "
-                         "focus.json)")
+        raise ValueError(
+            f"--data {data}: no images in {data / 'original'} (pairs layout: original/, bokeh/, focus.json)"
+        )
     focus = {}
     if (data / "focus.json").is_file():
         try:
@@ -37,8 +38,9 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
             hq = crop4(rgb_u8(originals[name]))
             target = crop4(rgb_u8(bokehs[name]))
             if target.shape != hq.shape:
-                raise ValueError(f"{bokehs[name]}: {target.shape[1]}×{target.shape[0]}, the original "
-                                 f"{hq.shape[1]}×{hq.shape[0]}")
+                raise ValueError(
+                    f"{bokehs[name]}: {target.shape[1]}×{target.shape[0]}, the original {hq.shape[1]}×{hq.shape[0]}"
+                )
             f = focus.get(name, {})
             K = f.get("K", K_default)
             if K is None:
@@ -50,8 +52,9 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
             if "x" in f and "y" in f:
                 xy = (int(f["x"]), int(f["y"]))
                 if not (0 <= xy[0] < hq.shape[1] and 0 <= xy[1] < hq.shape[0]):
-                    raise ValueError(f"{data / 'focus.json'}: {name}: focus point {xy} outside the "
-                                     f"{hq.shape[1]}×{hq.shape[0]} image")
+                    raise ValueError(
+                        f"{data / 'focus.json'}: {name}: focus point {xy} outside the {hq.shape[1]}×{hq.shape[0]} image"
+                    )
             elif mask_path.is_file():
                 mask = crop4(np.asarray(Image.open(mask_path).convert("L")) > 127)
                 if mask.shape != hq.shape[:2] or not mask.any():
@@ -63,14 +66,24 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
             if disp_path is not None:
                 disp = crop4(read_disparity(disp_path))
                 if disp.shape != hq.shape[:2]:
-                    raise ValueError(f"{disp_path}: {disp.shape[1]}×{disp.shape[0]}, the original "
-                                     f"{hq.shape[1]}×{hq.shape[0]}")
+                    raise ValueError(
+                        f"{disp_path}: {disp.shape[1]}×{disp.shape[0]}, the original {hq.shape[1]}×{hq.shape[0]}"
+                    )
             lq = cache.get(name, originals[name], hq)
         except ValueError as e:
             yield name, str(e)
             continue
-        item = Item(name, lq, target, float(K), aif=hq, disp=disp, focus_xy=xy, focus_mask=mask,
-                    source=display_name(originals[name]))
+        item = Item(
+            name,
+            lq,
+            target,
+            float(K),
+            aif=hq,
+            disp=disp,
+            focus_xy=xy,
+            focus_mask=mask,
+            source=display_name(originals[name]),
+        )
         if disp is not None:  # the focus disparity on the ground truth: classical-gt's and the strata's
             item.focus_disparity = Runner.focus(item, disp, exact=False)
         yield item
@@ -87,8 +100,10 @@ def realsr_pairs(data: Path) -> list[tuple[str, Path, Path]]:
         hr = {p.stem[:-3]: p for p in list_images(data) if p.stem.endswith("_HR")}
     common = sorted(set(lr) & set(hr))
     if not common:
-        raise ValueError(f"--data {data}: no LR/HR pairs (LR/ + HR/ with matching names, NAME_LR4.* + NAME_HR.*, "
-                         "or test_LR/NAME_x4.* + test_HR/NAME_x1.*)")
+        raise ValueError(
+            f"--data {data}: no LR/HR pairs (LR/ + HR/ with matching names, NAME_LR4.* + NAME_HR.*, "
+            "or test_LR/NAME_x4.* + test_HR/NAME_x1.*)"
+        )
     return [(n, lr[n], hr[n]) for n in common]
 
 
@@ -102,10 +117,12 @@ def realsr_items(data: Path, names=None):
             want = (lq.shape[0] * REALSR_SCALE, lq.shape[1] * REALSR_SCALE)
             # the documented crop: the HR's bottom and right edges down to 4× the LR (at most 3 px each)
             if not all(w <= h < w + REALSR_SCALE for h, w in zip(hr.shape[:2], want)):
-                raise ValueError(f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is not {REALSR_SCALE}× its LR "
-                                 f"{lr_path.name} ({lq.shape[1]}×{lq.shape[0]} -> {want[1]}×{want[0]}, up to "
-                                 f"{REALSR_SCALE - 1} px more cropped); pair skipped")
-            hr = hr[:want[0], :want[1]]
+                raise ValueError(
+                    f"{hr_path}: {hr.shape[1]}×{hr.shape[0]} is not {REALSR_SCALE}× its LR "
+                    f"{lr_path.name} ({lq.shape[1]}×{lq.shape[0]} -> {want[1]}×{want[0]}, up to "
+                    f"{REALSR_SCALE - 1} px more cropped); pair skipped"
+                )
+            hr = hr[: want[0], : want[1]]
         except ValueError as e:
             yield name, str(e)
             continue
@@ -118,8 +135,10 @@ def synthetic_urls(data: str) -> list[str]:
     path = Path(data)
     if path.is_dir():
         if not (path / "dataset.json").is_file():
-            raise ValueError(f"--data {data}: a folder without dataset.json: not a bokehgen build (give shards: "
-                             "'DIR/val-{000000..000003}.tar' or a glob)")
+            raise ValueError(
+                f"--data {data}: a folder without dataset.json: not a bokehgen build (give shards: "
+                "'DIR/val-{000000..000003}.tar' or a glob)"
+            )
         urls = sorted(str(p) for p in path.glob("val-*.tar"))
         if not urls:
             raise ValueError(f"--data {data}: the build has no val-*.tar shards")
@@ -144,10 +163,18 @@ def synthetic_items(data: str, names=None):
                 return to_uint8(as_float(s[name]))
 
             x, y = meta["focus"]["xy"]
-            item = Item(key, dec("lq"), dec("bokeh"), float(meta["render"]["K"]), aif=dec("aif"),
-                        disp=s["disp"], focus_disparity=float(meta["render"]["focus_disparity"]),
-                        focus_xy=(int(x), int(y)), source=f"{Path(sample['__url__']).name}:{key}",
-                        f_number=(meta.get("camera") or {}).get("target", {}).get("f_number"))
+            item = Item(
+                key,
+                dec("lq"),
+                dec("bokeh"),
+                float(meta["render"]["K"]),
+                aif=dec("aif"),
+                disp=s["disp"],
+                focus_disparity=float(meta["render"]["focus_disparity"]),
+                focus_xy=(int(x), int(y)),
+                source=f"{Path(sample['__url__']).name}:{key}",
+                f_number=(meta.get("camera") or {}).get("target", {}).get("f_number"),
+            )
         except (ValueError, KeyError) as e:
             yield key, f"{e}"
             continue

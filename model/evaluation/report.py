@@ -43,11 +43,15 @@ def fmt_cell(v, digits=4) -> str:
 def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     order = [m for m in ORDER[args.protocol] if m in args.metric_list]
-    lines = [f"# {args.protocol}: {args.data}", "",
-             f"{n} images; PSNR/SSIM on {'BT.601 luma (Y)' if args.color == 'y' else 'RGB'}, 8-bit, "
-             f"border crop {args.crop_border} px (PSNR of the mean squared error over the image; SSIM: Gaussian "
-             "11×11, σ 1.5). Mean over images; FID over the set. ↓ lower is better.", "",
-             f"Metrics: {metrics.describe()}."]
+    lines = [
+        f"# {args.protocol}: {args.data}",
+        "",
+        f"{n} images; PSNR/SSIM on {'BT.601 luma (Y)' if args.color == 'y' else 'RGB'}, 8-bit, "
+        f"border crop {args.crop_border} px (PSNR of the mean squared error over the image; SSIM: Gaussian "
+        "11×11, σ 1.5). Mean over images; FID over the set. ↓ lower is better.",
+        "",
+        f"Metrics: {metrics.describe()}.",
+    ]
     for name, why in metrics.missing.items():
         lines.append(f"- **{iqa.LABELS[name]} missing**: {why}")
     for note in notes:
@@ -57,8 +61,9 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     if skipped:
         lines.append(f"- {len(skipped)} images skipped: " + "; ".join(f"{a}: {b}" for a, b in skipped[:5]))
     lines.append("")
-    header = ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + \
-        ["s / image (median)"]
+    header = (
+        ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + ["s / image (median)"]
+    )
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         mine = [r for r in rows if r["method"] == method and "error" not in r]
@@ -74,8 +79,10 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
         errors = [r for r in rows if r["method"] == method and "error" in r]
         if errors:
             scored = sum(1 for r in rows if r["method"] == method and "error" not in r)
-            failures.append(f"- **{method}: {len(errors)} of {len(errors) + scored} images failed** (its means "
-                            f"are over the other {scored}); e.g. {errors[0]['image']}: {errors[0]['error']}")
+            failures.append(
+                f"- **{method}: {len(errors)} of {len(errors) + scored} images failed** (its means "
+                f"are over the other {scored}); e.g. {errors[0]['image']}: {errors[0]['error']}"
+            )
     if failures:
         lines += ["", *failures]
     if any("px@r<=1" in r for r in rows):
@@ -83,20 +90,27 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
         pixels = [r for r in rows if r["method"] == methods[0] and "px@r<=1" in r]
         total = sum(sum(r[f"px@{b[0]}"] for b in BINS) for r in pixels) or 1
         share = {lab: sum(r[f"px@{lab}"] for r in pixels) / total for lab in labels}
-        lines += ["", "PSNR (dB) by blur radius r = K·|d − d_f| and in the occlusion band (pixels within r of a "
-                  "disparity discontinuity), pooled over all images' pixels; share of pixels in brackets:", "",
-                  "| method | " + " | ".join(f"{lab} ({100 * share[lab]:.1f}%)" for lab in labels) + " |",
-                  "|---|" + "---|" * len(labels)]
+        lines += [
+            "",
+            "PSNR (dB) by blur radius r = K·|d − d_f| and in the occlusion band (pixels within r of a "
+            "disparity discontinuity), pooled over all images' pixels; share of pixels in brackets:",
+            "",
+            "| method | " + " | ".join(f"{lab} ({100 * share[lab]:.1f}%)" for lab in labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
         for method in methods:
             mine = [r for r in rows if r["method"] == method and "px@r<=1" in r]
             cells = [method]
             for lab in labels:
                 # pooled PSNR: the pixel-weighted mean squared error of the stratum over all images
-                se = [(r[f"px@{lab}"], 255.0 ** 2 / 10 ** (r[f"psnr@{lab}"] / 10)) for r in mine
-                      if r[f"px@{lab}"] and not math.isnan(r[f"psnr@{lab}"])]
+                se = [
+                    (r[f"px@{lab}"], 255.0**2 / 10 ** (r[f"psnr@{lab}"] / 10))
+                    for r in mine
+                    if r[f"px@{lab}"] and not math.isnan(r[f"psnr@{lab}"])
+                ]
                 count = sum(c for c, _ in se)
                 mse = sum(c * e for c, e in se) / count if count else None
-                psnr = None if mse is None else math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+                psnr = None if mse is None else math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
                 cells.append("–" if psnr is None else fmt_cell(psnr, 2))
             lines.append("| " + " | ".join(cells) + " |")
     lines += f_number_table(rows, methods)
@@ -107,19 +121,35 @@ def f_number_table(rows: list[dict], methods: list[str]) -> list[str]:
     """Mean PSNR per method by the target camera's f-number (camera-true synthetic sets; none elsewhere)."""
     if not any("f_number" in r and "psnr" in r for r in rows):
         return []
+
     def label(f):
         return next(name for hi, name in F_NUMBER_BINS if f <= hi)
 
     used = [name for _, name in F_NUMBER_BINS if any(label(r["f_number"]) == name for r in rows if "f_number" in r)]
-    count = {name: len({r["image"] for r in rows if "f_number" in r and label(r["f_number"]) == name})
-             for name in used}
-    out = ["", "PSNR (dB) by the target camera's f-number (images in brackets):", "",
-           "| method | " + " | ".join(f"{n} ({count[n]})" for n in used) + " |", "|---|" + "---|" * len(used)]
+    count = {name: len({r["image"] for r in rows if "f_number" in r and label(r["f_number"]) == name}) for name in used}
+    out = [
+        "",
+        "PSNR (dB) by the target camera's f-number (images in brackets):",
+        "",
+        "| method | " + " | ".join(f"{n} ({count[n]})" for n in used) + " |",
+        "|---|" + "---|" * len(used),
+    ]
     for method in methods:
         cells = [method]
         for name in used:
-            cells.append(fmt_cell(mean_or_nan(r.get("psnr") for r in rows if r["method"] == method and "error" not in r
-                                    and "f_number" in r and label(r["f_number"]) == name), 2))
+            cells.append(
+                fmt_cell(
+                    mean_or_nan(
+                        r.get("psnr")
+                        for r in rows
+                        if r["method"] == method
+                        and "error" not in r
+                        and "f_number" in r
+                        and label(r["f_number"]) == name
+                    ),
+                    2,
+                )
+            )
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -134,8 +164,11 @@ def example_sheet(path: Path, examples: list, labels: list[str], width: int = 25
         height = max(1, round(h0 * width / w0))
         cells = []
         for img in images:
-            cell = Image.new("RGB", (width, height), (40, 40, 40)) if img is None else \
-                Image.fromarray(img if img.ndim == 3 else np.repeat(img[..., None], 3, 2)).resize((width, height))
+            cell = (
+                Image.new("RGB", (width, height), (40, 40, 40))
+                if img is None
+                else Image.fromarray(img if img.ndim == 3 else np.repeat(img[..., None], 3, 2)).resize((width, height))
+            )
             cells.append(cell)
         row = Image.new("RGB", (width * len(cells), height + 14), (255, 255, 255))
         ImageDraw.Draw(row).text((2, 1), name, fill=(0, 0, 0))

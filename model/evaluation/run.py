@@ -108,8 +108,10 @@ def evaluate(args: "EvalConfig") -> dict:
     bar.close()
     cache.save()
     if done == 0:
-        raise ValueError(f"--data {args.data}: no image could be evaluated" +
-                         (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
+        raise ValueError(
+            f"--data {args.data}: no image could be evaluated"
+            + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else "")
+        )
     fid = {}
     if "fid" in metrics.metrics:
         for method in methods:
@@ -129,11 +131,24 @@ def evaluate(args: "EvalConfig") -> dict:
     unscored = [m for m in methods if not any(r["method"] == m and "error" not in r for r in rows)]
     if unscored:  # the outputs are written (they say why); the exit status says it too
         raise ValueError(f"{', '.join(unscored)}: no image scored (see {out / 'summary.md'})")
-    return {"rows": rows, "summary": summary, "fid": fid, "missing": dict(metrics.missing), "skipped": skipped,
-            "lq_made": cache.made, "lq_reused": cache.reused,
-            "predictions_reused": {m: s.reused for m, s in stores.items()}}
+    return {
+        "rows": rows,
+        "summary": summary,
+        "fid": fid,
+        "missing": dict(metrics.missing),
+        "skipped": skipped,
+        "lq_made": cache.made,
+        "lq_reused": cache.reused,
+        "predictions_reused": {m: s.reused for m, s in stores.items()},
+    }
 
 
 def _cropped(item: Item, c: int) -> Item:
-    return Item(item.name, item.lq, item.target[c:-c, c:-c], item.K, disp=item.disp[c:-c, c:-c],
-                focus_disparity=item.focus_disparity)
+    return Item(
+        item.name,
+        item.lq,
+        item.target[c:-c, c:-c],
+        item.K,
+        disp=item.disp[c:-c, c:-c],
+        focus_disparity=item.focus_disparity,
+    )

@@ -23,9 +23,11 @@ OUTPUTS = ("results.csv", "summary.md", "examples.png", "lq/**", "predictions/**
 REALSR_SCALE = 4  # the model and Table 4 are ×4 super-resolution
 DEPTH_METHODS = ("model",)
 # the papers' column orders (MagicBokeh Tables 1-2 for bokeh; Table 4, as OSEDiff's, for Real-ISR)
-ORDER = {"pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
-         "synthetic": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
-         "realsr": ("psnr", "ssim", "lpips", "dists", "fid", "niqe", "musiq", "maniqa", "clipiqa")}
+ORDER = {
+    "pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
+    "synthetic": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
+    "realsr": ("psnr", "ssim", "lpips", "dists", "fid", "niqe", "musiq", "maniqa", "clipiqa"),
+}
 # blur-radius strata of the synthetic protocol (pixels): in focus, slight, medium, strong
 # the target camera's f-number in camera-true synthetic sets (the upper end of each bin)
 F_NUMBER_BINS = ((1.4, "f/1.4 and faster"), (2.0, "f/1.4-2"), (2.8, "f/2-2.8"), (4.0, "f/2.8-4"), (math.inf, "slower"))
@@ -40,6 +42,7 @@ class Item:
     ``aif``: the clean all-in-focus image at the target's size (classical-gt's input), when the benchmark has it;
     ``disp``: ground-truth disparity in [0, 1] at the target's size; ``K``, ``focus_disparity`` (exact, synthetic)
     or ``focus_xy`` / ``focus_mask`` (target pixels)."""
+
     name: str
     lq: np.ndarray
     target: np.ndarray
@@ -60,12 +63,12 @@ def file_sha256(path: Path) -> str:
 def image_seed(name: str, seed: int = EVAL_SEED) -> int:
     """The degradation seed of one benchmark image: from the set's seed and the image's name (not its position,
     so --limit and reordering keep every LQ)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") % 2 ** 63
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") % 2**63
 
 
 def crop4(img: np.ndarray, scale: int = 4) -> np.ndarray:
     h, w = img.shape[:2]
-    return img[:h - h % scale, :w - w % scale]
+    return img[: h - h % scale, : w - w % scale]
 
 
 class LQCache:
@@ -93,8 +96,12 @@ class LQCache:
         source_sha = file_sha256(source)
         path = self.folder / f"{name}.png"
         entry = self.entries.get(name)
-        if (entry and entry["source_sha256"] == source_sha and path.is_file()
-                and file_sha256(path) == entry["lq_sha256"]):
+        if (
+            entry
+            and entry["source_sha256"] == source_sha
+            and path.is_file()
+            and file_sha256(path) == entry["lq_sha256"]
+        ):
             self.reused += 1
             return np.asarray(Image.open(path).convert("RGB"))
         seed = image_seed(name)
@@ -102,8 +109,14 @@ class LQCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as f:
             Image.fromarray(lq).save(f, format="PNG")
-        self.entries[name] = {"source": display_name(source), "source_sha256": source_sha, "seed": seed,
-                              "lq": path.name, "lq_sha256": file_sha256(path), "hq_size": list(hq_u8.shape[1::-1])}
+        self.entries[name] = {
+            "source": display_name(source),
+            "source_sha256": source_sha,
+            "seed": seed,
+            "lq": path.name,
+            "lq_sha256": file_sha256(path),
+            "hq_size": list(hq_u8.shape[1::-1]),
+        }
         self.made += 1
         return lq
 
@@ -113,9 +126,14 @@ class LQCache:
         if not self.entries:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = {"version": CACHE_VERSION, "preset": self.preset, "scale": self.cfg.scale,
-                "seed": EVAL_SEED, "seed_rule": "sha256(f'{seed}:{name}')[:8] big-endian mod 2**63",
-                "images": dict(sorted(self.entries.items()))}
+        data = {
+            "version": CACHE_VERSION,
+            "preset": self.preset,
+            "scale": self.cfg.scale,
+            "seed": EVAL_SEED,
+            "seed_rule": "sha256(f'{seed}:{name}')[:8] big-endian mod 2**63",
+            "images": dict(sorted(self.entries.items())),
+        }
         with atomic_file(self.manifest_path, "w") as f:
             f.write(dumps(data, indent=1))
 

@@ -17,8 +17,10 @@ def strata(item: Item, se: np.ndarray, smap: np.ndarray) -> dict:
     discontinuity's."""
     if item.disp is None:
         return {}
-    r = (item.K * np.abs(item.disp.astype(np.float64) - (item.focus_disparity if item.focus_disparity is not None
-                                                         else 0.0))).astype(np.float64)
+    r = (
+        item.K
+        * np.abs(item.disp.astype(np.float64) - (item.focus_disparity if item.focus_disparity is not None else 0.0))
+    ).astype(np.float64)
     out = {}
     for label, lo, hi in BINS:
         sel = (r > lo) & (r <= hi) if lo > 0 else (r <= hi)
@@ -45,5 +47,8 @@ def occlusion_band(r: np.ndarray) -> np.ndarray:
 
 def _stratum(label: str, sel: np.ndarray, se: np.ndarray, smap: np.ndarray) -> dict:
     n = int(sel.sum())
-    return {f"px@{label}": n, f"psnr@{label}": iqa.psnr_from_se(se[sel]) if n else float("nan"),
-            f"ssim@{label}": float(np.nanmean(smap[sel])) if n and not np.isnan(smap[sel]).all() else float("nan")}
+    return {
+        f"px@{label}": n,
+        f"psnr@{label}": iqa.psnr_from_se(se[sel]) if n else float("nan"),
+        f"ssim@{label}": float(np.nanmean(smap[sel])) if n and not np.isnan(smap[sel]).all() else float("nan"),
+    }

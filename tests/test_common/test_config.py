@@ -35,19 +35,22 @@ def test_values_are_coerced_as_a_user_means_them(tmp_path):
     assert isinstance(out.rate, float) and isinstance(out.count, int) and isinstance(out.span[0], float)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("count=abc", "count: expected an integer, got 'abc'"),
-    ("count=2.5", "count: expected an integer, got 2.5"),
-    ("count=true", "count: expected an integer, got True"),
-    ("flag=1", "flag: expected true or false, got 1"),
-    ("rate=[1]", r"rate: expected a number, got \[1\]"),
-    ("span=[0, x]", r"span\[1\]: expected a number, got 'x'"),
-    ("inner.ratio=2", "inner.ratio: in \\[0, 1\\], got 2.0"),
-    ("inner.bogus=1", "unknown key 'inner.bogus'; known: names, ratio"),
-    ("colour=red", "unknown key 'colour'; known: count, flag, inner, path, rate, span"),
-    ("inner=3", "inner: expected a mapping, got 3"),
-    ("novalue", "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("count=abc", "count: expected an integer, got 'abc'"),
+        ("count=2.5", "count: expected an integer, got 2.5"),
+        ("count=true", "count: expected an integer, got True"),
+        ("flag=1", "flag: expected true or false, got 1"),
+        ("rate=[1]", r"rate: expected a number, got \[1\]"),
+        ("span=[0, x]", r"span\[1\]: expected a number, got 'x'"),
+        ("inner.ratio=2", "inner.ratio: in \\[0, 1\\], got 2.0"),
+        ("inner.bogus=1", "unknown key 'inner.bogus'; known: names, ratio"),
+        ("colour=red", "unknown key 'colour'; known: count, flag, inner, path, rate, span"),
+        ("inner=3", "inner: expected a mapping, got 3"),
+        ("novalue", "expected KEY=VALUE"),
+    ],
+)
 def test_every_bad_value_is_a_value_error_naming_the_key(override, message):
     with pytest.raises(ValueError, match=message):
         load(Outer, None, [override])
@@ -83,7 +86,11 @@ def test_the_project_configs_share_it():
     from model.config import ModelConfig
     from renderer import Quality
 
-    for cls, key in ((BuildConfig, "seed"), (DegradationConfig, "scale"), (Quality, "min_samples"),
-                     (ModelConfig, "timestep")):
+    for cls, key in (
+        (BuildConfig, "seed"),
+        (DegradationConfig, "scale"),
+        (Quality, "min_samples"),
+        (ModelConfig, "timestep"),
+    ):
         with pytest.raises(ValueError, match=f"{key}: expected an integer, got 'abc'"):
             from_dict(cls, {key: "abc"}, "x")

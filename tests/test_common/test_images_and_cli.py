@@ -43,8 +43,11 @@ def test_ctrl_c_and_a_full_disk_end_in_one_line(capsys):
     def full(_):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/ds/train-000003.tar")
 
-    with pytest.raises(SystemExit, match=r"^error: /data/ds/train-000003.tar: No space left on device: the disk is "
-                                         r"full; free space and run the same command again \(it resumes\)$"):
+    with pytest.raises(
+        SystemExit,
+        match=r"^error: /data/ds/train-000003.tar: No space left on device: the disk is "
+        r"full; free space and run the same command again \(it resumes\)$",
+    ):
         run(full, None)
 
     def bug(_):

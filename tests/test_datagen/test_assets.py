@@ -63,9 +63,18 @@ def sets(tmp_path):
 
 
 def test_scan_layouts_and_records_every_skip_with_its_reason(sets, tmp_path):
-    rows = scan([("photomatte85", sets / "PhotoMatte85"), ("aim500", sets / "AIM-500"), ("rwp636", sets / "RWP-636"),
-                 ("generic", sets / "generic"),
-                 ("backgrounds", sets / "backgrounds")], tmp_path / "assets.parquet", min_size=32, progress=False)
+    rows = scan(
+        [
+            ("photomatte85", sets / "PhotoMatte85"),
+            ("aim500", sets / "AIM-500"),
+            ("rwp636", sets / "RWP-636"),
+            ("generic", sets / "generic"),
+            ("backgrounds", sets / "backgrounds"),
+        ],
+        tmp_path / "assets.parquet",
+        min_size=32,
+        progress=False,
+    )
     ok = {r.uri.split("/")[-1] for r in rows if r.ok}
     assert ok == {"p0.png", "p1.png", "p2.png", "a.jpg", "r.jpg", "dog.jpg", "cutout.png", "land.jpg"}
     reasons = {r.uri.split("/")[-1]: r.reason for r in rows if not r.ok}
@@ -89,8 +98,9 @@ def test_split_is_stable_and_leak_free(sets):
     dup = sets / "dup"
     dup.mkdir()
     (dup / "renamed.png").write_bytes((sets / "PhotoMatte85" / "p1.png").read_bytes())
-    both = scan([("photomatte85", sets / "PhotoMatte85"), ("generic", dup)], min_size=32, val_fraction=0.5,
-                progress=False)
+    both = scan(
+        [("photomatte85", sets / "PhotoMatte85"), ("generic", dup)], min_size=32, val_fraction=0.5, progress=False
+    )
     p1 = [a for a in both if a.uri.endswith(("p1.png", "renamed.png"))]
     assert p1[0].id == p1[1].id and p1[0].split == p1[1].split
     train, val = usable(both, "foreground", "train"), usable(both, "foreground", "val")
@@ -153,8 +163,12 @@ def test_one_bad_file_never_stops_a_scan(tmp_path):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 6, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 6, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     (gen / "bomb.png").write_bytes(bomb)
     Image.fromarray(np.dstack([_photo(2), _matte()])).save(os.fsdecode(bytes(gen) + b"/caf\xe9.png"))
     Image.fromarray(_matte()).save(gen / "lonely_alpha.png")
@@ -174,16 +188,19 @@ def _soft(seed, size=64):
     """A soft matte unlike any decoy: a blurred random field in (0, 1) with a solid centre."""
     rng = np.random.default_rng(seed)
     a = (_matte(size).astype(np.float64) / 255) * (0.5 + 0.5 * rng.random((size, size)))
-    a[size // 2 - 4:size // 2 + 4, size // 2 - 4:size // 2 + 4] = 1.0
+    a[size // 2 - 4 : size // 2 + 4, size // 2 - 4 : size // 2 + 4] = 1.0
     return (a * 255).round().astype(np.uint8)
 
 
-@pytest.mark.parametrize("layout, image_dir, matte_dir, decoys", [
-    ("rwp636", "image", "alpha", ("mask", "trimap", "detailmap")),
-    ("aim500", "original", "mask", ("trimap", "usr")),
-    ("am2k", "original", "mask", ("trimap",)),
-    ("p3m10k", "blurred_image", "mask", ("trimap",)),
-])
+@pytest.mark.parametrize(
+    "layout, image_dir, matte_dir, decoys",
+    [
+        ("rwp636", "image", "alpha", ("mask", "trimap", "detailmap")),
+        ("aim500", "original", "mask", ("trimap", "usr")),
+        ("am2k", "original", "mask", ("trimap",)),
+        ("p3m10k", "blurred_image", "mask", ("trimap",)),
+    ],
+)
 def test_matting_sets_are_read_with_their_ground_truth_matte(tmp_path, layout, image_dir, matte_dir, decoys):
     """Miniature copies of each published layout, with the coarse masks and trimaps the sets also ship as decoys
     (binary, same names): the loaded alpha is the GT soft matte, bit for bit."""
@@ -282,6 +299,9 @@ def test_a_folder_that_cannot_be_listed_says_permission_denied(tmp_path, monkeyp
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    with pytest.raises(UserError, match=rf"^{tmp_path}/locked: permission denied: the asset folder .* cannot be "
-                                        r"listed"):
+    with pytest.raises(
+        UserError,
+        match=rf"^{tmp_path}/locked: permission denied: the asset folder .* cannot be "
+        r"listed",
+    ):
         scan([("generic", tmp_path)])

@@ -9,13 +9,26 @@ from common.errors import UserError
 from datagen.build import main, parse_args
 from datagen.shards import decode_disp
 
-ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
-        "--set", "val_samples=0"]
+ARGS = [
+    "--size",
+    "96",
+    "--num-samples",
+    "4",
+    "--samples-per-shard",
+    "2",
+    "--set",
+    "min_asset_size=96",
+    "--set",
+    "val_samples=0",
+]
 
 
 def _bytes(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".tar", ".parquet")
-            and p.name != "assets.parquet"}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.glob("*"))
+        if p.suffix in (".tar", ".parquet") and p.name != "assets.parquet"
+    }
 
 
 @pytest.mark.slow
@@ -137,13 +150,30 @@ def test_driver_killed_mid_build_then_rerun_gives_the_same_bytes(tmp_path, local
 
     repo = Path(__file__).resolve().parents[2]
     killed = tmp_path / "killed"
-    args = ["--size", "96", "--num-samples", "6", "--samples-per-shard", "1", "--set", "min_asset_size=96",
-            "--set", "val_samples=0"]
-    cmd = [sys.executable, str(repo / "datagen" / "build.py"), "--out", str(killed), "--address", "local",
-           "--workers", "1"] + args
+    args = [
+        "--size",
+        "96",
+        "--num-samples",
+        "6",
+        "--samples-per-shard",
+        "1",
+        "--set",
+        "min_asset_size=96",
+        "--set",
+        "val_samples=0",
+    ]
+    cmd = [
+        sys.executable,
+        str(repo / "datagen" / "build.py"),
+        "--out",
+        str(killed),
+        "--address",
+        "local",
+        "--workers",
+        "1",
+    ] + args
     env = dict(os.environ, BOKEHGEN_RUN_DIR=str(tmp_path))  # where a private Ray's processes are recorded
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     t0 = time.time()
     while time.time() - t0 < 180 and len(list(killed.glob("train-*.parquet"))) < 2 and proc.poll() is None:
         time.sleep(0.2)
@@ -222,14 +252,16 @@ def test_bad_values_fail_before_anything_is_written_or_ray_starts(tmp_path, monk
 
     monkeypatch.setattr(datagen.build, "connect_ray", lambda *a: pytest.fail("Ray started before the checks"))
     out = tmp_path / "never"
-    for flags, message in ((["--set", "seed=abc"], "seed: expected an integer, got 'abc'"),
-                           (["--set", "val_fraction=2"], r"val_fraction: in \[0, 1\), got 2.0"),
-                           (["--set", "k_range=[10,5]"], "k_range: \\[low, high\\] with 0 <= low <= high"),
-                           (["--set", "k_range=[0,40]"], "upper end 40 exceeds the model's maximum K 32"),
-                           (["--size", "100000"], "size: a multiple of 4 in"),
-                           (["--num-samples", "0"], "num_samples: at least 1"),
-                           (["--assets", "/data/fg"], "assets\\[0\\]: expected LAYOUT:PATH"),
-                           (["--set", "seed=-1"], "seed: expected an integer in \\[0, 2\\*\\*63\\)")):
+    for flags, message in (
+        (["--set", "seed=abc"], "seed: expected an integer, got 'abc'"),
+        (["--set", "val_fraction=2"], r"val_fraction: in \[0, 1\), got 2.0"),
+        (["--set", "k_range=[10,5]"], "k_range: \\[low, high\\] with 0 <= low <= high"),
+        (["--set", "k_range=[0,40]"], "upper end 40 exceeds the model's maximum K 32"),
+        (["--size", "100000"], "size: a multiple of 4 in"),
+        (["--num-samples", "0"], "num_samples: at least 1"),
+        (["--assets", "/data/fg"], "assets\\[0\\]: expected LAYOUT:PATH"),
+        (["--set", "seed=-1"], "seed: expected an integer in \\[0, 2\\*\\*63\\)"),
+    ):
         with pytest.raises(SystemExit, match=message):
             main(parse_args(["--out", str(out), *flags]))
     assert BuildConfig_load(["val_fraction=5e-2"]).val_fraction == 0.05  # YAML's string "5e-2" is a number
@@ -283,20 +315,38 @@ def test_built_folder_is_a_dataset_the_hubs_read(tmp_path, local_ray):
     out = tmp_path / "hub"
     # the default build's 16 samples (seed 0), smaller: their degradation draws mix null (not drawn) and numbers
     # within a key, which once broke the webdataset builder's schema inference on the first 5 samples
-    main(parse_args(ARGS + ["--num-samples", "16", "--samples-per-shard", "8", "--out", str(out),
-                            "--set", "bit_depth=16", "--set", "license=cc0-1.0"]))
+    main(
+        parse_args(
+            ARGS
+            + [
+                "--num-samples",
+                "16",
+                "--samples-per-shard",
+                "8",
+                "--out",
+                str(out),
+                "--set",
+                "bit_depth=16",
+                "--set",
+                "license=cc0-1.0",
+            ]
+        )
+    )
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlicense: cc0-1.0\n") and "size_categories:\n- n<1K" in card
     assert "dataset_info:\n  features:\n" in card
     import webdataset as wds
 
-    draws = [json.loads(s["json"])["degradation"] for s in wds.WebDataset(
-        str(out / "train-{000000..000001}.tar"), shardshuffle=False)]
+    draws = [
+        json.loads(s["json"])["degradation"]
+        for s in wds.WebDataset(str(out / "train-{000000..000001}.tar"), shardshuffle=False)
+    ]
     mixed = [k for k in draws[0] if all(d[k] is None for d in draws[:5]) and any(d[k] is not None for d in draws)]
     assert mixed, "the build no longer mixes null and numbers: the test lost its point"
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf_cache"))  # datasets caches by folder name
     assert ds["train"].num_rows == 16 and {"aif.png", "bokeh.png", "lq.png", "disp.npy", "json"} <= set(
-        ds["train"].column_names)
+        ds["train"].column_names
+    )
     late = next(i for i, d in enumerate(draws) if d[mixed[0]] is not None)
     assert ds["train"][late]["json"]["degradation"][mixed[0]] == draws[late][mixed[0]]
     assert ds["train"][0]["json"]["degradation"][mixed[0]] is None
@@ -410,11 +460,16 @@ def test_a_folder_of_the_users_files_is_refused_without_overwrite_and_left_as_it
     home.mkdir()
     (home / "README.md").write_text("mine")
     (home / "train-000000.tar").write_bytes(b"my own shard")
-    with pytest.raises(SystemExit, match=r"u: refused, the folder holds files that datagen.build did not write "
-                                         r"\(README.md, train-000000.tar\)"):
+    with pytest.raises(
+        SystemExit,
+        match=r"u: refused, the folder holds files that datagen.build did not write "
+        r"\(README.md, train-000000.tar\)",
+    ):
         main(parse_args(ARGS + ["--out", str(home)]))
     assert (home / "README.md").read_text() == "mine" and sorted(p.name for p in home.iterdir()) == [
-        "README.md", "train-000000.tar"]
+        "README.md",
+        "train-000000.tar",
+    ]
     # another command's folder, and an output inside an asset folder, are refused the same way
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".bokehgen.json").write_text('{"command": "model.train"}')
@@ -437,8 +492,11 @@ def test_asset_folders_and_a_writable_out_are_checked_before_ray_starts(tmp_path
     with pytest.raises(SystemExit, match="--assets generic:.*: no such folder"):
         main(parse_args(ARGS + ["--assets", f"generic:{tmp_path / 'nope'}", "--out", str(tmp_path / "o")]))
     (tmp_path / "aim").mkdir()  # an empty aim500 folder: which subfolders were expected
-    with pytest.raises(SystemExit, match=r"the aim500 layout expects the subfolders original/ \(images\) and "
-                                         r"mask/ \(mattes\); missing: original/, mask/"):
+    with pytest.raises(
+        SystemExit,
+        match=r"the aim500 layout expects the subfolders original/ \(images\) and "
+        r"mask/ \(mattes\); missing: original/, mask/",
+    ):
         main(parse_args(ARGS + ["--assets", f"aim500:{tmp_path / 'aim'}", "--out", str(tmp_path / "o")]))
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o555)
@@ -464,8 +522,11 @@ def test_duplicate_yaml_keys_are_refused_naming_the_key_and_the_line(tmp_path):
 
     cfg = tmp_path / "dup.yaml"
     cfg.write_text("seed: 1\nscene:\n  k_range: [0, 8]\n  k_range: [0, 16]\n")
-    with pytest.raises(ValueError, match=r"dup.yaml: invalid YAML \(line 4, column 3\): duplicate key 'k_range' "
-                                         r"\(first on line 3, again on line 4\)") as e:
+    with pytest.raises(
+        ValueError,
+        match=r"dup.yaml: invalid YAML \(line 4, column 3\): duplicate key 'k_range' "
+        r"\(first on line 3, again on line 4\)",
+    ) as e:
         BuildConfig.load(cfg, [])
     assert "\n" not in str(e.value)
 
@@ -506,8 +567,7 @@ def test_ctrl_c_says_the_same_command_resumes_and_it_does(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).parents[2] / "datagen" / "build.py"
-    argv = [sys.executable, str(script), "--out", str(tmp_path / "ds"), "--workers", "2", *ARGS,
-            "--num-samples", "8"]
+    argv = [sys.executable, str(script), "--out", str(tmp_path / "ds"), "--workers", "2", *ARGS, "--num-samples", "8"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
     while "shards," not in seen:  # the first shard is done: interrupt mid-build
@@ -534,10 +594,27 @@ def test_two_builds_started_together_into_one_folder_one_writes_the_other_is_ref
 
     script = Path(__file__).parents[2] / "datagen" / "build.py"
     out = tmp_path / "ds"
-    procs = {seed: subprocess.Popen([sys.executable, str(script), "--out", str(out), "--address", "local",
-                                     "--workers", "1", *ARGS, "--seed", str(seed)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for seed in (1, 2)}
+    procs = {
+        seed: subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                "--out",
+                str(out),
+                "--address",
+                "local",
+                "--workers",
+                "1",
+                *ARGS,
+                "--seed",
+                str(seed),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    }
     done = {seed: (p.wait(timeout=600), *p.communicate()) for seed, p in procs.items()}
     winners = [s for s, (rc, _, _) in done.items() if rc == 0]
     assert len(winners) == 1, {s: (rc, err[-600:]) for s, (rc, _, err) in done.items()}
@@ -561,9 +638,22 @@ def test_assets_changed_mid_build_end_it_in_one_line_without_ray_stack_dumps(tmp
     from datagen.demo_assets import make_demo_assets
 
     src = make_demo_assets(tmp_path / "assets")
-    cmd = [sys.executable, str(Path(__file__).parents[2] / "datagen" / "build.py"), "--out", str(tmp_path / "ds"),
-           "--address", "local", "--workers", "2", *ARGS, "--num-samples", "16", "--assets",
-           f"generic:{src / 'fg'}", f"backgrounds:{src / 'bg'}"]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).parents[2] / "datagen" / "build.py"),
+        "--out",
+        str(tmp_path / "ds"),
+        "--address",
+        "local",
+        "--workers",
+        "2",
+        *ARGS,
+        "--num-samples",
+        "16",
+        "--assets",
+        f"generic:{src / 'fg'}",
+        f"backgrounds:{src / 'bg'}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("assets:"):  # scanned: now every file changes under the build

@@ -16,8 +16,20 @@ from datagen.config import BuildConfig
 from degradations import degrade
 from renderer.lens import Camera
 
-ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
-        "--set", "val_samples=0", "--workers", "1"]
+ARGS = [
+    "--size",
+    "96",
+    "--num-samples",
+    "4",
+    "--samples-per-shard",
+    "2",
+    "--set",
+    "min_asset_size=96",
+    "--set",
+    "val_samples=0",
+    "--workers",
+    "1",
+]
 
 
 def _samples(folder):
@@ -32,8 +44,21 @@ def _png(data):
 @pytest.fixture(scope="module")
 def camera_build(tmp_path_factory, local_ray):
     out = tmp_path_factory.mktemp("camera") / "cam"
-    main(parse_args(ARGS + ["--out", str(out), "--set", "camera.target=fullframe_85mm_f1.4", "--set",
-                            "camera.input=phone_tele", "--set", "camera.input_zoom_range=[4, 5]"]))
+    main(
+        parse_args(
+            ARGS
+            + [
+                "--out",
+                str(out),
+                "--set",
+                "camera.target=fullframe_85mm_f1.4",
+                "--set",
+                "camera.input=phone_tele",
+                "--set",
+                "camera.input_zoom_range=[4, 5]",
+            ]
+        )
+    )
     return out
 
 
@@ -85,10 +110,15 @@ def test_a_pinhole_input_gives_the_k_recipes_lq(assets):
 
 
 def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
-    with pytest.raises(ValueError, match=r"fullframe_85mm_f1.4 focused at 0.8 m .* gives K = \d+\.\d at 512 px, "
-                                         r"above the model's maximum K 32"):
-        BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]",
-                                "camera.bg_distance_m=[3, .inf]"])
+    with pytest.raises(
+        ValueError,
+        match=r"fullframe_85mm_f1.4 focused at 0.8 m .* gives K = \d+\.\d at 512 px, "
+        r"above the model's maximum K 32",
+    ):
+        BuildConfig.load(
+            None,
+            ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]", "camera.bg_distance_m=[3, .inf]"],
+        )
     with pytest.raises(ValueError, match="camera.target: 'leica' is not a camera preset; presets"):
         BuildConfig.load(None, ["camera.target=leica"])
     # off, the section leaves every K-range build's hash as it was (a resumed build keeps its folder); on, it counts
@@ -107,18 +137,30 @@ def test_the_synthetic_evaluation_scores_by_the_target_f_number(camera_build, tm
     from model.evaluation import evaluate
     from model.evaluation import parse_args as eval_args
 
-    args = eval_args(["--protocol", "synthetic", "--data", str(camera_build / "train-*.tar"), "--methods",
-                      "identity", "--metrics", "psnr,ssim", "--out", str(tmp_path / "eval")])
+    args = eval_args(
+        [
+            "--protocol",
+            "synthetic",
+            "--data",
+            str(camera_build / "train-*.tar"),
+            "--methods",
+            "identity",
+            "--metrics",
+            "psnr,ssim",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     summary = evaluate(args)["summary"]
     assert "PSNR (dB) by the target camera's f-number (images in brackets):" in summary
     assert "| f/1.4 and faster (4) |" in summary  # every sample: 85 mm f/1.4
 
 
-@pytest.mark.parametrize("name,least,greatest,least_allowed",
-                         [(name, *bounds) for name, bounds in CAMERA_RANGE_BOUNDS.items()])
+@pytest.mark.parametrize(
+    "name,least,greatest,least_allowed", [(name, *bounds) for name, bounds in CAMERA_RANGE_BOUNDS.items()]
+)
 @pytest.mark.parametrize("enabled", [True, False])
-def test_every_camera_range_is_bounded_whether_the_section_is_on_or_off(name, least, greatest, least_allowed,
-                                                                         enabled):
+def test_every_camera_range_is_bounded_whether_the_section_is_on_or_off(name, least, greatest, least_allowed, enabled):
     """`f_number_range: [0, -1]` passed while the section was off, and `input_zoom_range: [300, 300]` made an LQ
     blurred far past the model's maximum K."""
     from datagen.config import BuildConfig
@@ -128,24 +170,35 @@ def test_every_camera_range_is_bounded_whether_the_section_is_on_or_off(name, le
         lo = least if least_allowed else least + 0.01
         hi = 5.0 if name == "fg_distance_m" else greatest  # (the background lies beyond, from 6 m)
         assert list(BuildConfig.load(None, [f"camera.{name}=[{lo}, {hi}]"]).camera.__dict__[name]) == [lo, hi]
-    for bad in ([least - 1, greatest] if least_allowed else [least, greatest], [least + 0.01, greatest * 2],
-                [greatest, least + 0.01]):
-        with pytest.raises(ValueError, match=rf"--set camera.{name}=.*: camera.{name}: \[low, high\] with low <= "
-                                             rf"high, both in"):
+    for bad in (
+        [least - 1, greatest] if least_allowed else [least, greatest],
+        [least + 0.01, greatest * 2],
+        [greatest, least + 0.01],
+    ):
+        with pytest.raises(
+            ValueError,
+            match=rf"--set camera.{name}=.*: camera.{name}: \[low, high\] with low <= "
+            rf"high, both in",
+        ):
             BuildConfig.load(None, on + [f"camera.{name}=[{bad[0]}, {bad[1]}]"])
 
 
 def test_camera_presets_name_their_key_and_the_input_blur_is_checked_like_k():
     from datagen.config import BuildConfig
 
-    with pytest.raises(ValueError, match=r"^--set camera.target=nikon_z_58mm: camera.target: 'nikon_z_58mm' is not "
-                                         r"a camera preset"):
+    with pytest.raises(
+        ValueError,
+        match=r"^--set camera.target=nikon_z_58mm: camera.target: 'nikon_z_58mm' is not "
+        r"a camera preset",
+    ):
         BuildConfig.load(None, ["camera.target=nikon_z_58mm"])
     with pytest.raises(ValueError, match=r"^--set camera.input=gopro: camera.input: 'gopro' is not a camera preset"):
         BuildConfig.load(None, ["camera.input=gopro"])  # the section is off: checked all the same
     with pytest.raises(ValueError, match=r"camera.input_zoom_range: phone_tele at 60× zoom .* K_input = \d+"):
-        BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[3, 4]",
-                                "camera.input_zoom_range=[1, 60]"])
+        BuildConfig.load(
+            None,
+            ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[3, 4]", "camera.input_zoom_range=[1, 60]"],
+        )
 
 
 def test_flow_needs_frames_and_clip_motion_stays_within_the_frame():

@@ -144,11 +144,34 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
     from datagen.shards import decode_clip
     from manifests import verify
 
-    args = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "2", "--set", "min_asset_size=96",
-            "--set", "val_samples=0", "--set", "scene.bg_map_prob=0", "--set", "sequence.frames=4",
-            "--set", "sequence.focus_probs=[0, 1, 0]", "--set", "sequence.camera_shift_px=[0.5, 1]",
-            "--set", "sequence.flow=true", "--set", "sequence.zoom=[1, 1.2]",
-            "--set", "camera.target=fullframe_85mm_f1.4", "--set", "camera.input=phone_tele"]
+    args = [
+        "--size",
+        "96",
+        "--num-samples",
+        "4",
+        "--samples-per-shard",
+        "2",
+        "--set",
+        "min_asset_size=96",
+        "--set",
+        "val_samples=0",
+        "--set",
+        "scene.bg_map_prob=0",
+        "--set",
+        "sequence.frames=4",
+        "--set",
+        "sequence.focus_probs=[0, 1, 0]",
+        "--set",
+        "sequence.camera_shift_px=[0.5, 1]",
+        "--set",
+        "sequence.flow=true",
+        "--set",
+        "sequence.zoom=[1, 1.2]",
+        "--set",
+        "camera.target=fullframe_85mm_f1.4",
+        "--set",
+        "camera.input=phone_tele",
+    ]
     a, b = tmp_path / "a", tmp_path / "b"
     main(parse_args(args + ["--out", str(a), "--workers", "1"]))
     main(parse_args(args + ["--out", str(b), "--workers", "2"]))
@@ -169,8 +192,9 @@ def test_a_clip_build_is_deterministic_readable_verified_and_previewed(tmp_path,
         assert [f["camera"]["focus_distance_m"] for f in frames] == rows[sample["__key__"]]["frame_focus_distance_m"]
         assert rows[sample["__key__"]]["frame_magnification"][0] == 1.0
     # a sample webdataset already decoded gives the same arrays (it once raised a TypeError)
-    decoded = next(iter(wds.WebDataset(str(a / "train-000000.tar"), shardshuffle=False, empty_check=False)
-                        .decode("rgb8")))
+    decoded = next(
+        iter(wds.WebDataset(str(a / "train-000000.tar"), shardshuffle=False, empty_check=False).decode("rgb8"))
+    )
     raw = next(iter(wds.WebDataset(str(a / "train-000000.tar"), shardshuffle=False, empty_check=False)))
     for name in ("aif", "bokeh", "lq", "disp", "flow"):
         np.testing.assert_array_equal(decode_clip(decoded)[name], decode_clip(raw)[name])
@@ -217,7 +241,7 @@ def test_a_zoom_scales_every_layer_about_the_centre_and_k_with_it(assets):
         inner = (slice(10, -10), slice(10, -10))
         assert np.abs(moved[i].alpha[inner] - want[inner]).max() < 1e-4
     a, gx, gy = spec.bg_plane
-    ys, xs = np.mgrid[0:spec.size, 0:spec.size] + 0.5
+    ys, xs = np.mgrid[0 : spec.size, 0 : spec.size] + 0.5
     plane = np.clip(a + gx * ((xs - c) / m + c) + gy * ((ys - c) / m + c), 0, 1)
     assert np.abs(moved[-1].disparity - plane).max() < 1e-6
     assert [clip.K(10.0, k) for k in range(5)] == pytest.approx([10 * 1.5 ** (k / 4) for k in range(5)])
@@ -260,8 +284,10 @@ def test_the_flow_carries_each_frame_onto_the_next(assets):
     frames = render_clip(spec, whole, layers, resolve_focus, flow=True)
     flow, nxt = frames[0]["flow"], frames[1]["aif"]
     ys, xs = np.mgrid[0:96, 0:96].astype(np.float32)
-    warped = np.stack([ndimage.map_coordinates(nxt[..., ch], [ys + flow[..., 1], xs + flow[..., 0]], order=1)
-                       for ch in range(3)], axis=-1)
+    warped = np.stack(
+        [ndimage.map_coordinates(nxt[..., ch], [ys + flow[..., 1], xs + flow[..., 0]], order=1) for ch in range(3)],
+        axis=-1,
+    )
     keep = np.zeros((96, 96), bool)
     keep[8:-8, 8:-8] = True
     keep &= np.logical_or.reduce([ndimage.binary_erosion(layer.alpha >= 0.5, iterations=3) for layer in layers[:2]])
@@ -318,8 +344,12 @@ def test_a_camera_true_clip_follows_the_lens_at_every_frames_focus_distance(asse
     from datagen.clips import make_clip
 
     spec, by_id = _scene(assets)
-    camera = draw_camera(spec, CameraConfig(target="fullframe_85mm_f1.4", input="phone_tele",
-                                            fg_distance_m=(2.0, 3.0), bg_distance_m=(8.0, 20.0)))
+    camera = draw_camera(
+        spec,
+        CameraConfig(
+            target="fullframe_85mm_f1.4", input="phone_tele", fg_distance_m=(2.0, 3.0), bg_distance_m=(8.0, 20.0)
+        ),
+    )
     clip = _still(3, "pull")
     clip.pull_target = "background" if spec.focus_target != "background" else "fg0"
     clip.pull_start, clip.pull_frames, clip.pull_space = 0.0, 2.0, "distance"

@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ARGS = ["--size", "96", "--num-samples", "4", "--samples-per-shard", "1", "--set", "min_asset_size=96",
-        "--set", "val_samples=0"]
+ARGS = [
+    "--size",
+    "96",
+    "--num-samples",
+    "4",
+    "--samples-per-shard",
+    "1",
+    "--set",
+    "min_asset_size=96",
+    "--set",
+    "val_samples=0",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +47,10 @@ def _free_port() -> int:
 
 
 def _nodes(env, address):
-    code = ("import json, ray; ray.init(address=%r); print(json.dumps([[n['NodeID'], n['Resources'].get('CPU', 0)] "
-            "for n in ray.nodes() if n['Alive']]))" % address)
+    code = (
+        "import json, ray; ray.init(address=%r); print(json.dumps([[n['NodeID'], n['Resources'].get('CPU', 0)] "
+        "for n in ray.nodes() if n['Alive']]))" % address
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
 
@@ -46,25 +58,49 @@ def _nodes(env, address):
 @pytest.fixture(scope="module")
 def split_cluster(tmp_path_factory):
     if not _unshare_allowed():
-        pytest.skip("unshare -m is not permitted here (needs root or user namespaces): the worker node cannot be "
-                    "given its own mounts")
+        pytest.skip(
+            "unshare -m is not permitted here (needs root or user namespaces): the worker node cannot be "
+            "given its own mounts"
+        )
     root = tmp_path_factory.mktemp("split")
     hidden = root / "head_only"  # what only the head sees: its demo cache and a local asset folder
     (hidden / "cache").mkdir(parents=True)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "BOKEHGEN_CACHE": str(hidden / "cache")}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "BOKEHGEN_CACHE": str(hidden / "cache"),
+    }
     env.pop("RAY_ADDRESS", None)
     port = _free_port()
     store = ["--object-store-memory", str(200 * 2**20)]
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
-                    "--disable-usage-stats", *store], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            "ray",
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=0",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            *store,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     address = f"127.0.0.1:{port}"
     log = open(root / "worker.log", "wb")
     # the worker node: same BOKEHGEN_CACHE path, but in its mount namespace that path is an empty tmpfs
-    start = f"mount -t tmpfs tmpfs '{hidden}' && exec ray start --address={address} --num-cpus=2 --block " + \
-            " ".join(store)
-    worker = subprocess.Popen(["unshare", "-m", "sh", "-c", start], env=env, start_new_session=True, stdout=log,
-                              stderr=subprocess.STDOUT)
+    start = f"mount -t tmpfs tmpfs '{hidden}' && exec ray start --address={address} --num-cpus=2 --block " + " ".join(
+        store
+    )
+    worker = subprocess.Popen(
+        ["unshare", "-m", "sh", "-c", start], env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         for _ in range(90):
             if len(_nodes(env, address)) == 2:
@@ -86,8 +122,9 @@ def _submit(cluster, tmp_path, *args):
     home.mkdir(exist_ok=True)
     script = home / "build.py"
     shutil.copy(REPO / "datagen" / "build.py", script)
-    return subprocess.run([sys.executable, str(script), *args], cwd=home, env=cluster["env"], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(script), *args], cwd=home, env=cluster["env"], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_the_default_demo_build_runs_on_a_worker_that_cannot_see_the_heads_cache(split_cluster, tmp_path):
@@ -111,12 +148,22 @@ def test_a_local_folder_only_the_head_sees_is_refused_before_any_shard(split_clu
     local = split_cluster["hidden"] / "my_fg"
     shutil.copytree(make_demo_assets(tmp_path / "demo") / "fg", local)
     out = tmp_path / "ds"
-    res = _submit(split_cluster, tmp_path, "--out", str(out), "--assets", f"generic:{local}",
-                  f"backgrounds:{tmp_path / 'demo' / 'bg'}", *ARGS)
+    res = _submit(
+        split_cluster,
+        tmp_path,
+        "--out",
+        str(out),
+        "--assets",
+        f"generic:{local}",
+        f"backgrounds:{tmp_path / 'demo' / 'bg'}",
+        *ARGS,
+    )
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: node ") and f"cannot read {local}: put the assets on storage every node " \
-                                                 f"mounts, or pass a URI" in last, res.stderr[-2000:]
+    assert (
+        last.startswith("error: node ")
+        and f"cannot read {local}: put the assets on storage every node mounts, or pass a URI" in last
+    ), res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     assert not list(out.glob("train-*")) and not (out / "dataset.json").exists()
 
@@ -140,8 +187,16 @@ def s3_assets(tmp_path_factory):
 def test_assets_on_s3_are_read_by_every_node_and_a_changed_copy_is_caught(split_cluster, s3_assets, tmp_path):
     uri, fs = s3_assets
     out = tmp_path / "ds"
-    res = _submit(split_cluster, tmp_path, "--out", str(out), "--assets", f"generic:{uri('fg')}",
-                  f"backgrounds:{uri('bg')}", *ARGS)
+    res = _submit(
+        split_cluster,
+        tmp_path,
+        "--out",
+        str(out),
+        "--assets",
+        f"generic:{uri('fg')}",
+        f"backgrounds:{uri('bg')}",
+        *ARGS,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     import pyarrow.parquet as pq
 
@@ -157,6 +212,9 @@ def test_assets_on_s3_are_read_by_every_node_and_a_changed_copy_is_caught(split_
     key = fg.uri.split("@", 1)[1].split("?", 1)[0]
     with fs.open_output_stream(key) as f:
         f.write(b"\x89PNG changed" + b"\0" * 100)
-    with pytest.raises(AssetUnavailable, match=r"not the file the scan read .* it changed during the build, or "
-                                               r"this node holds another copy"):
+    with pytest.raises(
+        AssetUnavailable,
+        match=r"not the file the scan read .* it changed during the build, or "
+        r"this node holds another copy",
+    ):
         load_asset(fg)

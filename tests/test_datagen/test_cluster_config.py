@@ -23,8 +23,11 @@ def test_cluster_yaml_is_valid_for_ray_up():
     for nodes in ("head_setup_commands", "worker_setup_commands"):  # on head and workers alike
         assert any(c.startswith("python -m pip install") and mount in c for c in cfg[nodes]), nodes
     # one Python: the one `ray submit` runs build.py with (plain `python`) is the one the package goes into
-    assert not any("python3" in c for k in ("setup_commands", "head_setup_commands", "worker_setup_commands")
-                   for c in cfg.get(k) or [])
+    assert not any(
+        "python3" in c
+        for k in ("setup_commands", "head_setup_commands", "worker_setup_commands")
+        for c in cfg.get(k) or []
+    )
     text = (REPO / "datagen" / "cluster.yaml").read_text()
     assert "Assets: the same" in text and "Numba" not in text
     gitignore = (REPO / ".gitignore").read_text().split()
@@ -33,7 +36,10 @@ def test_cluster_yaml_is_valid_for_ray_up():
 
 def test_readme_cluster_section_uses_the_commands_that_work():
     readme = (REPO / "README.md").read_text()
-    for command in ("ray up datagen/cluster.yaml", "ray submit datagen/cluster.yaml datagen/build.py -- --out",
-                    "ray down datagen/cluster.yaml"):
+    for command in (
+        "ray up datagen/cluster.yaml",
+        "ray submit datagen/cluster.yaml datagen/build.py -- --out",
+        "ray down datagen/cluster.yaml",
+    ):
         assert command in readme, command
         assert command in (REPO / "datagen" / "cluster.yaml").read_text()

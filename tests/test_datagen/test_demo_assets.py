@@ -12,8 +12,9 @@ from datagen.scenes import SceneConfig, draw_scene, make_sample
 
 def test_demo_assets_scan_and_preview(tmp_path):
     root = make_demo_assets(tmp_path / "demo")
-    rows = scan([("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=128, val_fraction=0.0,
-                progress=False)
+    rows = scan(
+        [("generic", root / "fg"), ("backgrounds", root / "bg")], min_size=128, val_fraction=0.0, progress=False
+    )
     assert all(r.ok for r in rows), [r.reason for r in rows if not r.ok]
     fgs, bgs = usable(rows, "foreground", "train"), usable(rows, "background", "train")
     assert len(fgs) == 4 and len(bgs) == 5
@@ -38,9 +39,14 @@ def test_stereo_holes_are_filled_with_the_background_beside_them():
     a hole inside one surface that surface."""
     from datagen.demo_assets import fill_disparity_holes
 
-    d = np.array([[np.inf, 50.0, 50.0, np.inf, np.inf, 20.0, 20.0, 0.0, 20.0, np.nan],
-                  [np.inf] * 10,
-                  [30.0, 30.0, 31.0, np.inf, 32.0, 32.0, 33.0, 33.0, 34.0, 35.0]], np.float32)
+    d = np.array(
+        [
+            [np.inf, 50.0, 50.0, np.inf, np.inf, 20.0, 20.0, 0.0, 20.0, np.nan],
+            [np.inf] * 10,
+            [30.0, 30.0, 31.0, np.inf, 32.0, 32.0, 33.0, 33.0, 34.0, 35.0],
+        ],
+        np.float32,
+    )
     filled = fill_disparity_holes(d)
     np.testing.assert_array_equal(filled[0], [50, 50, 50, 20, 20, 20, 20, 20, 20, 20])
     np.testing.assert_array_equal(filled[1], [20] * 10)  # no known pixel in the row: the farthest known

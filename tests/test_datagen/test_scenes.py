@@ -65,6 +65,7 @@ def test_focus_on_a_foreground_keeps_it_sharp_and_blurs_the_background(assets):
     inner = solid & ~np.asarray(front)
     bg_only = (layers[0].alpha == 0) & (layers[1].alpha == 0)
     assert np.abs(bokeh[inner] - aif[inner]).mean() < 1.0  # the focused subject is unchanged
+
     def grad(im):
         return np.abs(np.diff(im, axis=1)).mean(axis=-1)
 

@@ -19,8 +19,11 @@ def test_cli_degrades_folder_into_pairs_and_records_bad_files(tmp_path):
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     Image.fromarray(data.camera()[:40, :40]).save(src / "tiny.png")
     Image.fromarray(data.camera()[:3, :3]).save(src / "three.png")  # once "image 0×0"
-    rows, skipped = main(parse_args(["--input", str(src), "--out", str(tmp_path / "pairs"), "--seed", "3",
-                                     "--set", "final_sinc_prob=1.0"]))
+    rows, skipped = main(
+        parse_args(
+            ["--input", str(src), "--out", str(tmp_path / "pairs"), "--seed", "3", "--set", "final_sinc_prob=1.0"]
+        )
+    )
     table = pq.read_table(tmp_path / "pairs" / "pairs.parquet")
     assert table.schema.equals(pairs_schema())
     assert table.num_rows == 2 and sorted(table["name"].to_pylist()) == ["astronaut", "sub__gray_alpha"]
@@ -28,15 +31,22 @@ def test_cli_degrades_folder_into_pairs_and_records_bad_files(tmp_path):
     hq = np.asarray(Image.open(tmp_path / "pairs" / "hq" / "astronaut.png"))
     lq = np.asarray(Image.open(tmp_path / "pairs" / "lq" / "astronaut.png"))
     assert hq.shape == (128, 148, 3) and lq.shape == (32, 37, 3)
-    reasons = {p.split("/")[-1]: r for p, r in
-               zip(pq.read_table(tmp_path / "pairs" / "skipped.parquet")["source"].to_pylist(),
-                   pq.read_table(tmp_path / "pairs" / "skipped.parquet")["reason"].to_pylist())}
+    reasons = {
+        p.split("/")[-1]: r
+        for p, r in zip(
+            pq.read_table(tmp_path / "pairs" / "skipped.parquet")["source"].to_pylist(),
+            pq.read_table(tmp_path / "pairs" / "skipped.parquet")["reason"].to_pylist(),
+        )
+    }
     assert "unreadable or truncated image" in reasons["broken.png"] and "broken.png" in reasons["broken.png"]
     assert "three.png: 3×3 is smaller than the minimum of 84 px" in reasons["three.png"]
     assert "tiny.png: 40×40 is smaller than the minimum of 84 px" in reasons["tiny.png"]
     # the same run again gives the same LQ bytes
-    main(parse_args(["--input", str(src), "--out", str(tmp_path / "again"), "--seed", "3",
-                     "--set", "final_sinc_prob=1.0"]))
+    main(
+        parse_args(
+            ["--input", str(src), "--out", str(tmp_path / "again"), "--seed", "3", "--set", "final_sinc_prob=1.0"]
+        )
+    )
     assert np.array_equal(lq, np.asarray(Image.open(tmp_path / "again" / "lq" / "astronaut.png")))
 
 

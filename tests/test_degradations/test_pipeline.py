@@ -89,8 +89,9 @@ def test_each_stage_observable_when_forced(hq):
     with_sinc = replace(quiet, final_sinc=True, final_kernel=KernelDraw("sinc", 21, omega_c=1.0))
     assert not torch.equal(apply(x, replace(with_sinc, final_sinc=False), 4), apply(x, with_sinc, 4))
     jpeg_hi = replace(quiet, stage1=replace(quiet.stage1, jpeg_quality=95.0))
-    assert not torch.equal(apply(x, replace(jpeg_hi, stage1=replace(jpeg_hi.stage1, jpeg_quality=30.0)), 4),
-                           apply(x, jpeg_hi, 4))
+    assert not torch.equal(
+        apply(x, replace(jpeg_hi, stage1=replace(jpeg_hi.stage1, jpeg_quality=30.0)), 4), apply(x, jpeg_hi, 4)
+    )
     poisson = _forced(0, gaussian_noise_prob=0.0)
     assert poisson.stage1.noise == "poisson"
 
@@ -170,8 +171,9 @@ def test_seed_must_fit_the_manifest(hq, seed):
     assert degrade(hq, 2**63 - 1)[0].shape == (hq.shape[0] // 4, hq.shape[1] // 4, 3)
 
 
-@pytest.mark.parametrize("name,least,greatest,least_allowed",
-                         [(name, *bounds) for name, bounds in RANGE_BOUNDS.items()])
+@pytest.mark.parametrize(
+    "name,least,greatest,least_allowed", [(name, *bounds) for name, bounds in RANGE_BOUNDS.items()]
+)
 def test_every_range_is_bounded(name, least, greatest, least_allowed):
     """`jpeg_range: [40, 200]` once drew and recorded quality 138.7: every [low, high] range has its bounds."""
     ok = DegradationConfig().override([f"{name}=[{least if least_allowed else least + 0.01}, {greatest}]"])

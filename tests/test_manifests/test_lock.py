@@ -32,14 +32,18 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_refused_run_leaves_n
 
 def test_the_lock_of_a_killed_writer_is_taken_over_and_logged(tmp_path, capsys):
     out = tmp_path / "out"
-    code = (f"import os; from manifests.lock import FolderLock; FolderLock({str(out)!r}, 'datagen.build').acquire(); "
-            f"open({str(out / 'x')!r}, 'w').close(); os._exit(9)")  # dies holding the lock (kill -9 alike)
+    code = (
+        f"import os; from manifests.lock import FolderLock; FolderLock({str(out)!r}, 'datagen.build').acquire(); "
+        f"open({str(out / 'x')!r}, 'w').close(); os._exit(9)"
+    )  # dies holding the lock (kill -9 alike)
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=False)
     dead = json.loads((out / LOCK).read_text())
     with FolderLock(out, "datagen.build") as lock:
         assert lock.took_over["pid"] == dead["pid"]
-    assert f"took over the lock of a run that ended without releasing it (datagen.build on {dead['host']}, pid " \
-           f"{dead['pid']}" in capsys.readouterr().err
+    assert (
+        f"took over the lock of a run that ended without releasing it (datagen.build on {dead['host']}, pid "
+        f"{dead['pid']}" in capsys.readouterr().err
+    )
 
 
 def test_object_storage_lock_refuses_a_live_holder_and_takes_over_a_stale_one(monkeypatch, capsys):
@@ -60,8 +64,14 @@ def test_object_storage_lock_refuses_a_live_holder_and_takes_over_a_stale_one(mo
             time.sleep(0.6)
             assert json.loads(Store(out).read_text(LOCK))["renewed"] > first  # renewed while held
         assert not Store(out).exists(LOCK) and held.took_over is None
-        stale = {"command": "model.train", "host": "elsewhere", "pid": 1, "started": "then", "token": "t",
-                 "renewed": 0.0}
+        stale = {
+            "command": "model.train",
+            "host": "elsewhere",
+            "pid": 1,
+            "started": "then",
+            "token": "t",
+            "renewed": 0.0,
+        }
         Store(out).write_text(LOCK, json.dumps(stale))
         with FolderLock(out, "model.train") as lock:
             assert lock.took_over["host"] == "elsewhere"

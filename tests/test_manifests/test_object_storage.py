@@ -53,11 +53,13 @@ def _entries():
     from model.data import expand_urls
     from model.photos import PhotoSource, list_source
 
-    return {"--out": lambda u: claim(u, "datagen.build", ["*.tar"], create=False),
-            "--assets": lambda u: Folder(u).exists(),
-            "verify": verify,
-            "train shards": lambda u: expand_urls(u.replace("/ds?", "/ds/train-000000.tar?")),
-            "isr_data": lambda u: list_source(PhotoSource(u.replace("/ds?", "/ds/photos-000.tar?")), "isr_data")}
+    return {
+        "--out": lambda u: claim(u, "datagen.build", ["*.tar"], create=False),
+        "--assets": lambda u: Folder(u).exists(),
+        "verify": verify,
+        "train shards": lambda u: expand_urls(u.replace("/ds?", "/ds/train-000000.tar?")),
+        "isr_data": lambda u: list_source(PhotoSource(u.replace("/ds?", "/ds/photos-000.tar?")), "isr_data"),
+    }
 
 
 def _expect(call, uri, cause, bound):
@@ -97,11 +99,22 @@ def test_a_store_that_never_answers_is_given_up_within_the_bound(silent_port, mo
 
 def test_ctrl_c_ends_a_call_blocked_on_storage(silent_port):
     """The real CLI, blocked on a store that never answers (bounds set far away): SIGINT ends it at once."""
-    env = dict(os.environ, BOKEHGEN_STORAGE_TIMEOUT="600", BOKEHGEN_STORAGE_REQUEST="600",
-               BOKEHGEN_STORAGE_CONNECT="600", PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        BOKEHGEN_STORAGE_TIMEOUT="600",
+        BOKEHGEN_STORAGE_REQUEST="600",
+        BOKEHGEN_STORAGE_CONNECT="600",
+        PYTHONPATH=str(REPO),
+    )
     uri = f"s3://k:s@bokeh/ds?endpoint_override=http://127.0.0.1:{silent_port}&scheme=http&region=us-east-1"
-    proc = subprocess.Popen([sys.executable, "-m", "manifests", "verify", uri], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manifests", "verify", uri],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3.0)  # imported, and waiting on the store
     assert proc.poll() is None, proc.communicate()
     t0 = time.monotonic()

@@ -14,8 +14,13 @@ from manifests import Store, samples_schema, shard_problem, verify
 
 
 def _members(i: int) -> dict[str, bytes]:
-    return {"aif.png": b"a%d" % i, "bokeh.png": b"b%d" % i, "lq.png": b"l%d" % i,
-            "disp.npy": np.float32(i).tobytes(), "json": json.dumps({"i": i}).encode()}
+    return {
+        "aif.png": b"a%d" % i,
+        "bokeh.png": b"b%d" % i,
+        "lq.png": b"l%d" % i,
+        "disp.npy": np.float32(i).tobytes(),
+        "json": json.dumps({"i": i}).encode(),
+    }
 
 
 def _write(store: Store, name: str, keys: list[str], record_digest: bool = True) -> None:
@@ -35,8 +40,9 @@ def _write(store: Store, name: str, keys: list[str], record_digest: bool = True)
     store.write_bytes(f"{name}.tar", buf.getvalue())
     table = pa.Table.from_pylist(rows, schema=samples_schema())
     if record_digest:
-        table = table.replace_schema_metadata({"shard_bytes": str(len(buf.getvalue())),
-                                               "shard_sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
+        table = table.replace_schema_metadata(
+            {"shard_bytes": str(len(buf.getvalue())), "shard_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+        )
     store.write_table(table, f"{name}.parquet")
 
 
@@ -87,13 +93,22 @@ def test_verify_and_stats_on_a_missing_folder_or_one_that_is_not_a_build_are_one
     (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "dataset.json").write_text("{}")
-    for folder, message in ((tmp_path / "nothing", "no such folder"),
-                            (tmp_path / "photos", "not a folder written by datagen.build"),
-                            (tmp_path / "half", "the build has not finished")):
+    for folder, message in (
+        (tmp_path / "nothing", "no such folder"),
+        (tmp_path / "photos", "not a folder written by datagen.build"),
+        (tmp_path / "half", "the build has not finished"),
+    ):
         for call in (verify, stats):
             with pytest.raises(UserError, match=message):
                 call(folder)
-    done = subprocess.run([sys.executable, "-m", "manifests", "verify", str(tmp_path / "nothing")],
-                          cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such folder (or an " \
-                                                           f"empty one), not a build", done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "manifests", "verify", str(tmp_path / "nothing")],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        done.returncode == 1
+        and done.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such folder (or an empty one), not a build"
+    ), done.stderr

@@ -52,8 +52,8 @@ def test_mask_follows_each_attention_resolution():
     mask[..., :64, :] = 1
     for n in (16 * 16, 8 * 8, 4 * 4):
         lab = region_labels(mask, n)
-        side = int(n ** 0.5)
-        assert lab.view(side, side)[: side // 2].all() and not lab.view(side, side)[side // 2:].any()
+        side = int(n**0.5)
+        assert lab.view(side, side)[: side // 2].all() and not lab.view(side, side)[side // 2 :].any()
     with pytest.raises(ValueError, match="does not map"):
         region_labels(mask, 17)
 

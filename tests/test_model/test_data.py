@@ -17,9 +17,14 @@ def _sample(depth: int) -> dict:
     disp = io.BytesIO()
     np.save(disp, np.full((64, 64), 0.5, np.float32))
     meta = {"render": {"K": 8.0, "focus_disparity": 0.5}}
-    return {"__key__": "k", "aif.png": encode_png(enc(rgb)), "bokeh.png": encode_png(enc(rgb)),
-            "lq.png": encode_png(to_uint8(rgb[::4, ::4])), "disp.npy": disp.getvalue(),
-            "json": json.dumps(meta).encode()}, rgb
+    return {
+        "__key__": "k",
+        "aif.png": encode_png(enc(rgb)),
+        "bokeh.png": encode_png(enc(rgb)),
+        "lq.png": encode_png(to_uint8(rgb[::4, ::4])),
+        "disp.npy": disp.getvalue(),
+        "json": json.dumps(meta).encode(),
+    }, rgb
 
 
 def test_sixteen_bit_members_decode_to_the_same_range_with_more_precision():

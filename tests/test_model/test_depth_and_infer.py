@@ -85,8 +85,24 @@ def test_infer_cli_with_saved_weights(photo, tmp_path, capsys):
 
     MagicBokeh(ModelConfig.from_yaml("tiny")).save_weights(tmp_path / "w")
     out = tmp_path / "w_out.png"
-    run(["--image", str(photo / "moto.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "8",
-          "--weights", str(tmp_path / "w"), "--disparity", str(photo / "moto_disp.npy"), "--upscale", "2"])
+    run(
+        [
+            "--image",
+            str(photo / "moto.png"),
+            "--out",
+            str(out),
+            "--focus-disparity",
+            "0.5",
+            "--K",
+            "8",
+            "--weights",
+            str(tmp_path / "w"),
+            "--disparity",
+            str(photo / "moto_disp.npy"),
+            "--upscale",
+            "2",
+        ]
+    )
     text = capsys.readouterr().out
     assert "UNTRAINED" not in text and "(370×250)" in text
     assert Image.open(out).size == (370, 250)
@@ -126,12 +142,16 @@ def test_infer_cli_checks_every_argument_before_any_work(photo, tmp_path, capsys
         (["--image", moto, "--out", out, "--focus", "-5,10", "--K", "4"], "--focus -5,10: outside"),
         (["--image", moto, "--out", out, "--focus=-5,10", "--K", "4"], "--focus -5,10: outside"),
         (["--image", moto, "--out", out, "--focus", "left,top", "--K", "4"], "--focus: X,Y in whole pixels"),
-        (["--image", moto, "--out", str(tmp_path / "o.pgx"), "--focus", "9,9", "--K", "4"],
-         "unknown image extension '.pgx'"),
+        (
+            ["--image", moto, "--out", str(tmp_path / "o.pgx"), "--focus", "9,9", "--K", "4"],
+            "unknown image extension '.pgx'",
+        ),
         (["--image", moto, "--out", out, "--focus-disparity", "0.5", "--K", "40"], "--K: in \\[0, 32\\]"),
         (["--image", moto, "--out", out, "--focus-disparity", "1.5", "--K", "4"], "--focus-disparity: in"),
-        (["--image", moto, "--out", out, "--focus", "9,9", "--K", "4", "--weights", str(tmp_path / "none")],
-         "--weights .*none: no such folder"),
+        (
+            ["--image", moto, "--out", out, "--focus", "9,9", "--K", "4", "--weights", str(tmp_path / "none")],
+            "--weights .*none: no such folder",
+        ),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit):
@@ -147,8 +167,21 @@ def test_infer_composites_an_rgba_input_and_says_so(photo, tmp_path, capsys):
     alpha[:, :90] = 255
     Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
     out = tmp_path / "o.png"
-    run(["--image", str(tmp_path / "rgba.png"), "--out", str(out), "--focus-disparity", "0.5", "--K", "0",
-         "--classical", "--disparity", str(photo / "moto_disp.npy")])
+    run(
+        [
+            "--image",
+            str(tmp_path / "rgba.png"),
+            "--out",
+            str(out),
+            "--focus-disparity",
+            "0.5",
+            "--K",
+            "0",
+            "--classical",
+            "--disparity",
+            str(photo / "moto_disp.npy"),
+        ]
+    )
     assert "alpha channel: composited on white" in capsys.readouterr().out
     res = np.asarray(Image.open(out))
     assert (res[:, 100:] == 255).all() and np.abs(res[:, :80].astype(int) - rgb[:, :80]).max() <= 1
@@ -211,8 +244,21 @@ def test_infer_never_writes_over_its_inputs(photo, tmp_path, capsys):
     Image.fromarray((disp / disp.max() * 65535).astype(np.uint16)).save(q_disp)
     q_before = q_disp.read_bytes()
     with pytest.raises(SystemExit):
-        run(["--image", str(p), "--out", str(tmp_path / "q.png"), "--disparity", str(q_disp),
-             "--focus-disparity", "0.5", "--K", "4", "--classical"])
+        run(
+            [
+                "--image",
+                str(p),
+                "--out",
+                str(tmp_path / "q.png"),
+                "--disparity",
+                str(q_disp),
+                "--focus-disparity",
+                "0.5",
+                "--K",
+                "4",
+                "--classical",
+            ]
+        )
     assert f"its disparity {q_disp}: is also an input" in capsys.readouterr().err
     assert p.read_bytes() == before and q_disp.read_bytes() == q_before and not (tmp_path / "q.png").exists()
 
@@ -221,18 +267,45 @@ def test_infer_names_the_file_for_a_folder_without_a_model_and_a_bad_disparity(p
     moto = str(photo / "moto.png")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
-        run(["--image", moto, "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
-             "--weights", str(tmp_path / "empty")])
+        run(
+            [
+                "--image",
+                moto,
+                "--out",
+                str(tmp_path / "o.png"),
+                "--focus-disparity",
+                "0.5",
+                "--K",
+                "4",
+                "--weights",
+                str(tmp_path / "empty"),
+            ]
+        )
     assert f"--weights {tmp_path / 'empty'}: holds no model" in capsys.readouterr().err
     np.save(tmp_path / "small.npy", np.zeros((10, 10), np.float32))
     nan = np.load(photo / "moto_disp.npy").astype(np.float32)
     nan[5, 5] = np.nan
     np.save(tmp_path / "nan.npy", nan)
-    for bad, message in (("small.npy", "small.npy: disparity is 10×10, the image 185×125"),
-                         ("nan.npy", "nan.npy: disparity map has NaN")):
+    for bad, message in (
+        ("small.npy", "small.npy: disparity is 10×10, the image 185×125"),
+        ("nan.npy", "nan.npy: disparity map has NaN"),
+    ):
         with pytest.raises(SystemExit, match=message) as e:
-            run(["--image", moto, "--out", str(tmp_path / "o.png"), "--focus-disparity", "0.5", "--K", "4",
-                 "--classical", "--disparity", str(tmp_path / bad)])
+            run(
+                [
+                    "--image",
+                    moto,
+                    "--out",
+                    str(tmp_path / "o.png"),
+                    "--focus-disparity",
+                    "0.5",
+                    "--K",
+                    "4",
+                    "--classical",
+                    "--disparity",
+                    str(tmp_path / bad),
+                ]
+            )
         assert str(e.value).startswith("error: ") and "\n" not in str(e.value)
 
 
@@ -250,8 +323,7 @@ def test_depth_cli_never_replaces_a_users_map_and_refuses_a_non_depth_folder(tmp
     # its own maps it may replace with --overwrite
     (photos / "chelsea_disp.npy").unlink()
     assert depth_cli.main(depth_cli.parse_args(argv))["written"] == [str(photos / "chelsea_disp.npy")]
-    assert depth_cli.main(depth_cli.parse_args(argv + ["--overwrite"]))["written"] == [
-        str(photos / "chelsea_disp.npy")]
+    assert depth_cli.main(depth_cli.parse_args(argv + ["--overwrite"]))["written"] == [str(photos / "chelsea_disp.npy")]
     # a folder that is not a depth model, and a folder where nothing can be written: non-zero exits
     (tmp_path / "notdepth").mkdir()
     (tmp_path / "notdepth" / "config.json").write_text('{"model_type": "bert"}')
@@ -296,8 +368,20 @@ def test_infer_with_a_camera_renders_the_lens_blur_of_metric_depth(tmp_path, cap
     run(["--image", str(tmp_path / "p.jpg"), "--out", str(tmp_path / "f.png"), "--focus", "64,64", *cam])
     assert f"K = {K:.2f}, d_f = {d_f:.4f}" in capsys.readouterr().out  # --focus at the subject: the same focus
     with pytest.raises(SystemExit):
-        run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--lens", "85", "--f-number", "1.4",
-             "--focus-distance", "1.5"])
+        run(
+            [
+                "--image",
+                str(tmp_path / "p.jpg"),
+                "--out",
+                str(out),
+                "--lens",
+                "85",
+                "--f-number",
+                "1.4",
+                "--focus-distance",
+                "1.5",
+            ]
+        )
     assert "needs metric depth: --depth FILE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run(["--image", str(tmp_path / "p.jpg"), "--out", str(out), "--K", "8", "--focus", "1,1", *cam])
@@ -349,13 +433,25 @@ def test_the_camera_form_is_checked_whole_before_any_network_loads(tmp_path, cap
     z[:8, :8] = 0.0
     np.save(tmp_path / "hole.npy", z)
     base = ["--image", str(tmp_path / "p.png"), "--out", str(tmp_path / "o.png"), "--lens", "85", "--f-number", "1.4"]
-    cases = {("--focus-distance", "0.05", "--depth", str(tmp_path / "z.npy")): r"focus distance 0.05 m is not beyond",
-             ("--focus-distance", "0.15", "--depth", str(tmp_path / "z.npy")): r"K = \d+\.\d at 64 px, above the model",
-             ("--focus-distance", "2", "--sensor", "inf", "--depth", str(tmp_path / "z.npy")):
-                 r"--sensor: a sensor width in mm, finite and > 0, got 'inf'",
-             ("--focus-distance", "2", "--depth", str(tmp_path / "neg.npy")):
-                 r"neg.npy: 64 pixels of negative depth \(down to -2 m\)",
-             ("--focus", "2,2", "--depth", str(tmp_path / "hole.npy")): r"--focus 2,2: .* holds no valid depth there"}
+    cases = {
+        ("--focus-distance", "0.05", "--depth", str(tmp_path / "z.npy")): r"focus distance 0.05 m is not beyond",
+        ("--focus-distance", "0.15", "--depth", str(tmp_path / "z.npy")): r"K = \d+\.\d at 64 px, above the model",
+        (
+            "--focus-distance",
+            "2",
+            "--sensor",
+            "inf",
+            "--depth",
+            str(tmp_path / "z.npy"),
+        ): r"--sensor: a sensor width in mm, finite and > 0, got 'inf'",
+        (
+            "--focus-distance",
+            "2",
+            "--depth",
+            str(tmp_path / "neg.npy"),
+        ): r"neg.npy: 64 pixels of negative depth \(down to -2 m\)",
+        ("--focus", "2,2", "--depth", str(tmp_path / "hole.npy")): r"--focus 2,2: .* holds no valid depth there",
+    }
     for extra, message in cases.items():
         with pytest.raises(SystemExit):
             infer_mod.parse_args(base + list(extra))

@@ -29,7 +29,7 @@ def scene_disparity(seed):
     yy, xx = np.mgrid[0:H, 0:W]
     disp = 0.2 + 0.2 * xx / W
     cy, cx = 50 + 10 * seed, 60 + 15 * seed
-    disp[(yy - cy) ** 2 + (xx - cx) ** 2 < 30 ** 2] = 0.8
+    disp[(yy - cy) ** 2 + (xx - cx) ** 2 < 30**2] = 0.8
     return disp.astype(np.float32), (cx, cy)
 
 
@@ -80,8 +80,12 @@ def test_psnr_ssim_are_basicsr_and_scikit_image_figures():
         assert s == pytest.approx(calculate_ssim(b[..., ::-1], a[..., ::-1], crop, test_y_channel=True), abs=1e-6)
     p, s = iqa.psnr_ssim(b, a, "rgb")
     assert p == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
-    assert s == pytest.approx(structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True,
-                                                    sigma=1.5, use_sample_covariance=False), abs=1e-9)
+    assert s == pytest.approx(
+        structural_similarity(
+            a, b, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        ),
+        abs=1e-9,
+    )
     assert iqa.psnr_ssim(a, a) == (float("inf"), pytest.approx(1.0))
 
 
@@ -91,12 +95,23 @@ def test_pairs_protocol_scores_side_by_side_and_reuses_its_caches(pairs_set, tmp
     other.mkdir()
     for p in (pairs_set / "bokeh").iterdir():
         Image.open(p).save(other / p.name)
-    argv = ["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity,classical,classical-gt",
-            "--predictions", f"published={other}", "--metrics", "psnr,ssim", "--out", str(out)]
+    argv = [
+        "--protocol",
+        "pairs",
+        "--data",
+        str(pairs_set),
+        "--methods",
+        "identity,classical,classical-gt",
+        "--predictions",
+        f"published={other}",
+        "--metrics",
+        "psnr,ssim",
+        "--out",
+        str(out),
+    ]
     first = run(argv)
     rows = rows_of(out)
-    assert len(rows) == 3 * 4 and {r["method"] for r in rows} == {"identity", "classical", "classical-gt",
-                                                                    "published"}
+    assert len(rows) == 3 * 4 and {r["method"] for r in rows} == {"identity", "classical", "classical-gt", "published"}
     score = lambda m, k="psnr": np.mean([float(r[k]) for r in rows if r["method"] == m])  # noqa: E731
     assert score("classical-gt") > 60  # the same ray tracer on the same image and disparity as the targets
     assert score("published") == float("inf")
@@ -140,8 +155,20 @@ def test_pairs_focus_mask_and_bad_images_are_skipped_with_the_reason(pairs_set, 
     Image.fromarray(((disp > 0.7) * 255).astype(np.uint8)).save(root / "focus" / "coffee.png")
     (root / "focus.json").write_text(json.dumps(focus))
     (root / "original" / "chelsea.png").write_bytes(b"not a png")
-    result = run(["--protocol", "pairs", "--data", str(root), "--methods", "classical-gt", "--metrics", "psnr",
-                  "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "pairs",
+            "--data",
+            str(root),
+            "--methods",
+            "classical-gt",
+            "--metrics",
+            "psnr",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert [s[0] for s in result["skipped"]] == ["chelsea"] and "chelsea.png" in result["skipped"][0][1]
     by_image = {r["image"]: r for r in result["rows"]}
     assert by_image["coffee"]["psnr"] > 60  # the mask gives the same focus disparity as the point did
@@ -157,8 +184,20 @@ def test_realsr_layouts_and_k0(tmp_path):
         Image.fromarray(hr).save(root / f"Canon_{name}_HR.png")
         Image.fromarray(hr).resize((W // 4, H // 4), Image.BICUBIC).save(root / f"Canon_{name}_LR4.png")
     assert [n for n, _, _ in protocols.realsr_pairs(tmp_path / "RealSR")] == ["Canon_astronaut", "Canon_coffee"]
-    result = run(["--protocol", "realsr", "--data", str(tmp_path / "RealSR"), "--methods", "identity,classical",
-                  "--metrics", "psnr,ssim", "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "realsr",
+            "--data",
+            str(tmp_path / "RealSR"),
+            "--methods",
+            "identity,classical",
+            "--metrics",
+            "psnr,ssim",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     by = {(r["image"], r["method"]): r for r in result["rows"]}
     for name in ("Canon_astronaut", "Canon_coffee"):
         assert by[(name, "classical")]["psnr"] == by[(name, "identity")]["psnr"] > 20
@@ -191,8 +230,20 @@ def test_depth_protocol_degrade_clear_average(tmp_path):
         gt_disp = np.where(valid, disp, 0).astype(np.float32) / np.nanmax(disp[valid])
         np.save(root / "pred" / "clear" / f"{name}.npy", gt_disp)
         np.save(root / "pred" / "degraded" / f"{name}.npy", np.fliplr(gt_disp).copy())
-    result = run(["--protocol", "depth", "--data", str(root), "--methods", "model", "--predictions",
-                  f"oracle={root / 'pred'}", "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "depth",
+            "--data",
+            str(root),
+            "--methods",
+            "model",
+            "--predictions",
+            f"oracle={root / 'pred'}",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     oracle = [r for r in result["rows"] if r["method"] == "oracle"]
     assert len(oracle) == 2
     for r in oracle:
@@ -215,9 +266,10 @@ def test_occlusion_band_is_empty_on_a_single_layer_scene_and_strata_cover_the_im
     step[:, 64:] = 0.9
     band = strata.occlusion_band(32 * np.abs(step - 0.3))
     # the near side blurs by 32·0.6 ≈ 19 px: the band reaches that far from the step on both sides
-    assert band[:, 64 - 19:64 + 19].all() and not band[:, :64 - 21].any()
-    item = ev.Item("x", np.zeros((24, 32, 3), np.uint8), np.zeros((96, 128, 3), np.uint8), 32.0, disp=plane,
-                   focus_disparity=0.3)
+    assert band[:, 64 - 19 : 64 + 19].all() and not band[:, : 64 - 21].any()
+    item = ev.Item(
+        "x", np.zeros((24, 32, 3), np.uint8), np.zeros((96, 128, 3), np.uint8), 32.0, disp=plane, focus_disparity=0.3
+    )
     se, smap = iqa.psnr_ssim_maps(np.zeros((96, 128, 3), np.uint8), np.full((96, 128, 3), 9, np.uint8))
     s = strata.strata(item, se, smap)
     assert sum(s[f"px@{b[0]}"] for b in ev.BINS) == 96 * 128 and s["px@occlusion"] == 0
@@ -231,8 +283,10 @@ def synthetic_shards(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("syn")
     for shard, (fg, indices) in enumerate(((2, [0, 1, 2]), (0, [3, 4]))):
-        cfg = BuildConfig.load(None, ["size=128", "min_asset_size=128", f"scene.num_foregrounds={fg}",
-                                      "scene.bg_map_prob=0", "val_fraction=0"])
+        cfg = BuildConfig.load(
+            None,
+            ["size=128", "min_asset_size=128", f"scene.num_foregrounds={fg}", "scene.bg_map_prob=0", "val_fraction=0"],
+        )
         rows = scan_assets(cfg, progress=False)
         build_shard(cfg, rows, "train", shard, indices, str(out))
     return out, cfg
@@ -244,9 +298,22 @@ def test_synthetic_protocol_with_the_model_and_exact_strata(synthetic_shards, tm
 
     out, _ = synthetic_shards
     weights = MagicBokeh(ModelConfig.from_yaml("tiny")).save_weights(tmp_path / "w")
-    result = run(["--protocol", "synthetic", "--data", str(out / "train-{000000..000001}.tar"), "--methods",
-                  "identity,classical,classical-gt,model,model-gt", "--weights", str(weights), "--metrics", "psnr,ssim",
-                  "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "synthetic",
+            "--data",
+            str(out / "train-{000000..000001}.tar"),
+            "--methods",
+            "identity,classical,classical-gt,model,model-gt",
+            "--weights",
+            str(weights),
+            "--metrics",
+            "psnr,ssim",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     rows = result["rows"]
     assert len(rows) == 5 * 5 and not any("error" in r for r in rows)
     single = {f"000001_{i:06d}" for i in (3, 4)}
@@ -268,8 +335,24 @@ def test_synthetic_protocol_with_the_model_and_exact_strata(synthetic_shards, tm
 def test_missing_metric_weights_are_reported_not_fatal(pairs_set, tmp_path):
     hub = tmp_path / "hub"
     hub.mkdir()
-    result = run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics",
-                  "psnr,lpips,niqe", "--metric-weights", str(hub), "--limit", "1", "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "pairs",
+            "--data",
+            str(pairs_set),
+            "--methods",
+            "identity",
+            "--metrics",
+            "psnr,lpips,niqe",
+            "--metric-weights",
+            str(hub),
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert "alexnet" in result["missing"]["lpips"] and "niqe_modelparameters.mat" in result["missing"]["niqe"]
     assert result["rows"][0]["psnr"] > 10
     summary = (tmp_path / "o" / "summary.md").read_text()
@@ -281,8 +364,22 @@ def test_missing_metric_weights_are_reported_not_fatal(pairs_set, tmp_path):
 def test_every_pyiqa_metric_runs_with_random_weights_and_says_so(pairs_set, tmp_path):
     """The plumbing of LPIPS, DISTS, MUSIQ, MANIQA, CLIP-IQA, NIQE and FID, on random networks (~60 s; FID's 2048²
     matrix square root alone takes ~25 s on 2 cores)."""
-    result = run(["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity",
-                  "--metric-weights", "random", "--limit", "2", "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "pairs",
+            "--data",
+            str(pairs_set),
+            "--methods",
+            "identity",
+            "--metric-weights",
+            "random",
+            "--limit",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert result["missing"] == {} and len(result["rows"]) == 2
     for r in result["rows"]:
         for name in ("lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe"):
@@ -296,14 +393,16 @@ def test_every_pyiqa_metric_runs_with_random_weights_and_says_so(pairs_set, tmp_
 
 def test_arguments_are_checked_before_any_work(pairs_set, tmp_path, capsys):
     base = ["--protocol", "pairs", "--data", str(pairs_set), "--out", str(tmp_path / "o")]
-    cases = [(["--methods", "identity,magic"], "not available"),
-             (["--methods", "model"], "needs --weights"),
-             (["--predictions", "x"], "NAME=DIR"),
-             (["--predictions", f"identity={tmp_path}"], "already used"),
-             (["--metrics", "psnr,fidelity"], "unknown"),
-             (["--K", "40"], "--K"),
-             (["--limit", "0"], "--limit"),
-             (["--weights", str(tmp_path)], "no model.yaml")]
+    cases = [
+        (["--methods", "identity,magic"], "not available"),
+        (["--methods", "model"], "needs --weights"),
+        (["--predictions", "x"], "NAME=DIR"),
+        (["--predictions", f"identity={tmp_path}"], "already used"),
+        (["--metrics", "psnr,fidelity"], "unknown"),
+        (["--K", "40"], "--K"),
+        (["--limit", "0"], "--limit"),
+        (["--weights", str(tmp_path)], "no model.yaml"),
+    ]
     for extra, message in cases:
         with pytest.raises(SystemExit):
             ev.parse_args(base + extra)
@@ -320,8 +419,20 @@ def test_synthetic_data_may_be_a_build_folder_read_through_its_val_shards(synthe
     shutil.copy(out / "train-000001.tar", build / "val-000000.tar")
     shutil.copy(out / "train-000000.tar", build / "train-000000.tar")  # not evaluated: training data
     (build / "dataset.json").write_text("{}")
-    result = run(["--protocol", "synthetic", "--data", str(build), "--methods", "identity", "--metrics", "psnr",
-                  "--out", str(tmp_path / "o")])
+    result = run(
+        [
+            "--protocol",
+            "synthetic",
+            "--data",
+            str(build),
+            "--methods",
+            "identity",
+            "--metrics",
+            "psnr",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert sorted(r["image"] for r in result["rows"]) == ["000001_000003", "000001_000004"]
 
 
@@ -333,8 +444,10 @@ def test_an_out_folder_of_the_users_files_is_refused(pairs_set, tmp_path, capsys
     argv = ["--protocol", "pairs", "--data", str(pairs_set), "--methods", "identity", "--metrics", "psnr"]
     with pytest.raises(SystemExit):
         run(argv + ["--out", str(out)])
-    assert ("mine: refused, the folder holds files that model.evaluate did not write (summary.md)"
-            in capsys.readouterr().err)
+    assert (
+        "mine: refused, the folder holds files that model.evaluate did not write (summary.md)"
+        in capsys.readouterr().err
+    )
     assert (out / "summary.md").read_text() == "my thesis summary"
     with pytest.raises(SystemExit):
         run(argv + ["--out", str(pairs_set / "eval")])

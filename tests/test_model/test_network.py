@@ -69,8 +69,13 @@ def test_pruned_unet_has_no_mid_block_and_no_cross_attention(model):
 
 def test_builder_loads_the_sd21_folder_layout(tmp_path):
     save_tiny_sd(tmp_path / "sd", seed=5)
-    for sub in ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-                "scheduler/scheduler_config.json", "model_index.json"):
+    for sub in (
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/config.json",
+        "scheduler/scheduler_config.json",
+        "model_index.json",
+    ):
         assert (tmp_path / "sd" / sub).is_file()
     full = UNet2DConditionModel.from_pretrained(tmp_path / "sd", subfolder="unet")
     assert full.mid_block is not None
@@ -78,8 +83,11 @@ def test_builder_loads_the_sd21_folder_layout(tmp_path):
     assert unet.mid_block is None
     saved = load_file(str(tmp_path / "sd" / "unet" / "diffusion_pytorch_model.safetensors"))
     pruned = unet.state_dict()
-    dropped = {k for k in saved if k.startswith("mid_block.") or ".attn2." in k
-               or re.search(r"transformer_blocks\.\d+\.norm2\.", k)}
+    dropped = {
+        k
+        for k in saved
+        if k.startswith("mid_block.") or ".attn2." in k or re.search(r"transformer_blocks\.\d+\.norm2\.", k)
+    }
     assert dropped and any(k.startswith("mid_block.") for k in dropped)
     assert set(pruned) == set(saved) - dropped  # only the mid-block and cross-attention keys are unused
     assert all(torch.equal(pruned[k], saved[k]) for k in pruned)
@@ -91,8 +99,10 @@ def test_builder_loads_the_sd21_folder_layout(tmp_path):
     assert all(torch.equal(v, vae.state_dict()[k]) for k, v in mem_vae.state_dict().items())
     # the whole model from that folder
     m = MagicBokeh(ModelConfig(base=str(tmp_path / "sd"), resolution=64))
-    assert torch.equal(m.unet.conv_in.base_layer.weight if hasattr(m.unet.conv_in, "base_layer")
-                       else m.unet.conv_in.weight, saved["conv_in.weight"])
+    assert torch.equal(
+        m.unet.conv_in.base_layer.weight if hasattr(m.unet.conv_in, "base_layer") else m.unet.conv_in.weight,
+        saved["conv_in.weight"],
+    )
 
 
 def test_builder_names_a_missing_folder(tmp_path):
@@ -107,8 +117,11 @@ def test_controlnet_encoder_is_the_unets():
     u, c = unet.state_dict(), cn.state_dict()
     keys = [k for k in u if k.split(".")[0] in ("conv_in", "time_embedding", "down_blocks")]
     assert keys and all(torch.equal(u[k], c[k]) for k in keys)
-    zero = [n for n, _ in cn.named_parameters()
-            if n.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out"))]
+    zero = [
+        n
+        for n, _ in cn.named_parameters()
+        if n.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out"))
+    ]
     assert zero and all((cn.get_parameter(n) == 0).all() for n in zero)  # zero convolutions
 
 
@@ -122,9 +135,9 @@ def test_each_phase_gets_gradients_exactly_where_it_trains(phase):
         out = m(lq, defocus, mask)
     else:  # ISR phases: all in focus (defocus 0, M = 0)
         out = m(lq)
-    (out ** 2).mean().backward()
+    (out**2).mean().backward()
     expect = {
-        "isr1": lambda n: (".lora_A.vae." in n or ".lora_B.vae." in n or ".lora_A.sr." in n or ".lora_B.sr." in n),
+        "isr1": lambda n: ".lora_A.vae." in n or ".lora_B.vae." in n or ".lora_A.sr." in n or ".lora_B.sr." in n,
         "bokeh": lambda n: n.startswith("controlnet.") or ".lora_A.bokeh." in n or ".lora_B.bokeh." in n,
         "isr": lambda n: ".lora_A.sr." in n or ".lora_B.sr." in n,
     }[phase]
@@ -135,9 +148,11 @@ def test_each_phase_gets_gradients_exactly_where_it_trains(phase):
             assert not p.requires_grad and p.grad is None, name
     with_grad = [n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     # every trained group receives a signal (ControlNet's mid-block only through its own zero conv)
-    groups = {"isr1": ["lora_A.vae", "lora_B.vae", "lora_A.sr", "lora_B.sr"],
-              "bokeh": ["controlnet.controlnet_cond_embedding", "controlnet.down_blocks", "lora_A.bokeh",
-                        "lora_B.bokeh"], "isr": ["lora_A.sr", "lora_B.sr"]}[phase]
+    groups = {
+        "isr1": ["lora_A.vae", "lora_B.vae", "lora_A.sr", "lora_B.sr"],
+        "bokeh": ["controlnet.controlnet_cond_embedding", "controlnet.down_blocks", "lora_A.bokeh", "lora_B.bokeh"],
+        "isr": ["lora_A.sr", "lora_B.sr"],
+    }[phase]
     for g in groups:
         assert any(g in n for n in with_grad), g
     with pytest.raises(ValueError, match="phase"):
@@ -151,8 +166,14 @@ def test_adapters_save_load_round_trip_and_fuse(tmp_path):
     with torch.no_grad():
         ref = m(lq, defocus, mask)
     m.save_weights(tmp_path / "w")
-    for f in ("model.yaml", "lora_vae.safetensors", "lora_sr.safetensors", "lora_bokeh.safetensors",
-              "controlnet.safetensors", "base/unet/config.json"):
+    for f in (
+        "model.yaml",
+        "lora_vae.safetensors",
+        "lora_sr.safetensors",
+        "lora_bokeh.safetensors",
+        "controlnet.safetensors",
+        "base/unet/config.json",
+    ):
         assert (tmp_path / "w" / f).is_file(), f
     sr = load_file(str(tmp_path / "w" / "lora_sr.safetensors"))
     assert sr and all("lora_" in k for k in sr) and not any(".bokeh" in k or ".vae" in k for k in sr)
@@ -225,6 +246,10 @@ def test_model_commands_print_no_bitsandbytes_kernel_notice():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "import model.network, model.evaluate, peft, diffusers"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import model.network, model.evaluate, peft, diffusers"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "gemm_4bit_forward" not in proc.stderr, proc.stderr

@@ -137,8 +137,9 @@ def test_a_photo_source_can_be_webdataset_shards_of_images(tmp_path):
                 buf = io.BytesIO()
                 Image.fromarray(getattr(skdata, name)()).save(buf, format="JPEG", quality=95)
                 w.write({"__key__": name, "jpg": buf.getvalue(), "txt": b"caption"})
-    stream = PhotoStream(parse_sources([{"path": str(tmp_path / "photos-{000000..000001}.tar")}]), 64, 6, seed=0,
-                         rank=0, world=1)
+    stream = PhotoStream(
+        parse_sources([{"path": str(tmp_path / "photos-{000000..000001}.tar")}]), 64, 6, seed=0, rank=0, world=1
+    )
     assert stream.describe().endswith("(3 photos, weight 1)")
     batch = first(stream, 1)[0]
     assert batch["aif"].shape == (6, 3, 64, 64)
@@ -196,8 +197,7 @@ def _rewrite(src, dst, change):
     return str(dst)
 
 
-def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_in_one_line(shard, tmp_path,
-                                                                                           capsys):
+def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_in_one_line(shard, tmp_path, capsys):
     """A sample missing members (a truncated tar) and one with an undecodable member: training goes on without
     them, naming each; past max_bad_fraction it stops in one line, also from a DataLoader worker."""
     import tarfile
@@ -206,9 +206,17 @@ def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_
     from model.data import loader
 
     keys = sorted({m.name.split(".")[0] for m in tarfile.open(shard)})
-    damaged = _rewrite(shard, tmp_path / "damaged.tar", lambda name, data:
-                       None if name.startswith(keys[1]) and name.endswith("lq.png") else
-                       b"{not json" if name.startswith(keys[2]) and name.endswith(".json") else data)
+    damaged = _rewrite(
+        shard,
+        tmp_path / "damaged.tar",
+        lambda name, data: (
+            None
+            if name.startswith(keys[1]) and name.endswith("lq.png")
+            else b"{not json"
+            if name.startswith(keys[2]) and name.endswith(".json")
+            else data
+        ),
+    )
     cfg = StreamConfig(2, 4, 0, 32, 1.0, 96, max_bad_fraction=0.6)
     batches = first(ShardStream([damaged], cfg), 6)
     assert all(len(b["key"]) == 2 for b in batches)

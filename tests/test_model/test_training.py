@@ -24,9 +24,26 @@ def shards(tmp_path_factory):
     from datagen.build import main, parse_args
 
     out = tmp_path_factory.mktemp("ds")
-    main(parse_args(["--out", str(out), "--size", "96", "--num-samples", "256", "--samples-per-shard", "32",
-                     "--workers", "2",
-          "--set", "min_asset_size=96", "--set", "val_samples=0"]))
+    main(
+        parse_args(
+            [
+                "--out",
+                str(out),
+                "--size",
+                "96",
+                "--num-samples",
+                "256",
+                "--samples-per-shard",
+                "32",
+                "--workers",
+                "2",
+                "--set",
+                "min_asset_size=96",
+                "--set",
+                "val_samples=0",
+            ]
+        )
+    )
     ray.shutdown()
     return str(out / "train-{000000..000006}.tar"), str(out / "train-000007.tar")
 
@@ -41,9 +58,20 @@ def tiny_run(shards, tmp_path_factory):
     """The tiny recipe, shortened to the fewest steps its assertions need (every phase, two validations, three
     checkpoints of which two are kept), trained once for every test that reads a finished run. The recipe's
     quality (held-out PSNR against the identity after 300 steps) is measured by benchmarks/bench_training.py."""
-    mcfg, tcfg = load_configs("tiny", ["train.total_steps=9", "train.isr1_steps=3", "train.bokeh_steps=2",
-                                       "train.isr_steps=1", "train.prior_vae_steps=4", "train.prior_fit_steps=4",
-                                       "train.val_every=6", "train.ckpt_every=3", "train.log_every=3"])
+    mcfg, tcfg = load_configs(
+        "tiny",
+        [
+            "train.total_steps=9",
+            "train.isr1_steps=3",
+            "train.bokeh_steps=2",
+            "train.isr_steps=1",
+            "train.prior_vae_steps=4",
+            "train.prior_fit_steps=4",
+            "train.val_every=6",
+            "train.ckpt_every=3",
+            "train.log_every=3",
+        ],
+    )
     run = tmp_path_factory.mktemp("tiny") / "run"
     last = train(mcfg, tcfg, shards[0], run, val=shards[1])
     return run, tcfg, last
@@ -59,8 +87,13 @@ def test_a_tiny_run_writes_every_phase_validation_curves_and_checkpoints(tiny_ru
     assert [int(r["step"]) for r in val] == [6, 9] and all(int(r["n"]) == 32 for r in val)
     assert last == {k: (int(v) if k in ("step", "n") else float(v)) for k, v in val[-1].items()}
     assert "ssim_y_bokeh" in val[0]  # the evaluation's SSIM (BT.601 Y, Gaussian 11×11), named as such
-    for f in ("curves.png", "val_examples_0000009.png", "weights/lora_bokeh.safetensors",
-              "weights/controlnet.safetensors", "base/unet/config.json"):
+    for f in (
+        "curves.png",
+        "val_examples_0000009.png",
+        "weights/lora_bokeh.safetensors",
+        "weights/controlnet.safetensors",
+        "base/unet/config.json",
+    ):
         assert (run / f).is_file(), f
     ckpts = sorted((run / "checkpoints").iterdir())
     assert [c.name for c in ckpts] == ["step-0000006", "step-0000009"]  # keep_checkpoints = 2
@@ -87,8 +120,18 @@ def test_training_steps_lower_the_loss(shards):
         model.train()
         scfg = StreamConfig(4, 1, 0, mcfg.k_max, mcfg.focus_radius, 48)
         batch = next(iter(loader(ShardStream(expand_urls(shards[0]), scfg))))
-        losses = [train_step(ctx, model, optimizers["bokeh"], itertools.repeat(batch), "bokeh",
-                             lambda a, b: (a - b).abs().mean((1, 2, 3)), tcfg)[0] for _ in range(8)]
+        losses = [
+            train_step(
+                ctx,
+                model,
+                optimizers["bokeh"],
+                itertools.repeat(batch),
+                "bokeh",
+                lambda a, b: (a - b).abs().mean((1, 2, 3)),
+                tcfg,
+            )[0]
+            for _ in range(8)
+        ]
     finally:
         ctx.close()
     assert losses[-1] < 0.9 * losses[0], losses  # measured: 0.333 -> 0.274 in 8 steps
@@ -112,8 +155,19 @@ def _launch(args, nproc, tmp_path, name):
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-                "--master_port", str(29500 + os.getpid() % 1000)] if nproc > 1 else [sys.executable]
+    launcher = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+        ]
+        if nproc > 1
+        else [sys.executable]
+    )
     log = tmp_path / f"{name}.log"
     with open(log, "w") as f:
         proc = subprocess.run(launcher + ["-m", *args], stdout=f, stderr=subprocess.STDOUT, env=env, timeout=600)
@@ -129,24 +183,58 @@ def test_the_recipe_under_torchrun_matches_one_process(shards, tmp_path):
     model and model.infer uses it."""
     photos = _photos(tmp_path / "photos")
     isr = f"distill.isr_data=[{{path: {photos}}}]"
-    log = _launch(["model.distill", "--config", "tiny", "--shards", shards[0], "--val", shards[1], "--out",
-                   str(tmp_path / "depth"), "--set", "distill.steps=2", "--set", "distill.teacher_fit_steps=2",
-                   "--set", "distill.batch_size=2", "--set", "distill.log_every=1", "--set", isr], 2, tmp_path,
-                  "distill")
+    log = _launch(
+        [
+            "model.distill",
+            "--config",
+            "tiny",
+            "--shards",
+            shards[0],
+            "--val",
+            shards[1],
+            "--out",
+            str(tmp_path / "depth"),
+            "--set",
+            "distill.steps=2",
+            "--set",
+            "distill.teacher_fit_steps=2",
+            "--set",
+            "distill.batch_size=2",
+            "--set",
+            "distill.log_every=1",
+            "--set",
+            isr,
+        ],
+        2,
+        tmp_path,
+        "distill",
+    )
     assert "all 2 processes hold identical student weights" in log and "corrupt.jpg" in log
     student = tmp_path / "depth" / "student"
     assert (student / "config.json").is_file()
 
     common = ["--config", "tiny", "--shards", shards[0], "--depth-weights", str(student)]
-    sets = ["train.total_steps=6", "train.isr1_steps=2", "train.bokeh_steps=2", "train.isr_steps=1",
-            "train.prior_vae_steps=0", "train.prior_fit_steps=0", "train.ckpt_every=3", "train.log_every=1",
-            f"train.isr_data=[{{path: {photos}}}]", "train.redegrade=true"]
+    sets = [
+        "train.total_steps=6",
+        "train.isr1_steps=2",
+        "train.bokeh_steps=2",
+        "train.isr_steps=1",
+        "train.prior_vae_steps=0",
+        "train.prior_fit_steps=0",
+        "train.ckpt_every=3",
+        "train.log_every=1",
+        f"train.isr_data=[{{path: {photos}}}]",
+        "train.redegrade=true",
+    ]
     mcfg, tcfg = load_configs("tiny", sets + ["train.batch_size=4"])
     from model.train import resolve_depth
 
     train(resolve_depth(mcfg, student), tcfg, shards[0], tmp_path / "one")  # plain, in-process
-    ddp = common + ["--out", str(tmp_path / "two")] + [a for s in sets + ["train.batch_size=1", "train.grad_accum=2"]
-                                                       for a in ("--set", s)]
+    ddp = (
+        common
+        + ["--out", str(tmp_path / "two")]
+        + [a for s in sets + ["train.batch_size=1", "train.grad_accum=2"] for a in ("--set", s)]
+    )
     first = _launch(["model.train", *ddp, "--stop-after", "3"], 2, tmp_path, "two_a")
     assert "1 per process × 2 accumulated × 2 processes = 4 per step" in first
     assert not (tmp_path / "two" / "weights").exists() and (tmp_path / "two" / "checkpoints" / "step-0000003").is_dir()
@@ -183,8 +271,22 @@ def test_the_recipe_under_torchrun_matches_one_process(shards, tmp_path):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        infer_main(infer_args(["--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "b.png"), "--focus",
-                               "40,40", "--K", "8", "--weights", str(tmp_path / "two" / "weights")]))
+        infer_main(
+            infer_args(
+                [
+                    "--image",
+                    str(tmp_path / "in.png"),
+                    "--out",
+                    str(tmp_path / "b.png"),
+                    "--focus",
+                    "40,40",
+                    "--K",
+                    "8",
+                    "--weights",
+                    str(tmp_path / "two" / "weights"),
+                ]
+            )
+        )
     assert f"depth: {student.resolve()} (the model config)" in out.getvalue()
 
 
@@ -200,8 +302,9 @@ def test_distillation_moves_the_student_on_degraded_inputs_toward_the_teacher_on
     from pathlib import Path
 
     teacher = Path(__file__).resolve().parents[1] / "data" / "tiny_depth_teacher"
-    mcfg, dcfg = distill_mod.load_configs("tiny", ["distill.log_every=10", f"model.depth={teacher}",
-                                                   "distill.teacher_fit_steps=0"])
+    mcfg, dcfg = distill_mod.load_configs(
+        "tiny", ["distill.log_every=10", f"model.depth={teacher}", "distill.teacher_fit_steps=0"]
+    )
     lines = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -212,8 +315,11 @@ def test_distillation_moves_the_student_on_degraded_inputs_toward_the_teacher_on
         logging.getLogger("model").removeHandler(handler)
     before, after = res["before"], res["after"]
     assert before["absrel_student_degraded"] == before["absrel_teacher_degraded"]  # the student starts as the teacher
-    losses = [float(m.group(1)) + float(m.group(2)) for m in
-              (re.search(r"features ([0-9.]+), output ([0-9.]+)", line) for line in lines) if m]
+    losses = [
+        float(m.group(1)) + float(m.group(2))
+        for m in (re.search(r"features ([0-9.]+), output ([0-9.]+)", line) for line in lines)
+        if m
+    ]
     assert len(losses) >= 5 and np.isfinite(losses).all(), losses
     # on held-out samples, what the output term minimises falls (the training batches' losses vary 2.3-3.6 from
     # batch to batch: too noisy to compare a few of them), and the AbsRel moves toward the goal
@@ -238,10 +344,21 @@ def test_config_errors_are_named(tmp_path):
 
 def test_bf16_with_gradient_checkpointing_trains(shards, tmp_path):
     """The GPU recipe's switches run the same loop (here on the CPU): finite losses, weights written."""
-    mcfg, tcfg = load_configs("tiny", ["train.total_steps=4", "train.isr1_steps=1", "train.bokeh_steps=2",
-                                       "train.isr_steps=1", "train.prior_fit_steps=2", "train.prior_vae_steps=2",
-                                       "train.batch_size=2", "train.precision=bf16",
-                                       "train.gradient_checkpointing=true", "train.device=cpu"])
+    mcfg, tcfg = load_configs(
+        "tiny",
+        [
+            "train.total_steps=4",
+            "train.isr1_steps=1",
+            "train.bokeh_steps=2",
+            "train.isr_steps=1",
+            "train.prior_fit_steps=2",
+            "train.prior_vae_steps=2",
+            "train.batch_size=2",
+            "train.precision=bf16",
+            "train.gradient_checkpointing=true",
+            "train.device=cpu",
+        ],
+    )
     perceptual = lambda a, b: (a - b).abs().mean((1, 2, 3))  # noqa: E731
     train(mcfg, tcfg, shards[0], tmp_path / "bf16", perceptual=perceptual)
     rows = _csv(tmp_path / "bf16" / "train_log.csv")
@@ -266,8 +383,11 @@ def test_a_run_folder_that_is_not_this_runs_is_refused_before_any_work(shards, t
     (user / "train_log.csv").write_text("epoch,acc\n1,0.5\n")
     (user / "curves.png").write_bytes(b"my plot")
     argv = ["--config", "tiny", "--shards", train_shards, "--val", val_shards]
-    with pytest.raises(SystemExit, match=r"user: refused, the folder holds files that model.train did not write "
-                                         r"\(curves.png, train_log.csv, weights/model.yaml\)"):
+    with pytest.raises(
+        SystemExit,
+        match=r"user: refused, the folder holds files that model.train did not write "
+        r"\(curves.png, train_log.csv, weights/model.yaml\)",
+    ):
         main(parse_args(argv + ["--out", str(user)]))
     assert (user / "train_log.csv").read_text() == "epoch,acc\n1,0.5\n" and not (user / ".bokehgen.json").exists()
     # a run of another config: one line naming the keys that differ
@@ -275,10 +395,16 @@ def test_a_run_folder_that_is_not_this_runs_is_refused_before_any_work(shards, t
     other = tmp_path / "other"
     other.mkdir()
     (other / ".bokehgen.json").write_text('{"command": "model.train"}')
-    (other / "config.json").write_text(json.dumps({"model": mcfg.to_dict(), "train": dataclasses.asdict(
-        dataclasses.replace(tcfg, seed=7, lr_bokeh=1e-3))}))
-    with pytest.raises(SystemExit, match=r"holds a run of another configuration \(train.lr_bokeh: 0.001 there, "
-                                         r".* now; train.seed: 7 there, 0 now\)"):
+    (other / "config.json").write_text(
+        json.dumps(
+            {"model": mcfg.to_dict(), "train": dataclasses.asdict(dataclasses.replace(tcfg, seed=7, lr_bokeh=1e-3))}
+        )
+    )
+    with pytest.raises(
+        SystemExit,
+        match=r"holds a run of another configuration \(train.lr_bokeh: 0.001 there, "
+        r".* now; train.seed: 7 there, 0 now\)",
+    ):
         main(parse_args(argv + ["--out", str(other)]))
     # shards that do not exist (a brace range past the last shard) are named before anything is built
     missing = train_shards.replace("000006}", "000009}")

@@ -4,7 +4,6 @@ Edge cases: the most samples per pixel, refinement, every layer kind (constant, 
 that reaches the frame's edge, the grid pattern, a cat-eye aperture, and the build's render settings.
 """
 
-
 import numpy as np
 
 from datagen.config import BUILD_RENDER
@@ -26,8 +25,10 @@ edge_blob = (np.hypot(ys, xs) < 0.45).astype(np.float32)  # touches the top-left
 scenes = {
     "constant": [layer(np.full((H, W), 0.8), disk), layer(np.full((H, W), 0.1))],
     "plane": [layer(0.6 + 0.2 * xs, disk), layer(0.05 + 0.2 * ys)],
-    "general": [layer(0.5 + 0.3 * np.sin(9 * xs) * np.cos(7 * ys), edge_blob),
-                layer(np.where(xs > 0.5, 0.3, 0.05) + 0.1 * ys)],  # a depth step, reaching every edge
+    "general": [
+        layer(0.5 + 0.3 * np.sin(9 * xs) * np.cos(7 * ys), edge_blob),
+        layer(np.where(xs > 0.5, 0.3, 0.05) + 0.1 * ys),
+    ],  # a depth step, reaching every edge
     "general_alone": [layer(np.clip(0.2 + 0.7 * (xs > 0.3) * (ys > 0.6) + 0.1 * xs, 0, 1))],
 }
 qualities = {
@@ -48,7 +49,8 @@ for name, layers in scenes.items():
             out = render_bokeh(layers, K=K, focus_disparity=d_f, **q)
             assert np.isfinite(out).all(), (name, qname)
             n += 1
-    render_bokeh(layers, K=24.0, focus_disparity=0.3, aperture=Aperture(blades=6, cateye=0.5),
-                 highlights=Highlights(0.5, 4.0))
+    render_bokeh(
+        layers, K=24.0, focus_disparity=0.3, aperture=Aperture(blades=6, cateye=0.5), highlights=Highlights(0.5, 4.0)
+    )
     n += 1
 print(f"boundscheck renders: {n} ok")

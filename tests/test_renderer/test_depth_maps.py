@@ -2,7 +2,6 @@
 independent NumPy walk agree with each other and with a brute-force march 10⁴× finer than the old one; rays no
 longer step over thin in-focus surfaces (a box's edges, 1-2 px ridges)."""
 
-
 import numpy as np
 import pytest
 from conftest import psnr, textured
@@ -17,7 +16,7 @@ from renderer.reference import exact_hit, render_reference
 def _maps(rng, h=24, w=30):
     d = rng.random((h, w)) * 0.2 + 0.3
     d[:, rng.integers(2, w - 2)] = 0.9  # a 1-texel ridge
-    d[rng.integers(0, h):, :rng.integers(0, w)] += 0.3  # a step
+    d[rng.integers(0, h) :, : rng.integers(0, w)] += 0.3  # a step
     return np.clip(d, 0, 1).astype(np.float32)
 
 
@@ -46,8 +45,9 @@ def test_the_kernel_and_the_reference_solve_the_same_rays_exactly():
             v = np.clip(y + (ds - df) * oy - 0.5, 0, h - 1)
             j0, i0 = np.minimum(u.astype(int), w - 2), np.minimum(v.astype(int), h - 2)
             fx, fy = u - j0, v - i0
-            dv = ((d[i0, j0] * (1 - fx) + d[i0, j0 + 1] * fx) * (1 - fy)
-                  + (d[i0 + 1, j0] * (1 - fx) + d[i0 + 1, j0 + 1] * fx) * fy)
+            dv = (d[i0, j0] * (1 - fx) + d[i0, j0 + 1] * fx) * (1 - fy) + (
+                d[i0 + 1, j0] * (1 - fx) + d[i0 + 1, j0 + 1] * fx
+            ) * fy
             met = np.nonzero(dv - ds >= 0)[0]
             brute = ds[met[0]] if len(met) else lo
             worst_brute = max(worst_brute, abs(k - brute) - (hi - lo) / 200000)
@@ -66,7 +66,7 @@ def _ridges():
     h = w = 64
     d = np.full((h, w), 0.25, np.float32)
     for x0, width in ((14, 1), (30, 2), (46, 1)):
-        d[:, x0:x0 + width] = 0.7
+        d[:, x0 : x0 + width] = 0.7
     d[40:42, :] = 0.7
     return [Layer(textured(h, w, 11), np.ones((h, w), np.float32), d)], 28.0, 0.69, d > 0.5
 
@@ -82,8 +82,8 @@ def _moto():
     left, _, disp = data.stereo_motorcycle()
     disp = fill_disparity_holes(np.asarray(disp, np.float32))
     y0, x0, s = 300, 700, 320
-    rgb = np.asarray(Image.fromarray(left[y0:y0 + s, x0:x0 + s]).resize((64, 64), Image.BILINEAR), np.float32) / 255
-    d = np.asarray(Image.fromarray(disp[y0:y0 + s, x0:x0 + s]).resize((64, 64), Image.BILINEAR), np.float32)
+    rgb = np.asarray(Image.fromarray(left[y0 : y0 + s, x0 : x0 + s]).resize((64, 64), Image.BILINEAR), np.float32) / 255
+    d = np.asarray(Image.fromarray(disp[y0 : y0 + s, x0 : x0 + s]).resize((64, 64), Image.BILINEAR), np.float32)
     d = (d - d.min()) / (d.max() - d.min())
     df = float(np.percentile(d, 90))  # the bike
     return [Layer(rgb, np.ones_like(d), d.astype(np.float32))], 24.0, df, np.abs(d - df) * 24 < 1.0

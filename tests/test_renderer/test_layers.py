@@ -7,8 +7,11 @@ from renderer import Layer, composite, from_linear, render_bokeh, to_linear
 
 
 def _layer(h=8, w=8, d=0.5, **kw):
-    args = dict(rgb=np.full((h, w, 3), 0.5, np.float32), alpha=np.ones((h, w), np.float32),
-                disparity=np.full((h, w), d, np.float32))
+    args = dict(
+        rgb=np.full((h, w, 3), 0.5, np.float32),
+        alpha=np.ones((h, w), np.float32),
+        disparity=np.full((h, w), d, np.float32),
+    )
     args.update(kw)
     return Layer(**args)
 

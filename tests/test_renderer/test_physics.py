@@ -14,8 +14,9 @@ def _const(rgb, alpha, d, name=""):
     h, w = alpha.shape
     if np.ndim(rgb) == 1:
         rgb = np.broadcast_to(np.asarray(rgb, np.float32), (h, w, 3))
-    return Layer(np.ascontiguousarray(rgb, dtype=np.float32), alpha.astype(np.float32),
-                 np.full((h, w), d, np.float32), name=name)
+    return Layer(
+        np.ascontiguousarray(rgb, dtype=np.float32), alpha.astype(np.float32), np.full((h, w), d, np.float32), name=name
+    )
 
 
 def _three_layer_scene(h=64, w=64, seed=0):
@@ -31,6 +32,7 @@ def _three_layer_scene(h=64, w=64, seed=0):
 # ---------------------------------------------------------------------------------------------------------
 # K = 0 and companions
 # ---------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gamma", [2.2, "srgb", 1.0])
 def test_k0_equals_composite_exactly(gamma):
@@ -68,6 +70,7 @@ def test_visible_disparity_and_defocus_map():
 # ---------------------------------------------------------------------------------------------------------
 # Point spread: a bright point images as a flat disk of radius K·|d − d_f|
 # ---------------------------------------------------------------------------------------------------------
+
 
 def _point_scene(size, d, pos=None):
     alpha = np.zeros((size, size), np.float32)
@@ -166,6 +169,7 @@ def test_cateye_clips_toward_the_corner_and_darkens_it():
 # Occlusion
 # ---------------------------------------------------------------------------------------------------------
 
+
 def test_sharp_subject_shows_no_background_colour():
     h = w = 64
     subject = disk_alpha(h, w, 32, 32, 14, soft=1e-3)
@@ -191,9 +195,9 @@ def test_blurred_foreground_edge_reveals_the_true_hidden_background(hidden):
     fg = _const([0.9, 0.6, 0.1], fg_alpha, d_fg, "fg")
     bg_rgb = np.zeros((h, w, 3), np.float32)
     bg_rgb[:] = [0.1, 0.1, 0.9]
-    bg_rgb[:, edge - 8:edge] = hidden  # hidden behind the foreground in the pinhole view
+    bg_rgb[:, edge - 8 : edge] = hidden  # hidden behind the foreground in the pinhole view
     bg = _const(bg_rgb, np.ones((h, w)), df, "bg")
-    assert np.allclose(composite([fg, bg], gamma=1.0)[:, edge - 8:edge], [0.9, 0.6, 0.1])
+    assert np.allclose(composite([fg, bg], gamma=1.0)[:, edge - 8 : edge], [0.9, 0.6, 0.1])
     out = render_bokeh([fg, bg], K, df, gamma=1.0)
     for col in range(edge - 7, edge):
         t = (edge - (col + 0.5)) / r  # distance to the edge in units of r, inside the foreground
@@ -205,6 +209,7 @@ def test_blurred_foreground_edge_reveals_the_true_hidden_background(hidden):
 # ---------------------------------------------------------------------------------------------------------
 # Convergence to the aperture integral
 # ---------------------------------------------------------------------------------------------------------
+
 
 def test_agrees_with_dense_reference_on_three_layer_scene():
     layers = _three_layer_scene()
@@ -235,8 +240,9 @@ def test_tilted_plane_converges_to_aperture_integral_as_samples_grow():
     layers = _three_layer_scene(48, 48, seed=4)
     ref = render_reference(layers, 24.0, 0.8, n=64)
     # the ray sampler alone: disk reads in rows (strips) do not depend on cell_px
-    scores = [psnr(render_bokeh(layers, 24.0, 0.8, cell_px=c, min_samples=1, strips=False), ref)
-              for c in (6.0, 3.0, 1.5)]
+    scores = [
+        psnr(render_bokeh(layers, 24.0, 0.8, cell_px=c, min_samples=1, strips=False), ref) for c in (6.0, 3.0, 1.5)
+    ]
     assert scores[0] < scores[1] < scores[2]
 
 
@@ -251,6 +257,7 @@ def test_oracle_references_at_default_quality(oracle_scenes):
 # ---------------------------------------------------------------------------------------------------------
 # Determinism, highlights, reporting
 # ---------------------------------------------------------------------------------------------------------
+
 
 def test_deterministic_for_a_seed_whatever_the_thread_count():
     import numba
@@ -276,6 +283,7 @@ def test_highlight_recovery_brightens_clipped_bokeh_balls_and_is_reported():
     plain = render_bokeh([light, bg], 16.0, 0.3, gamma=1.0)
     hl = Highlights(threshold=0.9, gain=4.0)
     boosted, info = render_bokeh([light, bg], 16.0, 0.3, gamma=1.0, highlights=hl, return_info=True)
+
     # The light's linear value goes from 1 to the gain (4): its energy above the 0.2 background grows by
     # (4 − 0.2) / (1 − 0.2); the unclipped background is unchanged.
     def excess(img):
@@ -300,6 +308,7 @@ def test_sampling_scales_with_circle_of_confusion():
 # Shortcuts and speed knobs
 # ---------------------------------------------------------------------------------------------------------
 
+
 def test_edge_cell_moments_match_the_clipped_square():
     from renderer.kernels import clipped_square_moments
 
@@ -313,8 +322,9 @@ def test_edge_cell_moments_match_the_clipped_square():
         area, mu, mv, vu, vv = clipped_square_moments(1.0, nx, ny, c)
         assert area == pytest.approx(4.0 * inside.mean(), abs=0.02)
         if inside.mean() > 0.01:
-            np.testing.assert_allclose([mu, mv, vu, vv], [U[inside].mean(), V[inside].mean(), U[inside].var(),
-                                                          V[inside].var()], atol=0.01)
+            np.testing.assert_allclose(
+                [mu, mv, vu, vv], [U[inside].mean(), V[inside].mean(), U[inside].var(), V[inside].var()], atol=0.01
+            )
 
 
 def test_disk_read_in_rows_agrees_with_traced_rays_and_the_reference():
@@ -374,11 +384,15 @@ def test_fold_fraction_reports_the_band_within_blur_of_a_depth_step():
     confusion (+ the margin) of the step, so it grows with K, and those pixels cost more rays than the rest."""
     h, w = 32, 96
     ys, xs = np.mgrid[0:h, 0:w]
-    smooth = Layer(textured(h, w, 7), np.ones((h, w), np.float32),
-                   (0.2 + 0.002 * xs + 0.001 * np.sin(ys / 4.0)).astype(np.float32))
+    smooth = Layer(
+        textured(h, w, 7), np.ones((h, w), np.float32), (0.2 + 0.002 * xs + 0.001 * np.sin(ys / 4.0)).astype(np.float32)
+    )
     assert render_bokeh([smooth], 10.0, 0.88, return_info=True)[1]["fold_fraction"] == 0.0
-    step = Layer(textured(h, w, 7), np.ones((h, w), np.float32),
-                 np.where(xs < w // 2, 0.2, 0.5).astype(np.float32) + 0.001 * np.sin(ys / 4.0).astype(np.float32))
+    step = Layer(
+        textured(h, w, 7),
+        np.ones((h, w), np.float32),
+        np.where(xs < w // 2, 0.2, 0.5).astype(np.float32) + 0.001 * np.sin(ys / 4.0).astype(np.float32),
+    )
     assert step.geometry_kind == "general"
     fractions = []
     for K in (5.0, 10.0):
@@ -409,8 +423,9 @@ def test_opaque_in_focus_foreground_is_read_once_and_hides_the_background():
     sharp = composite([bg, _const(textured(h, w, 6), alpha, 0.7)])
     np.testing.assert_allclose(out[20:29, 20:29], sharp[20:29, 20:29], atol=1e-6)
     # the same foreground a little transparent inside: every ray must look behind it
-    _, info_clear = render_bokeh([bg, _const(textured(h, w, 6), np.minimum(alpha, 0.99), 0.7)], 20.0, 0.7,
-                                 return_info=True)
+    _, info_clear = render_bokeh(
+        [bg, _const(textured(h, w, 6), np.minimum(alpha, 0.99), 0.7)], 20.0, 0.7, return_info=True
+    )
     assert info["mean_spp"] < info_clear["mean_spp"]
 
 
@@ -464,7 +479,7 @@ def test_a_render_that_repeats_the_latest_one_traces_only_around_what_moved():
 
     def wall(shift):
         alpha = np.zeros((n, n), np.float32)
-        alpha[int(0.1 * n):int(0.9 * n), :int(0.55 * n) + shift] = 1.0
+        alpha[int(0.1 * n) : int(0.9 * n), : int(0.55 * n) + shift] = 1.0
         return _const(textured(n, n, 5), alpha, 0.8, "wall")
 
     cache = TextureCache()

@@ -46,22 +46,36 @@ def test_planar_three_layer_scenes_hold_from_k32_to_k256():
 def _scaled(size):
     """planar_scene's content at any size (nearest-neighbour upscale of the 64² scene: the same picture)."""
     k = size // 64
-    return [Layer(np.repeat(np.repeat(la.rgb, k, 0), k, 1), np.repeat(np.repeat(la.alpha, k, 0), k, 1),
-                  np.repeat(np.repeat(la.disparity, k, 0), k, 1) if la.geometry_kind != "plane" else
-                  (0.1 + 0.2 * (np.mgrid[0:size, 0:size][0] + 0.5) / size
-                   + 0.05 * (np.mgrid[0:size, 0:size][1] + 0.5) / size).astype(np.float32)) for la in planar_scene()]
+    return [
+        Layer(
+            np.repeat(np.repeat(la.rgb, k, 0), k, 1),
+            np.repeat(np.repeat(la.alpha, k, 0), k, 1),
+            np.repeat(np.repeat(la.disparity, k, 0), k, 1)
+            if la.geometry_kind != "plane"
+            else (
+                0.1
+                + 0.2 * (np.mgrid[0:size, 0:size][0] + 0.5) / size
+                + 0.05 * (np.mgrid[0:size, 0:size][1] + 0.5) / size
+            ).astype(np.float32),
+        )
+        for la in planar_scene()
+    ]
 
 
 def test_rays_per_pixel_stay_flat_as_size_and_blur_grow_together():
     """The same scene at 256²/K64 and 512²/K128 (blur radii 13–29 and 26–58 px, past the flat_px knee of 16 px):
     cells grow with the disk, so a pixel's ray count barely grows (occlusion edges add levels as √r); with the old
     N ∝ r² it grows ~×4."""
-    spp = [render_bokeh(_scaled(s), K, 0.55, return_info=True, strips=False)[1]["mean_spp"]
-           for s, K in ((256, 64.0), (512, 128.0))]
+    spp = [
+        render_bokeh(_scaled(s), K, 0.55, return_info=True, strips=False)[1]["mean_spp"]
+        for s, K in ((256, 64.0), (512, 128.0))
+    ]
     assert spp[1] <= 1.5 * spp[0], spp
     # the old law, N ∝ r² (pinned by a huge flat_px), for comparison
-    pinned = [render_bokeh(_scaled(s), K, 0.55, return_info=True, strips=False, flat_px=1e9)[1]["mean_spp"]
-              for s, K in ((256, 64.0), (512, 128.0))]
+    pinned = [
+        render_bokeh(_scaled(s), K, 0.55, return_info=True, strips=False, flat_px=1e9)[1]["mean_spp"]
+        for s, K in ((256, 64.0), (512, 128.0))
+    ]
     assert pinned[1] >= 2.5 * pinned[0], pinned
 
 
