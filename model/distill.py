@@ -173,28 +173,56 @@ DISTILL_OUTPUTS = ("depth_eval.csv", "depth_examples.png", "student/**")
 
 
 def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> dict:
+    """The run, step by step as model.train's: own the folder, the data stream, the teacher (fitted when tiny),
+    the student's baseline, then the steps, each logged, and the finish (evaluation, weights, examples)."""
     out = Path(out)
     torch.manual_seed(dcfg.seed)
     urls, val_urls = expand_urls(shards), expand_urls(val)
-    if ctx.main:
-        claim(out, "model.distill", DISTILL_OUTPUTS, inputs=[*urls, *val_urls], signature="depth_eval.csv")
+    _own_folder(ctx, out, urls, val_urls)
     check_max_k(urls, mcfg.k_max)
     scfg = StreamConfig(dcfg.batch_size, 64, dcfg.seed, mcfg.k_max, mcfg.focus_radius)
+    data = _stream(ctx, mcfg, dcfg, urls, scfg)
+    teacher = _teacher(ctx, mcfg, dcfg, urls, scfg)
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    layers = list(teacher.model.config.backbone_config.out_indices)
+    before = _baseline(ctx, student, teacher, val_urls, scfg)
+    opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
+    student.train()
+    # Dinov2's mask token and the layers after the last tapped one take no part in the loss
+    net = ctx.wrap(_Raw(student, layers), find_unused_parameters=True)
+    t0 = time.perf_counter()
+    for step in range(dcfg.steps):
+        losses = distill_step(ctx, net, teacher, opt, next(data), layers, dcfg)
+        _log_step(ctx, dcfg, step + 1, losses, t0)
+    net = None
+    return _finish(ctx, out, student, teacher, val_urls, scfg, before)
+
+
+def _own_folder(ctx, out: Path, urls: list, val_urls: list) -> None:
+    if ctx.main:
+        claim(out, "model.distill", DISTILL_OUTPUTS, inputs=[*urls, *val_urls], signature="depth_eval.csv")
+
+
+def _stream(ctx, mcfg: ModelConfig, dcfg: DistillConfig, urls: list, scfg: StreamConfig):
+    """The batches the student learns from: natural photos degraded online (distill.isr_data), else the shards'
+    all-in-focus / LQ pairs."""
     if dcfg.isr_data is not None:
         stream = PhotoStream(
             dcfg.isr_data, dcfg.crop or mcfg.resolution, dcfg.batch_size, dcfg.seed, dcfg.degradation, dcfg.hflip
         )
         log.info(f"distilling on natural photos degraded online: {stream.describe()}")
-        data = iter(photo_loader(stream))
-    else:
-        log.info(
-            "NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
-            "natural photos, an SA-1B subset, degraded online)"
-        )
-        # after the batches the tiny teacher's fit reads (below), as one process would continue its stream
-        skip = -(-dcfg.teacher_fit_steps // ctx.world)
-        data = iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip), skip_batches=skip)))
-    device = ctx.device
+        return iter(photo_loader(stream))
+    log.info(
+        "NOTE: no distill.isr_data: distilling on the shards' all-in-focus / LQ pairs (the paper uses ~200k "
+        "natural photos, an SA-1B subset, degraded online)"
+    )
+    # after the batches the tiny teacher's fit reads (below), as one process would continue its stream
+    skip = -(-dcfg.teacher_fit_steps // ctx.world)
+    return iter(loader(ShardStream(urls, dataclasses.replace(scfg, hflip=dcfg.hflip), skip_batches=skip)))
+
+
+def _teacher(ctx, mcfg: ModelConfig, dcfg: DistillConfig, urls: list, scfg: StreamConfig) -> DepthEstimator:
+    """The frozen teacher on the device, the same on every rank (a tiny one fitted on the shards first)."""
     teacher = DepthEstimator(load_depth_model(mcfg.depth_size, mcfg.depth, mcfg.seed), mcfg.depth_input)
     log.info(
         f"teacher: {mcfg.depth or f'random {mcfg.depth_size} Depth Anything V2'}; "
@@ -206,10 +234,12 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
         # the same fit on every rank: the first teacher_fit_steps batches of the stream
         fit_data = iter(loader(ShardStream(urls, scfg, rank=0, world=1)))
         fit_teacher(teacher, fit_data, dcfg.teacher_fit_steps, dcfg.teacher_fit_lr)
-    teacher.eval().requires_grad_(False).to(device)
+    teacher.eval().requires_grad_(False).to(ctx.device)
     ctx.broadcast_module(teacher)
-    student = copy.deepcopy(teacher).requires_grad_(True)
-    layers = list(teacher.model.config.backbone_config.out_indices)
+    return teacher
+
+
+def _baseline(ctx, student, teacher, val_urls: list, scfg: StreamConfig) -> dict:
     before = evaluate(student, teacher, val_urls, scfg) if ctx.main else {}
     if ctx.main:
         log.info(
@@ -217,30 +247,37 @@ def _distill(ctx, mcfg: ModelConfig, dcfg: DistillConfig, shards, val, out) -> d
             f"{before['absrel_student_clear']:.4f}"
         )
     ctx.barrier()
-    opt = torch.optim.AdamW(student.parameters(), lr=dcfg.lr)
-    student.train()
-    # Dinov2's mask token and the layers after the last tapped one take no part in the loss
-    net = ctx.wrap(_Raw(student, layers), find_unused_parameters=True)
-    t0 = time.perf_counter()
-    for step in range(dcfg.steps):
-        b = next(data)
-        aif, lq = b["aif"].to(device), b["lq"].to(device)
-        with torch.no_grad():
-            t_out = teacher.raw(_01(aif), output_hidden_states=True)
-        s_feats, s_depth = net(_01(lq))
-        feat = sum(F.mse_loss(s, t) for s, t in zip(s_feats, _features(t_out, layers))) / len(layers)
-        outl = F.l1_loss(normalise(s_depth[:, None]), normalise(t_out.predicted_depth[:, None]))
-        loss = dcfg.feature_weight * feat + dcfg.output_weight * outl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % dcfg.log_every == 0 or step + 1 == dcfg.steps:
-            f_v, o_v = ctx.mean([feat.item(), outl.item()])
-            log.info(
-                f"distill {step + 1}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
-                f"({(time.perf_counter() - t0) / (step + 1):.2f} s/step)"
-            )
-    net = None
+    return before
+
+
+def distill_step(ctx, net, teacher, opt, batch: dict, layers: list, dcfg: DistillConfig) -> tuple:
+    """One optimizer step: the student on LQ matches the teacher on the all-in-focus image (tapped features and
+    the normalised output); returns (feature loss, output loss) as tensors."""
+    aif, lq = batch["aif"].to(ctx.device), batch["lq"].to(ctx.device)
+    with torch.no_grad():
+        t_out = teacher.raw(_01(aif), output_hidden_states=True)
+    s_feats, s_depth = net(_01(lq))
+    feat = sum(F.mse_loss(s, t) for s, t in zip(s_feats, _features(t_out, layers))) / len(layers)
+    outl = F.l1_loss(normalise(s_depth[:, None]), normalise(t_out.predicted_depth[:, None]))
+    loss = dcfg.feature_weight * feat + dcfg.output_weight * outl
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return feat, outl
+
+
+def _log_step(ctx, dcfg: DistillConfig, done: int, losses: tuple, t0: float) -> None:
+    if done % dcfg.log_every == 0 or done == dcfg.steps:
+        f_v, o_v = ctx.mean([v.item() for v in losses])
+        log.info(
+            f"distill {done}/{dcfg.steps}: features {f_v:.4f}, output {o_v:.4f} "
+            f"({(time.perf_counter() - t0) / done:.2f} s/step)"
+        )
+
+
+def _finish(ctx, out: Path, student, teacher, val_urls: list, scfg: StreamConfig, before: dict) -> dict:
+    """The student checked in sync across ranks; rank 0 evaluates it, writes depth_eval.csv, the student's weights
+    and the examples."""
     student.eval()
     digest = ctx.check_in_sync(student)
     if ctx.distributed:
