@@ -40,6 +40,11 @@ class ImageRecipe:
 
         return decode_sample(sample)
 
+    @staticmethod
+    def images(sample: dict):
+        """The raw (undecoded) image samples a stored sample holds, for readers that train on images: itself."""
+        yield sample
+
     def focus(self, sample: dict) -> dict:
         """{"target", "xy", "disparity"} the manifest records."""
         return sample["json"]["focus"]
@@ -88,6 +93,13 @@ class ClipRecipe(ImageRecipe):
         from datagen.shards import decode_clip
 
         return decode_clip(sample)
+
+    @staticmethod
+    def images(sample: dict):
+        """Its frames, each an image sample with the frame's own K and focus (datagen.shards.clip_frames)."""
+        from datagen.shards import clip_frames
+
+        yield from clip_frames(sample)
 
     def focus(self, sample: dict) -> dict:
         first = sample["json"]["frames"][0]  # a clip's row records its first frame's focus

@@ -122,6 +122,48 @@ def decode_clip(sample: dict) -> dict:
     return out
 
 
+def clip_frames(sample: dict):
+    """A clip sample as WebDataset yields it (member name -> bytes) -> its frames as image samples, one per frame,
+    in order: key ``{clip key}_f{k:03d}``, members ``aif.png``, ``bokeh.png``, ``lq.png``, ``disp.npy`` (the frame's
+    own bytes, never re-encoded) and a ``json`` laid out as an image's where it can be: the frame's ``render`` (K,
+    focus_disparity) and ``focus`` (target, xy, disparity), the clip's scene, degradation and bit depth, and
+    ``frame`` (the frame's record, with the clip's key). An image sample passes through unchanged. Flow is a pair's, not a frame's:
+    it is left out. A ValueError names the clip when its JSON or a frame's member is missing."""
+    import json
+
+    if not any(k.startswith("aif.") and k[4:7].isdigit() for k in sample):
+        yield sample
+        return
+    key = sample.get("__key__", "the sample")
+    where = f"clip {key} ({sample['__url__']})" if "__url__" in sample else f"clip {key}"
+    if "json" not in sample:
+        raise ValueError(f"{where}: missing member json")
+    meta = sample["json"] if isinstance(sample["json"], dict) else json.loads(sample["json"])
+    frames = meta.get("frames")
+    if not frames:
+        raise ValueError(f"{where}: its json lists no frames")
+    for k, frame in enumerate(frames):
+        out = {n: sample[n] for n in ("__url__", "__local_path__") if n in sample}
+        out["__key__"] = f"{key}_f{k:03d}"
+        for name, ext in (("aif", "png"), ("bokeh", "png"), ("lq", "png"), ("disp", "npy")):
+            member = f"{name}.{k:03d}.{ext}"
+            if member not in sample:
+                raise ValueError(f"{where}: missing member {member} ({len(frames)} frames)")
+            out[f"{name}.{ext}"] = sample[member]
+        out["json"] = {
+            "scene": meta.get("scene"),
+            "degradation": meta.get("degradation"),
+            "bit_depth": meta.get("bit_depth", 8),
+            "render": {"K": frame["K"], "focus_disparity": frame["focus_disparity"], **meta.get("render", {})},
+            "focus": {"target": frame["target"], "xy": frame["xy"], "disparity": frame["focus_disparity"]},
+            "frame": {**frame, "clip": key},
+            "defocus": "r = K * |disp - focus_disparity| (pixels)",
+        }
+        if "camera" in frame:
+            out["json"]["camera"] = frame["camera"]
+        yield out
+
+
 def _as_stored(a: np.ndarray, name: str) -> np.ndarray:
     """An already-decoded member as decode_clip returns it: images as uint8 (webdataset's "rgb8") or uint16 are
     kept; float images in [0, 1] ("rgb", "torchrgb": C×H×W) are brought back to H×W×3 uint8; arrays stay."""

@@ -91,9 +91,10 @@ def _remote_file(url: str) -> bool:
 
 
 def check_shards(urls: list[str]) -> None:
-    """Before any model is built: the shards hold image samples. Local shards are read up to the first whole
-    member name; a DataError in one line when they hold clips, or when none of them can be read at all. (A
-    damaged sample further in is skipped while training; shards on object storage were checked to exist.)"""
+    """Before any model is built: some shard can be read. Local shards are read up to their first member; a
+    DataError in one line when none of them can be read at all. (A damaged sample further in is skipped while
+    training; shards on object storage were checked to exist.) Image and clip builds are both read: a clip
+    serves each of its frames as an image sample (:func:`frames_as_images`)."""
     import tarfile
 
     local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
@@ -101,26 +102,33 @@ def check_shards(urls: list[str]) -> None:
     for url in local:
         try:
             with tarfile.open(url, "r:") as tar:
-                exts, key = {}, None
-                for m in tar:  # the first sample's members
-                    k, _, ext = m.name.split("/")[-1].partition(".")
-                    if key is not None and k != key:
-                        break
-                    key, exts[ext] = k, None
+                first = tar.next()
         except (tarfile.TarError, OSError, EOFError) as e:
             unreadable.append(f"{url} ({type(e).__name__})")
             continue
-        if not exts:
+        if first is None:
             unreadable.append(f"{url} (empty)")
             continue
-        if _is_clip(exts):
-            raise DataError(clip_refusal(url))
         return
     if local and len(local) == len(urls):
         raise DataError(
             f"no readable sample in any of the {len(urls)} shards: {', '.join(unreadable[:3])}"
             f"{' ...' if len(unreadable) > 3 else ''}"
         )
+
+
+def frames_as_images(samples):
+    """A WebDataset stage: image samples pass through; a clip (a build with ``sequence.frames``) becomes its
+    frames, in order, each an image sample keyed ``{clip}_f{k:03d}`` with the frame's own K and focus
+    (datagen.shards.clip_frames). A clip whose JSON is damaged is passed on as it is, for the reader to skip."""
+    from datagen.shards import clip_frames
+
+    for sample in samples:
+        try:
+            frames = list(clip_frames(sample))
+        except DAMAGE:
+            frames = [sample]
+        yield from frames
 
 
 def expand_urls(spec) -> list[str]:
@@ -165,23 +173,12 @@ def _degradation(name: str):
 
 
 class DataError(UserError, ValueError):
-    """Training data that cannot be used (no readable sample, too many damaged ones, clips given as images):
+    """Training data that cannot be used (no readable sample, too many damaged ones):
     one line naming the shard."""
 
 
 #: what a damaged sample raises while it is decoded: skipped with its key and shard, never a crash
 DAMAGE = (ValueError, KeyError, TypeError, OSError, EOFError, json.JSONDecodeError, IndexError)
-
-
-def clip_refusal(url: str) -> str:
-    return (
-        f"{url}: holds clips (a build with sequence.frames: aif.000.png, ...), not image samples; "
-        f"model.train and model.distill read image builds: build without sequence.frames"
-    )
-
-
-def _is_clip(sample: dict) -> bool:
-    return any(k.startswith("aif.") and k[4:7].isdigit() for k in sample)
 
 
 def to_tensors(
@@ -199,8 +196,6 @@ def to_tensors(
     every serving); ``hflip``: flip LQ, all-in-focus, bokeh and disparity together with probability 1/2;
     ``redegrade``: a degradation preset name: a fresh LQ from the stored all-in-focus image instead of lq.png."""
     key = sample["__key__"]
-    if _is_clip(sample):
-        raise DataError(clip_refusal(sample.get("__url__", "?")))
     decoded = decode_sample(sample)  # a ValueError naming the sample and its shard when a member is damaged
     aif, bokeh, lq, disp, meta = (decoded[k] for k in ("aif", "bokeh", "lq", "disp", "json"))
     K, d_f = float(meta["render"]["K"]), float(meta["render"]["focus_disparity"])
@@ -348,16 +343,23 @@ class ShardStream(GlobalBatches):
         self.cfg = cfg
 
     def epoch_length(self) -> int | None:
-        """Samples per epoch, from the tar headers of local shards (None for remote ones)."""
+        """Image samples per epoch, from the tar headers of local shards (None for remote ones): one per key, or
+        for a clip one per frame (its ``aif.NNN.png`` members)."""
         import os
         import tarfile
+        from collections import Counter
 
         if any("://" in u or not os.path.isfile(u) for u in self.urls):
             return None
         keys = 0
         for u in self.urls:
             with tarfile.open(u, "r:") as tar:  # headers only: member data is seeked over
-                keys += len({m.name.split("/")[-1].split(".", 1)[0] for m in tar.getmembers() if m.isfile()})
+                frames = Counter()
+                for m in tar.getmembers():
+                    if m.isfile():
+                        key, _, ext = m.name.rsplit("/", 1)[-1].partition(".")
+                        frames[key] += int(ext.startswith("aif.") and ext[4:7].isdigit())
+                keys += sum(max(n, 1) for n in frames.values())
         return keys
 
     def raw(self, first_epoch: int = 0):
@@ -366,7 +368,9 @@ class ShardStream(GlobalBatches):
         for epoch in count(first_epoch):
             urls = list(self.urls)
             random.Random(f"{self.cfg.seed}:shards:{epoch}").shuffle(urls)
-            samples = wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in urls))
+            samples = frames_as_images(
+                wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in urls))
+            )
             rng = random.Random(f"{self.cfg.seed}:buffer:{epoch}")
             served = 0
             for sample in wds.shuffle(self.cfg.shuffle_buffer, min(self.cfg.shuffle_buffer, 16), rng=rng)(samples):
@@ -476,5 +480,7 @@ def loader(
 
 def val_batches(urls, cfg: StreamConfig):
     """Every validation sample once, in shard order, in batches (the last may be smaller)."""
-    samples = wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in expand_urls(urls)))
+    samples = frames_as_images(
+        wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in expand_urls(urls)))
+    )
     yield from batches(samples, cfg, partial=True)

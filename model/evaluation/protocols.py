@@ -150,8 +150,10 @@ def synthetic_items(data: str, names=None):
     import webdataset as wds
 
     from datagen.shards import decode_sample
+    from model.data import frames_as_images
 
-    for sample in wds.WebDataset(synthetic_urls(data), shardshuffle=False, empty_check=False):
+    samples = wds.WebDataset(synthetic_urls(data), shardshuffle=False, empty_check=False)
+    for sample in frames_as_images(samples):  # a clip build is scored frame by frame
         key = sample["__key__"]
         if names and key not in names:
             continue

@@ -235,26 +235,46 @@ def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_
     assert "more than max_bad_fraction 0.1" in str(end.value.code)
 
 
-def test_clip_shards_and_unreadable_shards_are_refused_before_any_model_is_built(tmp_path):
-    import io
-    import tarfile
+def test_a_clip_build_trains_as_images_one_per_frame_with_the_frames_own_focus(tmp_path):
+    """A clip build's frames are served as image samples (and scored so): each frame's own members and its own K and focus
+    disparity (a focus pull changes them per frame), counted per frame for resuming; the unreadable is refused."""
+    import numpy as np
 
     from common.errors import UserError
-    from model.data import check_shards, to_tensors
+    from datagen.build import BuildConfig, build_shard, scan_assets
+    from datagen.shards import decode_clip
+    from model.data import check_shards, frames_as_images
     from model.photos import check_run_inputs
 
-    clip = tmp_path / "clip-000000.tar"
-    with tarfile.open(clip, "w") as tar:
-        for name in ("000000_000000.aif.000.png", "000000_000000.bokeh.000.png", "000000_000000.json"):
-            info = tarfile.TarInfo(name)
-            info.size = 2
-            tar.addfile(info, io.BytesIO(b"{}"))
-    with pytest.raises(ValueError, match=r"clip-000000.tar: holds clips .* not image samples"):
-        check_shards([str(clip)])
-    with pytest.raises(UserError, match=r"holds clips"):
-        check_run_inputs((str(clip), None), None, "train.isr_data")
-    with pytest.raises(ValueError, match="holds clips"):
-        to_tensors({"__key__": "k", "__url__": str(clip), "aif.000.png": b"", "json": b"{}"})
+    cfg = BuildConfig.load(None, ["size=96", "min_asset_size=96", "val_fraction=0", "sequence.frames=3"])
+    build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0, 1], str(tmp_path))
+    url = str(tmp_path / "train-000000.tar")
+    check_shards([url])
+    check_run_inputs((url, None), None, "train.isr_data")
+    import webdataset as wds
+
+    clips = {s["__key__"]: decode_clip(s) for s in wds.WebDataset(url, shardshuffle=False)}
+    stream = ShardStream([url], StreamConfig(batch_size=6, shuffle_buffer=1, seed=0, k_max=32, crop=None))
+    assert stream.epoch_length() == 6
+    batch = first(stream)[0]
+    assert sorted(batch["key"]) == sorted(f"{k}_f{f:03d}" for k in clips for f in range(3))
+    focus = set()
+    for i, key in enumerate(batch["key"]):
+        clip, f = clips[key[:-5]], int(key[-3:])
+        frame = clip["json"]["frames"][f]
+        assert float(batch["K"][i]) == pytest.approx(frame["K"])
+        assert float(batch["focus_disparity"][i]) == pytest.approx(frame["focus_disparity"])
+        assert np.array_equal(batch["disp"][i, 0].numpy(), clip["disp"][f])
+        aif = ((batch["aif"][i] + 1) * 127.5).round().permute(1, 2, 0).numpy().astype(np.uint8)
+        assert np.array_equal(aif, clip["aif"][f])
+        focus.add(round(frame["focus_disparity"], 6))
+    assert len(focus) > 1  # the frames differ in focus: each is read with its own
+    from model.evaluation.protocols import synthetic_items
+
+    items = list(synthetic_items(url))  # the evaluation scores a clip build frame by frame, the same way
+    assert sorted(i.name for i in items) == sorted(batch["key"])
+    image = {"__key__": "k", "aif.png": b""}
+    assert list(frames_as_images([image])) == [image]  # an image sample passes through
     (tmp_path / "noise.tar").write_bytes(b"\x13" * 4096)
     with pytest.raises(UserError, match=r"^no readable sample in any of the 1 shards: .*noise.tar"):
         check_run_inputs((str(tmp_path / "noise.tar"), None), None, "train.isr_data")
