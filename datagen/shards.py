@@ -127,8 +127,8 @@ def clip_frames(sample: dict):
     in order: key ``{clip key}_f{k:03d}``, members ``aif.png``, ``bokeh.png``, ``lq.png``, ``disp.npy`` (the frame's
     own bytes, never re-encoded) and a ``json`` laid out as an image's where it can be: the frame's ``render`` (K,
     focus_disparity) and ``focus`` (target, xy, disparity), the clip's scene, degradation and bit depth, and
-    ``frame`` (the frame's record, with the clip's key). An image sample passes through unchanged. Flow is a pair's, not a frame's:
-    it is left out. A ValueError names the clip when its JSON or a frame's member is missing."""
+    ``frame`` (the frame's record, with the clip's key). An image sample passes through unchanged. Flow is a
+    pair's, not a frame's: it is left out. A ValueError names the clip when its JSON or a frame's member is missing."""
     import json
 
     if not any(k.startswith("aif.") and k[4:7].isdigit() for k in sample):

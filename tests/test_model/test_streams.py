@@ -236,8 +236,9 @@ def test_damaged_samples_are_skipped_named_and_counted_and_too_many_end_the_run_
 
 
 def test_a_clip_build_trains_as_images_one_per_frame_with_the_frames_own_focus(tmp_path):
-    """A clip build's frames are served as image samples (and scored so): each frame's own members and its own K and focus
-    disparity (a focus pull changes them per frame), counted per frame for resuming; the unreadable is refused."""
+    """A clip build's frames are served as image samples (and scored so): each frame's own members and its own K
+    and focus disparity (a focus pull changes them per frame), counted per frame for resuming; the unreadable is
+    refused."""
     import numpy as np
 
     from common.errors import UserError
