@@ -283,13 +283,14 @@ def _row_sum(s, i, j0, f0, j1, f1, c):
 
 
 @njit(cache=True)
-def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
-    """Mean of the 4 channels over the disk of radius r centred at image position (x, y) under the weight
+def disk_mean3(sat, sat1, layer, x, y, r, pad, ax, ay):
+    """Mean of the 3 colour channels over the disk of radius r centred at image position (x, y) under the weight
     1 + ax·(u − x) + ay·(v − y) at image position (u, v) (ax = ay = 0: the plain mean), in texel rows: each row's
     chord at its mid-height, integrated exactly from the summed-area table (the difference of two table rows is that
     texel row's prefix sum along x). A row's weight in v is taken at its mid-height; in u it is integrated exactly
-    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none).
-    Returns (c0, c1, c2, c3, rows read)."""
+    with ``sat1``, the summed-area table of u·texel, read only when ax ≠ 0 (pass ``sat`` when there is none). The
+    alpha channel is not read: a disk read is taken only where one opaque surface covers the disk.
+    Returns (c0, c1, c2, rows read)."""
     wmax = sat.shape[2] - 1.0
     X = x + pad
     Y = y + pad
@@ -300,7 +301,6 @@ def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
-    a3 = 0.0
     area = 0.0
     for i in range(i_lo, i_hi + 1):
         hgt, dy, X0, X1 = _disk_chord(i, X, Y, r, wmax)
@@ -314,23 +314,20 @@ def disk_mean4(sat, sat1, layer, x, y, r, pad, ax, ay):
         c0 = base * _row_sum(s, i, j0, f0, j1, f1, 0)
         c1 = base * _row_sum(s, i, j0, f0, j1, f1, 1)
         c2 = base * _row_sum(s, i, j0, f0, j1, f1, 2)
-        c3 = base * _row_sum(s, i, j0, f0, j1, f1, 3)
         w = base * (X1 - X0)
         if ax != 0.0:
             c0 += ax * _row_sum(m, i, j0, f0, j1, f1, 0)
             c1 += ax * _row_sum(m, i, j0, f0, j1, f1, 1)
             c2 += ax * _row_sum(m, i, j0, f0, j1, f1, 2)
-            c3 += ax * _row_sum(m, i, j0, f0, j1, f1, 3)
             w += 0.5 * ax * (X1 * X1 - X0 * X0)
         a0 += hgt * c0
         a1 += hgt * c1
         a2 += hgt * c2
-        a3 += hgt * c3
         area += hgt * w
     if area <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0, 0
+        return 0.0, 0.0, 0.0, 0
     inv = 1.0 / area
-    return a0 * inv, a1 * inv, a2 * inv, a3 * inv, i_hi - i_lo + 1
+    return a0 * inv, a1 * inv, a2 * inv, i_hi - i_lo + 1
 
 
 @njit(cache=True, inline="always")
@@ -1300,9 +1297,15 @@ def disk_read(sat, sat1, layer, pad, px, py, r_disk, cx, cy):
         # about the disk's centre
         wsc = -3.0 / (r_disk * r_disk)
         wsc /= 1.0 + wsc * (cx * cx + cy * cy)
-        m0, m1, m2, _, rows = disk_mean4(sat, sat1, layer, px + cx, py + cy, r_eff, pad, wsc * cx, wsc * cy)
+        ax = wsc * cx
+        ay = wsc * cy
+        px += cx
+        py += cy
     else:
-        m0, m1, m2, _, rows = disk_mean4(sat, sat, layer, px, py, r_eff, pad, 0.0, 0.0)
+        sat1 = sat
+        ax = 0.0
+        ay = 0.0
+    m0, m1, m2, rows = disk_mean3(sat, sat1, layer, px, py, r_eff, pad, ax, ay)
     return m0, m1, m2, rows
 
 
