@@ -23,7 +23,6 @@ from pathlib import Path
 
 from common import config
 from common.jsonfile import dumps as json_dumps
-from common.limits import MAX_K
 from datagen.config import BuildConfig
 from datagen.distributor import cluster_size, connect_ray, node_id, pin_threads
 from datagen.folder import (
@@ -335,7 +334,7 @@ def prepare_folder(store, cfg: BuildConfig, rows: list, assets_hash: str, start_
         "config": config.to_dict(cfg),
         "config_hash": cfg.digest(),
         "assets_hash": assets_hash,
-        "max_K": MAX_K,
+        "max_K": cfg.max_k(),
         "complete": False,
     }
     store.write_text("dataset.json", json_dumps(started))
@@ -428,7 +427,7 @@ def finish(
         "config": config.to_dict(cfg),
         "config_hash": cfg.digest(),
         "assets_hash": assets_hash,
-        "max_K": MAX_K,
+        "max_K": cfg.max_k(),
         "complete": True,
         "samples": merged.num_rows,
         "shards": store.names("*.tar"),
@@ -451,7 +450,7 @@ def finish(
         }
     )
     store.write_text("build_log.json", json_dumps(log, sort_keys=False))
-    sheet = preview(store)
+    sheet = preview(store, max_k=cfg.max_k())
     if sheet:
         store.write_bytes("preview.png", sheet)
     write_report(store, sheet)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.limits import MAX_K
 from renderer.lens import FULL_FRAME_WIDTH_MM, PRESETS, Camera
 
 PINHOLE = "pinhole"
@@ -90,28 +89,37 @@ class CameraConfig:
                 f"{self.fg_distance_m[1]:g} m, got {[lo, hi]}"
             )
 
+    def max_k(self, size: int) -> float:
+        """The largest K the target cameras can give at ``size`` px: K = K_m(z_f)/z_near is largest focused at the
+        nearest distance (z_f = z_near = the nearest foreground distance), with the longest focal length, the
+        smallest f-number and the narrowest sensor."""
+        z = self.fg_distance_m[0]
+        return max(cam.k_metric(z, size) / z for cam in self._extreme_targets())
+
     def check_k(self, size: int) -> None:
         """Refuse a camera range whose K (the target's) or K_input (the input camera's, at its largest zoom) at
-        ``size`` px can exceed the model's maximum K: K = K_m(z_f)/z_near is largest focused at the nearest
-        distance (z_f = z_near = the nearest foreground distance), with the longest focal length, the smallest
-        f-number and the narrowest sensor."""
+        ``size`` px can exceed the renderer's largest blur radius (renderer.options.max_blur_radius): see
+        :meth:`max_k`. (Above the model's K the trainer downscales the samples: model.data.)"""
+        from renderer.options import max_blur_radius
+
+        limit = max_blur_radius(size)
         z = self.fg_distance_m[0]
         for cam in self._extreme_targets():
             K = cam.k_metric(z, size) / z
-            if K > MAX_K:
+            if K > limit:
                 raise ValueError(
                     f"camera: {cam.name} focused at {z:g} m (camera.fg_distance_m's nearest) gives K = "
-                    f"{K:.1f} at {size} px, above the model's maximum K {MAX_K:g}: a farther "
+                    f"{K:.1f} at {size} px, above the renderer's largest blur radius {limit:g} px: a farther "
                     f"fg_distance_m, a larger f-number or a smaller size"
                 )
         if self.input != PINHOLE:
             cam = PRESETS[self.input].with_zoom(self.input_zoom_range[1])
             K = cam.k_metric(z, size) / z
-            if K > MAX_K:
+            if K > limit:
                 raise ValueError(
                     f"camera.input_zoom_range: {self.input} at {self.input_zoom_range[1]:g}× zoom focused "
-                    f"at {z:g} m gives the LQ's K_input = {K:.1f} at {size} px, above the model's "
-                    f"maximum K {MAX_K:g}: a smaller zoom, a farther fg_distance_m or a smaller size"
+                    f"at {z:g} m gives the LQ's K_input = {K:.1f} at {size} px, above the renderer's "
+                    f"largest blur radius {limit:g} px: a smaller zoom, a farther fg_distance_m or a smaller size"
                 )
 
     def _extreme_targets(self) -> list[Camera]:

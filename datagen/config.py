@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import config
-from common.limits import check_seed
+from common.limits import MAX_K, check_seed
 from datagen.camera import CameraConfig
 from datagen.motion import SequenceConfig
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
+from renderer.options import max_blur_radius
 
 MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in the renderer
 # the build's render settings (BuildConfig.render's default): coarser cells, unsplit rim cells, closed-form disks
@@ -101,8 +102,23 @@ class BuildConfig:
             raise ValueError(f"png_compress_level: 0..9, got {self.png_compress_level}")
         if self.camera.enabled:
             # a clip's zoom magnifies the blur with the image: K as at size × the largest zoom
-            self.camera.check_k(round(self.size * (self.sequence.zoom[1] if self.sequence.frames else 1.0)))
+            self.camera.check_k(self._zoomed_size())
+        elif self.scene.k_range[1] > max_blur_radius(self.size):
+            raise ValueError(
+                f"scene.k_range: the upper end {self.scene.k_range[1]:g} exceeds the renderer's largest blur radius "
+                f"at size {self.size}: {max_blur_radius(self.size):g} px"
+            )
         self.sequence.check_motion(self.size)
+
+    def _zoomed_size(self) -> int:
+        return round(self.size * (self.sequence.zoom[1] if self.sequence.frames else 1.0))
+
+    def max_k(self) -> float:
+        """The bound on the data's K that ``dataset.json`` records as ``max_K``: the model's MAX_K (32), or more
+        where scene.k_range, or the cameras at this size, reach further (the trainer maps such data to its own
+        k_max by downscaling: model.data)."""
+        top = self.camera.max_k(self._zoomed_size()) if self.camera.enabled else self.scene.k_range[1]
+        return float(max(MAX_K, top))
 
     def degradation_config(self) -> DegradationConfig:
         """The ``degradation:`` section as a checked DegradationConfig: its ``preset`` (default realesrgan_x4plus)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from common.errors import UserError
+from common.limits import MAX_K
 from manifests.outdir import MARKER, is_output
 
 # files a build writes, by name (manifests.outdir patterns): --overwrite removes these and nothing else
@@ -89,8 +90,9 @@ def write_wids_indexes(store) -> list[str]:
     return written
 
 
-def preview(store, count: int = 4) -> bytes | None:
-    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard; for clips, strips of
+def preview(store, count: int = 4, max_k: float = MAX_K) -> bytes | None:
+    """Contact sheet (PNG bytes) of the first ``count`` samples of the first training shard (the defocus map over
+    [0, ``max_k``], the build's max_K); for clips, strips of
     frames (datagen.clips.clip_preview), and the first clip's frames as ``preview.gif`` (written here)."""
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
@@ -125,7 +127,7 @@ def preview(store, count: int = 4) -> bytes | None:
         png, gif = clip_preview(samples)
         store.write_bytes("preview.gif", gif)
         return png
-    return contact_sheet_png(samples) if samples else None
+    return contact_sheet_png(samples, max_k) if samples else None
 
 
 def _to8(rgb):

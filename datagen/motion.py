@@ -123,14 +123,14 @@ class ClipDraw:
     def K(self, K0: float, k: int, ramp: bool = True) -> float:
         """K at frame k: a ramp's linear change (an iris pull; ``ramp=False``: a camera whose aperture stays, the
         phone's), times the zoom's magnification (the blur disks magnify with the image: a digital zoom, or a zoom
-        lens whose entrance pupil keeps its size), kept in [0, 32]."""
+        lens whose entrance pupil keeps its size), kept in [0, max(32, K0)] (the build's max_K bounds it)."""
         K = K0
         if ramp and self.focus_mode == "ramp" and self.frames >= 2:
             K = K0 * (1 + (self.k_ratio - 1) * k / (self.frames - 1))
         m = self.magnification(k)
         if K == K0 and m == 1.0:
             return K0
-        return float(min(max(K * m, 0.0), MAX_K))
+        return float(min(max(K * m, 0.0), max(MAX_K, K0)))
 
     def blend(self, d_a: float, d_b: float, k: int) -> float:
         """The pull's focus disparity at frame k, from d_a to d_b: linear (or eased) in disparity, or in distance

@@ -20,6 +20,7 @@ from common.images import to_uint8, to_uint16
 from common.limits import MAX_K
 from degradations import DegradationConfig, degrade
 from renderer import Highlights, Layer, TextureCache, pinhole_view, render_bokeh
+from renderer.options import MAX_COC_PX
 
 from .assets import Asset, load_asset, load_asset_files
 
@@ -48,7 +49,7 @@ class SceneConfig:
 
     def __post_init__(self):
         ranges = {
-            "k_range": (0.0, MAX_K),
+            "k_range": (0.0, MAX_COC_PX),
             "bg_disparity_range": (0.0, 1.0),
             "bg_tilt_range": (0.0, 1.0),
             "fg_scale_range": (1e-3, 4.0),
@@ -58,8 +59,11 @@ class SceneConfig:
         for name, (lo, hi) in ranges.items():
             a, b = getattr(self, name)
             if not lo <= a <= b <= hi:
-                if name == "k_range" and b > MAX_K:
-                    raise ValueError(f"k_range: the upper end {b:g} exceeds the model's maximum K {MAX_K:g}")
+                if name == "k_range" and b > MAX_COC_PX:
+                    raise ValueError(
+                        f"k_range: the upper end {b:g} exceeds the renderer's largest blur radius {MAX_COC_PX:g} px "
+                        f"(renderer.options.MAX_COC_PX)"
+                    )
                 raise ValueError(f"{name}: [low, high] with {lo:g} <= low <= high <= {hi:g}, got {[a, b]}")
         if not 0 <= self.num_foregrounds <= MAX_FOREGROUNDS:
             raise ValueError(f"num_foregrounds: 0..{MAX_FOREGROUNDS}, got {self.num_foregrounds}")

@@ -9,6 +9,7 @@ defocus map K·|d − d_f| / K_max and the focus mask (K·|d − d_f| ≤ focus_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -60,23 +61,40 @@ def _is_storage_uri(url: str) -> bool:
     return url.split("://", 1)[0].lower() in PYARROW_SCHEMES if "://" in url else False
 
 
-def check_max_k(urls: list[str], k_max: float) -> float | None:
+def data_max_k(urls: list[str]) -> float | None:
     """The ``max_K`` recorded in the ``dataset.json`` beside the shards (None when there is none, e.g. shards on
-    object storage or copied alone); the model's ``k_max`` normalises the defocus map and must be the data's."""
-    import os
-
+    object storage or copied alone)."""
     folder = os.path.dirname(urls[0]) or "."
     meta_path = os.path.join(folder, "dataset.json")
     if "://" in urls[0] or not os.path.isfile(meta_path):
         return None
     with open(meta_path) as f:
         data_max = json.load(f).get("max_K")
-    if data_max is not None and float(data_max) != float(k_max):
-        raise ValueError(
-            f"model.k_max is {k_max:g} but the data in {folder} was built with max_K {data_max:g} "
-            f"({meta_path}); set model.k_max={data_max:g}"
-        )
     return None if data_max is None else float(data_max)
+
+
+def data_scale(urls: list[str], k_max: float) -> float:
+    """How the loader maps a build's K onto the model's ``k_max`` (the defocus map r = K·|d − d_f| is divided by
+    it): data built with max_K ≤ k_max is served as it is; data built with a larger max_K (a megapixel build with
+    real-lens blur) is downscaled by k_max / max_K, every member alike (INTER_AREA), so that every blur radius, and
+    K with it, shrinks by that factor and stays within k_max. 1.0 when the build records no max_K."""
+    data_max = data_max_k(urls)
+    return 1.0 if data_max is None or data_max <= k_max else float(k_max) / data_max
+
+
+def check_max_k(urls: list[str], k_max: float) -> float:
+    """The scale :func:`data_scale` serves these shards at, said on stderr when it is not 1."""
+    import sys
+
+    scale = data_scale(urls, k_max)
+    if scale != 1.0:
+        print(
+            f"the data's max_K {data_max_k(urls):g} exceeds the model's k_max {k_max:g}: samples are downscaled by "
+            f"{scale:.4g} as they are read (model.data.data_scale)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return scale
 
 
 def _remote_file(url: str) -> bool:
@@ -190,8 +208,10 @@ def to_tensors(
     index: int | None = None,
     hflip: bool = False,
     redegrade: str | None = None,
+    scale: float = 1.0,
 ) -> dict:
-    """One raw WebDataset sample (member bytes) -> training tensors (see module doc). ``index``: the sample's
+    """One raw WebDataset sample (member bytes) -> training tensors (see module doc). ``scale`` < 1: every member
+    downscaled by it first, and K with it (:func:`data_scale`). ``index``: the sample's
     global position in its stream (seeds the crop, the flip and the degradation; None: from the key, the same at
     every serving); ``hflip``: flip LQ, all-in-focus, bokeh and disparity together with probability 1/2;
     ``redegrade``: a degradation preset name: a fresh LQ from the stored all-in-focus image instead of lq.png."""
@@ -199,6 +219,8 @@ def to_tensors(
     decoded = decode_sample(sample)  # a ValueError naming the sample and its shard when a member is damaged
     aif, bokeh, lq, disp, meta = (decoded[k] for k in ("aif", "bokeh", "lq", "disp", "json"))
     K, d_f = float(meta["render"]["K"]), float(meta["render"]["focus_disparity"])
+    if scale < 1.0:
+        aif, bokeh, lq, disp, K = downscaled(aif, bokeh, lq, disp, K, scale)
     rng = random.Random(f"{seed}:{key}" if index is None else f"{seed}:sample:{index}")
     if redegrade:
         from common.images import to_uint8
@@ -237,6 +259,27 @@ def to_tensors(
     }
 
 
+def downscaled(aif, bokeh, lq, disp, K: float, scale: float):
+    """A sample's members downscaled by ``scale`` (area-averaged, as a camera with fewer pixels would see the scene):
+    the HQ side to a multiple of the LQ's factor, the LQ with it, and K by the width's actual ratio."""
+    import cv2
+
+    h, w = aif.shape[:2]
+    f = h // lq.shape[0]  # the LQ's factor (4)
+    nh, nw = max(f, round(h * scale / f) * f), max(f, round(w * scale / f) * f)
+
+    def area(a, hh, ww):
+        return cv2.resize(a, (ww, hh), interpolation=cv2.INTER_AREA)
+
+    return (
+        area(aif, nh, nw),
+        area(bokeh, nh, nw),
+        area(lq, nh // f, nw // f),
+        area(np.ascontiguousarray(disp), nh, nw),
+        K * nw / w,
+    )
+
+
 def image_tensor(a: np.ndarray) -> torch.Tensor:
     """H×W×3 uint8 (/127.5) or uint16 (/32767.5) -> (3, H, W) in [-1, 1]."""
     return (
@@ -261,7 +304,7 @@ def batches(samples, cfg: "StreamConfig", partial: bool):
     batch = []
     for sample in samples:
         try:
-            batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed))
+            batch.append(to_tensors(sample, cfg.k_max, cfg.focus_radius, cfg.crop, cfg.seed, scale=cfg.scale or 1.0))
         except DataError:
             raise
         except DAMAGE as e:
@@ -288,6 +331,7 @@ class StreamConfig:
     hflip: bool = False
     redegrade: str | None = None  # a degradation preset: a fresh LQ at every serving
     max_bad_fraction: float = 0.01
+    scale: float | None = None  # None: the shards' own (data_scale), set by the stream
 
 
 def dist_info() -> tuple[int, int]:
@@ -340,7 +384,7 @@ class ShardStream(GlobalBatches):
     def __init__(self, urls, cfg: StreamConfig, skip_batches: int = 0, rank=None, world=None):
         super().__init__(cfg.batch_size, skip_batches, rank, world)
         self.urls = expand_urls(urls)
-        self.cfg = cfg
+        self.cfg = cfg if cfg.scale is not None else dataclasses.replace(cfg, scale=data_scale(self.urls, cfg.k_max))
 
     def epoch_length(self) -> int | None:
         """Image samples per epoch, from the tar headers of local shards (None for remote ones): one per key, or
@@ -408,6 +452,7 @@ class ShardStream(GlobalBatches):
                             index=g,
                             hflip=c.hflip,
                             redegrade=c.redegrade,
+                            scale=c.scale,
                         )
                     )
                     good += 1
@@ -479,8 +524,9 @@ def loader(
 
 
 def val_batches(urls, cfg: StreamConfig):
-    """Every validation sample once, in shard order, in batches (the last may be smaller)."""
-    samples = frames_as_images(
-        wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in expand_urls(urls)))
-    )
+    """Every validation sample once, in shard order, in batches (the last may be smaller), at the shards' scale."""
+    urls = expand_urls(urls)
+    if cfg.scale is None:
+        cfg = dataclasses.replace(cfg, scale=data_scale(urls, cfg.k_max))
+    samples = frames_as_images(wds.tarfile_to_samples(handler=_skip_damaged_shard)(iter({"url": u} for u in urls)))
     yield from batches(samples, cfg, partial=True)

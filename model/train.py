@@ -31,7 +31,7 @@ from manifests.storage import atomic_file
 
 from .checkpoints import append_row, list_checkpoints, save_checkpoint, trim_csv  # noqa: F401
 from .config import ModelConfig, configs_or_exit, parse_run_args
-from .data import ShardStream, StreamConfig, check_max_k, expand_urls, loader
+from .data import ShardStream, StreamConfig, check_max_k, data_max_k, expand_urls, loader
 from .logs import get_logger
 from .photos import PhotoStream, check_run_inputs, photo_loader
 from .prior import fit_tiny_prior  # noqa: F401
@@ -104,10 +104,12 @@ def train(
 def _train(ctx, mcfg: ModelConfig, tcfg: TrainConfig, shards, run: Path, val, perceptual, stop_after) -> dict:
     urls = expand_urls(shards)
     val_urls = expand_urls(val) if val else None
-    check_max_k(urls, mcfg.k_max)
+    scale = check_max_k(urls, mcfg.k_max)
     photos = _photo_source(mcfg, tcfg)
     torch.manual_seed(tcfg.seed)
-    _own_run_folder(ctx, run, mcfg, tcfg, [*urls, *(val_urls or [])])
+    # data built past the model's k_max is downscaled as it is read; the mapping is recorded with the config
+    data = {"max_K": data_max_k(urls), "scale": scale} if scale != 1.0 else None
+    _own_run_folder(ctx, run, mcfg, tcfg, [*urls, *(val_urls or [])], data)
     mcfg = _prior(ctx, mcfg, tcfg, urls, run)
     model, perceptual, optimizers = build_model(ctx, mcfg, tcfg, perceptual)
     start = _resume(ctx, run, model, optimizers)
@@ -164,10 +166,11 @@ def _photo_source(mcfg: ModelConfig, tcfg: TrainConfig):
     return photos
 
 
-def _own_run_folder(ctx, run: Path, mcfg: ModelConfig, tcfg: TrainConfig, inputs: list) -> None:
-    """Rank 0 claims the run folder (manifests.outdir) and records the configuration; a folder holding a run of
-    another configuration is refused naming the differences. Every rank checks it runs the recorded one."""
-    record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg)}
+def _own_run_folder(ctx, run: Path, mcfg: ModelConfig, tcfg: TrainConfig, inputs: list, data=None) -> None:
+    """Rank 0 claims the run folder (manifests.outdir) and records the configuration (and ``data``: how the data
+    is mapped onto the model's k_max, when it is downscaled); a folder holding a run of another configuration is
+    refused naming the differences. Every rank checks it runs the recorded one."""
+    record = {"model": mcfg.to_dict(), "train": dataclasses.asdict(tcfg), **({"data": data} if data else {})}
     cfg_file = run / "config.json"
     if ctx.main:
         claim(run, "model.train", TRAIN_OUTPUTS, inputs=inputs, signature="config.json")

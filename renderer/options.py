@@ -65,6 +65,13 @@ MAX_COC_PX = 512  # the largest blur radius (px) render_bokeh supports, whatever
 # padded by it, so a 2048² render at this limit holds ~2 GB of padded textures and tables
 
 
+def max_blur_radius(size: int) -> float:
+    """The largest blur radius (px) render_bokeh takes on a frame whose long side is ``size`` px: MAX_COC_PX, or
+    MAX_RADIUS_OVER_SIZE × size (at least 64 px) for small frames. A scene's K (radius per unit of disparity) is
+    limited by it, since |d − d_f| ≤ 1."""
+    return float(min(MAX_COC_PX, max(MAX_RADIUS_OVER_SIZE * size, 64)))
+
+
 @dataclass(frozen=True)
 class Quality:
     """Sampling knobs of :func:`render_bokeh`. The defaults are production quality: ≥ 60 dB against a converged

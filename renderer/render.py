@@ -26,6 +26,7 @@ from .options import (  # noqa: F401 - the public options, importable from here 
     Highlights,
     Quality,
     as_aperture,
+    max_blur_radius,
 )
 from .textures import (  # noqa: F401
     EVERY_PIXEL,

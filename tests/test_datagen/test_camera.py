@@ -109,16 +109,21 @@ def test_a_pinhole_input_gives_the_k_recipes_lq(assets):
         assert np.array_equal(sample["lq"], degrade(sample["aif"], spec.degradation_seed, deg)[0])
 
 
-def test_a_camera_range_that_can_exceed_the_models_k_is_refused_at_load():
+def test_a_camera_range_past_the_models_k_builds_and_past_the_renderers_limit_is_refused_at_load():
+    """K is limited by the renderer only (its largest blur radius, 512 px): a full-frame 85 mm f/1.4 focused at
+    0.8 m gives K ≈ 47 at 512 px and ≈ 189 at 2048 px, and the build records that bound as its max_K (the trainer
+    downscales such data onto its own k_max); at 8192 px it would be ≈ 755 px, refused."""
+    near = ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]", "camera.bg_distance_m=[3, .inf]"]
+    at512 = BuildConfig.load(None, near)
+    at2048 = BuildConfig.load(None, near + ["size=2048"])
+    assert 40 < at512.max_k() < 60 and at2048.max_k() == pytest.approx(4 * at512.max_k())
+    assert BuildConfig.load(None, near[:1] + ["camera.fg_distance_m=[3, 4]"]).max_k() == 32.0  # at least MAX_K
     with pytest.raises(
         ValueError,
-        match=r"fullframe_85mm_f1.4 focused at 0.8 m .* gives K = \d+\.\d at 512 px, "
-        r"above the model's maximum K 32",
+        match=r"fullframe_85mm_f1.4 focused at 0.8 m .* gives K = \d+\.\d at 8192 px, "
+        r"above the renderer's largest blur radius 512 px",
     ):
-        BuildConfig.load(
-            None,
-            ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[0.8, 2]", "camera.bg_distance_m=[3, .inf]"],
-        )
+        BuildConfig.load(None, near + ["size=8192"])
     with pytest.raises(ValueError, match="camera.target: 'leica' is not a camera preset; presets"):
         BuildConfig.load(None, ["camera.target=leica"])
     # off, the section leaves every K-range build's hash as it was (a resumed build keeps its folder); on, it counts
@@ -194,11 +199,10 @@ def test_camera_presets_name_their_key_and_the_input_blur_is_checked_like_k():
         BuildConfig.load(None, ["camera.target=nikon_z_58mm"])
     with pytest.raises(ValueError, match=r"^--set camera.input=gopro: camera.input: 'gopro' is not a camera preset"):
         BuildConfig.load(None, ["camera.input=gopro"])  # the section is off: checked all the same
-    with pytest.raises(ValueError, match=r"camera.input_zoom_range: phone_tele at 60× zoom .* K_input = \d+"):
-        BuildConfig.load(
-            None,
-            ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[3, 4]", "camera.input_zoom_range=[1, 60]"],
-        )
+    zoomed = ["camera.target=fullframe_85mm_f1.4", "camera.fg_distance_m=[3, 4]", "camera.input_zoom_range=[1, 60]"]
+    BuildConfig.load(None, zoomed)  # K_input ≈ 35 at 512 px: within the renderer's limit
+    with pytest.raises(ValueError, match=r"camera.input_zoom_range: phone_tele at 60× zoom .* K_input = 535"):
+        BuildConfig.load(None, zoomed + ["size=2048", "camera.fg_distance_m=[0.8, 4]"])
 
 
 def test_flow_needs_frames_and_clip_motion_stays_within_the_frame():

@@ -218,11 +218,15 @@ def test_clip_configs_are_checked_at_load():
         BuildConfig.load(None, ["sequence.frames=8", "sequence.zoom=[1, 3]"])
     with pytest.raises(ValueError, match="pull_space: one of"):
         BuildConfig.load(None, ["sequence.frames=8", "sequence.pull_space=metres"])
-    # a zoom magnifies the blur: a camera range that stays under K 32 unzoomed can exceed it zoomed
-    cam = ["camera.target=fullframe_85mm_f1.4", "camera.input=pinhole", "camera.fg_distance_m=[1.6, 4]"]
-    BuildConfig.load(None, cam + ["sequence.frames=8", "size=512"])
-    with pytest.raises(ValueError, match="above the model's maximum K"):
-        BuildConfig.load(None, cam + ["sequence.frames=8", "size=512", "sequence.zoom=[2, 2]"])
+    # a zoom magnifies the blur: the build's max_K counts it, and a camera range within the renderer's blur
+    # limit unzoomed can exceed it zoomed
+    cam = ["camera.target=fullframe_85mm_f1.4", "camera.input=pinhole", "camera.fg_distance_m=[0.8, 4]"]
+    still = BuildConfig.load(None, cam + ["sequence.frames=8", "size=512"])
+    zoomed = BuildConfig.load(None, cam + ["sequence.frames=8", "size=512", "sequence.zoom=[2, 2]"])
+    assert 32 < still.max_k() and zoomed.max_k() == pytest.approx(2 * still.max_k(), rel=1e-3)
+    BuildConfig.load(None, cam + ["sequence.frames=8", "size=4096"])
+    with pytest.raises(ValueError, match=r"at 8192 px, above the renderer's largest blur radius 512 px"):
+        BuildConfig.load(None, cam + ["sequence.frames=8", "size=4096", "sequence.zoom=[2, 2]"])
     on = BuildConfig.load(None, ["sequence.frames=8", "scene.bg_map_prob=0"])
     assert on.digest() != BuildConfig.load(None, ["scene.bg_map_prob=0"]).digest()  # clips count in the hash
 

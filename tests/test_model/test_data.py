@@ -4,6 +4,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from common.images import encode_png, to_uint8, to_uint16
@@ -37,16 +38,35 @@ def test_sixteen_bit_members_decode_to_the_same_range_with_more_precision():
     assert torch.equal(t8["lq"], t16["lq"])
 
 
-def test_the_model_refuses_data_built_for_another_max_k(tmp_path):
-    """dataset.json carries max_K; training on it with another model.k_max would mis-scale every defocus map."""
-    import pytest
+def test_data_built_past_the_models_k_max_is_downscaled_onto_it_as_it_is_read(tmp_path):
+    """dataset.json carries max_K. Data built with max_K ≤ k_max is served as it is (its defocus maps stay in
+    pixels / k_max); data built with more (megapixel, real-lens blur) is downscaled by k_max / max_K, every member
+    alike, and K with it, so every blur radius and the defocus map stay the model's."""
+    import cv2
+    import webdataset as wds
 
-    from model.data import check_max_k
+    from datagen.build import BuildConfig, build_shard, scan_assets
+    from datagen.shards import decode_sample
+    from model.data import ShardStream, StreamConfig, check_max_k, data_scale, to_tensors
 
-    (tmp_path / "train-000000.tar").write_bytes(b"")
+    cfg = BuildConfig.load(None, ["size=192", "min_asset_size=96", "val_fraction=0", "scene.k_range=[40,64]"])
+    assert cfg.max_k() == 64.0
+    build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0, 1], str(tmp_path))
     urls = [str(tmp_path / "train-000000.tar")]
-    assert check_max_k(urls, 32.0) is None  # no dataset.json beside the shards: nothing to check
-    (tmp_path / "dataset.json").write_text(json.dumps({"max_K": 32.0}))
-    assert check_max_k(urls, 32.0) == 32.0
-    with pytest.raises(ValueError, match="model.k_max is 16 but the data .* was built with max_K 32"):
-        check_max_k(urls, 16.0)
+    assert data_scale(urls, 32.0) == 1.0  # no dataset.json beside the shards: served as it is
+    (tmp_path / "dataset.json").write_text(json.dumps({"max_K": cfg.max_k()}))
+    assert data_scale(urls, 64.0) == data_scale(urls, 128.0) == 1.0
+    assert check_max_k(urls, 32.0) == data_scale(urls, 32.0) == 0.5
+    raw = next(iter(wds.WebDataset(urls, shardshuffle=False)))
+    sample = decode_sample(raw)
+    K = sample["json"]["render"]["K"]
+    assert 40 <= K <= 64
+    batch = next(iter(ShardStream(urls, StreamConfig(batch_size=2, shuffle_buffer=1, k_max=32.0))))
+    i = batch["key"].index(raw["__key__"])
+    assert batch["aif"].shape[-2:] == (96, 96) and float(batch["K"][i]) == pytest.approx(K / 2)
+    assert float(batch["defocus"].max()) <= 1.0
+    half = cv2.resize(sample["aif"], (96, 96), interpolation=cv2.INTER_AREA)
+    assert torch.equal(batch["aif"][i], torch.from_numpy(half).float().permute(2, 0, 1) / 127.5 - 1)
+    assert to_tensors(raw, k_max=64.0)["aif"].shape[-2:] == (192, 192)
+    with pytest.raises(ValueError, match=r"K: in \[0, 32.0\]"):  # unscaled, such a sample is refused, not mis-scaled
+        to_tensors(raw, k_max=32.0)
