@@ -73,28 +73,6 @@ def moto_s3(bucket: str):
         server.stop()
 
 
-# ---- running in parallel (pytest-xdist, `-n 2 --dist loadgroup` in pyproject.toml)
-#: test modules that start Ray (a private instance, a two-node cluster, `ray job submit`) or a build's own Ray:
-#: one xdist group, so they run one after another on one worker (two Ray instances on one host contend for its
-#: dashboard agent's ports), while the other worker runs the rest
-RAY_MODULES = {
-    "test_build",
-    "test_cluster",
-    "test_cluster_assets",
-    "test_cluster_config",
-    "test_object_storage",
-    "test_lock",
-    "test_verify",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module is not None else ""
-        if module in RAY_MODULES or "local_ray" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 # ---- datagen builds
 @pytest.fixture(scope="module")
 def local_ray():

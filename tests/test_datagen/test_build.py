@@ -257,7 +257,7 @@ def test_bad_values_fail_before_anything_is_written_or_ray_starts(tmp_path, monk
         (["--set", "val_fraction=2"], r"val_fraction: in \[0, 1\), got 2.0"),
         (["--set", "k_range=[10,5]"], "k_range: \\[low, high\\] with 0 <= low <= high"),
         (["--set", "k_range=[0,600]"], "upper end 600 exceeds the renderer's largest blur radius 512 px"),
-        (["--set", "k_range=[0,400]"], "upper end 400 exceeds the renderer's largest blur radius at size 96: 384"),
+        (["--size", "96", "--set", "k_range=[0,400]"], "400 exceeds the renderer's largest blur radius at size 96"),
         (["--size", "100000"], "size: a multiple of 4 in"),
         (["--num-samples", "0"], "num_samples: at least 1"),
         (["--assets", "/data/fg"], "assets\\[0\\]: expected LAYOUT:PATH"),
