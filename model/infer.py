@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common.limits import MAX_K
 from manifests.outdir import check_not_input
+from renderer.options import MAX_COC_PX, max_blur_radius
 
 from .conditioning import focus_at
 from .config import ModelConfig
@@ -103,7 +103,12 @@ def parse_args(argv=None) -> InferRequest:
         "--focus", help="X,Y: focus on the surface at this pixel of the input image (0-based, inside the image)"
     )
     p.add_argument("--focus-disparity", type=float, help="focus disparity d_f in [0, 1] (1 = nearest)")
-    p.add_argument("--K", type=float, help=f"blur strength in [0, {MAX_K:g}]: radius K·|d − d_f| px")
+    p.add_argument(
+        "--K",
+        type=float,
+        help=f"blur strength in [0, {MAX_COC_PX:g}]: radius K·|d − d_f| px; past the model's k_max the image is "
+        "rendered downscaled by k_max/K and brought back (the trainer's mapping)",
+    )
     cam = p.add_argument_group("the camera form (instead of --K; README 'Cameras'): a thin lens on metric depth")
     cam.add_argument("--lens", type=float, metavar="MM", help="focal length in mm (e.g. 85)")
     cam.add_argument("--f-number", type=float, help="f-number (e.g. 1.4)")
@@ -250,8 +255,8 @@ def check_args(args: InferRequest) -> None:
     inputs = [args.image, args.disparity]
     check_not_input(out, inputs, "--out")  # never write over the photo or its disparity
     check_not_input(disparity_path(out), inputs, f"--out {out}: its disparity")
-    if args.K is not None and not 0 <= args.K <= MAX_K:
-        raise ValueError(f"--K: in [0, {MAX_K:g}], got {args.K:g}")
+    if args.K is not None and not 0 <= args.K <= MAX_COC_PX:
+        raise ValueError(f"--K: in [0, {MAX_COC_PX:g}] (the renderer's largest blur radius), got {args.K:g}")
     if not args.upscale > 0:
         raise ValueError(f"--upscale: must be > 0, got {args.upscale:g}")
     if args.tile_overlap < 0:
@@ -312,7 +317,7 @@ def _check_camera_k(args: InferRequest, size: tuple[int, int]) -> None:
     w, h = (max(8, round(s * args.upscale)) for s in size) if args.upscale != 1.0 else size
     _, K, _, described = camera_disparity(args, z, (h, w))
     if args.classical:
-        limit, what = MAX_K, "renderer"
+        limit, what = max_blur_radius(max(w, h)), "renderer"
     else:
         cfg = ModelConfig.from_yaml(Path(args.weights) / "model.yaml" if args.weights else args.config)
         limit, what = cfg.k_max, "model"
@@ -351,8 +356,13 @@ def infer(args: InferRequest) -> dict:
             print(NO_WEIGHTS)
         model = load_model(args.weights, args.config)
     cfg = model.cfg if model is not None else ModelConfig.from_yaml(args.config)
-    if args.camera is None and not 0 <= args.K <= cfg.k_max:
-        raise ValueError(f"--K: in [0, {cfg.k_max:g}] for this model, got {args.K:g}")
+    if args.camera is None and args.classical and args.K > max_blur_radius(max(h, w)):
+        raise ValueError(f"--K: {args.K:g} is past the renderer's largest blur radius at {w}×{h}")
+    if args.camera is None and not args.classical and args.K > cfg.k_max:
+        print(
+            f"--K {args.K:g} is past the model's k_max {cfg.k_max:g}: rendered at {cfg.k_max / args.K:.3g}× the size "
+            f"and brought back (model.pipeline.render_model)"
+        )
 
     t0 = time.perf_counter()
     taken = exif_camera(image)
@@ -375,7 +385,7 @@ def infer(args: InferRequest) -> dict:
             with torch.no_grad():
                 z = load_estimator(cfg, folder).metric(torch.from_numpy(photo).permute(2, 0, 1)[None])[0, 0].numpy()
         disp, args.K, d_f, described = camera_disparity(args, z, (h, w))
-        limit = MAX_K if args.classical else cfg.k_max
+        limit = max_blur_radius(max(w, h)) if args.classical else cfg.k_max
         if args.K > limit:
             raise ValueError(
                 f"{described}: K = {args.K:.1f} at {w} px, above the "

@@ -119,14 +119,35 @@ def estimate_disparity(estimator, rgb: np.ndarray) -> np.ndarray:
         return estimator(t)[0, 0].numpy()
 
 
+def k_max_scale(K: float, k_max: float) -> float:
+    """The scale an image is rendered at by a model whose defocus map is normalised by ``k_max``: 1 up to k_max;
+    past it k_max / K, the mapping the trainer reads data built past k_max with (model.data.data_scale)."""
+    return 1.0 if K <= k_max else float(k_max) / K
+
+
 def render_model(model, rgb: np.ndarray, disp: np.ndarray, K: float, d_f: float, overlap: int = 64) -> np.ndarray:
     """The network's bokeh of an H×W×3 image in [0, 1] given its disparity, K and the focus disparity: the defocus
-    map and focus mask, then one step over blended tiles. H×W×3 float32 in [0, 1]."""
+    map and focus mask, then one step over blended tiles. H×W×3 float32 in [0, 1]. A K past the model's k_max is
+    taken with the trainer's mapping: the image and its disparity downscaled by k_max / K (area filter), rendered at
+    the K that scale gives, and the result brought back to H×W (bicubic)."""
     from .conditioning import defocus_and_mask
 
     cfg = model.cfg
-    if K > cfg.k_max:
-        raise ValueError(f"K {K:g} is above the model's k_max {cfg.k_max:g}")
+    scale = k_max_scale(K, cfg.k_max)
+    if scale < 1.0:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
+        small = render_model(
+            model,
+            cv2.resize(np.asarray(rgb, np.float32), (sw, sh), interpolation=cv2.INTER_AREA),
+            cv2.resize(np.asarray(disp, np.float32), (sw, sh), interpolation=cv2.INTER_AREA),
+            min(K * sw / w, cfg.k_max),
+            d_f,
+            overlap,
+        )
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     defocus, mask = defocus_and_mask(disp, K, d_f, cfg.k_max, cfg.focus_radius)
     lq = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None] * 2 - 1
     pred = run_tiled(

@@ -37,9 +37,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.limits import MAX_K
 from manifests.lock import writer_lock
 from manifests.outdir import claim
+from renderer.options import MAX_COC_PX
 
 from .. import iqa
 from .depth import DEPTH_PRESETS
@@ -142,8 +142,8 @@ def check_args(args: EvalConfig) -> None:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {','.join(iqa.ALL_METRICS)}")
     if args.metric_weights and args.metric_weights != "random" and not Path(args.metric_weights).is_dir():
         raise ValueError(f"--metric-weights {args.metric_weights}: no such folder (or 'random')")
-    if args.K is not None and not 0 <= args.K <= MAX_K:
-        raise ValueError(f"--K: in [0, {MAX_K:g}], got {args.K:g}")
+    if args.K is not None and not 0 <= args.K <= MAX_COC_PX:
+        raise ValueError(f"--K: in [0, {MAX_COC_PX:g}] (the renderer's largest blur radius), got {args.K:g}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: at least 1, got {args.limit}")
     if args.crop_border < 0:

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from common.images import display_name, list_images, read_disparity, to_uint8
-from common.limits import MAX_K
+from renderer.options import MAX_COC_PX
 
 from .methods import Runner
 from .shared import REALSR_SCALE, Item, LQCache, as_float, crop4, disparity_file, rgb_u8, stem_map
@@ -45,8 +45,8 @@ def pairs_items(data: Path, cache: LQCache, K_default: float | None, names: list
             K = f.get("K", K_default)
             if K is None:
                 raise ValueError(f"{name}: no K in focus.json and no --K")
-            if not 0 <= float(K) <= MAX_K:
-                raise ValueError(f"{name}: K in [0, {MAX_K:g}], got {K}")
+            if not 0 <= float(K) <= MAX_COC_PX:
+                raise ValueError(f"{name}: K in [0, {MAX_COC_PX:g}], got {K}")
             mask_path = data / "focus" / f"{name}.png"
             xy = mask = None
             if "x" in f and "y" in f:

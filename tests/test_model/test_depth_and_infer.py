@@ -146,7 +146,7 @@ def test_infer_cli_checks_every_argument_before_any_work(photo, tmp_path, capsys
             ["--image", moto, "--out", str(tmp_path / "o.pgx"), "--focus", "9,9", "--K", "4"],
             "unknown image extension '.pgx'",
         ),
-        (["--image", moto, "--out", out, "--focus-disparity", "0.5", "--K", "40"], "--K: in \\[0, 32\\]"),
+        (["--image", moto, "--out", out, "--focus-disparity", "0.5", "--K", "600"], "--K: in \\[0, 512\\]"),
         (["--image", moto, "--out", out, "--focus-disparity", "1.5", "--K", "4"], "--focus-disparity: in"),
         (
             ["--image", moto, "--out", out, "--focus", "9,9", "--K", "4", "--weights", str(tmp_path / "none")],
@@ -457,3 +457,29 @@ def test_the_camera_form_is_checked_whole_before_any_network_loads(tmp_path, cap
             infer_mod.parse_args(base + list(extra))
         err = capsys.readouterr().err
         assert re.search(message, err), (extra, err)
+
+
+def test_a_k_past_the_models_k_max_is_rendered_with_the_trainers_mapping():
+    """K above k_max: the image and its disparity downscaled by k_max / K, rendered at the K that scale gives, and
+    brought back to the input's size (the mapping model.data reads data built past k_max with)."""
+    import cv2
+
+    from model.config import ModelConfig
+    from model.network import MagicBokeh
+    from model.pipeline import render_model
+
+    model = MagicBokeh(ModelConfig.from_yaml("tiny")).eval()
+    rng = np.random.default_rng(0)
+    rgb = rng.random((64, 48, 3)).astype(np.float32)
+    disp = rng.random((64, 48)).astype(np.float32)
+    K = 2 * model.cfg.k_max
+    out = render_model(model, rgb, disp, K, 0.5)
+    assert out.shape == rgb.shape and 0 <= out.min() and out.max() <= 1
+    small = render_model(
+        model,
+        cv2.resize(rgb, (24, 32), interpolation=cv2.INTER_AREA),
+        cv2.resize(disp, (24, 32), interpolation=cv2.INTER_AREA),
+        model.cfg.k_max,
+        0.5,
+    )
+    assert np.allclose(out, cv2.resize(small, (48, 64), interpolation=cv2.INTER_CUBIC).clip(0, 1), atol=1e-6)
