@@ -399,7 +399,7 @@ def test_arguments_are_checked_before_any_work(pairs_set, tmp_path, capsys):
         (["--predictions", "x"], "NAME=DIR"),
         (["--predictions", f"identity={tmp_path}"], "already used"),
         (["--metrics", "psnr,fidelity"], "unknown"),
-        (["--K", "40"], "--K"),
+        (["--K", "600"], "--K: in [0, 512]"),
         (["--limit", "0"], "--limit"),
         (["--weights", str(tmp_path)], "no model.yaml"),
     ]
