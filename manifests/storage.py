@@ -31,6 +31,7 @@ BOKEHGEN_STORAGE_GCS_RETRY     retry_limit_seconds (GCS)    5 s
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import functools
 import os
@@ -237,6 +238,19 @@ def cached_filesystem(uri: str):
     """:func:`open_filesystem`, made once per process and URI (a reader opens the same store file after file, and
     making an S3 filesystem may ask the bucket's region over the network)."""
     return open_filesystem(uri)
+
+
+def _release_filesystems() -> None:
+    """At exit, before pyarrow finalizes S3 (its own atexit hook, registered when pyarrow.fs was imported, so run
+    after this one): drop the cached filesystems. An S3FileSystem still alive when the AWS SDK shuts down can crash
+    the interpreter at exit (apache/arrow#38352, #41087); a test run that used S3 ended in a segfault that way."""
+    import gc
+
+    cached_filesystem.cache_clear()
+    gc.collect()
+
+
+atexit.register(_release_filesystems)
 
 
 def open_filesystem(uri: str):
