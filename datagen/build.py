@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import config
 from common.jsonfile import dumps as json_dumps
-from datagen.config import BuildConfig
+from datagen.config import BuildConfig, parse_size
 from datagen.distributor import cluster_size, connect_ray, node_id, pin_threads
 from datagen.folder import (
     BUILD_COMMAND,
@@ -66,7 +66,7 @@ def scan_assets(cfg: BuildConfig, progress: bool = True) -> list:
     from datagen.assets import scan
 
     sources = asset_sources(cfg)
-    return scan(sources, min_size=min(cfg.min_asset_size, cfg.size), val_fraction=cfg.val_fraction, progress=progress)
+    return scan(sources, min_size=min(cfg.min_asset_size, *cfg.frame), val_fraction=cfg.val_fraction, progress=progress)
 
 
 def _writable(folder: Path) -> bool:
@@ -119,7 +119,7 @@ def build_shard(
     for index in indices:
         key = f"{shard:06d}_{index:06d}"
         try:
-            spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.size, highlights_prob=cfg.highlights.prob)
+            spec = draw_scene(cfg.seed, index, fgs, bgs, cfg.scene, size=cfg.frame, highlights_prob=cfg.highlights.prob)
             camera = draw_camera(spec, cfg.camera) if cfg.camera.enabled else None
             sample = recipe.make(spec, by_id, deg, boost, camera)
             members = recipe.encode(sample)
@@ -194,7 +194,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, help="training samples (config num_samples)")
     p.add_argument("--samples-per-shard", type=int, help="samples per shard (config samples_per_shard)")
     p.add_argument("--seed", type=int, help="run seed (config seed)")
-    p.add_argument("--size", type=int, help="output size in pixels, a multiple of 4 (config size)")
+    p.add_argument(
+        "--size",
+        type=_size_arg,
+        help="output size in pixels: 512 (a square) or WxH (1536x1024), each side a multiple of 4 (config size)",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -211,6 +215,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
     return p.parse_args(argv)
+
+
+def _size_arg(text: str):
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--size: ")) from None
 
 
 def main(args: argparse.Namespace) -> dict:

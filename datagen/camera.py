@@ -226,11 +226,14 @@ def draw_camera(spec, cfg: CameraConfig) -> CameraDraw:
     if spec.bg_model == "map":
         spec.bg_map_range = (d_lo, d_hi)
     else:
-        s = spec.size
+        W, H = spec.frame
         _, gx, gy = spec.bg_plane
-        phi = math.atan2(gy, gx) if (gx or gy) else 0.0
-        t = (d_hi - d_lo) / max(abs(math.cos(phi)) + abs(math.sin(phi)), 1e-12) * s / (s - 1)
-        gx, gy = t * math.cos(phi) / s, t * math.sin(phi) / s
+        # the drawn tilt's direction (in the frame's fractions: gx = t·cos φ/W, gy = t·sin φ/H), rescaled so that
+        # the plane spans [d_lo, d_hi] between the frame's extreme pixel centres
+        phi = math.atan2(gy * H, gx * W) if (gx or gy) else 0.0
+        cos, sin = math.cos(phi), math.sin(phi)
+        t = (d_hi - d_lo) / max(abs(cos) * (W - 1) / W + abs(sin) * (H - 1) / H, 1e-12)
+        gx, gy = t * cos / W, t * sin / H
         c = 0.5 * (d_lo + d_hi)
-        spec.bg_plane = (c - gx * s / 2 - gy * s / 2, gx, gy)
+        spec.bg_plane = (c - gx * W / 2 - gy * H / 2, gx, gy)
     return CameraDraw(target, phone, z_near, z_fg, z_bg)

@@ -77,7 +77,8 @@ def hf_features(quality: dict, camera: bool = False) -> list[dict]:
 
 def _members(cfg: dict, frames: int) -> str:
     """The card's member table: a sample's, or a clip's (NNN = the frame)."""
-    size, depth = f"{cfg['size']}×{cfg['size']}", cfg["bit_depth"]
+    w, h = (cfg["size"], cfg["size"]) if isinstance(cfg["size"], int) else cfg["size"]
+    size, depth = f"{w}×{h} (W×H)", cfg["bit_depth"]
     if not frames:
         return f"""| member | content |
 |---|---|

@@ -84,7 +84,7 @@ def render_clip(
         bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), textures=cache, **render_options)
         subjects = []
         for i, fg in enumerate(spec.foregrounds):
-            c = frame_maps[i] @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.size, 1.0])
+            c = frame_maps[i] @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.height, 1.0])
             subjects.append({"name": f"fg{i}", "disparity": depths[i], "center_px": [float(c[0]), float(c[1])]})
         frames.append(
             {
@@ -219,8 +219,10 @@ def clip_preview(samples: list[dict], width: int = 128, max_frames: int = 8) -> 
 
     from PIL import Image, ImageDraw
 
-    def cells(frames):
-        return [np.asarray(Image.fromarray(f).resize((width, width), Image.BILINEAR)) for f in frames]
+    def cells(frames):  # width px wide, the frame's aspect kept
+        h, w = frames[0].shape[:2]
+        size = (width, max(1, round(width * h / w)))
+        return [np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames]
 
     rows = []
     for c in samples:

@@ -23,6 +23,37 @@ MAX_SIZE = 8192  # px: a 8192² sample already needs ~2 GB of float buffers in t
 BUILD_RENDER = {"cell_px": 10.0, "edge_px": math.inf, "strip_min_px": 1.0, "fold_cell": 0.1}
 
 
+def _check_size(size):
+    """``size`` as the config keeps it: an int for a square (also from [S, S], so its hash stays the square's), else
+    [W, H]; each side a multiple of 4 in [96, MAX_SIZE]."""
+    if isinstance(size, list):
+        if len(size) != 2:
+            raise ValueError(f"size: an int (a square) or [W, H], got {size}")
+        if size[0] == size[1]:
+            size = size[0]
+    for side in [size] if isinstance(size, int) else size:
+        if side % 4 or not 96 <= side <= MAX_SIZE:
+            raise ValueError(
+                f"size: each side a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), "
+                f"got {size}"
+            )
+    return size
+
+
+def parse_size(text: str) -> int | list[int]:
+    """``--size``: 512 (a square) or WxH (1536x1024); a ValueError otherwise."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--size: an int (512) or WxH (1536x1024), got {text!r}") from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) != 2:
+        raise ValueError(f"--size: an int (512) or WxH (1536x1024), got {text!r}")
+    return values
+
+
 @dataclass
 class BuildConfig:
     """Everything that determines the dataset's bytes (its hash guards the output directory). Loaded and checked by
@@ -33,7 +64,7 @@ class BuildConfig:
     val_samples: int = 4  # built only from validation assets, when there are any
     samples_per_shard: int = 8
     seed: int = 0
-    size: int = 512
+    size: int | list[int] = 512  # px: an int is a square; [W, H] any aspect (each side a multiple of 4)
     min_asset_size: int = 256
     val_fraction: float = 0.05
     max_failure_rate: float = 0.1  # a shard fails when more of its samples raise than this
@@ -74,10 +105,7 @@ class BuildConfig:
             raise ValueError(f"val_samples: >= 0, got {self.val_samples}")
         if self.samples_per_shard < 1:
             raise ValueError(f"samples_per_shard: >= 1, got {self.samples_per_shard}")
-        if self.size % 4 or not 96 <= self.size <= MAX_SIZE:
-            raise ValueError(
-                f"size: a multiple of 4 in [96, {MAX_SIZE}] (96: the degradation's smallest input), got {self.size}"
-            )
+        self.size = _check_size(self.size)
         if self.min_asset_size < 1:
             raise ValueError(f"min_asset_size: >= 1, got {self.min_asset_size}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -88,11 +116,12 @@ class BuildConfig:
             self.scene = config.from_dict(SceneConfig, {**config.to_dict(self.scene), "k_range": self.k_range}, "")
             self.k_range = None
         deg = self.degradation_config()
-        if self.size % deg.scale or self.size < deg.min_side:
-            raise ValueError(
-                f"size: {self.size} must be a multiple of the degradation's scale {deg.scale} and at "
-                f"least {deg.min_side} (scale × largest kernel)"
-            )
+        for side in self.frame:
+            if side % deg.scale or side < deg.min_side:
+                raise ValueError(
+                    f"size: {self.size_text} must be a multiple of the degradation's scale {deg.scale} and at "
+                    f"least {deg.min_side} (scale × largest kernel) on each side"
+                )
         if not self.license.strip():
             raise ValueError("license: an SPDX id (e.g. cc-by-4.0) or 'other', got an empty string")
         if self.bit_depth not in (8, 16):
@@ -103,15 +132,26 @@ class BuildConfig:
         if self.camera.enabled:
             # a clip's zoom magnifies the blur with the image: K as at size × the largest zoom
             self.camera.check_k(self._zoomed_size())
-        elif self.scene.k_range[1] > max_blur_radius(self.size):
+        elif self.scene.k_range[1] > max_blur_radius(max(self.frame)):
             raise ValueError(
                 f"scene.k_range: the upper end {self.scene.k_range[1]:g} exceeds the renderer's largest blur radius "
-                f"at size {self.size}: {max_blur_radius(self.size):g} px"
+                f"at size {self.size_text}: {max_blur_radius(max(self.frame)):g} px"
             )
-        self.sequence.check_motion(self.size)
+        self.sequence.check_motion(min(self.frame))
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """(W, H) in px."""
+        return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
+
+    @property
+    def size_text(self) -> str:
+        """The frame as a person writes it: 1536x1024."""
+        return "{}x{}".format(*self.frame)
 
     def _zoomed_size(self) -> int:
-        return round(self.size * (self.sequence.zoom[1] if self.sequence.frames else 1.0))
+        """The width (the camera's sensor width maps to it) magnified by a clip's largest zoom."""
+        return round(self.frame[0] * (self.sequence.zoom[1] if self.sequence.frames else 1.0))
 
     def max_k(self) -> float:
         """The bound on the data's K that ``dataset.json`` records as ``max_K``: the model's MAX_K (32), or more

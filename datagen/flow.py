@@ -33,11 +33,11 @@ def background_flow(clip, k: int, disparity: np.ndarray) -> np.ndarray:
     Z_k+1(Z_k⁻¹(p) + τ·d) in the next frame (τ: the camera's move per frame, Z: the zoom)."""
     h, w = disparity.shape
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    c = w / 2
+    cx, cy = w / 2, h / 2
     m0, m1 = clip.magnification(k), clip.magnification(k + 1)
     d = disparity.astype(np.float64)
-    qx = ((xs - c) / m0 + clip.camera[0] * d) * m1 + c
-    qy = ((ys - c) / m0 + clip.camera[1] * d) * m1 + c
+    qx = ((xs - cx) / m0 + clip.camera[0] * d) * m1 + cx
+    qy = ((ys - cy) / m0 + clip.camera[1] * d) * m1 + cy
     return np.stack([qx - xs, qy - ys], axis=-1)
 
 

@@ -209,10 +209,10 @@ def _resampled(out: np.ndarray, disparity: np.ndarray, name: str) -> Layer:
     return Layer(np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32), disparity, name=name)
 
 
-def zoom_map(clip: ClipDraw, k: int, size: int) -> np.ndarray:
-    """The zoom at frame k: a scaling by the magnification about the frame's centre."""
-    m, c = clip.magnification(k), size / 2
-    return np.array([[m, 0.0, c - m * c], [0.0, m, c - m * c]])
+def zoom_map(clip: ClipDraw, k: int, frame: tuple[int, int]) -> np.ndarray:
+    """The zoom at frame k: a scaling by the magnification about the centre of the W×H ``frame``."""
+    m, (cx, cy) = clip.magnification(k), (frame[0] / 2, frame[1] / 2)
+    return np.array([[m, 0.0, cx - m * cx], [0.0, m, cy - m * cy]])
 
 
 def background_map(spec, clip: ClipDraw, k: int) -> np.ndarray:
@@ -221,7 +221,7 @@ def background_map(spec, clip: ClipDraw, k: int) -> np.ndarray:
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
     a, gx, gy = spec.bg_plane if spec.bg_model == "plane" else (0.0, 0.0, 0.0)
     A = np.array([[1 + tx * gx, tx * gy, tx * a], [ty * gx, 1 + ty * gy, ty * a]])
-    return compose(zoom_map(clip, k, spec.size), A)
+    return compose(zoom_map(clip, k, spec.frame), A)
 
 
 def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0) -> list[Layer]:
@@ -234,7 +234,7 @@ def frame_layers(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: floa
 def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float = 0.0):
     """(layers, maps, subject disparities) at frame k: :func:`frame_layers`, each layer's affine map from frame 0
     (2×3) and each foreground's disparity. A layer that does not move is frame 0's own object."""
-    s = spec.size
+    W, H = spec.frame
     A_bg = background_map(spec, clip, k)
     if spec.bg_model == "map" and any(clip.camera) and k:
         bg = _moved_map(layers[-1], clip, k)
@@ -244,7 +244,7 @@ def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float
         # its disparity stays a plane: d'(x') = d(A⁻¹(x')), written exactly rather than resampled
         a, gx, gy = spec.bg_plane
         inv = np.linalg.inv(A_bg[:, :2])
-        ys, xs = np.mgrid[0:s, 0:s] + 0.5
+        ys, xs = np.mgrid[0:H, 0:W] + 0.5
         x0 = inv[0, 0] * (xs - A_bg[0, 2]) + inv[0, 1] * (ys - A_bg[1, 2])
         y0 = inv[1, 0] * (xs - A_bg[0, 2]) + inv[1, 1] * (ys - A_bg[1, 2])
         bg = Layer(bg.rgb, bg.alpha, np.clip(a + gx * x0 + gy * y0, 0, 1).astype(np.float32), name=bg.name)
@@ -254,7 +254,7 @@ def frame_state(spec, clip: ClipDraw, k: int, layers: list[Layer], margin: float
         d, A = subject_motion(spec, clip, k, i, bg_max, margin)
         moved = _warp(layer, A)
         out.append(
-            moved if moved is layer else Layer(moved.rgb, moved.alpha, np.full((s, s), d, np.float32), name=layer.name)
+            moved if moved is layer else Layer(moved.rgb, moved.alpha, np.full((H, W), d, np.float32), name=layer.name)
         )
         maps.append(A)
         depths.append(d)
@@ -272,9 +272,9 @@ def _moved_map(layer: Layer, clip: ClipDraw, k: int) -> Layer:
 
     h, w = layer.shape
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
-    m, c = clip.magnification(k), w / 2
+    m, cx, cy = clip.magnification(k), w / 2, h / 2
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    px, py = (xs - c) / m + c, (ys - c) / m + c
+    px, py = (xs - cx) / m + cx, (ys - cy) / m + cy
     d = surface_hit(layer.disparity, px, py, -tx, -ty)
     # cv2 reads pixel j's centre at index j
     mx, my = (px - tx * d - 0.5).astype(np.float32), (py - ty * d - 0.5).astype(np.float32)
@@ -286,19 +286,19 @@ def subject_motion(spec, clip: ClipDraw, k: int, i: int, bg_max: float, margin: 
     """Foreground i at frame k: its disparity (linear from d0 to d1 = d0·ρ, kept ``margin`` nearer than the
     background's nearest point ``bg_max`` and at most 1) and the affine map from its frame-0 placement (scaled by
     d/d0 about its centre, then moved by v·k + a·k²/2 and the camera's parallax τ·d, then the zoom)."""
-    s = spec.size
+    W, H = spec.frame
     fg = spec.foregrounds[i]
     tx, ty = clip.camera[0] * k, clip.camera[1] * k
     d0 = fg.disparity
     d1 = min(max(d0 * clip.depth_ratio[i], min(bg_max + margin, 1.0)), 1.0)
     d = d0 + (d1 - d0) * k / max(clip.frames - 1, 1)
     (vx, vy), (ax, ay) = clip.velocity[i], clip.accel[i]
-    cx, cy = fg.center[0] * s, fg.center[1] * s
+    cx, cy = fg.center[0] * W, fg.center[1] * H
     dx = vx * k + 0.5 * ax * k * k + tx * d
     dy = vy * k + 0.5 * ay * k * k + ty * d
     m = d / d0
     A = np.array([[m, 0.0, cx - m * cx + dx], [0.0, m, cy - m * cy + dy]])
-    return d, (A if clip.zoom == 1.0 else compose(zoom_map(clip, k, s), A))
+    return d, (A if clip.zoom == 1.0 else compose(zoom_map(clip, k, spec.frame), A))
 
 
 def focus_disparity(spec, clip: ClipDraw, k: int, layers: list[Layer], resolve) -> tuple[str, tuple, float]:

@@ -20,9 +20,12 @@ def contact_sheet(samples: list[dict], path, max_k: float = MAX_K) -> Path:
     return path
 
 
+CELL_PX = 512  # the sheet's cells are at most this many px on their long side (a megapixel build stays viewable)
+
+
 def contact_sheet_png(samples: list[dict], max_k: float = MAX_K) -> bytes:
     """A PNG with one row per sample (dicts as make_sample returns them): LQ (upsampled), all-in-focus, disparity,
-    defocus map, bokeh.
+    defocus map, bokeh; each cell the frame's aspect, larger frames shown at CELL_PX on their long side.
 
     Disparity is colour-mapped with turbo over [0, 1]; the defocus map r = K·|d − d_f| with magma over [0, max_k]
     px, so rows are comparable.
@@ -37,7 +40,11 @@ def contact_sheet_png(samples: list[dict], max_k: float = MAX_K) -> bytes:
         K = s["json"]["render"]["K"]
         r = np.clip(K * np.abs(s["disp"] - focus) / max_k, 0, 1)
         defocus = (magma(r)[..., :3] * 255).astype(np.uint8)
-        rows.append(np.concatenate([lq, s["aif"], disp, defocus, s["bokeh"]], axis=1))
+        cells = [lq, s["aif"], disp, defocus, s["bokeh"]]
+        if max(h, w) > CELL_PX:
+            size = (round(w * CELL_PX / max(h, w)), round(h * CELL_PX / max(h, w)))
+            cells = [cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in cells]
+        rows.append(np.concatenate(cells, axis=1))
     buf = io.BytesIO()
     Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG", compress_level=1)  # big; fast to write
     return buf.getvalue()

@@ -119,9 +119,9 @@ class SceneSpec:
 
     seed: int
     index: int
-    size: int
+    size: int  # the frame's width W in px (its height: ``height``; a square frame has both equal)
     background_id: str
-    bg_crop: tuple  # (x0, y0, side) as fractions of the photo's width, height, shorter side
+    bg_crop: tuple  # (x0, y0, side): fractions of the photo's width, height, and of the largest W:H crop it holds
     bg_flip: bool
     bg_plane: tuple  # (a, gx, gy): disparity = a + gx·x + gy·y, pixel centres at (j + 0.5, i + 0.5)
     foregrounds: list = field(default_factory=list)
@@ -132,6 +132,16 @@ class SceneSpec:
     bg_model: str = "plane"  # "plane": the tilted plane bg_plane; "map": the background's own disparity map
     bg_map_range: tuple = (0.0, 0.0)  # "map": the map's [min, max] rescaled to this disparity range
     highlights: bool = False  # rendered with the build's renderer.Highlights
+    height: int = 0  # the frame's height H in px (0: a square frame, set to ``size``)
+
+    def __post_init__(self):
+        if not self.height:
+            self.height = self.size
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """(W, H) in px."""
+        return self.size, self.height
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -185,12 +195,13 @@ def draw_scene(
     backgrounds: list[Asset],
     cfg: SceneConfig | None = None,
     *,
-    size: int = 512,
+    size: int | tuple[int, int] = 512,
     highlights_prob: float = 0.0,
 ) -> SceneSpec:
-    """Draw one size×size scene from the given (already split-filtered) assets. The draws of the paper's recipe
-    come first from the sample's generator; the background model and highlights come from a second generator of
-    the same (seed, index), so adding them left the recipe's draws as they were."""
+    """Draw one scene of ``size`` px (an int: a square; (W, H): any aspect) from the given (already split-filtered)
+    assets. The draws of the paper's recipe come first from the sample's generator; the background model and
+    highlights come from a second generator of the same (seed, index), so adding them left the recipe's draws as
+    they were. A square frame draws what it drew before frames had an aspect."""
     cfg = cfg or SceneConfig()
     if (cfg.num_foregrounds and not foregrounds) or not backgrounds:
         raise ValueError(
@@ -198,19 +209,20 @@ def draw_scene(
         )
     rng = sample_rng(seed, index)
     extra = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
-    s = size
+    W, H = frame_size(size)
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     side = _u(rng, cfg.bg_crop_range)
+    cw, ch = largest_crop(bg.width, bg.height, W, H)
     crop = (
-        float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.width)),
-        float(rng.uniform(0, 1 - side * min(bg.width, bg.height) / bg.height)),
+        float(rng.uniform(0, 1 - side * cw / bg.width)),
+        float(rng.uniform(0, 1 - side * ch / bg.height)),
         side,
     )
     # background: centre disparity c, tilt of total change t across the frame in direction phi
     c, t, phi = _u(rng, cfg.bg_disparity_range), _u(rng, cfg.bg_tilt_range), float(rng.uniform(0, 2 * math.pi))
-    gx, gy = t * math.cos(phi) / s, t * math.sin(phi) / s
-    a = c - gx * s / 2 - gy * s / 2
-    corners = [a + gx * x + gy * y for x in (0.5, s - 0.5) for y in (0.5, s - 0.5)]
+    gx, gy = t * math.cos(phi) / W, t * math.sin(phi) / H
+    a = c - gx * W / 2 - gy * H / 2
+    corners = [a + gx * x + gy * y for x in (0.5, W - 0.5) for y in (0.5, H - 0.5)]
     lo = min(corners)
     if lo < 0:  # keep the whole frame in [0, 1] (with a margin for rounding)
         a -= lo - 1e-9
@@ -227,10 +239,14 @@ def draw_scene(
         disparity = _u(rng, (min(bg_max + cfg.fg_margin, 1.0), 1.0))
         scale = _u(rng, cfg.fg_scale_range)
         # the centre stays within the configured range and far enough from the border for the subject to fit
-        lo_c, hi_c = max(cfg.fg_center_range[0], scale / 2), min(cfg.fg_center_range[1], 1 - scale / 2)
-        if lo_c > hi_c:
-            lo_c = hi_c = 0.5
-        center = (_u(rng, (lo_c, hi_c)), _u(rng, (lo_c, hi_c)))
+        # (its longer side is scale × the frame's shorter side)
+        center = []
+        for extent in (scale * min(W, H) / W, scale * min(W, H) / H):
+            lo_c, hi_c = max(cfg.fg_center_range[0], extent / 2), min(cfg.fg_center_range[1], 1 - extent / 2)
+            if lo_c > hi_c:
+                lo_c = hi_c = 0.5
+            center.append(_u(rng, (lo_c, hi_c)))
+        center = tuple(center)
         fgs.append(ForegroundSpec(asset.id, disparity, scale, center, bool(rng.integers(2))))
     K = _u(rng, cfg.k_range)
     names, probs = cfg.targets()
@@ -240,7 +256,7 @@ def draw_scene(
     return SceneSpec(
         int(seed),
         int(index),
-        s,
+        W,
         bg.id,
         crop,
         bool(rng.integers(2)),
@@ -253,25 +269,42 @@ def draw_scene(
         "map" if use_map else "plane",
         map_range,
         bool(extra.random() < highlights_prob),
+        H,
     )
 
 
-def _place(rgb, alpha, fg: ForegroundSpec, size: int):
-    """The foreground scaled and placed on a size×size canvas: premultiplied resampling, straight colour back."""
+def frame_size(size) -> tuple[int, int]:
+    """(W, H) from a build's ``size``: an int (a square) or [W, H]."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    w, h = size
+    return int(w), int(h)
+
+
+def largest_crop(width: float, height: float, W: int, H: int) -> tuple[float, float]:
+    """The largest crop of aspect W:H that a width × height photo holds: (crop width, crop height) in its pixels."""
+    cw = min(width, height * W / H)
+    return cw, cw * H / W
+
+
+def _place(rgb, alpha, fg: ForegroundSpec, frame: tuple[int, int]):
+    """The foreground scaled and placed on a W×H canvas (its longer side: fg.scale × the frame's shorter side):
+    premultiplied resampling, straight colour back."""
+    W, H = frame
     h, w = alpha.shape
-    scale = fg.scale * size / max(h, w)
+    scale = fg.scale * min(W, H) / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     pm = np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=-1)
     pm = cv2.resize(pm, (nw, nh), interpolation=interp)
     if fg.flip:
         pm = pm[:, ::-1]
-    canvas = np.zeros((size, size, 4), np.float32)
-    x0 = round(fg.center[0] * size - nw / 2)
-    y0 = round(fg.center[1] * size - nh / 2)
+    canvas = np.zeros((H, W, 4), np.float32)
+    x0 = round(fg.center[0] * W - nw / 2)
+    y0 = round(fg.center[1] * H - nh / 2)
     sx0, sy0 = max(0, -x0), max(0, -y0)
     dx0, dy0 = max(0, x0), max(0, y0)
-    cw, ch = min(nw - sx0, size - dx0), min(nh - sy0, size - dy0)
+    cw, ch = min(nw - sx0, W - dx0), min(nh - sy0, H - dy0)
     if cw > 0 and ch > 0:
         canvas[dy0 : dy0 + ch, dx0 : dx0 + cw] = pm[sy0 : sy0 + ch, sx0 : sx0 + cw]
     a = np.clip(canvas[..., 3], 0.0, 1.0)
@@ -281,31 +314,31 @@ def _place(rgb, alpha, fg: ForegroundSpec, size: int):
 
 
 def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
-    """The scene's layers (foregrounds first, background last), size × size, from the assets by id."""
-    s = spec.size
+    """The scene's layers (foregrounds first, background last), W × H, from the assets by id."""
+    W, H = spec.frame
     bg = assets[spec.background_id]
     rgb, _, bg_map = load_asset_files(bg)
     h, w = rgb.shape[:2]
-    side = spec.bg_crop[2] * min(h, w)
-    x0, y0 = spec.bg_crop[0] * w, spec.bg_crop[1] * h
-    crop = _background_view(rgb, (x0, y0, side), s, spec.bg_flip)
+    cw, ch = largest_crop(w, h, W, H)
+    box = (spec.bg_crop[0] * w, spec.bg_crop[1] * h, spec.bg_crop[2] * cw, spec.bg_crop[2] * ch)
+    crop = _background_view(rgb, box, spec.frame, spec.bg_flip)
     if spec.bg_model == "map":
         if bg_map is None:
             raise ValueError(f"{bg.uri}: the scene uses its disparity map, but the asset has none")
-        bg_disp = _background_map(bg_map, spec, (x0, y0, side), s)
+        bg_disp = _background_map(bg_map, spec, box)
     else:
-        ys, xs = np.mgrid[0:s, 0:s] + 0.5
+        ys, xs = np.mgrid[0:H, 0:W] + 0.5
         a, gx, gy = spec.bg_plane
         bg_disp = np.clip(a + gx * xs + gy * ys, 0.0, 1.0).astype(np.float32)
     layers = []
     for i, fg in enumerate(spec.foregrounds):
         frgb, falpha = load_asset(assets[fg.asset_id])
-        prgb, palpha = _place(frgb, falpha, fg, s)
-        layers.append(Layer(prgb, palpha, np.full((s, s), fg.disparity, np.float32), name=f"fg{i}"))
+        prgb, palpha = _place(frgb, falpha, fg, spec.frame)
+        layers.append(Layer(prgb, palpha, np.full((H, W), fg.disparity, np.float32), name=f"fg{i}"))
     layers.append(
         Layer(
             np.clip(np.ascontiguousarray(crop), 0, 1).astype(np.float32),
-            np.ones((s, s), np.float32),
+            np.ones((H, W), np.float32),
             bg_disp,
             name="background",
         )
@@ -313,23 +346,24 @@ def build_layers(spec: SceneSpec, assets: dict[str, Asset]) -> list[Layer]:
     return layers
 
 
-def _background_view(arr: np.ndarray, crop: tuple, s: int, flip: bool) -> np.ndarray:
-    """The scene's view of a background array (the photo, or its disparity map): the square crop (x0, y0, side) in
-    its pixels, resized to s×s (area averaging when shrinking), mirrored when ``flip``."""
-    x0, y0, side = crop
-    view = arr[int(y0) : int(y0 + side), int(x0) : int(x0 + side)]
-    view = cv2.resize(view, (s, s), interpolation=cv2.INTER_AREA if view.shape[0] > s else cv2.INTER_LINEAR)
+def _background_view(arr: np.ndarray, box: tuple, frame: tuple[int, int], flip: bool) -> np.ndarray:
+    """The scene's view of a background array (the photo, or its disparity map): the crop (x0, y0, width, height)
+    in its pixels, resized to the W×H frame (area averaging when shrinking), mirrored when ``flip``."""
+    x0, y0, cw, ch = box
+    W, H = frame
+    view = arr[int(y0) : int(y0 + ch), int(x0) : int(x0 + cw)]
+    view = cv2.resize(view, (W, H), interpolation=cv2.INTER_AREA if view.shape[0] > H else cv2.INTER_LINEAR)
     return view[:, ::-1] if flip else view
 
 
-def _background_map(disp: np.ndarray, spec: SceneSpec, crop: tuple, s: int) -> np.ndarray:
+def _background_map(disp: np.ndarray, spec: SceneSpec, box: tuple) -> np.ndarray:
     """The background's disparity map, cropped, resized and flipped like its photo, its [min, max] over the crop
     rescaled to ``spec.bg_map_range`` (a flat crop: the range's middle)."""
-    crop_d = _background_view(disp, crop, s, spec.bg_flip)
+    crop_d = _background_view(disp, box, spec.frame, spec.bg_flip)
     lo, hi = float(crop_d.min()), float(crop_d.max())
     m_lo, m_hi = spec.bg_map_range
     if hi - lo < 1e-9:
-        return np.full((s, s), 0.5 * (m_lo + m_hi), np.float32)
+        return np.full((spec.height, spec.size), 0.5 * (m_lo + m_hi), np.float32)
     return np.ascontiguousarray(np.clip(m_lo + (crop_d - lo) / (hi - lo) * (m_hi - m_lo), 0.0, 1.0), dtype=np.float32)
 
 

@@ -104,6 +104,7 @@ def scene_schema(num_foregrounds: int = 2) -> pa.Schema:
         pa.field("bg_map_range_0", pa.float64()),
         pa.field("bg_map_range_1", pa.float64()),
         pa.field("highlights", pa.bool_()),
+        pa.field("height", pa.int64()),
     ]
     return pa.schema(f)
 
@@ -178,6 +179,7 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
             ("bg_model", S),
             ("bg_map_range", floats),
             ("highlights", B),
+            ("height", I),
         ]
     )
     render = _struct(

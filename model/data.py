@@ -231,6 +231,11 @@ def to_tensors(
             aif8, derive_seed(seed, "redegrade", index if index is not None else hash(key)), _degradation(redegrade)
         )
     h, w = aif.shape[:2]
+    if crop is not None and (h < crop or w < crop):  # not damage: every sample of the build is this size
+        raise UserError(
+            f"sample {key}: its {w}×{h} frame{f' (downscaled by {scale:.4g})' if scale < 1.0 else ''} is smaller than "
+            f"the training crop {crop}; set train.crop at most {min(h, w)}"
+        )
     if crop is not None and (h > crop or w > crop):
         s = h // lq.shape[0]  # LQ scale: crop on the LQ grid so LQ and HQ stay aligned
         y, x = rng.randrange(0, (h - crop) // s + 1) * s, rng.randrange(0, (w - crop) // s + 1) * s

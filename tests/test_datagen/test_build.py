@@ -246,6 +246,24 @@ def test_render_settings_are_checked_when_the_config_loads():
         BuildConfig.load(None, ["png_compress_level=12"])
 
 
+def test_size_is_a_square_or_width_by_height():
+    """size: an int is a square; [W, H] any aspect (--size WxH on the command line); [S, S] is the square S, with
+    the square's hash (so its dataset is the same); a camera's sensor width maps to W."""
+    from datagen.config import parse_size
+
+    assert BuildConfig_load(["size=[1536, 1024]"]).frame == (1536, 1024)
+    assert parse_size("1536x1024") == [1536, 1024] and parse_size("512") == 512 and parse_size("96×128") == [96, 128]
+    with pytest.raises(ValueError, match="--size: an int"):
+        parse_size("1536x")
+    square = BuildConfig_load(["size=[512, 512]"])
+    assert square.size == 512 and square.digest() == BuildConfig_load(["size=512"]).digest()
+    args = parse_args(["--out", "x", "--size", "1536x1024"])
+    assert args.size == [1536, 1024]
+    cam = ["camera.target=fullframe_85mm_f1.4", "camera.input=pinhole"]
+    wide, tall = BuildConfig_load(cam + ["size=[2048, 1364]"]), BuildConfig_load(cam + ["size=[1364, 2048]"])
+    assert wide.max_k() == pytest.approx(tall.max_k() * 2048 / 1364)  # K ∝ pixels across the sensor's width
+
+
 def test_bad_values_fail_before_anything_is_written_or_ray_starts(tmp_path, monkeypatch):
     """Each of these once passed the check and failed ~10 s later inside a Ray task, leaving a locked folder."""
     import datagen.build
@@ -258,7 +276,9 @@ def test_bad_values_fail_before_anything_is_written_or_ray_starts(tmp_path, monk
         (["--set", "k_range=[10,5]"], "k_range: \\[low, high\\] with 0 <= low <= high"),
         (["--set", "k_range=[0,600]"], "upper end 600 exceeds the renderer's largest blur radius 512 px"),
         (["--size", "96", "--set", "k_range=[0,400]"], "400 exceeds the renderer's largest blur radius at size 96"),
-        (["--size", "100000"], "size: a multiple of 4 in"),
+        (["--size", "100000"], "size: each side a multiple of 4 in"),
+        (["--size", "1536x1022"], r"size: each side a multiple of 4 in .*got \[1536, 1022\]"),
+        (["--set", "size=[512, 384, 3]"], r"size: an int \(a square\) or \[W, H\]"),
         (["--num-samples", "0"], "num_samples: at least 1"),
         (["--assets", "/data/fg"], "assets\\[0\\]: expected LAYOUT:PATH"),
         (["--set", "seed=-1"], "seed: expected an integer in \\[0, 2\\*\\*63\\)"),

@@ -231,31 +231,37 @@ def test_clip_configs_are_checked_at_load():
     assert on.digest() != BuildConfig.load(None, ["scene.bg_map_prob=0"]).digest()  # clips count in the hash
 
 
-def test_a_zoom_scales_every_layer_about_the_centre_and_k_with_it(assets):
-    spec, by_id = _scene(assets)
+@pytest.mark.parametrize("size", [96, (128, 96), (96, 128)])
+def test_a_zoom_scales_every_layer_about_the_centre_and_k_with_it(assets, size):
+    spec, by_id = _scene(assets, size=size)
     layers = build_layers(spec, by_id)
+    W, H = spec.frame
+    assert layers[0].shape == layers[-1].shape == (H, W)
     clip = _still(5)
     clip.zoom = 1.5
     m = 1.5 ** (2 / 4)
     assert clip.magnification(2) == pytest.approx(m) and clip.magnification(4) == pytest.approx(1.5)
     moved = frame_layers(spec, clip, 2, layers)
-    c = spec.size / 2  # the output pixel centre p came from (p - c)/m + c (pixel centres at j + 0.5)
+    cx, cy = W / 2, H / 2  # the output pixel centre p came from (p - c)/m + c (pixel centres at j + 0.5)
     for i in range(2):
-        want = ndimage.affine_transform(layers[i].alpha, [1 / m, 1 / m], offset=(c - 0.5) * (1 - 1 / m), order=1)
+        offset = ((cy - 0.5) * (1 - 1 / m), (cx - 0.5) * (1 - 1 / m))
+        want = ndimage.affine_transform(layers[i].alpha, [1 / m, 1 / m], offset=offset, order=1)
         inner = (slice(10, -10), slice(10, -10))
         assert np.abs(moved[i].alpha[inner] - want[inner]).max() < 1e-4
     a, gx, gy = spec.bg_plane
-    ys, xs = np.mgrid[0 : spec.size, 0 : spec.size] + 0.5
-    plane = np.clip(a + gx * ((xs - c) / m + c) + gy * ((ys - c) / m + c), 0, 1)
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    plane = np.clip(a + gx * ((xs - cx) / m + cx) + gy * ((ys - cy) / m + cy), 0, 1)
     assert np.abs(moved[-1].disparity - plane).max() < 1e-6
     assert [clip.K(10.0, k) for k in range(5)] == pytest.approx([10 * 1.5 ** (k / 4) for k in range(5)])
 
 
-def test_the_flow_carries_each_frame_onto_the_next(assets):
+@pytest.mark.parametrize("size", [96, (128, 96)])
+def test_the_flow_carries_each_frame_onto_the_next(assets, size):
     """flow.NNN: the pinhole view's exact forward flow. A subject moving at v with a camera move τ flows by
     v + τ·d; the background by τ times its disparity at the pixel; a zoom by (m_k+1/m_k − 1)·(p − c); and the next
     frame's all-in-focus image sampled where the flow points is this frame's."""
-    spec, by_id = _scene(assets)
+    spec, by_id = _scene(assets, size=size)
+    W, H = spec.frame
     layers = build_layers(spec, by_id)
     clip = _still(3)
     clip.velocity = [(3.5, 1.5), (-1.0, 0.25)]
@@ -264,7 +270,7 @@ def test_the_flow_carries_each_frame_onto_the_next(assets):
     assert "flow" not in frames[-1]
     fl, _, _ = frame_state(spec, clip, 1, layers)
     flow = frames[1]["flow"]
-    assert flow.shape == (96, 96, 2) and flow.dtype == np.float32
+    assert flow.shape == (H, W, 2) and flow.dtype == np.float32
     solid = [(layer.alpha >= 0.5) for layer in fl]
     bg_only = ~(solid[0] | solid[1])
     tau = np.array(clip.camera)
@@ -278,21 +284,21 @@ def test_the_flow_carries_each_frame_onto_the_next(assets):
     zoom = _still(3)
     zoom.zoom = 1.5
     flow = render_clip(spec, zoom, layers, resolve_focus, flow=True)[0]["flow"]
-    ys, xs = np.mgrid[0:96, 0:96] + 0.5
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
     r = zoom.magnification(1) / zoom.magnification(0) - 1
-    assert np.abs(flow - r * np.stack([xs - 48, ys - 48], axis=-1)).max() < 1e-4
+    assert np.abs(flow - r * np.stack([xs - W / 2, ys - H / 2], axis=-1)).max() < 1e-4
     # brightness constancy, with whole-pixel motion (no resampling between the frames): frame 0's image at p is
     # frame 1's at p + flow, away from the frame's edge and the subjects' outlines (where surfaces appear)
     whole = _still(2)
     whole.velocity = [(3.0, 1.0), (-2.0, 2.0)]
     frames = render_clip(spec, whole, layers, resolve_focus, flow=True)
     flow, nxt = frames[0]["flow"], frames[1]["aif"]
-    ys, xs = np.mgrid[0:96, 0:96].astype(np.float32)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
     warped = np.stack(
         [ndimage.map_coordinates(nxt[..., ch], [ys + flow[..., 1], xs + flow[..., 0]], order=1) for ch in range(3)],
         axis=-1,
     )
-    keep = np.zeros((96, 96), bool)
+    keep = np.zeros((H, W), bool)
     keep[8:-8, 8:-8] = True
     keep &= np.logical_or.reduce([ndimage.binary_erosion(layer.alpha >= 0.5, iterations=3) for layer in layers[:2]])
     err, no_flow = (np.abs(x - frames[0]["aif"])[keep].mean() for x in (warped, nxt))

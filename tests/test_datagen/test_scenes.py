@@ -35,6 +35,35 @@ def test_draws_stay_in_their_ranges(assets):
     assert min(targets.count(t) for t in ("fg0", "fg1", "background")) > 60
 
 
+@pytest.mark.parametrize("frame", [(192, 128), (128, 192)])
+def test_a_frame_of_any_aspect_keeps_every_draw_inside_it(assets, frame):
+    """size [W, H]: subjects sized by the shorter side and wholly inside the frame, the background plane in [0, 1]
+    at every corner, the photo cropped at the frame's aspect; every member W×H (the LQ at a quarter)."""
+    fgs, bgs, by_id = _pools(assets)
+    W, H = frame
+    cfg = SceneConfig()
+    assert draw_scene(7, 3, fgs, bgs, cfg, size=(128, 128)) == draw_scene(7, 3, fgs, bgs, cfg, size=128)
+    for index in range(200):
+        spec = draw_scene(7, index, fgs, bgs, cfg, size=frame)
+        assert spec.frame == frame and (spec.size, spec.height) == frame
+        a, gx, gy = spec.bg_plane
+        corners = [a + gx * x + gy * y for x in (0.5, W - 0.5) for y in (0.5, H - 0.5)]
+        assert 0.0 <= min(corners) and max(corners) <= 1.0
+        bg = by_id[spec.background_id]  # the photo's crop at the frame's aspect lies inside the photo
+        x0, y0, side = spec.bg_crop
+        cw = side * min(bg.width, bg.height * W / H)
+        assert x0 * bg.width + cw <= bg.width + 1e-6 and y0 * bg.height + cw * H / W <= bg.height + 1e-6
+        for fg in spec.foregrounds:
+            extent = fg.scale * min(W, H)  # the subject's longer side, px
+            assert extent / 2 <= fg.center[0] * W <= W - extent / 2 + 1e-9
+            assert extent / 2 <= fg.center[1] * H <= H - extent / 2 + 1e-9
+    sample = make_sample(spec, by_id)
+    assert sample["aif"].shape == sample["bokeh"].shape == (H, W, 3) and sample["disp"].shape == (H, W)
+    assert sample["lq"].shape == (H // 4, W // 4, 3)
+    again = SceneSpec.from_json(spec.to_json())
+    assert again == spec and again.frame == frame
+
+
 def test_spec_round_trip_rebuilds_a_byte_identical_sample(assets, tmp_path):
     fgs, bgs, by_id = _pools(assets)
     spec = draw_scene(3, 5, fgs, bgs, SceneConfig(), size=128)
