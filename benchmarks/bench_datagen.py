@@ -48,7 +48,8 @@ def single_process(n: int, size, out: Path, k_max: float | None = None, k_min: f
     from manifests import Store
     from renderer import pinhole_view, render_bokeh
 
-    cfg = BuildConfig(size=size, k_range=[k_min, k_max or k_top(size)])  # the Ray builds' assets and splits
+    top = k_max or k_top(size)
+    cfg = BuildConfig(size=size, k_range=[top if k_min < 0 else k_min, top])  # the Ray builds' assets and splits
     rows = scan_assets(cfg, progress=False)
     fgs, bgs, by_id = usable(rows, "foreground", "train"), usable(rows, "background", "train"), {a.id: a for a in rows}
     stages = {"compose": 0.0, "render": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
@@ -185,7 +186,8 @@ def sizes_table(sizes: list, n: int, k_max: float | None, k_min: float = 0.0) ->
         print(f"{text}: {n} sample(s) ...", file=sys.stderr, flush=True)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append((size, json.loads(out.strip().splitlines()[-1])))
-    print(f"the recipe at each size, single process, 1 core, {n} sample(s) each, K drawn in [{k_min:g}, K top]:")
+    ks = "at K top" if k_min < 0 else f"drawn in [{k_min:g}, K top]"
+    print(f"the recipe at each size, single process, 1 core, {n} sample(s) each, K {ks}:")
     names = list(rows[0][1]["stages"])
     print(
         f"{'size':>10} {'K top':>6} {'s/sample':>9} "
@@ -211,7 +213,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=16, help="samples per configuration")
     p.add_argument("--size", type=parse_size, default=512, help="output size: 512 or WxH")
     p.add_argument("--k-max", type=float, default=None, help="top of the K range (default: 32 px per 512 px)")
-    p.add_argument("--k-min", type=float, default=0.0, help="bottom of the K range (--sizes: K top for the worst case)")
+    p.add_argument("--k-min", type=float, default=0.0, help="bottom of the K range; -1: K at the top (the worst case)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each configuration, in rotation (best counts)")
     p.add_argument("--sizes", type=parse_size, nargs="+", help="the single-process recipe at each size instead")
     p.add_argument("--one", type=parse_size, help=argparse.SUPPRESS)  # --sizes' worker: one size, JSON out

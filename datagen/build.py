@@ -17,11 +17,13 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
 
 from common import config
+from common.errors import UserError
 from common.jsonfile import dumps as json_dumps
 from datagen.config import BuildConfig, parse_size
 from datagen.distributor import cluster_size, connect_ray, node_id, pin_threads
@@ -90,6 +92,26 @@ def check_asset_folders(cfg: BuildConfig) -> None:
             raise SystemExit(f"error: --assets {item}: {e}") from None
 
 
+# A shard task's memory (measured: benchmarks/bench_datagen.py --sizes ... --k-min -1, the worst case of K at the
+# top of its range): the worker process itself (~1 GiB: Python, numba, torch, cv2), and per sample the renderer's
+# layers padded by the largest blur radius, ~145 B per layer per padded pixel (float64 texture, disparity, summed-area
+# tables); a clip holds its frames' members besides (~40 B per pixel per frame). Declared with a 25 % margin.
+TASK_BASE_BYTES = 1 << 30
+LAYER_PADDED_PX_BYTES = 145
+FRAME_PX_BYTES = 40
+
+
+def task_memory(cfg: BuildConfig) -> int:
+    """Bytes one shard task may hold at its peak, which its Ray task declares (``memory=``), so that a node never
+    runs more tasks than its memory holds (the build's K top sets the padding: ``cfg.max_k()``)."""
+    W, H = cfg.frame
+    pad = 2 * (math.ceil(cfg.max_k()) + 2)
+    layers = cfg.scene.num_foregrounds + 1
+    per_sample = LAYER_PADDED_PX_BYTES * layers * (W + pad) * (H + pad)
+    per_sample += FRAME_PX_BYTES * W * H * max(cfg.sequence.frames, 1)
+    return int(TASK_BASE_BYTES + 1.25 * per_sample)
+
+
 def build_shard(
     cfg: BuildConfig, rows: list, split: str, shard: int, indices: list[int], out: str, sample: list | None = None
 ) -> dict:
@@ -106,7 +128,7 @@ def build_shard(
     from manifests import Store
     from renderer import Highlights
 
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     pin_threads()
     if sample:
         check_this_node(sample)
@@ -161,6 +183,8 @@ def build_shard(
         "samples": len(written),
         "failures": failures,
         "seconds": time.perf_counter() - t0,
+        "started": started,
+        "ended": time.time(),
         "node": node_id(),
         "pid": os.getpid(),
     }
@@ -214,6 +238,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "record it in Ray's temp dir, RAY_TMPDIR honoured), else a private local instance",
     )
     p.add_argument("--overwrite", action="store_true", help="delete what the output folder holds and start over")
+    p.add_argument(
+        "--task-memory",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="memory each shard task declares to Ray, GiB (default: estimated from the size and K, "
+        "datagen.build.task_memory); a node runs only as many tasks as its memory holds",
+    )
     return p.parse_args(argv)
 
 
@@ -241,7 +273,8 @@ def main(args: argparse.Namespace) -> dict:
         prepare_folder(store, cfg, rows, assets_hash, args.overwrite and bool(old_meta))
         todo, skipped_val = shards_to_build(cfg, store, rows)
         t0 = time.perf_counter()
-        results = run_shards(cfg, rows, todo, store, sample)
+        memory = int(args.task_memory * 2**30) if args.task_memory else None
+        results = run_shards(cfg, rows, todo, store, sample, memory)
         return finish(store, cfg, rows, assets_hash, results, skipped_val, ray_info, t0)
     finally:
         lock.release()
@@ -363,12 +396,15 @@ def shards_to_build(cfg: BuildConfig, store, rows: list):
     return [s for s in todo if s not in skipped_val], skipped_val
 
 
-def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample) -> list[dict]:
-    """One Ray task per shard, with a progress line (shards, samples, rate, ETA, the cluster's size); a node that
-    cannot read the assets stops the build with one line."""
+def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample, memory: int | None = None) -> list[dict]:
+    """One Ray task per shard, each declaring ``memory`` bytes (default :func:`task_memory`), with a progress line
+    (shards, samples, rate, ETA, the cluster's size); a node that cannot read the assets stops the build with one
+    line, and so does a cluster none of whose nodes has the memory one task declares."""
     import ray
 
-    task = ray.remote(max_retries=3, retry_exceptions=False)(build_shard)
+    memory = memory or task_memory(cfg)
+    check_memory(memory, cfg)
+    task = ray.remote(max_retries=3, retry_exceptions=False, memory=memory)(build_shard)
     rows_ref = ray.put(rows)
     pending = [task.remote(cfg, rows_ref, split, shard, idx, store.location, sample) for split, shard, idx in todo]
     results, t0 = [], time.perf_counter()
@@ -395,6 +431,20 @@ def run_shards(cfg: BuildConfig, rows: list, todo: list, store, sample) -> list[
         )
     print()
     return results
+
+
+def check_memory(memory: int, cfg: BuildConfig) -> None:
+    """A UserError when no live node offers ``memory`` bytes to Ray's tasks (the build would wait forever)."""
+    import ray
+
+    offered = [n.get("Resources", {}).get("memory", 0) for n in ray.nodes() if n.get("Alive")]
+    if offered and max(offered) < memory:
+        raise UserError(
+            f"a shard task at size {cfg.size_text} with K up to {cfg.max_k():g} declares {memory / 2**30:.1f} GiB "
+            f"(datagen.build.task_memory), more than any node offers Ray's tasks (the largest: "
+            f"{max(offered) / 2**30:.1f} GiB): use nodes with more memory, a smaller size or K, or --task-memory GIB "
+            f"to declare less at your own risk"
+        )
 
 
 def _drop(pending: list) -> None:

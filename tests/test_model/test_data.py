@@ -70,3 +70,26 @@ def test_data_built_past_the_models_k_max_is_downscaled_onto_it_as_it_is_read(tm
     assert to_tensors(raw, k_max=64.0)["aif"].shape[-2:] == (192, 192)
     with pytest.raises(ValueError, match=r"K: in \[0, 32.0\]"):  # unscaled, such a sample is refused, not mis-scaled
         to_tensors(raw, k_max=32.0)
+
+
+def test_the_model_trains_from_frames_of_any_aspect_by_the_stated_mapping(tmp_path):
+    """A 3:2-class build past k_max (the megapixel recipe in miniature): every sample is downscaled by k_max/max_K,
+    keeping its aspect, then cropped square on the LQ grid; a crop larger than the frame is one clear error."""
+    import webdataset as wds
+
+    from common.errors import UserError
+    from datagen.build import BuildConfig, build_shard, scan_assets
+    from model.data import ShardStream, StreamConfig, to_tensors
+
+    cfg = BuildConfig.load(None, ["size=[288, 192]", "min_asset_size=96", "val_fraction=0", "scene.k_range=[40,64]"])
+    build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0, 1], str(tmp_path))
+    (tmp_path / "dataset.json").write_text(json.dumps({"max_K": cfg.max_k()}))
+    urls = [str(tmp_path / "train-000000.tar")]
+    whole = next(iter(ShardStream(urls, StreamConfig(batch_size=2, shuffle_buffer=1, k_max=32.0))))
+    assert whole["aif"].shape[-2:] == whole["lq"].shape[-2:] == whole["defocus"].shape[-2:] == (96, 144)
+    crops = next(iter(ShardStream(urls, StreamConfig(batch_size=2, shuffle_buffer=1, k_max=32.0, crop=48))))
+    assert crops["aif"].shape == (2, 3, 48, 48) and crops["mask"].shape == (2, 1, 48, 48)
+    assert float(crops["defocus"].max()) <= 1.0
+    raw = next(iter(wds.WebDataset(urls, shardshuffle=False)))
+    with pytest.raises(UserError, match=r"its 144×96 frame \(downscaled by 0.5\) is smaller than the training crop 128"):
+        to_tensors(raw, k_max=32.0, crop=128, scale=0.5)
