@@ -316,14 +316,11 @@ def _check_camera_k(args: InferRequest, size: tuple[int, int]) -> None:
         raise ValueError(f"--depth {args.depth}: {z.shape[1]}×{z.shape[0]}, the image {size[0]}×{size[1]}")
     w, h = (max(8, round(s * args.upscale)) for s in size) if args.upscale != 1.0 else size
     _, K, _, described = camera_disparity(args, z, (h, w))
-    if args.classical:
-        limit, what = max_blur_radius(max(w, h)), "renderer"
-    else:
-        cfg = ModelConfig.from_yaml(Path(args.weights) / "model.yaml" if args.weights else args.config)
-        limit, what = cfg.k_max, "model"
+    # the model takes what the renderer takes: past its k_max it renders downscaled (model.pipeline.render_model)
+    limit = max_blur_radius(max(w, h)) if args.classical else MAX_COC_PX
     if K > limit:
         raise ValueError(
-            f"{described}: K = {K:.1f} at {w} px, above the {what}'s {limit:g}: a longer focus "
+            f"{described}: K = {K:.1f} at {w} px, above the renderer's largest blur radius {limit:g}: a longer focus "
             f"distance, a larger f-number or a smaller image"
         )
 
@@ -385,14 +382,18 @@ def infer(args: InferRequest) -> dict:
             with torch.no_grad():
                 z = load_estimator(cfg, folder).metric(torch.from_numpy(photo).permute(2, 0, 1)[None])[0, 0].numpy()
         disp, args.K, d_f, described = camera_disparity(args, z, (h, w))
-        limit = max_blur_radius(max(w, h)) if args.classical else cfg.k_max
+        limit = max_blur_radius(max(w, h)) if args.classical else MAX_COC_PX
         if args.K > limit:
             raise ValueError(
-                f"{described}: K = {args.K:.1f} at {w} px, above the "
-                f"{'renderer' if args.classical else 'model'}'s {limit:g}: a longer focus distance, a "
-                f"larger f-number or a smaller image"
+                f"{described}: K = {args.K:.1f} at {w} px, above the renderer's largest blur radius {limit:g}: a "
+                f"longer focus distance, a larger f-number or a smaller image"
             )
         print(f"camera: {described}: K = {args.K:.2f}, d_f = {d_f:.4f}")
+        if not args.classical and args.K > cfg.k_max:
+            print(
+                f"K {args.K:.1f} is past the model's k_max {cfg.k_max:g}: rendered at {cfg.k_max / args.K:.3g}× the "
+                f"size and brought back (model.pipeline.render_model)"
+            )
         depth_s = time.perf_counter() - t0
     elif args.disparity:
         disp = load_disparity(args.disparity, in_shape, (h, w))

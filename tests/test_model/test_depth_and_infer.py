@@ -435,7 +435,7 @@ def test_the_camera_form_is_checked_whole_before_any_network_loads(tmp_path, cap
     base = ["--image", str(tmp_path / "p.png"), "--out", str(tmp_path / "o.png"), "--lens", "85", "--f-number", "1.4"]
     cases = {
         ("--focus-distance", "0.05", "--depth", str(tmp_path / "z.npy")): r"focus distance 0.05 m is not beyond",
-        ("--focus-distance", "0.15", "--depth", str(tmp_path / "z.npy")): r"K = \d+\.\d at 64 px, above the model",
+        ("--focus-distance", "0.09", "--depth", str(tmp_path / "z.npy")): r"K = \d+\.\d at 64 px, above the renderer",
         (
             "--focus-distance",
             "2",
