@@ -28,15 +28,18 @@ import torch
 
 from common.metrics import psnr_from_mse
 
-PYIQA_METRICS = ("lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid")
-HERE_METRICS = ("psnr", "ssim")
+PYIQA_METRICS = ("lpips", "lpips_vgg", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid")
+PYIQA_NAMES = {"lpips_vgg": "lpips-vgg"}  # ours -> pyiqa's, where they differ (lpips: pyiqa's alex backbone)
+HERE_METRICS = ("psnr", "ssim", "ssim_u7")
 ALL_METRICS = HERE_METRICS + PYIQA_METRICS
-FULL_REFERENCE = {"psnr", "ssim", "lpips", "dists"}
-LOWER_BETTER = {"lpips", "dists", "niqe", "fid"}
+FULL_REFERENCE = {"psnr", "ssim", "ssim_u7", "lpips", "lpips_vgg", "dists"}
+LOWER_BETTER = {"lpips", "lpips_vgg", "dists", "niqe", "fid"}
 LABELS = {
     "psnr": "PSNR",
     "ssim": "SSIM",
+    "ssim_u7": "SSIM-u7",
     "lpips": "LPIPS",
+    "lpips_vgg": "LPIPS-vgg",
     "dists": "DISTS",
     "musiq": "MUSIQ",
     "maniqa": "MANIQA",
@@ -92,6 +95,15 @@ def psnr_ssim_maps(pred_u8: np.ndarray, ref_u8: np.ndarray, color: str = "y", cr
     pad = 5  # the window's half-width: SSIM is defined where the whole window is inside (skimage's and BasicSR's
     smap[:pad], smap[-pad:], smap[:, :pad], smap[:, -pad:] = np.nan, np.nan, np.nan, np.nan  # mean; NaN = outside)
     return se, smap
+
+
+def ssim_uniform7(pred_u8: np.ndarray, ref_u8: np.ndarray, color: str = "y", crop: int = 0) -> float:
+    """SSIM the other way the field computes it: scikit-image's defaults (a uniform 7×7 window, sample covariance),
+    data range 255, averaged over the channels (``color``, ``crop`` as :func:`psnr_ssim_maps`)."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _planes(pred_u8, color, crop), _planes(ref_u8, color, crop)
+    return float(structural_similarity(b, a, channel_axis=2, data_range=255))
 
 
 def psnr_from_se(se: np.ndarray) -> float:
@@ -304,7 +316,9 @@ class PyiqaMetrics:
                 # random weights: MANIQA scores 1 random crop instead of its 20 (its numbers mean nothing anyway)
                 options = {"test_sample": 1} if self.random and name == "maniqa" else {}
                 with ctx(), contextlib.redirect_stdout(io.StringIO()):  # pyiqa prints "Downloading"/"Loading"
-                    self.metrics[name] = pyiqa.create_metric(name, device=torch.device(self.device), **options)
+                    self.metrics[name] = pyiqa.create_metric(
+                        PYIQA_NAMES.get(name, name), device=torch.device(self.device), **options
+                    )
             except MissingWeights as e:
                 self.missing[name] = f"needs {e.path}" + (f" (from {e.url})" if e.url else "")
             except Exception as e:  # a broken file: that metric is missing, the others run

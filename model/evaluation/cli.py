@@ -44,9 +44,9 @@ from renderer.options import MAX_COC_PX
 from .. import iqa
 from .depth import DEPTH_PRESETS
 from .methods import METHODS
-from .protocols import READERS
+from .protocols import FIELD_PROTOCOLS, READERS
 from .run import evaluate
-from .shared import COMMAND, DEPTH_METHODS, OUTPUTS, EvalConfig
+from .shared import COMMAND, DEPTH_METHODS, ORDER, OUTPUTS, EvalConfig
 
 PROTOCOLS = (*READERS, "depth")  # the registries decide what exists
 IMAGE_METHODS = tuple(METHODS)
@@ -74,8 +74,9 @@ def parse_args(argv=None) -> EvalConfig:
     )
     p.add_argument(
         "--metrics",
-        default=",".join(iqa.ALL_METRICS),
-        help=f"comma-separated subset of {','.join(iqa.ALL_METRICS)} (depth: absrel, delta1 always)",
+        default=None,
+        help=f"comma-separated subset of {','.join(iqa.ALL_METRICS)} (default: the protocol's papers' columns; "
+        "depth: absrel, delta1 always)",
     )
     p.add_argument(
         "--metric-weights",
@@ -84,7 +85,13 @@ def parse_args(argv=None) -> EvalConfig:
     )
     p.add_argument("--K", type=float, help="blur strength where the benchmark does not give one (pairs)")
     p.add_argument("--limit", type=int, help="only the first N images (a quick look)")
-    p.add_argument("--color", default="y", choices=("y", "rgb"), help="PSNR/SSIM on BT.601 luma (default) or RGB")
+    p.add_argument(
+        "--color",
+        default=None,
+        choices=("y", "rgb"),
+        help="PSNR/SSIM on BT.601 luma or RGB (default: RGB on the field's benchmarks, as their papers score them; "
+        "luma elsewhere, as the Real-ISR papers)",
+    )
     p.add_argument("--crop-border", type=int, default=0, help="pixels removed at each border for PSNR/SSIM")
     p.add_argument(
         "--depth-preset",
@@ -136,6 +143,8 @@ def check_args(args: EvalConfig) -> None:
             raise ValueError(f"{flag} {folder}: no such folder")
     if args.weights and not (Path(args.weights) / "model.yaml").is_file():
         raise ValueError(f"--weights {args.weights}: no model.yaml: not a folder of trained MagicBokeh weights")
+    if args.metrics is None:
+        args.metrics = ",".join(ORDER.get(args.protocol, ORDER["pairs"]))
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in iqa.ALL_METRICS]
     if unknown:
@@ -146,6 +155,8 @@ def check_args(args: EvalConfig) -> None:
         raise ValueError(f"--K: in [0, {MAX_COC_PX:g}] (the renderer's largest blur radius), got {args.K:g}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: at least 1, got {args.limit}")
+    if args.color is None:
+        args.color = "rgb" if args.protocol in FIELD_PROTOCOLS else "y"
     if args.crop_border < 0:
         raise ValueError(f"--crop-border: at least 0, got {args.crop_border}")
     if args.protocol != "synthetic" and not Path(args.data).is_dir():

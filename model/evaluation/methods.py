@@ -169,7 +169,7 @@ def method_key(args, method: str) -> str:
         folder = Path(args.weights)
         parts["weights"] = {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
         parts["model.yaml"] = file_sha256(folder / "model.yaml")
-    if args.protocol == "pairs":
+    if args.protocol not in ("synthetic", "realsr", "blb"):  # the protocols whose K comes from --K
         parts["K"] = args.K
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

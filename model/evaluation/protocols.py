@@ -13,6 +13,7 @@ from PIL import Image
 from common.images import display_name, list_images, read_disparity, to_uint8
 from renderer.options import MAX_COC_PX
 
+from . import benchmarks
 from .methods import Runner
 from .shared import REALSR_SCALE, Item, LQCache, as_float, crop4, disparity_file, rgb_u8, stem_map
 
@@ -189,4 +190,13 @@ READERS: dict = {
     "pairs": lambda data, cache, K: pairs_items(Path(data), cache, K),
     "realsr": lambda data, cache, K: realsr_items(Path(data)),
     "synthetic": lambda data, cache, K: synthetic_items(data),
+    # the field's benchmarks, as downloaded (evaluation.benchmarks)
+    "blb": lambda data, cache, K: benchmarks.blb_items(Path(data)),
+    "ebb_val294": lambda data, cache, K: benchmarks.val294_items(Path(data), K),
+    "ebb400": lambda data, cache, K: benchmarks.ebb400_items(Path(data), K),
+    "ebb400_lq": lambda data, cache, K: benchmarks.ebb400_lq_items(Path(data), cache, K),
+    "realbokeh": lambda data, cache, K: benchmarks.realbokeh_items(Path(data), K),
+    "realbokeh_bin": lambda data, cache, K: benchmarks.realbokeh_items(Path(data), K, binary=True),
 }
+#: the field's benchmarks, scored as their papers score them: RGB (not luma)
+FIELD_PROTOCOLS = ("blb", "ebb_val294", "ebb400", "ebb400_lq", "realbokeh", "realbokeh_bin")

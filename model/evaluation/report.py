@@ -13,7 +13,8 @@ from PIL import Image
 from manifests.storage import atomic_file, save_image
 
 from .. import iqa
-from .shared import BINS, F_NUMBER_BINS, ORDER
+from .benchmarks import PROTOCOL_NOTES
+from .shared import BINS, EVAL_SEED, F_NUMBER_BINS, ORDER
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -46,12 +47,20 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     lines = [
         f"# {args.protocol}: {args.data}",
         "",
-        f"{n} images; PSNR/SSIM on {'BT.601 luma (Y)' if args.color == 'y' else 'RGB'}, 8-bit, "
-        f"border crop {args.crop_border} px (PSNR of the mean squared error over the image; SSIM: Gaussian "
-        "11×11, σ 1.5). Mean over images; FID over the set. ↓ lower is better.",
+        f"{n} images; PSNR/SSIM on {'BT.601 luma (Y)' if args.color == 'y' else 'RGB'}, 8-bit (clipped to "
+        f"[0, 255]), border crop {args.crop_border} px (PSNR of the mean squared error over the image; SSIM: Gaussian "
+        "11×11, σ 1.5; SSIM-u7: uniform 7×7, scikit-image's default; LPIPS: alex backbone, LPIPS-vgg: vgg). Mean "
+        "over images; FID over the set. ↓ lower is better.",
         "",
         f"Metrics: {metrics.describe()}.",
     ]
+    if args.protocol in PROTOCOL_NOTES:
+        lines.append(f"- {PROTOCOL_NOTES[args.protocol]}")
+    if cache.made or cache.reused:
+        lines.append(
+            f"- LQ seed: {EVAL_SEED} (each image's: sha256 of '{EVAL_SEED}:NAME'), the degradation preset "
+            f"{cache.preset}"
+        )
     for name, why in metrics.missing.items():
         lines.append(f"- **{iqa.LABELS[name]} missing**: {why}")
     for note in notes:
@@ -114,7 +123,41 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
                 cells.append("–" if psnr is None else fmt_cell(psnr, 2))
             lines.append("| " + " | ".join(cells) + " |")
     lines += f_number_table(rows, methods)
+    lines += group_table(rows, methods, [m for m in ("psnr", "ssim") if m in order])
     return "\n".join(lines) + "\n"
+
+
+def group_table(rows: list[dict], methods: list[str], metrics: list[str]) -> list[str]:
+    """Means per method by the benchmark's own breakdown (BLB's blur level, RealBokeh's f-number)."""
+    groups = list(dict.fromkeys(r["group"] for r in rows if r.get("group") is not None))
+    if not groups or not metrics:
+        return []
+    groups.sort(key=_group_order)
+    count = {g: len({r["image"] for r in rows if r.get("group") == g}) for g in groups}
+    out = [
+        "",
+        f"{' / '.join(iqa.LABELS[m] for m in metrics)} by group (images in brackets):",
+        "",
+        "| method | " + " | ".join(f"{g} ({count[g]})" for g in groups) + " |",
+        "|---|" + "---|" * len(groups),
+    ]
+    for method in methods:
+        cells = [method]
+        for g in groups:
+            mine = [r for r in rows if r["method"] == method and "error" not in r and r.get("group") == g]
+            cells.append(
+                " / ".join(fmt_cell(mean_or_nan(r.get(m) for r in mine), 2 if m == "psnr" else 4) for m in metrics)
+            )
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _group_order(g: str):
+    """'level 2' < 'level 10'; 'f/2' < 'f/8' < 'f/16': by the number in the label."""
+    try:
+        return (0, float(g.split()[-1].removeprefix("f/")))
+    except ValueError:
+        return (1, g)
 
 
 def f_number_table(rows: list[dict], methods: list[str]) -> list[str]:

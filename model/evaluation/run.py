@@ -62,6 +62,8 @@ def evaluate(args: "EvalConfig") -> dict:
             row = {"image": item.name, "method": method}
             if item.f_number is not None:
                 row["f_number"] = item.f_number
+            if item.group is not None:
+                row["group"] = item.group
             try:
                 if method in args.prediction_dirs:
                     pred = external_method(args.prediction_dirs[method], item.name, item.target.shape[:2])
@@ -87,6 +89,8 @@ def evaluate(args: "EvalConfig") -> dict:
                     row["psnr"] = iqa.psnr_from_se(se)
                 if "ssim" in here:
                     row["ssim"] = float(np.nanmean(smap))
+                if "ssim_u7" in here:
+                    row["ssim_u7"] = iqa.ssim_uniform7(pred, item.target, args.color, args.crop_border)
                 if args.protocol == "synthetic" or item.disp is not None:
                     c = args.crop_border
                     sub = item if not c else _cropped(item, c)

@@ -16,15 +16,15 @@ from PIL import Image
 from common.images import display_name, list_images, load_image, to_uint8
 from manifests.storage import atomic_file
 
-from ..iqa import ALL_METRICS
-
 COMMAND = "model.evaluate"
 OUTPUTS = ("results.csv", "summary.md", "examples.png", "lq/**", "predictions/**", "fid/**")
 REALSR_SCALE = 4  # the model and Table 4 are ×4 super-resolution
 DEPTH_METHODS = ("model",)
 # the papers' column orders (MagicBokeh Tables 1-2 for bokeh; Table 4, as OSEDiff's, for Real-ISR)
+FIELD = ("psnr", "ssim", "ssim_u7", "lpips", "lpips_vgg", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid")
 ORDER = {
     "pairs": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
+    **{p: FIELD for p in ("blb", "ebb_val294", "ebb400", "ebb400_lq", "realbokeh", "realbokeh_bin")},
     "synthetic": ("psnr", "ssim", "lpips", "dists", "musiq", "maniqa", "clipiqa", "niqe", "fid"),
     "realsr": ("psnr", "ssim", "lpips", "dists", "fid", "niqe", "musiq", "maniqa", "clipiqa"),
 }
@@ -54,6 +54,7 @@ class Item:
     focus_mask: np.ndarray | None = None
     source: str = ""
     f_number: float | None = None  # the target camera's, in a camera-true synthetic set
+    group: str | None = None  # the benchmark's breakdown (BLB's blur level, RealBokeh's f-number): summary.md's table
 
 
 def file_sha256(path: Path) -> str:
@@ -183,11 +184,11 @@ class EvalConfig:
     weights: str | None = None
     depth_weights: str | None = None
     predictions: list = field(default_factory=list)
-    metrics: str = ",".join(ALL_METRICS)
+    metrics: str | None = None  # None: check_args picks the protocol's columns (ORDER)
     metric_weights: str | None = None
     K: float | None = None
     limit: int | None = None
-    color: str = "y"
+    color: str | None = None  # "y" or "rgb"; None: check_args picks the protocol's (RGB on the field's benchmarks)
     crop_border: int = 0
     depth_preset: str = "none"
     examples: int = 4

@@ -91,5 +91,5 @@ def test_the_model_trains_from_frames_of_any_aspect_by_the_stated_mapping(tmp_pa
     assert crops["aif"].shape == (2, 3, 48, 48) and crops["mask"].shape == (2, 1, 48, 48)
     assert float(crops["defocus"].max()) <= 1.0
     raw = next(iter(wds.WebDataset(urls, shardshuffle=False)))
-    with pytest.raises(UserError, match=r"its 144×96 frame \(downscaled by 0.5\) is smaller than the training crop 128"):
+    with pytest.raises(UserError, match=r"144×96 frame \(downscaled by 0.5\) is smaller than the training crop 128"):
         to_tensors(raw, k_max=32.0, crop=128, scale=0.5)
