@@ -99,6 +99,18 @@ def parse_args(argv=None) -> EvalConfig:
         choices=sorted(DEPTH_PRESETS),
         help="depth protocol: valid range and crop (nyu: Eigen crop, ≤ 10 m; kitti: Garg crop, ≤ 80 m)",
     )
+    p.add_argument(
+        "--k-search",
+        choices=("ssim",),
+        help="an oracle: per image, the K (of a grid, and the benchmark's own) whose output has the best SSIM against "
+        "the target, as BokehMe and Genfocus score their baselines; its rows are reported apart",
+    )
+    p.add_argument(
+        "--focus-from",
+        choices=("gt-edges",),
+        help="an oracle: the focus where the target is sharpest (its strongest 5%% of edges), as BokehDiff focuses; "
+        "its rows are reported apart",
+    )
     p.add_argument("--examples", type=int, default=4, help="images shown in examples.png")
     p.add_argument("--device", default="cpu", help="device for the networks and pyiqa (cpu, cuda, ...)")
     p.add_argument("--out", required=True, help="output folder")

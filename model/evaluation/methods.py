@@ -3,6 +3,7 @@ model-gt (trained MagicBokeh weights), each through :mod:`model.pipeline`; and t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -16,6 +17,19 @@ from common.images import list_images, to_uint8
 from manifests.storage import atomic_file
 
 from .shared import CACHE_VERSION, Item, as_float, crop4, file_sha256, rgb_u8
+
+#: the K oracle's grid (px; with the benchmark's own K when it has one): BokehMe's and Genfocus's per-image search
+K_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
+
+def gt_edges_mask(target_u8: np.ndarray, share: float = 0.05) -> np.ndarray:
+    """The focus oracle (BokehDiff's focus from the target's edges): the ``share`` of the target's pixels where it
+    is sharpest (the absolute Laplacian of its luma, averaged over 7×7)."""
+    import cv2
+
+    y = cv2.cvtColor(target_u8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = cv2.blur(np.abs(cv2.Laplacian(y, cv2.CV_32F)), (7, 7))
+    return energy >= np.quantile(energy, 1.0 - share)
 
 
 def upsample(lq: np.ndarray, shape: tuple) -> np.ndarray:
@@ -83,11 +97,33 @@ class Runner:
 
     def run(self, method: str, item: Item) -> np.ndarray:
         """The method's output for ``item``: H×W×3 uint8 at the target's size (the method looked up by name in
-        :data:`METHODS`)."""
+        :data:`METHODS`). With the K oracle (``k_search``), the best of :data:`K_GRID` by SSIM against the
+        target; the K it took is ``self.k_used``."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
         up = upsample(item.lq, item.target.shape[:2])
-        return to_uint8(METHODS[method].run(self, item, up))
+        self.k_used = item.K
+        if getattr(self.args, "k_search", None) != "ssim" or not METHODS[method].uses_k:
+            return to_uint8(METHODS[method].run(self, item, up))
+        from .. import iqa
+
+        best = None
+        for K in sorted({*K_GRID, item.K} - {0.0}):
+            pred = to_uint8(METHODS[method].run(self, dataclasses.replace(item, K=K), up))
+            score = iqa.psnr_ssim(pred, item.target, "rgb")[1]
+            if best is None or score > best[0]:
+                best = (score, K, pred)
+        self.k_used = best[1]
+        return best[2]
+
+    def oracles(self, method: str) -> str:
+        """The oracles ``method`` used in this run ("" for none): what every report row says."""
+        used = []
+        if getattr(self.args, "k_search", None) and METHODS[method].uses_k:
+            used.append(f"K by {self.args.k_search}")
+        if getattr(self.args, "focus_from", None) and METHODS[method].uses_k:
+            used.append(f"focus from {self.args.focus_from}")
+        return ", ".join(used)
 
     def gt_disparity(self, item: Item, method: str):
         """(ground-truth disparity, its exact focus) of a benchmark that has them, else a ValueError."""
@@ -109,6 +145,7 @@ class Method:
     run: Callable
     depth: bool = False
     weights: bool = False
+    uses_k: bool = True  # it renders with K and a focus (the oracles apply to it)
 
 
 def _identity(runner, item, up):
@@ -147,7 +184,7 @@ def _model_gt(runner, item, up):
 
 #: the image methods by name (--methods): a new method is one entry
 METHODS: dict[str, Method] = {
-    "identity": Method(_identity),
+    "identity": Method(_identity, uses_k=False),
     "classical": Method(_classical, depth=True),
     "classical-gt": Method(_classical_gt),
     "model": Method(_model, depth=True, weights=True),
@@ -163,6 +200,7 @@ def method_key(args, method: str) -> str:
         "data": str(Path(args.data).resolve()) if args.protocol != "synthetic" else args.data,
         "version": CACHE_VERSION,
     }
+    parts["oracles"] = [getattr(args, "k_search", None), getattr(args, "focus_from", None)]
     if METHODS[method].depth:
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
     if METHODS[method].weights:

@@ -73,16 +73,29 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     header = (
         ["method"] + [iqa.LABELS[m] + (" ↓" if m in iqa.LOWER_BETTER else "") for m in order] + ["s / image (median)"]
     )
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in methods:
-        mine = [r for r in rows if r["method"] == method and "error" not in r]
-        cells = [method]
-        for m in order:
-            cells.append(fmt_cell(fid.get(method)) if m == "fid" else fmt_cell(mean_or_nan(r.get(m) for r in mine)))
-        # the median: the first image of a method also pays one-time costs (compiling the renderer, loading weights)
-        seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
-        cells.append(fmt_cell(float(np.median(seconds)) if seconds else None, 3))
-        lines.append("| " + " | ".join(cells) + " |")
+    oracles = {m: next((r.get("oracles") for r in rows if r["method"] == m and r.get("oracles")), "") for m in methods}
+    plain, helped = [m for m in methods if not oracles[m]], [m for m in methods if oracles[m]]
+    for group in (plain, helped):
+        if not group:
+            continue
+        if group is helped:
+            lines += [
+                "",
+                "With oracles (help from the ground truth, as some published baselines are scored: never ranked "
+                "beside the rows above):",
+                "",
+            ]
+        head = header if group is plain else header[:1] + ["oracles"] + header[1:]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for method in group:
+            mine = [r for r in rows if r["method"] == method and "error" not in r]
+            cells = [method] + ([oracles[method]] if group is helped else [])
+            for m in order:
+                cells.append(fmt_cell(fid.get(method)) if m == "fid" else fmt_cell(mean_or_nan(r.get(m) for r in mine)))
+            # the median: the first image of a method also pays one-time costs (compiling the renderer, weights)
+            seconds = [r["seconds"] for r in mine if r.get("seconds") is not None]
+            cells.append(fmt_cell(float(np.median(seconds)) if seconds else None, 3))
+            lines.append("| " + " | ".join(cells) + " |")
     failures = []
     for method in methods:  # failed or missing predictions, in the text a reader sees
         errors = [r for r in rows if r["method"] == method and "error" in r]
@@ -125,6 +138,27 @@ def summarise(args, rows, fid, metrics, notes, skipped, cache, n) -> str:
     lines += f_number_table(rows, methods)
     lines += group_table(rows, methods, [m for m in ("psnr", "ssim") if m in order])
     return "\n".join(lines) + "\n"
+
+
+def write_html(path: Path, summary: str, title: str, examples: bool) -> None:
+    """report.html: summary.md as a page (python-markdown's tables), with examples.png below it."""
+    import html
+
+    import markdown
+
+    body = markdown.markdown(summary, extensions=["tables"])
+    figure = '<h2>Examples</h2><img src="examples.png" alt="input, each method, target">' if examples else ""
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
+img{{max-width:100%}}</style></head><body>
+{body}
+{figure}
+</body></html>
+"""
+    with atomic_file(path, "w") as f:
+        f.write(page)
 
 
 def group_table(rows: list[dict], methods: list[str], metrics: list[str]) -> list[str]:

@@ -16,9 +16,9 @@ from manifests.storage import atomic_file, save_image
 
 from .. import iqa
 from .depth import evaluate_depth
-from .methods import Predictions, Runner, external_method, method_key, upsample
+from .methods import Predictions, Runner, external_method, gt_edges_mask, method_key, upsample
 from .protocols import READERS
-from .report import example_sheet, summarise, write_csv
+from .report import example_sheet, summarise, write_csv, write_html
 from .shared import COMMAND, OUTPUTS, Item, LQCache
 from .strata import strata
 
@@ -57,9 +57,13 @@ def evaluate(args: "EvalConfig") -> dict:
             print(f"skipped {name}: {why}", file=sys.stderr)
             continue
         done += 1
+        if args.focus_from == "gt-edges":  # the focus oracle replaces the benchmark's own focus
+            item.focus_mask, item.focus_xy, item.focus_disparity = gt_edges_mask(item.target), None, None
         shown = [to_uint8(upsample(item.lq, item.target.shape[:2]))]
         for method in methods:
             row = {"image": item.name, "method": method}
+            if method in args.method_list:
+                row["oracles"] = runner.oracles(method)
             if item.f_number is not None:
                 row["f_number"] = item.f_number
             if item.group is not None:
@@ -74,6 +78,8 @@ def evaluate(args: "EvalConfig") -> dict:
                         t0 = time.perf_counter()
                         pred = runner.run(method, item)
                         seconds = time.perf_counter() - t0
+                        if args.k_search and runner.oracles(method):
+                            row["K_oracle"] = runner.k_used
                         stores[method].put(item.name, pred, seconds)
                     else:
                         pred, seconds = cached
@@ -130,8 +136,9 @@ def evaluate(args: "EvalConfig") -> dict:
         f.write(summary)
     if examples:
         example_sheet(out / "examples.png", examples, ["input (LQ up)"] + methods + ["target"])
+    write_html(out / "report.html", summary, f"model.evaluate: {args.protocol}", bool(examples))
     print(summary)
-    print(f"results: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'examples.png'}")
+    print(f"results: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'report.html'}, {out / 'examples.png'}")
     unscored = [m for m in methods if not any(r["method"] == m and "error" not in r for r in rows)]
     if unscored:  # the outputs are written (they say why); the exit status says it too
         raise ValueError(f"{', '.join(unscored)}: no image scored (see {out / 'summary.md'})")

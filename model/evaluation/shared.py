@@ -17,7 +17,7 @@ from common.images import display_name, list_images, load_image, to_uint8
 from manifests.storage import atomic_file
 
 COMMAND = "model.evaluate"
-OUTPUTS = ("results.csv", "summary.md", "examples.png", "lq/**", "predictions/**", "fid/**")
+OUTPUTS = ("results.csv", "summary.md", "report.html", "examples.png", "lq/**", "predictions/**", "fid/**")
 REALSR_SCALE = 4  # the model and Table 4 are ×4 super-resolution
 DEPTH_METHODS = ("model",)
 # the papers' column orders (MagicBokeh Tables 1-2 for bokeh; Table 4, as OSEDiff's, for Real-ISR)
@@ -193,6 +193,9 @@ class EvalConfig:
     depth_preset: str = "none"
     examples: int = 4
     device: str = "cpu"
+    # oracles: help from the ground truth, as some published baselines are scored (every row says which it used)
+    k_search: str | None = None  # "ssim": per image, the K of a grid that maximises SSIM against the target
+    focus_from: str | None = None  # "gt-edges": the focus where the target is sharpest
     method_list: list = field(default_factory=list)
     prediction_dirs: dict = field(default_factory=dict)
     metric_list: list = field(default_factory=list)

@@ -92,6 +92,8 @@ def test_blb_is_read_as_downloaded_and_our_renderer_on_its_ground_truth_scores_h
     summary = (out / "summary.md").read_text()
     assert "PSNR / SSIM by group" in summary and "| level 1 (4) | level 2 (4) |" in summary
     assert "RGB" in summary  # the field's benchmarks are scored on RGB, not luma
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and "level 2 (4)" in page and 'src="examples.png"' in page
     # a target missing: one line saying what and the first of it; the rest is scored and marked partial
     (blb / "scene1" / "bokeh_01_00.exr").rename(tmp_path / "moved.exr")
     try:
@@ -355,3 +357,47 @@ def test_ssim_two_ways_and_psnr_on_rgb_after_a_clip():
         u7 = iqa.ssim_uniform7(a, b, "rgb")
         assert u7 == pytest.approx(structural_similarity(b, a, channel_axis=2, data_range=255), abs=1e-12)
         assert abs(u7 - ssim) > 1e-4
+
+
+def test_the_oracles_recover_k_and_focus_from_the_target_and_are_reported_apart(tmp_path):
+    """--k-search ssim finds the K that made the target (on a grid that holds it) and --focus-from gt-edges the
+    plane where the target is sharp; rows that used them say so and sit in their own table."""
+    from model.pipeline import render_classical
+
+    root = tmp_path / "ebb400" / "validation"
+    for sub in ("in", "gt", "disp"):
+        (root / sub).mkdir(parents=True)
+    yy, xx = np.mgrid[0:H, 0:W]
+    disp = (0.1 + 0.2 * xx / W).astype(np.float32)
+    disp[(yy - 32) ** 2 + (xx - 48) ** 2 < 22**2] = 0.8  # a near subject on a receding background, focused on
+    img = photo("astronaut")
+    target = render_classical(img.astype(np.float32) / 255, disp, 12.0, 0.8)
+    Image.fromarray(img).save(root / "in" / "0.png")
+    Image.fromarray((np.clip(target, 0, 1) * 255).round().astype(np.uint8)).save(root / "gt" / "0.png")
+    np.save(root / "disp" / "0.npy", disp)
+    out = tmp_path / "eval"
+    run(
+        [
+            "--protocol",
+            "ebb400",
+            "--data",
+            str(root.parent),
+            "--methods",
+            "identity,classical-gt",
+            "--metrics",
+            "psnr,ssim",
+            "--k-search",
+            "ssim",
+            "--focus-from",
+            "gt-edges",
+            "--out",
+            str(out),
+        ]
+    )
+    rows = {r["method"]: r for r in rows_of(out)}
+    assert float(rows["classical-gt"]["K_oracle"]) == 12.0 and float(rows["classical-gt"]["psnr"]) > 40
+    assert rows["classical-gt"]["oracles"] == "K by ssim, focus from gt-edges" and rows["identity"]["oracles"] == ""
+    summary = (out / "summary.md").read_text()
+    plain, helped = summary.split("With oracles")
+    assert "| identity |" in plain and "classical-gt" not in plain.split("| method |")[1]
+    assert "| classical-gt | K by ssim, focus from gt-edges |" in helped
