@@ -1,6 +1,7 @@
 """Score bokeh methods on the field's protocols and on an exact synthetic one, side by side, offline.
 
-    python -m model.evaluate --protocol {pairs,realsr,depth,synthetic} --data PATH \\
+    python -m model.evaluate --protocol {pairs,realsr,depth,synthetic,blb,ebb_val294,ebb400,ebb400_lq,realbokeh,
+        realbokeh_bin} --data PATH \\
         --methods identity,classical[,classical-gt][,model] [--weights DIR] [--predictions NAME=DIR ...] \\
         [--metrics LIST] [--metric-weights DIR|random] [--K K] [--limit N] --out OUT
 
@@ -17,6 +18,10 @@ Protocols and data layouts (README "Evaluation"):
              affine-invariant alignment of relative depth (least-squares scale and shift in disparity).
   synthetic  bokehgen WebDataset shards (a brace pattern, a glob, or a build folder: its val shards); exact ground
              truth: metrics also per blur radius r = K·|d − d_f| and in the occlusion band.
+  blb, ebb_val294, ebb400, ebb400_lq, realbokeh, realbokeh_bin
+             the field's benchmarks, each pointed at its folder as downloaded (model/evaluation/benchmarks.py;
+             README "The field's benchmarks"), scored on RGB; --k-search ssim and --focus-from gt-edges are the
+             oracles some papers score with, reported apart.
 
 Methods: identity (the LQ upsampled bicubically: the floor), classical (bokehgen's ray tracer on the disparity a
 depth model estimates from the input), classical-gt (the ray tracer on the clean all-in-focus image and the
