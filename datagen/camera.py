@@ -48,6 +48,9 @@ class CameraConfig:
     input_zoom_range: tuple[float, float] = (1.0, 1.0)  # digital zoom of the input camera
     fg_distance_m: tuple[float, float] = (1.5, 4.0)
     bg_distance_m: tuple[float, float] = (6.0, math.inf)
+    # refocus pairs: "same" (the input focused on the drawn target, as the target camera) or "other" (the input
+    # camera focused on another drawn target: an input that is itself defocused elsewhere)
+    input_focus: str = "same"
 
     @property
     def enabled(self) -> bool:
@@ -75,6 +78,13 @@ class CameraConfig:
             )
         if self.input != PINHOLE:
             _preset("input", self.input)
+        if self.input_focus not in ("same", "other"):
+            raise ValueError(f"input_focus: 'same' or 'other', got {self.input_focus!r}")
+        if self.input_focus == "other" and self.input == PINHOLE:
+            raise ValueError(
+                "input_focus: 'other' needs an input camera with a lens (a pinhole is sharp wherever it focuses): "
+                "set camera.input to a preset"
+            )
         for name, (least, greatest, closed) in RANGE_BOUNDS.items():
             lo, hi = getattr(self, name)
             if not lo <= hi or not ((least <= lo) if closed else (least < lo)) or not hi <= greatest:
@@ -149,6 +159,8 @@ class CameraDraw:
     z_near_m: float
     fg_distances_m: list
     bg_distances_m: tuple  # nearest, farthest (inf allowed)
+    # a refocus pair's input focus: (target name, the two uniform numbers that pick its point); None: the target's
+    input_focus: tuple | None = None
 
     def lens_k(self, focus_disparity: float, width_px: int) -> tuple[float, float, float]:
         """(z_f, K, K_input) focused at ``focus_disparity``: the focus distance z_f = z_near/d_f (inf at d_f = 0),
@@ -158,9 +170,11 @@ class CameraDraw:
         K_input = 0.0 if self.input is None else self.input.k_metric(z_f, width_px) / self.z_near_m
         return z_f, K, K_input
 
-    def record(self, focus_distance_m: float, K: float, K_input: float) -> dict:
+    def record(self, focus_distance_m: float, K: float, K_input: float, input_focus: dict | None = None) -> dict:
+        """The sample JSON's ``camera``; ``input_focus``: where the input camera focused ({target, xy,
+        disparity, distance_m}; None: a clip's frame record, whose input focuses with the target)."""
         t, i = self.target, self.input
-        return {
+        out = {
             "target": {
                 "name": t.name,
                 "focal_length_mm": t.focal_length_mm,
@@ -180,6 +194,9 @@ class CameraDraw:
             "K_input": K_input,
             "K": K,
         }
+        if input_focus is not None:
+            out["input_focus"] = input_focus
+        return out
 
 
 def _preset(key: str, name) -> None:
@@ -197,6 +214,8 @@ def camera_columns(camera: dict) -> dict:
     out = {f"cam_target_{k}": v for k, v in camera["target"].items()}
     out.update({f"cam_input_{k}": v for k, v in camera["input"].items()})
     out.update({f"cam_{k}": camera[k] for k in ("focus_distance_m", "z_near_m", "K_input")})
+    if "input_focus" in camera:
+        out.update({f"cam_input_focus_{k}": camera["input_focus"][k] for k in ("target", "disparity", "distance_m")})
     return out
 
 
@@ -236,4 +255,9 @@ def draw_camera(spec, cfg: CameraConfig) -> CameraDraw:
         gx, gy = t * cos / W, t * sin / H
         c = 0.5 * (d_lo + d_hi)
         spec.bg_plane = (c - gx * W / 2 - gy * H / 2, gx, gy)
-    return CameraDraw(target, phone, z_near, z_fg, z_bg)
+    input_focus = None
+    if cfg.input_focus == "other":  # drawn last: every draw above is the same with or without refocus pairs
+        others = [f"fg{i}" for i in range(len(spec.foregrounds)) if f"fg{i}" != spec.focus_target]
+        others += [] if spec.focus_target == "background" else ["background"]
+        input_focus = (others[int(rng.integers(len(others)))], (float(rng.random()), float(rng.random())))
+    return CameraDraw(target, phone, z_near, z_fg, z_bg, input_focus)

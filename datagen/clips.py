@@ -204,8 +204,11 @@ def make_clip(
         "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)",
     }
     if camera is not None:
-        first = meta_frames[0]["camera"]
-        out["json"]["camera"] = camera.record(first["focus_distance_m"], frames[0]["K"], first["K_input"])
+        first, f0 = meta_frames[0]["camera"], meta_frames[0]
+        # a clip's input focuses with its target: frame 0's focus, as an image's record has it
+        focus = {"target": f0["target"], "xy": f0["xy"], "disparity": f0["focus_disparity"]}
+        focus["distance_m"] = first["focus_distance_m"]
+        out["json"]["camera"] = camera.record(first["focus_distance_m"], frames[0]["K"], first["K_input"], focus)
     return out
 
 

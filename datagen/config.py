@@ -138,6 +138,10 @@ class BuildConfig:
                 f"at size {self.size_text}: {max_blur_radius(max(self.frame)):g} px"
             )
         self.sequence.check_motion(min(self.frame))
+        if self.sequence.frames and self.camera.enabled and self.camera.input_focus != "same":
+            raise ValueError(
+                "camera.input_focus: 'other' is for images (refocus pairs); a clip's input focuses with its target"
+            )
 
     @property
     def frame(self) -> tuple[int, int]:
@@ -189,6 +193,8 @@ class BuildConfig:
         values = config.to_dict(self)
         if not self.camera.enabled:  # off: the hash of every K-range build stays what it was
             values.pop("camera")
+        elif self.camera.input_focus == "same":  # the default: camera builds keep their hash
+            values["camera"].pop("input_focus")
         if not self.sequence.frames:  # likewise for clips
             values.pop("sequence")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ rebuilds the identical sample.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -408,12 +409,23 @@ def make_sample(
     lq_source, K_input = aif, 0.0
     if camera is not None:
         z_f, spec.K, K_input = camera.lens_k(focus_disparity, spec.size)
-        if K_input > 0:  # the phone's own capture, with its small blur, focused on the same target
+        in_target, in_xy, in_d = target, xy, focus_disparity
+        if camera.input_focus is not None:  # a refocus pair: the input camera focused on another target
+            name, u = camera.input_focus
+            in_target, in_xy, in_d = resolve_focus(dataclasses.replace(spec, focus_target=name, focus_u=u), layers)
+            _, _, K_input = camera.lens_k(in_d, spec.size)
+        input_focus = {
+            "target": in_target,
+            "xy": list(in_xy),
+            "disparity": in_d,
+            "distance_m": camera.z_near_m / in_d if in_d > 0 else math.inf,
+        }
+        if K_input > 0:  # the input camera's own capture, with its own blur, focused on its target
             lq_source = to_uint8(
                 render_bokeh(
                     layers,
                     K_input,
-                    focus_disparity,
+                    in_d,
                     seed=render_seed(spec),
                     highlights=boost,
                     textures=textures,
@@ -446,7 +458,7 @@ def make_sample(
         "defocus": "r = K * |disp - focus_disparity| (pixels); focus mask: r below the trainer's threshold",
     }
     if camera is not None:
-        meta["camera"] = camera.record(z_f, spec.K, K_input)
+        meta["camera"] = camera.record(z_f, spec.K, K_input, input_focus)
     if bit_depth == 16:
         return {"aif": to_uint16(aif_f), "bokeh": to_uint16(bokeh), "lq": lq, "disp": disp, "json": meta}
     return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}

@@ -140,6 +140,7 @@ def camera_schema() -> pa.Schema:
         [(f"cam_target_{n}", t) for n, t in LENS]
         + [(f"cam_input_{n}", t) for n, t in LENS]
         + [("cam_input_zoom", F), ("cam_focus_distance_m", F), ("cam_z_near_m", F), ("cam_K_input", F)]
+        + [("cam_input_focus_target", S), ("cam_input_focus_disparity", F), ("cam_input_focus_distance_m", F)]
     )
 
 
@@ -217,6 +218,10 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
                         ("z_near_m", F),
                         ("K_input", F),
                         ("K", F),
+                        (
+                            "input_focus",
+                            _struct([("target", S), ("xy", floats), ("disparity", F), ("distance_m", F)]),
+                        ),
                     ]
                 ),
             )

@@ -109,6 +109,52 @@ def test_a_pinhole_input_gives_the_k_recipes_lq(assets):
         assert np.array_equal(sample["lq"], degrade(sample["aif"], spec.degradation_seed, deg)[0])
 
 
+def test_a_refocus_pair_has_an_input_focused_on_another_target(assets):
+    """camera.input_focus: other: the target render is the same-focus build's, the input camera (a full-frame lens
+    here, strongly defocused) focuses on another drawn target, recorded in the JSON, and the LQ is degraded from
+    exactly that render; the draws before it are unchanged."""
+    import dataclasses
+
+    from common.images import to_uint8
+    from datagen.assets import usable
+    from datagen.camera import CameraConfig, draw_camera
+    from datagen.scenes import SceneConfig, draw_scene, make_sample, render_seed
+    from renderer import render_bokeh
+
+    fgs, bgs = usable(assets, "foreground", "train"), usable(assets, "background", "train")
+    by_id = {a.id: a for a in assets}
+    deg = BuildConfig().degradation_config()
+    base = dict(target="fullframe_85mm_f1.4", input="fullframe_50mm_f1.8", fg_distance_m=(3.0, 5.0))
+    seen = set()
+    for index in range(4):
+        spec = draw_scene(0, index, fgs, bgs, SceneConfig(), size=96)
+        same_spec, other_spec = dataclasses.replace(spec), dataclasses.replace(spec)
+        same = make_sample(same_spec, by_id, deg, camera=draw_camera(same_spec, CameraConfig(**base)))
+        cam = draw_camera(other_spec, CameraConfig(**base, input_focus="other"))
+        other = make_sample(other_spec, by_id, deg, camera=cam)
+        assert cam.input_focus[0] != spec.focus_target
+        assert np.array_equal(same["bokeh"], other["bokeh"]) and np.array_equal(same["aif"], other["aif"])
+        focus = other["json"]["camera"]["input_focus"]
+        assert focus["target"] == cam.input_focus[0] or focus["target"] == "background"  # a subject off frame
+        assert same["json"]["camera"]["input_focus"]["disparity"] == same["json"]["focus"]["disparity"]
+        _, _, K_in = cam.lens_k(focus["disparity"], 96)
+        assert other["json"]["camera"]["K_input"] == K_in > 0
+        from datagen.scenes import build_layers
+
+        source = render_bokeh(build_layers(other_spec, by_id), K_in, focus["disparity"], seed=render_seed(spec), **{})
+        assert np.array_equal(other["lq"], degrade(to_uint8(source), spec.degradation_seed, deg)[0])
+        seen.add(focus["disparity"] != other["json"]["focus"]["disparity"])
+    assert True in seen  # focused elsewhere, not only by name
+    with pytest.raises(ValueError, match="input_focus: 'other' needs an input camera with a lens"):
+        BuildConfig.load(
+            None, ["camera.target=fullframe_85mm_f1.4", "camera.input=pinhole", "camera.input_focus=other"]
+        )
+    with pytest.raises(ValueError, match="'other' is for images"):
+        BuildConfig.load(None, ["camera.target=fullframe_85mm_f1.4", "camera.input_focus=other", "sequence.frames=4"])
+    refocus = BuildConfig.load("datagen/configs/refocus.yaml", [])
+    assert refocus.camera.input_focus == "other" and refocus.camera.input == "fullframe_50mm_f1.8"
+
+
 def test_a_camera_range_past_the_models_k_builds_and_past_the_renderers_limit_is_refused_at_load():
     """K is limited by the renderer only (its largest blur radius, 512 px): a full-frame 85 mm f/1.4 focused at
     0.8 m gives K ≈ 47 at 512 px and ≈ 189 at 2048 px, and the build records that bound as its max_K (the trainer
