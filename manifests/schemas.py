@@ -190,7 +190,9 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
             ("gamma", F),
             (
                 "aperture",
-                _struct([("blades", I), ("rotation_deg", F), ("roundness", F), ("cateye", F), ("falloff", B)]),
+                _struct(
+                    [("blades", I), ("rotation_deg", F), ("roundness", F), ("cateye", F), ("falloff", B), ("swirl", S)]
+                ),
             ),
             ("quality", _struct([(k, kind(v)) for k, v in quality.items()])),
             ("mean_spp", F),

@@ -3,6 +3,7 @@
 from .layers import Layer, from_linear, to_linear
 from .render import (
     Aperture,
+    Character,
     Highlights,
     Quality,
     TextureCache,
@@ -15,6 +16,7 @@ from .render import (
 
 __all__ = [
     "Aperture",
+    "Character",
     "Highlights",
     "Layer",
     "Quality",

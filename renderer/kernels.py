@@ -1478,7 +1478,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
             ``nb`` (−1: not general).
     sampling = (mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px,
         fold_cell): the Quality fields; grid: G×2 aperture points shared by every pixel (MODE_GRID only).
-    aperture = (blades, rotation in radians, roundness, cateye, falloff).
+    aperture = (blades, rotation in radians, roundness, cateye, falloff, radial: the cat-eye's shift turned 90°).
     queues: T×Q×Q_COLUMNS float64 scratch, one cell queue per thread (Q rows from queue_capacity).
 
     Per pixel: 1. the layers its rays can meet; 1c. one surface, flat enough over the pixel's disk, through a round
@@ -1488,7 +1488,7 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
     """
     tex, sat, sat1, dtex, dwin, kinds, gparam, pad, nb, gslot = scene
     mode, cell_px, min_n, max_n, refine, edge_px, strips, strip_min_px, grid, prefilter, flat_px, fold_cell = sampling
-    blades, rotation, roundness, cateye, falloff = aperture
+    blades, rotation, roundness, cateye, falloff, radial = aperture
     H = out.shape[0]
     W = out.shape[1]
     L = tex.shape[0]
@@ -1536,8 +1536,12 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
                     spp[i, j] = nrows
                     continue
             # cat-eye: the exit pupil, a unit disk shifted toward the frame centre, clips the aperture
-            cx = -2.0 * cateye * (px - 0.5 * W) / half_diag
-            cy = -2.0 * cateye * (py - 0.5 * H) / half_diag
+            vx = (px - 0.5 * W) / half_diag
+            vy = (py - 0.5 * H) / half_diag
+            if radial:  # shifted across the radius: the cat-eye's long axis points at the centre
+                vx, vy = -vy, vx
+            cx = -2.0 * cateye * vx
+            cy = -2.0 * cateye * vy
             # ---- 2. the cells of the aperture ----
             if mode == MODE_GRID:
                 # one fixed pattern for every pixel, point rays: read straight from ``grid`` in stage 3

@@ -25,6 +25,11 @@ class Aperture:
         by 2·cateye·r·v (v = the pixel's offset from the centre over the half diagonal), clips the aperture into
         a cat's eye toward the corners. Light that it blocks is lost (natural light falloff toward the corners),
         unless ``falloff=False``.
+    swirl: the cat-eyes' orientation across the field. "tangential" (default): the pupil shifts toward the centre,
+        so each cat-eye's long axis is tangential and they circle the frame centre, the swirl of mechanical
+        vignetting (Kingslake & Johnson, *Lens Design Fundamentals*, 2nd ed., 2010, on vignetting); "radial": the
+        pupil shifts across the radius, so each long axis points at the centre. A parametric lens character: the
+        same clipping of a unit disk by a shifted unit disk, its shift direction turned by 90°.
     """
 
     blades: int = 0
@@ -32,6 +37,7 @@ class Aperture:
     roundness: float = 0.0
     cateye: float = 0.0
     falloff: bool = True
+    swirl: str = "tangential"
 
     def __post_init__(self):
         if self.blades != 0 and self.blades < 3:
@@ -40,6 +46,40 @@ class Aperture:
             raise ValueError(f"roundness: must lie in [0, 1], got {self.roundness}")
         if not 0.0 <= self.cateye <= 1.0:
             raise ValueError(f"cateye: must lie in [0, 1], got {self.cateye}")
+        if self.swirl not in ("tangential", "radial"):
+            raise ValueError(f"swirl: 'tangential' or 'radial', got {self.swirl!r}")
+
+
+@dataclass(frozen=True)
+class Character:
+    """Lens character beyond the ideal thin lens, as per-ray terms of its mapping (each 0: the ideal lens, and
+    :func:`render_bokeh` renders bit-identically to a render without it).
+
+    loca: longitudinal chromatic aberration, the (R, G, B) focus shifts in disparity: each channel is the thin
+        lens focused at d_f + loca[c], so a point at d images in channel c as a disk of radius
+        K·|d − d_f − loca[c]| (the paraxial focal shift with wavelength of an uncorrected lens: Smith, *Modern
+        Optical Engineering*, 4th ed., 2008, §2.11 on chromatic aberration). (+a, 0, −a) with a > 0: red focuses
+        nearer and blue farther, the purple/green fringes of out-of-focus edges; an apochromat brings the three
+        together (0). Exact occlusion is kept: every channel is a full trace. Cost: three renders.
+    """
+
+    loca: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if len(self.loca) != 3 or not all(np.isfinite(v) and abs(v) <= 0.5 for v in self.loca):
+            raise ValueError(f"loca: three focus shifts (R, G, B) in [-0.5, 0.5] disparity, got {self.loca}")
+
+    @property
+    def ideal(self) -> bool:
+        return not any(self.loca)
+
+
+def as_character(character) -> Character | None:
+    if character is None or isinstance(character, Character):
+        return character
+    if isinstance(character, dict):
+        return config.from_dict(Character, character, "character")
+    raise ValueError(f"character: expected None, a Character or a dict, got {character!r}")
 
 
 APERTURES = {

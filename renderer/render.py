@@ -23,9 +23,11 @@ from .options import (  # noqa: F401 - the public options, importable from here 
     MAX_COC_PX,
     MAX_RADIUS_OVER_SIZE,
     Aperture,
+    Character,
     Highlights,
     Quality,
     as_aperture,
+    as_character,
     max_blur_radius,
 )
 from .textures import (  # noqa: F401
@@ -116,6 +118,7 @@ def render_bokeh(
     highlights: Highlights | dict | None = None,
     return_info: bool = False,
     textures: TextureCache | None = None,
+    character: Character | dict | None = None,
     **quality,
 ):
     """Render the thin-lens image of a layered scene by tracing rays through the aperture.
@@ -134,6 +137,8 @@ def render_bokeh(
         textures: a :class:`TextureCache` kept across calls on layers that repeat (a clip's static layers, or the
             :func:`pinhole_view` of the same layers): their textures and tables are not prepared again; the image
             is bit-identical to a render without it.
+        character: lens character (:class:`Character`: per-channel focus shifts); None or an ideal one: the thin
+            lens, bit-identically.
         **quality: fields of :class:`Quality` (cell_px, min_samples, max_samples, refine, edge_px, strips,
             prefilter, pattern, grid_n).
 
@@ -145,6 +150,32 @@ def render_bokeh(
     layers = check_layers(layers)
     K = _check_scalar("K", K, 0.0)
     df = _check_scalar("focus_disparity", focus_disparity, 0.0, 1.0)
+    ch = as_character(character)
+    if ch is not None and not ch.ideal:  # each channel its own thin lens, focused at d_f + loca[c]
+        channels, infos = [], []
+        for c, shift in enumerate(ch.loca):
+            img, info = render_bokeh(
+                layers,
+                K,
+                min(max(df + shift, 0.0), 1.0),
+                gamma=gamma,
+                aperture=aperture,
+                seed=seed,
+                highlights=highlights,
+                return_info=True,
+                textures=textures,
+                **quality,
+            )
+            channels.append(img[..., c])
+            infos.append(info)
+        image = np.stack(channels, axis=-1)
+        if not return_info:
+            return image
+        info = {**infos[1], "focus_disparity": df, "character": asdict(ch)}
+        info["mean_spp"] = float(np.mean([i["mean_spp"] for i in infos]))
+        info["rays"] = sum(i["rays"] for i in infos)
+        info["seconds"] = time.perf_counter() - t0
+        return image, info
     gamma = check_gamma(gamma)
     ap = as_aperture(aperture)
     q = Quality.from_dict(quality, "render_bokeh")
@@ -235,7 +266,14 @@ def render_bokeh(
             float(q.flat_px),
             float(q.fold_cell),
         ),
-        (int(ap.blades), math.radians(ap.rotation_deg), float(ap.roundness), float(ap.cateye), bool(ap.falloff)),
+        (
+            int(ap.blades),
+            math.radians(ap.rotation_deg),
+            float(ap.roundness),
+            float(ap.cateye),
+            bool(ap.falloff),
+            ap.swirl == "radial",
+        ),
         int(seed),
         queues,
         out,
