@@ -65,13 +65,13 @@ def hf_clip_features(quality: dict, frames: int, flow: bool = False, camera: boo
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
-def hf_features(quality: dict, camera: bool = False) -> list[dict]:
+def hf_features(quality: dict, camera: bool = False, lens: bool = False) -> list[dict]:
     """The features of one sample as ``datasets`` reads a shard (images decoded, ``disp.npy`` as rows of float32,
     the ``json`` member's full struct from manifests.sample_json_type), so that every sample loads with one schema
     even where the first samples leave a value undrawn (null)."""
     members = [{"name": m, "dtype": "image"} for m in ("aif.png", "bokeh.png", "lq.png")]
     members.append({"name": "disp.npy", "list": {"list": "float32"}})
-    members.append({"name": "json", **_hf_feature(sample_json_type(quality, camera))})
+    members.append({"name": "json", **_hf_feature(sample_json_type(quality, camera, lens))})
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
@@ -139,7 +139,7 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
         features = hf_clip_features(quality, frames, bool(cfg["sequence"].get("flow")), camera)
         front["tags"].append("video")
     else:
-        features = hf_features(quality, camera)
+        features = hf_features(quality, camera, bool(cfg.get("lens", {}).get("characters")))
     front["dataset_info"] = {"features": features}
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)
     skipped = sum(1 for a in assets if not a.ok)

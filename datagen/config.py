@@ -12,6 +12,7 @@ from pathlib import Path
 from common import config
 from common.limits import MAX_K, check_seed
 from datagen.camera import CameraConfig
+from datagen.character import LensConfig
 from datagen.motion import SequenceConfig
 from datagen.scenes import HighlightsConfig, SceneConfig
 from degradations import DegradationConfig
@@ -85,6 +86,8 @@ class BuildConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     # clips instead of images (datagen.clips.SequenceConfig; off while sequence.frames is 0)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    # lens character in the ground truth (datagen.character.LensConfig; off while lens.characters is empty)
+    lens: LensConfig = field(default_factory=LensConfig)
 
     def __post_init__(self):
         from datagen.assets import LAYOUTS
@@ -138,6 +141,8 @@ class BuildConfig:
                 f"at size {self.size_text}: {max_blur_radius(max(self.frame)):g} px"
             )
         self.sequence.check_motion(min(self.frame))
+        if self.sequence.frames and self.lens.enabled:
+            raise ValueError("lens.characters: for images; clips render the ideal lens (leave lens.characters empty)")
         if self.sequence.frames and self.camera.enabled and self.camera.input_focus != "same":
             raise ValueError(
                 "camera.input_focus: 'other' is for images (refocus pairs); a clip's input focuses with its target"
@@ -197,4 +202,6 @@ class BuildConfig:
             values["camera"].pop("input_focus")
         if not self.sequence.frames:  # likewise for clips
             values.pop("sequence")
+        if not self.lens.enabled:  # and for lens characters
+            values.pop("lens")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

@@ -24,10 +24,12 @@ class ImageRecipe:
         self.cfg = cfg
 
     def make(self, spec, by_id: dict, deg, boost, camera) -> dict:
+        from datagen.character import draw_character
         from datagen.scenes import make_sample
 
         c = self.cfg
-        return make_sample(spec, by_id, deg, boost, c.bit_depth, camera=camera, **c.render)
+        lens = draw_character(spec, c.lens) if c.lens.enabled else None
+        return make_sample(spec, by_id, deg, boost, c.bit_depth, camera=camera, lens=lens, **c.render)
 
     def encode(self, sample: dict) -> dict[str, bytes]:
         from datagen.shards import encode_sample
@@ -50,8 +52,11 @@ class ImageRecipe:
         return sample["json"]["focus"]
 
     def columns(self, sample: dict) -> dict:
-        """The manifest columns of this kind of sample beyond the scene's, the focus and the camera's."""
-        return {}
+        """The manifest columns of this kind of sample beyond the scene's, the focus and the camera's: its lens
+        character's, where the build draws one."""
+        from datagen.character import lens_columns
+
+        return lens_columns(sample["json"]["lens"]) if "lens" in sample["json"] else {}
 
     def members(self) -> tuple[str, ...] | list[str]:
         from manifests.schemas import member_names
@@ -62,7 +67,7 @@ class ImageRecipe:
         from manifests import samples_schema
 
         c = self.cfg
-        return samples_schema(c.scene.num_foregrounds, c.camera.enabled)
+        return samples_schema(c.scene.num_foregrounds, c.camera.enabled, lens=c.lens.enabled)
 
 
 class ClipRecipe(ImageRecipe):

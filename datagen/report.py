@@ -35,8 +35,19 @@ HISTOGRAMS = [
     "cam_z_near_m",
     "cam_input_zoom",
     "cam_K_input",
+    # lens characters only (datagen.character)
+    "lens_loca_r",
+    "lens_cateye",
 ]
-CATEGORIES = ["focus_target_used", "deg_kernel1_type", "deg_stage1_noise", "deg_final_order", "cam_target_name"]
+CATEGORIES = [
+    "focus_target_used",
+    "deg_kernel1_type",
+    "deg_stage1_noise",
+    "deg_final_order",
+    "cam_target_name",
+    "cam_input_focus_target",
+    "lens_character",
+]
 
 
 def configured_vs_realised(table, cfg: dict, plt) -> list[str]:

@@ -389,6 +389,7 @@ def make_sample(
     highlights: Highlights | None = None,
     bit_depth: int = 8,
     camera=None,
+    lens: dict | None = None,
     **render_options,
 ) -> dict:
     """Every member of one sample (ARCHITECTURE.md, "Samples"): aif, bokeh (H×W×3 sRGB, uint8, or uint16 with
@@ -397,7 +398,8 @@ def make_sample(
     report). ``highlights`` applies where ``spec.highlights`` is set. ``camera`` (datagen.camera.CameraDraw, whose
     draw_camera set the spec's disparities): K comes from the target camera focused at the drawn target's distance
     (``spec.K`` is set to it), the LQ is degraded from the input camera's own render (the all-in-focus image for a
-    pinhole), and the JSON gets ``camera``."""
+    pinhole), and the JSON gets ``camera``. ``lens`` (datagen.character.draw_character): the bokeh render's lens
+    character (the input camera's render stays the ideal lens), recorded as the JSON's ``lens``."""
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth: 8 or 16, got {bit_depth}")
     layers = build_layers(spec, assets)
@@ -432,6 +434,8 @@ def make_sample(
                     **render_options,
                 )
             )
+    from datagen.character import render_terms
+
     bokeh, info = render_bokeh(
         layers,
         spec.K,
@@ -440,6 +444,7 @@ def make_sample(
         return_info=True,
         highlights=boost,
         textures=textures,
+        **render_terms(lens),
         **render_options,
     )
     lq, rec = degrade(lq_source, spec.degradation_seed, degradation)
@@ -459,6 +464,8 @@ def make_sample(
     }
     if camera is not None:
         meta["camera"] = camera.record(z_f, spec.K, K_input, input_focus)
+    if lens is not None:
+        meta["lens"] = lens
     if bit_depth == 16:
         return {"aif": to_uint16(aif_f), "bokeh": to_uint16(bokeh), "lq": lq, "disp": disp, "json": meta}
     return {"aif": aif, "bokeh": to_uint8(bokeh), "lq": lq, "disp": disp, "json": meta}

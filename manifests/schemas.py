@@ -144,7 +144,7 @@ def camera_schema() -> pa.Schema:
     )
 
 
-def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
+def sample_json_type(quality: dict, camera: bool = False, lens: bool = False) -> pa.DataType:
     """The full struct of a sample's ``json`` member (datagen.scenes.make_sample), for readers that need it declared
     (the dataset card's ``dataset_info: features``). ``quality``: the renderer Quality fields the build renders with
     (``dataclasses.asdict``): their values decide their JSON types, an infinite float being the string "inf".
@@ -228,6 +228,8 @@ def sample_json_type(quality: dict, camera: bool = False) -> pa.DataType:
                 ),
             )
         )
+    if lens:  # datagen.character.draw_character
+        fields.append(("lens", _struct([("character", S), ("loca", floats), ("cateye", F), ("swirl", S)])))
     return _struct(fields)
 
 
@@ -286,7 +288,19 @@ def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
     )
 
 
-def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int = 0, flow: bool = False) -> pa.Schema:
+LENS_COLUMNS = [
+    ("lens_character", S),
+    ("lens_loca_r", F),
+    ("lens_loca_g", F),
+    ("lens_loca_b", F),
+    ("lens_cateye", F),
+    ("lens_swirl", S),
+]
+
+
+def samples_schema(
+    num_foregrounds: int = 2, camera: bool = False, frames: int = 0, flow: bool = False, lens: bool = False
+) -> pa.Schema:
     """samples.parquet (and each shard's manifest): key, shard, split, every scene parameter, the focus point used,
     every degradation draw (deg_*), sha256 and size of every member."""
     base = [pa.field("key", pa.string()), pa.field("shard", pa.string()), pa.field("split", pa.string())]
@@ -311,7 +325,8 @@ def samples_schema(num_foregrounds: int = 2, camera: bool = False, frames: int =
     )
     if frames and camera:
         clips += [pa.field("frame_focus_distance_m", pa.list_(F)), pa.field("frame_K_input", pa.list_(F))]
-    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + clips + deg + members)
+    lenses = list(_schema(LENS_COLUMNS)) if lens else []
+    return pa.schema(base + list(scene_schema(num_foregrounds)) + focus + cams + lenses + clips + deg + members)
 
 
 def pairs_schema() -> pa.Schema:

@@ -836,6 +836,14 @@ def square_under_line(a, p, q, c):
     return 1.0 - (hi - c) * (hi - c) / (2.0 * p * q) / (4.0 * a * a)
 
 
+@njit(cache=True, inline="always")
+def disk_overlap(d):
+    """The area shared by two unit disks whose centres are d apart."""
+    if d >= 2.0:
+        return 0.0
+    return 2.0 * math.acos(0.5 * d) - 0.5 * d * math.sqrt(4.0 - d * d)
+
+
 @njit(cache=True)
 def cell_coverage(sx, sy, size, blades, rotation, roundness, cateye, cx, cy):
     """Coverage of the square aperture cell of side ``size`` centred at s: (by the aperture, by the aperture
@@ -1590,6 +1598,10 @@ def render_kernel(scene, K, df, sampling, aperture, seed, queues, out, spp, todo
             )
             spp[i, j] = rays
             norm = wtot if falloff else wsum
+            if falloff and cateye > 0.0 and blades < 3 and wsum > 0.0:
+                # a round aperture clipped by the pupil: the light that passes is exactly the two unit disks'
+                # overlap (the cells' coverage of it is only as fine as the cells); the rays give its colour
+                norm = wsum * math.pi / disk_overlap(math.sqrt(cx * cx + cy * cy))
             if norm > 0.0:
                 out[i, j, 0] = acc0 / norm
                 out[i, j, 1] = acc1 / norm

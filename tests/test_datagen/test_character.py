@@ -1,0 +1,51 @@
+"""Lens characters in the data (the ``lens:`` section): drawn per sample, recorded, rendered, declared."""
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from datagen.character import CHARACTERS, LensConfig, draw_character, lens_columns
+from datagen.config import BuildConfig
+from manifests.schemas import LENS_COLUMNS, sample_json_type
+
+
+def _fields(value, kind):
+    if pa.types.is_struct(kind):
+        assert set(value) == {kind.field(i).name for i in range(kind.num_fields)}
+
+
+def test_each_character_is_drawn_recorded_and_rendered(assets):
+    from datagen.assets import usable
+    from datagen.scenes import SceneConfig, draw_scene, make_sample
+
+    fgs, bgs = usable(assets, "foreground", "train"), usable(assets, "background", "train")
+    by_id = {a.id: a for a in assets}
+    spec = draw_scene(0, 2, fgs, bgs, SceneConfig(k_range=(12.0, 12.0)), size=96)
+    plain = make_sample(dataclasses.replace(spec), by_id)
+    for name in CHARACTERS:
+        lens = draw_character(spec, LensConfig(characters=[name]))
+        (a_lo, a_hi), (c_lo, c_hi), swirl = CHARACTERS[name]
+        assert lens["character"] == name and a_lo <= lens["loca"][0] <= a_hi and c_lo <= lens["cateye"] <= c_hi
+        assert lens == draw_character(spec, LensConfig(characters=[name]))  # from (seed, index) alone
+        sample = make_sample(dataclasses.replace(spec), by_id, lens=lens)
+        assert sample["json"]["lens"] == lens
+        assert set(lens_columns(lens)) == {n for n, _ in LENS_COLUMNS}
+        assert np.array_equal(sample["aif"], plain["aif"]) and np.array_equal(sample["lq"], plain["lq"])
+        same = np.array_equal(sample["bokeh"], plain["bokeh"])
+        assert same == (name == "ideal"), name  # only the ideal lens renders the plain bokeh
+    kind = sample_json_type({}, lens=True).field("lens").type
+    _fields(sample["json"]["lens"], kind)
+
+
+def test_the_lens_section_is_checked_and_leaves_other_builds_hash_alone():
+    assert BuildConfig.load(None, []).digest() == BuildConfig.load(None, ["lens.characters=[]"]).digest()
+    on = BuildConfig.load(None, ["lens.characters=[ideal, fringing, swirly]", "lens.weights=[2, 1, 1]"])
+    assert on.lens.enabled and on.digest() != BuildConfig.load(None, []).digest()
+    with pytest.raises(ValueError, match="'soap_bubble' is not a lens character; characters: ideal, apochromat"):
+        BuildConfig.load(None, ["lens.characters=[soap_bubble]"])
+    with pytest.raises(ValueError, match="weights: 1 non-negative weights"):
+        BuildConfig.load(None, ["lens.characters=[ideal]", "lens.weights=[1, 2]"])
+    with pytest.raises(ValueError, match="lens.characters: for images"):
+        BuildConfig.load(None, ["lens.characters=[fringing]", "sequence.frames=4"])
