@@ -177,6 +177,7 @@ def synthetic_items(data: str, names=None):
                 focus_xy=(int(x), int(y)),
                 source=f"{Path(sample['__url__']).name}:{key}",
                 f_number=(meta.get("camera") or {}).get("target", {}).get("f_number"),
+                group=(meta.get("lens") or {}).get("character"),  # a set with lens characters: PSNR by character
             )
         except (ValueError, KeyError) as e:
             yield key, f"{e}"

@@ -49,3 +49,21 @@ def test_the_lens_section_is_checked_and_leaves_other_builds_hash_alone():
         BuildConfig.load(None, ["lens.characters=[ideal]", "lens.weights=[1, 2]"])
     with pytest.raises(ValueError, match="lens.characters: for images"):
         BuildConfig.load(None, ["lens.characters=[fringing]", "sequence.frames=4"])
+
+
+def test_a_build_with_characters_records_them_and_the_synthetic_evaluation_groups_by_them(tmp_path):
+    import pyarrow.parquet as pq
+
+    from datagen.build import build_shard, scan_assets
+    from model.evaluation.protocols import synthetic_items
+
+    cfg = BuildConfig.load(
+        None, ["size=96", "min_asset_size=96", "val_fraction=0", "lens.characters=[fringing, swirly]"]
+    )
+    build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0, 1, 2], str(tmp_path))
+    table = pq.read_table(tmp_path / "train-000000.parquet")
+    assert {n for n, _ in LENS_COLUMNS} <= set(table.column_names)
+    names = table.column("lens_character").to_pylist()
+    assert set(names) <= {"fringing", "swirly"} and len(names) == 3
+    items = list(synthetic_items(str(tmp_path / "train-000000.tar")))
+    assert [i.group for i in items] == names  # PSNR by character in the synthetic evaluation's summary
