@@ -85,6 +85,13 @@ def linear_to_display(x: np.ndarray) -> np.ndarray:
     return to_uint8(np.clip(np.maximum(x, 0.0) ** (1 / 2.2), 0.0, 1.0))
 
 
+def _same_size(path, image: np.ndarray, reference: np.ndarray, what: str) -> None:
+    """A ValueError naming ``path`` when ``image`` is not the size of ``reference`` (``what`` names the latter)."""
+    if image.shape[:2] != reference.shape[:2]:
+        h, w = image.shape[:2]
+        raise ValueError(f"{path}: {w}×{h}, {what} {reference.shape[1]}×{reference.shape[0]}")
+
+
 def _missing_line(what: str, missing: list, total: int) -> str:
     return f"{what}: {len(missing)} of {total} missing, first {missing[0]}"
 
@@ -132,10 +139,7 @@ def blb_items(data: Path, names=None):
             depth = read_exr(scene / "depth.exr")
             if depth.ndim == 3:
                 depth = depth[..., 0]
-            if depth.shape != aif.shape[:2]:
-                raise ValueError(
-                    f"{scene / 'depth.exr'}: {depth.shape[1]}×{depth.shape[0]}, image.exr {aif.shape[1]}×{aif.shape[0]}"
-                )
+            _same_size(scene / "depth.exr", depth, aif, "image.exr")
         except ValueError as e:
             yield scene.name, str(e)
             continue
@@ -150,10 +154,7 @@ def blb_items(data: Path, names=None):
                 continue
             try:
                 target = linear_to_display(read_exr(path))
-                if target.shape != aif.shape:
-                    raise ValueError(
-                        f"{path}: {target.shape[1]}×{target.shape[0]}, image.exr {aif.shape[1]}×{aif.shape[0]}"
-                    )
+                _same_size(path, target, aif, "image.exr")
             except ValueError as e:
                 yield name, str(e)
                 continue
@@ -196,10 +197,7 @@ def val294_items(data: Path, K: float | None, names=None):
             continue
         try:
             src, target = rgb_u8(originals[name]), rgb_u8(bokehs[name])
-            if src.shape != target.shape:
-                raise ValueError(
-                    f"{bokehs[name]}: {target.shape[1]}×{target.shape[0]}, the original {src.shape[1]}×{src.shape[0]}"
-                )
+            _same_size(bokehs[name], target, src, "the original")
         except ValueError as e:
             yield name, str(e)
             continue
@@ -235,10 +233,7 @@ def ebb400_items(data: Path, K: float | None, names=None):
             continue
         try:
             src, target = crop4(rgb_u8(src_path)), crop4(rgb_u8(gt_path))
-            if src.shape != target.shape:
-                raise ValueError(
-                    f"{gt_path}: {target.shape[1]}×{target.shape[0]}, the input {src.shape[1]}×{src.shape[0]}"
-                )
+            _same_size(gt_path, target, src, "the input")
             disp = None
             if disp_path is not None:
                 disp = crop4(read_disparity(disp_path))
@@ -321,10 +316,7 @@ def realbokeh_items(data: Path, K: float | None, names=None, binary: bool = Fals
                 continue
             try:
                 target = rgb_u8(path)
-                if target.shape != src.shape:
-                    raise ValueError(
-                        f"{path}: {target.shape[1]}×{target.shape[0]}, the input {src.shape[1]}×{src.shape[0]}"
-                    )
+                _same_size(path, target, src, "the input")
                 k = realbokeh_k(float(av), K) if K else 0.0
             except ValueError as e:
                 yield name, str(e)

@@ -162,28 +162,13 @@ img{{max-width:100%}}</style></head><body>
 
 
 def group_table(rows: list[dict], methods: list[str], metrics: list[str]) -> list[str]:
-    """Means per method by the benchmark's own breakdown (BLB's blur level, RealBokeh's f-number)."""
-    groups = list(dict.fromkeys(r["group"] for r in rows if r.get("group") is not None))
+    """Means per method by the benchmark's own breakdown (BLB's blur level, RealBokeh's f-number, a set's lens
+    character)."""
+    groups = sorted({r["group"] for r in rows if r.get("group") is not None}, key=_group_order)
     if not groups or not metrics:
         return []
-    groups.sort(key=_group_order)
-    count = {g: len({r["image"] for r in rows if r.get("group") == g}) for g in groups}
-    out = [
-        "",
-        f"{' / '.join(iqa.LABELS[m] for m in metrics)} by group (images in brackets):",
-        "",
-        "| method | " + " | ".join(f"{g} ({count[g]})" for g in groups) + " |",
-        "|---|" + "---|" * len(groups),
-    ]
-    for method in methods:
-        cells = [method]
-        for g in groups:
-            mine = [r for r in rows if r["method"] == method and "error" not in r and r.get("group") == g]
-            cells.append(
-                " / ".join(fmt_cell(mean_or_nan(r.get(m) for r in mine), 2 if m == "psnr" else 4) for m in metrics)
-            )
-        out.append("| " + " | ".join(cells) + " |")
-    return out
+    title = f"{' / '.join(iqa.LABELS[m] for m in metrics)} by group"
+    return _breakdown(rows, methods, lambda r: r.get("group"), groups, title, metrics)
 
 
 def _group_order(g: str):
@@ -199,33 +184,29 @@ def f_number_table(rows: list[dict], methods: list[str]) -> list[str]:
     if not any("f_number" in r and "psnr" in r for r in rows):
         return []
 
-    def label(f):
-        return next(name for hi, name in F_NUMBER_BINS if f <= hi)
+    def label(r):
+        return next(name for hi, name in F_NUMBER_BINS if r["f_number"] <= hi) if "f_number" in r else None
 
-    used = [name for _, name in F_NUMBER_BINS if any(label(r["f_number"]) == name for r in rows if "f_number" in r)]
-    count = {name: len({r["image"] for r in rows if "f_number" in r and label(r["f_number"]) == name}) for name in used}
+    used = [name for _, name in F_NUMBER_BINS if any(label(r) == name for r in rows)]
+    return _breakdown(rows, methods, label, used, "PSNR (dB) by the target camera's f-number", ["psnr"])
+
+
+def _breakdown(rows: list[dict], methods: list[str], label_of, labels: list[str], title: str, metrics) -> list[str]:
+    """A table of means per method (rows) by ``label_of(row)`` (columns, in the order of ``labels``)."""
+    count = {g: len({r["image"] for r in rows if label_of(r) == g}) for g in labels}
     out = [
         "",
-        "PSNR (dB) by the target camera's f-number (images in brackets):",
+        f"{title} (images in brackets):",
         "",
-        "| method | " + " | ".join(f"{n} ({count[n]})" for n in used) + " |",
-        "|---|" + "---|" * len(used),
+        "| method | " + " | ".join(f"{g} ({count[g]})" for g in labels) + " |",
+        "|---|" + "---|" * len(labels),
     ]
     for method in methods:
         cells = [method]
-        for name in used:
+        for g in labels:
+            mine = [r for r in rows if r["method"] == method and "error" not in r and label_of(r) == g]
             cells.append(
-                fmt_cell(
-                    mean_or_nan(
-                        r.get("psnr")
-                        for r in rows
-                        if r["method"] == method
-                        and "error" not in r
-                        and "f_number" in r
-                        and label(r["f_number"]) == name
-                    ),
-                    2,
-                )
+                " / ".join(fmt_cell(mean_or_nan(r.get(m) for r in mine), 2 if m == "psnr" else 4) for m in metrics)
             )
         out.append("| " + " | ".join(cells) + " |")
     return out
