@@ -123,3 +123,11 @@ def test_no_private_name_is_imported_across_modules():
 
 def test_nothing_in_model_is_called_common():
     assert not [p for p in (REPO / "model").rglob("common*.py")]
+
+
+def test_test_modules_have_unique_names():
+    """The tests are not packages: pytest imports each module by its basename, so two test_x.py in different
+    folders stop the whole collection ("import file mismatch")."""
+    tests = Path(__file__).parent
+    names = [p.name for p in tests.rglob("test_*.py") if "data" not in p.parts]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
