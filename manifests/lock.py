@@ -221,6 +221,8 @@ class FolderLock:
             self._cleanup_created()
         elif self._renewer is not None:
             self._stop.set()
+            # a renewal already writing would put the lock back after the delete: let it finish first
+            self._renewer.join(timeout=60.0)
             try:
                 if self._read_remote().get("token") == self.me["token"]:
                     self.store.delete(LOCK)

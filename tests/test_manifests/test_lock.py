@@ -76,3 +76,34 @@ def test_object_storage_lock_refuses_a_live_holder_and_takes_over_a_stale_one(mo
         with FolderLock(out, "model.train") as lock:
             assert lock.took_over["host"] == "elsewhere"
         assert "has not renewed it for more than 600 s (model.train on elsewhere, pid 1" in capsys.readouterr().err
+
+
+def test_releasing_while_a_renewal_is_writing_leaves_no_lock_behind(monkeypatch):
+    """The renewal thread may be mid-write when the run ends: release waits for it, then deletes, so the finished
+    run does not leave a lock that the next run must wait out (it did, now and then, on a busy machine)."""
+    import threading
+    import time
+
+    from conftest import moto_s3
+
+    import manifests.lock as lock_mod
+    from manifests import Store
+
+    monkeypatch.setattr(lock_mod, "RENEW_S", 0.05)
+    with moto_s3("locks") as (uri, _):
+        out = uri("slow")
+        lock = FolderLock(out, "model.train")
+        lock.acquire()
+        writing = threading.Event()
+        write = lock.store.write_text
+
+        def slow_write(name, text):  # a renewal that takes a while to land
+            writing.set()
+            time.sleep(0.5)
+            write(name, text)
+
+        monkeypatch.setattr(lock.store, "write_text", slow_write)
+        assert writing.wait(5.0)
+        lock.release()
+        time.sleep(0.7)  # long enough for a write still in flight to land
+        assert not Store(out).exists(LOCK)
