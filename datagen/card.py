@@ -51,7 +51,9 @@ def _hf_feature(t: pa.DataType) -> dict:
     }
 
 
-def hf_clip_features(quality: dict, frames: int, flow: bool = False, camera: bool = False) -> list[dict]:
+def hf_clip_features(
+    quality: dict, frames: int, flow: bool = False, camera: bool = False, lens: bool = False
+) -> list[dict]:
     """The features of one clip as ``datasets`` reads a clip shard: per frame the three images and the disparity
     (and the flow to the next frame where the build wrote it), and the ``json`` member's struct
     (manifests.clip_json_type)."""
@@ -61,7 +63,7 @@ def hf_clip_features(quality: dict, frames: int, flow: bool = False, camera: boo
         members.append({"name": f"disp.{k:03d}.npy", "list": {"list": "float32"}})
     if flow:
         members += [{"name": f"flow.{k:03d}.npy", "list": {"list": {"list": "float32"}}} for k in range(frames - 1)]
-    members.append({"name": "json", **_hf_feature(clip_json_type(quality, camera))})
+    members.append({"name": "json", **_hf_feature(clip_json_type(quality, camera, lens))})
     return members + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
@@ -135,11 +137,12 @@ def dataset_card(summary: dict, counts: dict[str, int], assets: list, license: s
     cfg = summary["config"]
     quality, camera = _quality(cfg.get("render", {})), bool(cfg.get("camera", {}).get("target"))
     frames = cfg.get("sequence", {}).get("frames")
+    lens = bool(cfg.get("lens", {}).get("characters"))
     if frames:  # clips: members aif.NNN.png, ...
-        features = hf_clip_features(quality, frames, bool(cfg["sequence"].get("flow")), camera)
+        features = hf_clip_features(quality, frames, bool(cfg["sequence"].get("flow")), camera, lens)
         front["tags"].append("video")
     else:
-        features = hf_features(quality, camera, bool(cfg.get("lens", {}).get("characters")))
+        features = hf_features(quality, camera, lens)
     front["dataset_info"] = {"features": features}
     sources = collections.Counter((a.kind, a.source) for a in assets if a.ok)
     skipped = sum(1 for a in assets if not a.ok)

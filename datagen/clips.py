@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from datagen.character import render_terms
 from datagen.flow import background_flow, flow_image, forward_flow, visible_layer
 from datagen.motion import (  # noqa: F401 - the motion's names, importable from here as before
     FOCUS_MODES,
@@ -53,6 +54,7 @@ def render_clip(
     flow: bool = False,
     textures: TextureCache | None = None,
     camera=None,
+    lens: dict | None = None,
     **render_options,
 ):
     """Every frame's (aif linear-light composite, disparity, bokeh, K, d_f, target, and with ``flow`` the forward
@@ -73,15 +75,15 @@ def render_clip(
         fl, frame_maps, depths = frame_state(spec, clip, k, layers, margin)
         target, xy, d_f = focus_disparity(spec, clip, k, fl, resolve)
         aif, disp = pinhole_view(fl, textures=cache)
-        K, lens = clip.K(spec.K, k), None
+        K, cam = clip.K(spec.K, k), None
         if camera is not None:
-            K, lens = _camera_frame(camera, clip, k, d_f, spec.size)
-            lens["input"] = (
+            K, cam = _camera_frame(camera, clip, k, d_f, spec.size)
+            cam["input"] = (
                 None
-                if lens["K_input"] == 0
-                else render_bokeh(fl, lens["K_input"], d_f, seed=render_seed(spec), textures=cache, **render_options)
+                if cam["K_input"] == 0
+                else render_bokeh(fl, cam["K_input"], d_f, seed=render_seed(spec), textures=cache, **render_options)
             )
-        bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), textures=cache, **render_options)
+        bokeh = render_bokeh(fl, K, d_f, seed=render_seed(spec), textures=cache, **render_terms(lens), **render_options)
         subjects = []
         for i, fg in enumerate(spec.foregrounds):
             c = frame_maps[i] @ np.array([fg.center[0] * spec.size, fg.center[1] * spec.height, 1.0])
@@ -97,7 +99,7 @@ def render_clip(
                 "xy": list(xy),
                 "subjects": subjects,
                 "background_max_disparity": float(fl[-1].disparity.max()),
-                "lens": lens,
+                "lens": cam,
             }
         )
         if flow:
@@ -129,6 +131,7 @@ def make_clip(
     margin: float = 0.0,
     flow: bool = False,
     camera=None,
+    lens: dict | None = None,
     **render_options,
 ) -> dict:
     """Every member of one clip sample (README "Clips"): per frame aif, bokeh (uint8, or uint16 with
@@ -138,7 +141,8 @@ def make_clip(
     frame; frame 0's is the image recipe's); with ``flow``, flow (float32 H×W×2) for every frame but the last.
     ``camera`` (datagen.camera.CameraDraw, as for datagen.scenes.make_sample): K from the target lens at each
     frame's focus distance, each LQ degraded from the input camera's own frame, the JSON's ``camera`` (frame 0's, as
-    an image's) and per frame ``camera`` (focus distance, K_input, the target's f-number)."""
+    an image's) and per frame ``camera`` (focus distance, K_input, the target's f-number). ``lens``
+    (datagen.character.draw_character): every frame's bokeh rendered with that character, the JSON's ``lens``."""
     import dataclasses
 
     from common.images import to_uint8, to_uint16
@@ -159,6 +163,7 @@ def make_clip(
         flow,
         highlights=boost,
         camera=camera,
+        lens=lens,
         **render_options,
     )
     if camera is not None:
@@ -174,8 +179,8 @@ def make_clip(
             if k == 0
             else int(np.random.SeedSequence([rec.noise_seed, k]).generate_state(1, np.uint64)[0] % 2**62)
         )
-        lens = f["lens"]
-        source = aif8 if lens is None or lens["input"] is None else to_uint8(lens["input"])
+        frame_lens = f["lens"]  # the camera's record of this frame (None without a camera)
+        source = aif8 if frame_lens is None or frame_lens["input"] is None else to_uint8(frame_lens["input"])
         out["lq"].append(degrade_with(source, dataclasses.replace(rec, noise_seed=noise), cfg))
         out["aif"].append(to_uint16(f["aif"]) if bit_depth == 16 else aif8)
         out["bokeh"].append(to_uint16(f["bokeh"]) if bit_depth == 16 else to_uint8(f["bokeh"]))
@@ -191,7 +196,7 @@ def make_clip(
                 "subjects": f["subjects"],
                 "magnification": clip.magnification(k),
                 "background_max_disparity": f["background_max_disparity"],
-                **({"camera": {n: v for n, v in lens.items() if n != "input"}} if lens else {}),
+                **({"camera": {n: v for n, v in frame_lens.items() if n != "input"}} if frame_lens else {}),
             }
         )
     out["json"] = {
@@ -203,6 +208,8 @@ def make_clip(
         "render": {"quality": dataclasses.asdict(Quality.from_dict(render_options))},
         "defocus": "per frame: r = K * |disp - focus_disparity| (pixels)",
     }
+    if lens is not None:
+        out["json"]["lens"] = lens
     if camera is not None:
         first, f0 = meta_frames[0]["camera"], meta_frames[0]
         # a clip's input focuses with its target: frame 0's focus, as an image's record has it

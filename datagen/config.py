@@ -141,8 +141,6 @@ class BuildConfig:
                 f"at size {self.size_text}: {max_blur_radius(max(self.frame)):g} px"
             )
         self.sequence.check_motion(min(self.frame))
-        if self.sequence.frames and self.lens.enabled:
-            raise ValueError("lens.characters: for images; clips render the ideal lens (leave lens.characters empty)")
         if self.sequence.frames and self.camera.enabled and self.camera.input_focus != "same":
             raise ValueError(
                 "camera.input_focus: 'other' is for images (refocus pairs); a clip's input focuses with its target"

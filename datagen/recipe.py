@@ -80,12 +80,24 @@ class ClipRecipe(ImageRecipe):
     reader = " and datagen.shards.decode_clip"
 
     def make(self, spec, by_id: dict, deg, boost, camera) -> dict:
+        from datagen.character import draw_character
         from datagen.clips import draw_clip, make_clip
 
         c = self.cfg
         clip = draw_clip(spec, c.sequence, c.scene.targets()[0])
+        lens = draw_character(spec, c.lens) if c.lens.enabled else None
         return make_clip(
-            spec, by_id, clip, deg, boost, c.bit_depth, c.scene.fg_margin, c.sequence.flow, camera=camera, **c.render
+            spec,
+            by_id,
+            clip,
+            deg,
+            boost,
+            c.bit_depth,
+            c.scene.fg_margin,
+            c.sequence.flow,
+            camera=camera,
+            lens=lens,
+            **c.render,
         )
 
     def encode(self, sample: dict) -> dict[str, bytes]:
@@ -113,7 +125,7 @@ class ClipRecipe(ImageRecipe):
     def columns(self, sample: dict) -> dict:
         from datagen.clips import clip_columns
 
-        return clip_columns(sample["json"])
+        return {**super().columns(sample), **clip_columns(sample["json"])}
 
     def members(self) -> list[str]:
         from manifests.schemas import member_names
@@ -124,7 +136,9 @@ class ClipRecipe(ImageRecipe):
         from manifests import samples_schema
 
         c = self.cfg
-        return samples_schema(c.scene.num_foregrounds, c.camera.enabled, c.sequence.frames, c.sequence.flow)
+        return samples_schema(
+            c.scene.num_foregrounds, c.camera.enabled, c.sequence.frames, c.sequence.flow, lens=c.lens.enabled
+        )
 
 
 def recipe_for(cfg) -> ImageRecipe:

@@ -233,10 +233,10 @@ def sample_json_type(quality: dict, camera: bool = False, lens: bool = False) ->
     return _struct(fields)
 
 
-def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
+def clip_json_type(quality: dict, camera: bool = False, lens: bool = False) -> pa.DataType:
     """The full struct of a clip's ``json`` member (datagen.clips.make_clip), as :func:`sample_json_type` for a
-    sample's; ``camera``: a camera-true clip's."""
-    base = sample_json_type(quality, camera)
+    sample's; ``camera``: a camera-true clip's; ``lens``: one with a lens character."""
+    base = sample_json_type(quality, camera, lens)
     scene, degradation = base.field("scene").type, base.field("degradation").type
     floats = pa.list_(F)
     quality_type = base.field("render").type.field("quality").type
@@ -259,10 +259,10 @@ def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
         ]
     )
     subject = _struct([("center_px", floats), ("disparity", F), ("name", S)])
-    lens = [("camera", _struct([("K_input", F), ("f_number", F), ("focus_distance_m", F)]))] if camera else []
+    frame_camera = [("camera", _struct([("K_input", F), ("f_number", F), ("focus_distance_m", F)]))] if camera else []
     frame = _struct(
         [("K", F), ("background_max_disparity", F)]
-        + lens
+        + frame_camera
         + [
             ("focus_disparity", F),
             ("frame", I),
@@ -274,6 +274,7 @@ def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
         ]
     )
     cam = [("camera", base.field("camera").type)] if camera else []
+    character = [("lens", base.field("lens").type)] if lens else []
     return _struct(
         [("bit_depth", I)]
         + cam
@@ -282,6 +283,9 @@ def clip_json_type(quality: dict, camera: bool = False) -> pa.DataType:
             ("defocus", S),
             ("degradation", degradation),
             ("frames", pa.list_(frame)),
+        ]
+        + character
+        + [
             ("render", _struct([("quality", quality_type)])),
             ("scene", scene),
         ]

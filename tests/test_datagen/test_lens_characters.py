@@ -47,8 +47,6 @@ def test_the_lens_section_is_checked_and_leaves_other_builds_hash_alone():
         BuildConfig.load(None, ["lens.characters=[soap_bubble]"])
     with pytest.raises(ValueError, match="weights: 1 non-negative weights"):
         BuildConfig.load(None, ["lens.characters=[ideal]", "lens.weights=[1, 2]"])
-    with pytest.raises(ValueError, match="lens.characters: for images"):
-        BuildConfig.load(None, ["lens.characters=[fringing]", "sequence.frames=4"])
 
 
 def test_a_build_with_characters_records_them_and_the_synthetic_evaluation_groups_by_them(tmp_path):
@@ -67,3 +65,33 @@ def test_a_build_with_characters_records_them_and_the_synthetic_evaluation_group
     assert set(names) <= {"fringing", "swirly"} and len(names) == 3
     items = list(synthetic_items(str(tmp_path / "train-000000.tar")))
     assert [i.group for i in items] == names  # PSNR by character in the synthetic evaluation's summary
+
+
+def test_a_clip_takes_its_character_in_every_frame(tmp_path):
+    """One recipe for images and clips: a clip build draws a character per clip, renders every frame's bokeh with
+    it (the all-in-focus frames are the ideal build's), and records it as an image's (JSON, lens_* columns)."""
+    import json
+
+    import pyarrow.parquet as pq
+    import webdataset as wds
+
+    from datagen.build import build_shard, scan_assets
+    from manifests.schemas import clip_json_type
+
+    base = ["size=96", "min_asset_size=96", "val_fraction=0", "sequence.frames=2", "scene.k_range=[16, 16]"]
+    decoded = {}
+    for name, extra in (("ideal", []), ("fringing", ["lens.characters=[fringing]"])):
+        cfg = BuildConfig.load(None, base + extra)
+        (tmp_path / name).mkdir()
+        build_shard(cfg, scan_assets(cfg, progress=False), "train", 0, [0], str(tmp_path / name))
+        decoded[name] = next(iter(wds.WebDataset(str(tmp_path / name / "train-000000.tar"), shardshuffle=False)))
+    plain, fringed = decoded["ideal"], decoded["fringing"]
+    meta = json.loads(fringed["json"])
+    assert meta["lens"]["character"] == "fringing" and "lens" not in json.loads(plain["json"])
+    kind = clip_json_type({}, lens=True)
+    assert set(meta) == {kind.field(i).name for i in range(kind.num_fields)}
+    for k in range(2):
+        assert fringed[f"aif.{k:03d}.png"] == plain[f"aif.{k:03d}.png"]
+        assert fringed[f"bokeh.{k:03d}.png"] != plain[f"bokeh.{k:03d}.png"]
+    row = pq.read_table(tmp_path / "fringing" / "train-000000.parquet").to_pylist()[0]
+    assert row["lens_character"] == "fringing" and row["frames"] == 2
