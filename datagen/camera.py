@@ -170,6 +170,12 @@ class CameraDraw:
         K_input = 0.0 if self.input is None else self.input.k_metric(z_f, width_px) / self.z_near_m
         return z_f, K, K_input
 
+    def focus_record(self, target: str, xy, disparity: float) -> dict:
+        """Where a camera focused, as the record's ``input_focus`` holds it: the target, its point, its disparity
+        and its distance z_near/d (inf at d = 0)."""
+        distance = self.z_near_m / disparity if disparity > 0 else math.inf
+        return {"target": target, "xy": list(xy), "disparity": disparity, "distance_m": distance}
+
     def record(self, focus_distance_m: float, K: float, K_input: float, input_focus: dict | None = None) -> dict:
         """The sample JSON's ``camera``; ``input_focus``: where the input camera focused ({target, xy,
         disparity, distance_m}; None: a clip's frame record, whose input focuses with the target)."""

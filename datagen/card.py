@@ -79,7 +79,9 @@ def hf_features(quality: dict, camera: bool = False, lens: bool = False) -> list
 
 def _members(cfg: dict, frames: int) -> str:
     """The card's member table: a sample's, or a clip's (NNN = the frame)."""
-    w, h = (cfg["size"], cfg["size"]) if isinstance(cfg["size"], int) else cfg["size"]
+    from datagen.scenes import frame_size
+
+    w, h = frame_size(cfg["size"])
     size, depth = f"{w}×{h} (W×H)", cfg["bit_depth"]
     if not frames:
         return f"""| member | content |

@@ -213,8 +213,7 @@ def make_clip(
     if camera is not None:
         first, f0 = meta_frames[0]["camera"], meta_frames[0]
         # a clip's input focuses with its target: frame 0's focus, as an image's record has it
-        focus = {"target": f0["target"], "xy": f0["xy"], "disparity": f0["focus_disparity"]}
-        focus["distance_m"] = first["focus_distance_m"]
+        focus = camera.focus_record(f0["target"], f0["xy"], f0["focus_disparity"])
         out["json"]["camera"] = camera.record(first["focus_distance_m"], frames[0]["K"], first["K_input"], focus)
     return out
 

@@ -14,7 +14,7 @@ from common.limits import MAX_K, check_seed
 from datagen.camera import CameraConfig
 from datagen.character import LensConfig
 from datagen.motion import SequenceConfig
-from datagen.scenes import HighlightsConfig, SceneConfig
+from datagen.scenes import HighlightsConfig, SceneConfig, frame_size
 from degradations import DegradationConfig
 from renderer.options import max_blur_radius
 
@@ -149,7 +149,7 @@ class BuildConfig:
     @property
     def frame(self) -> tuple[int, int]:
         """(W, H) in px."""
-        return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
+        return frame_size(self.size)
 
     @property
     def size_text(self) -> str:

@@ -416,12 +416,7 @@ def make_sample(
             name, u = camera.input_focus
             in_target, in_xy, in_d = resolve_focus(dataclasses.replace(spec, focus_target=name, focus_u=u), layers)
             _, _, K_input = camera.lens_k(in_d, spec.size)
-        input_focus = {
-            "target": in_target,
-            "xy": list(in_xy),
-            "disparity": in_d,
-            "distance_m": camera.z_near_m / in_d if in_d > 0 else math.inf,
-        }
+        input_focus = camera.focus_record(in_target, in_xy, in_d)
         if K_input > 0:  # the input camera's own capture, with its own blur, focused on its target
             lq_source = to_uint8(
                 render_bokeh(

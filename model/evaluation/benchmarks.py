@@ -129,11 +129,10 @@ def blb_items(data: Path, names=None):
         except (OSError, ValueError, KeyError, TypeError) as e:
             yield scene.name, f"{scene / 'info.json'}: unreadable or without blur_parameters/focus_distances ({e})"
             continue
-        targets = [(i, j) for i in range(len(Ks)) for j in range(len(focus))]
-        total += len(targets)
-        absent = [f"{scene.name}/bokeh_{i:02d}_{j:02d}.exr" for i, j in targets]
-        absent = [a for a, (i, j) in zip(absent, targets) if not (scene / f"bokeh_{i:02d}_{j:02d}.exr").is_file()]
-        missing += absent
+        files = {(i, j): scene / f"bokeh_{i:02d}_{j:02d}.exr" for i in range(len(Ks)) for j in range(len(focus))}
+        total += len(files)
+        present = {ij for ij, path in files.items() if path.is_file()}
+        missing += [f"{scene.name}/{path.name}" for ij, path in files.items() if ij not in present]
         try:
             aif = linear_to_display(read_exr(scene / "image.exr"))
             depth = read_exr(scene / "depth.exr")
@@ -145,12 +144,10 @@ def blb_items(data: Path, names=None):
             continue
         disp = blb_disparity(depth)
         s = max(float(disp.max()), *(1.0 / z for z in focus if z > 0), 1e-12)
-        for i, j in targets:
-            name = f"{scene.name}_bokeh_{i:02d}_{j:02d}"
-            if names and name not in names:
-                continue
-            path = scene / f"bokeh_{i:02d}_{j:02d}.exr"
-            if not path.is_file():
+        disp = (disp / s).astype(np.float32)  # every target of the scene shares it
+        for (i, j), path in files.items():
+            name = f"{scene.name}_{path.stem}"
+            if (i, j) not in present or (names and name not in names):
                 continue
             try:
                 target = linear_to_display(read_exr(path))
@@ -165,7 +162,7 @@ def blb_items(data: Path, names=None):
                 target,
                 Ks[i] * s,
                 aif=aif,
-                disp=(disp / s).astype(np.float32),
+                disp=disp,
                 focus_disparity=d_f,
                 source=display_name(path),
                 group=f"level {i + 1}",

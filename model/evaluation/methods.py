@@ -103,7 +103,7 @@ class Runner:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
         up = upsample(item.lq, item.target.shape[:2])
         self.k_used = item.K
-        if getattr(self.args, "k_search", None) != "ssim" or not METHODS[method].uses_k:
+        if self.args.k_search != "ssim" or not METHODS[method].uses_k:
             return to_uint8(METHODS[method].run(self, item, up))
         from .. import iqa
 
@@ -119,9 +119,11 @@ class Runner:
     def oracles(self, method: str) -> str:
         """The oracles ``method`` used in this run ("" for none): what every report row says."""
         used = []
-        if getattr(self.args, "k_search", None) and METHODS[method].uses_k:
+        if not METHODS[method].uses_k:
+            return ""
+        if self.args.k_search:
             used.append(f"K by {self.args.k_search}")
-        if getattr(self.args, "focus_from", None) and METHODS[method].uses_k:
+        if self.args.focus_from:
             used.append(f"focus from {self.args.focus_from}")
         return ", ".join(used)
 
@@ -200,7 +202,7 @@ def method_key(args, method: str) -> str:
         "data": str(Path(args.data).resolve()) if args.protocol != "synthetic" else args.data,
         "version": CACHE_VERSION,
     }
-    parts["oracles"] = [getattr(args, "k_search", None), getattr(args, "focus_from", None)]
+    parts["oracles"] = [args.k_search, args.focus_from]
     if METHODS[method].depth:
         parts["depth"] = str(Path(args.depth_weights).resolve()) if args.depth_weights else None
     if METHODS[method].weights:

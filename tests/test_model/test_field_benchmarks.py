@@ -25,6 +25,12 @@ def run(argv):
     return ev.main(ev.parse_args(argv))
 
 
+def score(protocol, data, out, methods="identity", metrics="psnr", extra=()):
+    """model.evaluate's command line on one protocol: identity scored by PSNR unless told otherwise."""
+    argv = ["--protocol", protocol, "--data", str(data), "--methods", methods, "--out", str(out), *extra]
+    run(argv + (["--metrics", metrics] if metrics else []))
+
+
 def rows_of(out):
     with open(out / "results.csv") as f:
         return list(csv.DictReader(f))
@@ -71,20 +77,7 @@ def test_blb_is_read_as_downloaded_and_our_renderer_on_its_ground_truth_scores_h
     """Every target of every scene, grouped by blur level; classical-gt (the ray tracer on the ground-truth depth)
     far above identity: the sanity line of a path-traced benchmark."""
     out = tmp_path / "eval"
-    run(
-        [
-            "--protocol",
-            "blb",
-            "--data",
-            str(blb),
-            "--methods",
-            "identity,classical-gt",
-            "--metrics",
-            "psnr,ssim",
-            "--out",
-            str(out),
-        ]
-    )
+    score("blb", blb, out, methods="identity,classical-gt", metrics="psnr,ssim")
     rows = rows_of(out)
     assert len(rows) == 16 and {r["group"] for r in rows} == {"level 1", "level 2"}
     psnr = {m: np.mean([float(r["psnr"]) for r in rows if r["method"] == m]) for m in ("identity", "classical-gt")}
@@ -97,20 +90,7 @@ def test_blb_is_read_as_downloaded_and_our_renderer_on_its_ground_truth_scores_h
     # a target missing: one line saying what and the first of it; the rest is scored and marked partial
     (blb / "scene1" / "bokeh_01_00.exr").rename(tmp_path / "moved.exr")
     try:
-        run(
-            [
-                "--protocol",
-                "blb",
-                "--data",
-                str(blb),
-                "--methods",
-                "identity",
-                "--metrics",
-                "psnr",
-                "--out",
-                str(tmp_path / "partial"),
-            ]
-        )
+        score("blb", blb, tmp_path / "partial")
     finally:
         (tmp_path / "moved.exr").rename(blb / "scene1" / "bokeh_01_00.exr")
     assert "1 of 8 missing, first scene1/bokeh_01_00.exr" in capsys.readouterr().err
@@ -129,25 +109,14 @@ def test_each_protocol_refuses_a_folder_without_its_layout_in_one_line(tmp_path)
         ("realbokeh_bin", "no metadata/\\*.json"),
     ):
         with pytest.raises(ValueError, match=message) as e:
-            run(
-                [
-                    "--protocol",
-                    protocol,
-                    "--data",
-                    str(empty),
-                    "--methods",
-                    "identity",
-                    "--out",
-                    str(tmp_path / protocol),
-                ]
-            )
+            score(protocol, empty, tmp_path / protocol, metrics=None)
         assert "\n" not in str(e.value)
     bad = tmp_path / "bad_exr" / "s"
     bad.mkdir(parents=True)
     (bad / "info.json").write_text(json.dumps({"blur_parameters": [4], "focus_distances": [2]}))
     (bad / "image.exr").write_bytes(b"not an exr")
     with pytest.raises(ValueError, match="no image could be evaluated .*image.exr: not a readable OpenEXR file"):
-        run(["--protocol", "blb", "--data", str(bad.parent), "--methods", "identity", "--out", str(tmp_path / "b")])
+        score("blb", bad.parent, tmp_path / "b", metrics=None)
 
 
 def test_val294_is_ids_4400_to_4693_and_a_partial_folder_says_what_is_missing(tmp_path, capsys):
@@ -158,20 +127,7 @@ def test_val294_is_ids_4400_to_4693_and_a_partial_folder_says_what_is_missing(tm
         Image.fromarray(photo(name)).save(tmp_path / "ebb" / "original" / f"{i}.jpg")
         Image.fromarray(photo(name)[::-1].copy()).save(tmp_path / "ebb" / "bokeh" / f"{i}.jpg")
     out = tmp_path / "eval"
-    run(
-        [
-            "--protocol",
-            "ebb_val294",
-            "--data",
-            str(tmp_path / "ebb"),
-            "--methods",
-            "identity",
-            "--metrics",
-            "psnr",
-            "--out",
-            str(out),
-        ]
-    )
+    score("ebb_val294", tmp_path / "ebb", out)
     assert "EBB! Val294 4400–4693: 291 of 294 missing, first 4402" in capsys.readouterr().err
     assert sorted(r["image"] for r in rows_of(out)) == ["4400", "4401", "4693"]  # 4694 is not Val294
 
@@ -190,40 +146,12 @@ def ebb400(tmp_path_factory):
 
 def test_ebb400_and_ebb400_lq_read_the_released_pairs(ebb400, tmp_path):
     out = tmp_path / "ebb400"
-    run(
-        [
-            "--protocol",
-            "ebb400",
-            "--data",
-            str(ebb400),
-            "--methods",
-            "identity,classical-gt",
-            "--K",
-            "4",
-            "--metrics",
-            "psnr",
-            "--out",
-            str(out),
-        ]
-    )
+    score("ebb400", ebb400, out, methods="identity,classical-gt", extra=["--K", "4"])
     rows = rows_of(out)
     assert len(rows) == 4 and all("error" not in r or not r["error"] for r in rows)
     assert Image.open(out / "predictions" / "identity" / "0.png").size == (96, 64)  # cropped to a multiple of 4
     lq = tmp_path / "ebb400_lq"
-    run(
-        [
-            "--protocol",
-            "ebb400_lq",
-            "--data",
-            str(ebb400),
-            "--methods",
-            "identity",
-            "--metrics",
-            "psnr",
-            "--out",
-            str(lq),
-        ]
-    )
+    score("ebb400_lq", ebb400, lq)
     manifest = json.loads((lq / "lq" / "manifest.json").read_text())
     assert Image.open(lq / "lq" / "0.png").size == (128, 128)  # the 512² input degraded ×4
     assert Image.open(lq / "predictions" / "identity" / "0.png").size == (512, 512)
@@ -245,39 +173,11 @@ def test_realbokeh_scores_every_target_by_f_number_and_bin_scores_one_per_scene(
         meta = {"id": k, "source_image": f"in/{k}_f22.JPG", "target_images": targets, "target_avs": [2.0, 8.0]}
         (split / "metadata" / f"{k}.json").write_text(json.dumps(meta))
     out = tmp_path / "all"
-    run(
-        [
-            "--protocol",
-            "realbokeh",
-            "--data",
-            str(split.parent),
-            "--methods",
-            "identity",
-            "--metrics",
-            "psnr",
-            "--K",
-            "16",
-            "--out",
-            str(out),
-        ]
-    )
+    score("realbokeh", split.parent, out, extra=["--K", "16"])
     rows = rows_of(out)
     assert len(rows) == 4 and {r["group"] for r in rows} == {"f/2", "f/8"}
     assert {float(r["f_number"]) for r in rows} == {2.0, 8.0}
-    run(
-        [
-            "--protocol",
-            "realbokeh_bin",
-            "--data",
-            str(split),
-            "--methods",
-            "identity",
-            "--metrics",
-            "psnr",
-            "--out",
-            str(tmp_path / "bin"),
-        ]
-    )
+    score("realbokeh_bin", split, tmp_path / "bin")
     assert sorted(r["image"] for r in rows_of(tmp_path / "bin")) == ["0_f2", "1_f2"]
 
 
@@ -376,23 +276,13 @@ def test_the_oracles_recover_k_and_focus_from_the_target_and_are_reported_apart(
     Image.fromarray((np.clip(target, 0, 1) * 255).round().astype(np.uint8)).save(root / "gt" / "0.png")
     np.save(root / "disp" / "0.npy", disp)
     out = tmp_path / "eval"
-    run(
-        [
-            "--protocol",
-            "ebb400",
-            "--data",
-            str(root.parent),
-            "--methods",
-            "identity,classical-gt",
-            "--metrics",
-            "psnr,ssim",
-            "--k-search",
-            "ssim",
-            "--focus-from",
-            "gt-edges",
-            "--out",
-            str(out),
-        ]
+    score(
+        "ebb400",
+        root.parent,
+        out,
+        methods="identity,classical-gt",
+        metrics="psnr,ssim",
+        extra=["--k-search", "ssim", "--focus-from", "gt-edges"],
     )
     rows = {r["method"]: r for r in rows_of(out)}
     assert float(rows["classical-gt"]["K_oracle"]) == 12.0 and float(rows["classical-gt"]["psnr"]) > 40
